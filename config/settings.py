@@ -1,0 +1,196 @@
+"""Settings: frozen dataclasses filled from config/default.toml, a user file and TEAMOCR_* env.
+
+Later sources win: ``config/default.toml`` -> user file (argument or ``TEAMOCR_CONFIG``) ->
+``TEAMOCR_*`` environment variables. Nested engine keys use a double underscore in the
+environment (``TEAMOCR_ENGINE__MODEL_SET=tiny``). Unknown keys and badly typed values raise
+:class:`~config.errors.ConfigError` naming the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from config.errors import ConfigError
+from config.values import parse
+
+ENV_PREFIX = "TEAMOCR_"
+CONFIG_ENV = "TEAMOCR_CONFIG"
+ENV_SOURCE = "environment"
+DEFAULT_SOURCE = "config/default.toml"
+_ENGINE = "engine"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How the OCR engine runs; thresholds live here, not in the engine code."""
+
+    model_set: str = "small"  # "small" (PP-OCRv6 small, accurate) | "tiny" (fast)
+    backend: str = "auto"  # "auto" | "torch" | "onnxruntime"
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    threads: int = 0  # 0 = all cores
+    det_thresh: float = 0.3  # pixel threshold on the DB probability map
+    det_box_thresh: float = 0.5  # min mean score of a box to keep it
+    det_unclip_ratio: float = 1.6
+    det_max_pixels: int = 4_000_000  # pixel budget for one detection pass; bigger images are tiled
+    det_min_side: int = 736
+    rec_batch_size: int = 16
+    rec_min_width: int = 0  # pad narrower line crops to this width (0 = batch max only)
+    half: bool = False  # fp16 on CUDA (torch backend)
+    rec_min_confidence: float = 0.5  # lines below are dropped
+    max_image_pixels: int = 100_000_000  # decompression-bomb guard (pixels)
+    max_file_bytes: int = 200_000_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from configuration; built by :func:`load_settings`."""
+
+    shared_dir: Path  # the drop folder, absolute
+    data_dir: Path  # results and state, absolute
+    redis_url: str | None  # None = embedded
+    host: str
+    port: int
+    log_level: str
+    engine: EngineSettings
+
+
+def load_settings(user_file: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the defaults, then ``user_file`` (or ``$TEAMOCR_CONFIG``), then ``TEAMOCR_*`` env.
+
+    ``env`` defaults to ``os.environ``; tests pass a dict. Raises ConfigError.
+    """
+    env = os.environ if env is None else env
+    schema = _schema()
+    raw: dict[str, Any] = {}
+    default_text = resources.files("config").joinpath("default.toml").read_text(encoding="utf-8")
+    raw.update(_from_toml(_parse_toml(default_text, DEFAULT_SOURCE), DEFAULT_SOURCE, schema))
+    if user_file is None and env.get(CONFIG_ENV):
+        user_file = Path(env[CONFIG_ENV])
+    if user_file is not None:
+        raw.update(_from_toml(_read_toml(Path(user_file)), str(user_file), schema))
+    raw.update(_from_env(env, schema))
+    missing = sorted(set(schema) - set(raw))
+    if missing:
+        raise ConfigError(DEFAULT_SOURCE, "missing setting", missing[0])
+    return _build(raw)
+
+
+def apply_overrides(settings: Settings, values: Mapping[str, Any], source: str) -> Settings:
+    """Return ``settings`` with dotted keys (``"engine.model_set"``) replaced, checked as above."""
+    schema = _schema()
+    changed: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in schema:
+            raise ConfigError(source, "unknown setting", key)
+        changed[key] = parse(key, value, schema[key], source=source)
+    top, engine = _split(changed)
+    new_engine = dataclasses.replace(settings.engine, **engine)
+    return _finish(dataclasses.replace(settings, **top, engine=new_engine))
+
+
+def _schema() -> dict[str, type]:
+    """Map each dotted setting name to its plain type (``str | None`` counts as ``str``)."""
+    schema: dict[str, type] = {}
+    for name, hint in get_type_hints(Settings).items():
+        if name == _ENGINE:
+            continue
+        schema[name] = _plain(hint)
+    for name, hint in get_type_hints(EngineSettings).items():
+        schema[f"{_ENGINE}.{name}"] = _plain(hint)
+    return schema
+
+
+def _plain(hint: Any) -> type:
+    if isinstance(hint, types.UnionType):
+        (inner,) = [arg for arg in hint.__args__ if arg is not type(None)]
+        return inner
+    return hint
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read settings file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), f"settings file is not UTF-8: {exc}") from exc
+    return _parse_toml(text, str(path))
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, f"invalid TOML: {exc}") from exc
+
+
+def _from_toml(data: Mapping[str, Any], source: str, schema: Mapping[str, type]) -> dict[str, Any]:
+    """Flatten one TOML document to dotted keys, checking names, types and ranges."""
+    flat: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == _ENGINE:
+            if not isinstance(value, dict):
+                raise ConfigError(source, "expected a [engine] table", name)
+            flat.update({f"{_ENGINE}.{k}": v for k, v in value.items()})
+        else:
+            flat[name] = value
+    values: dict[str, Any] = {}
+    for key, value in flat.items():
+        if key not in schema:
+            raise ConfigError(source, "unknown setting", key)
+        values[key] = parse(key, value, schema[key], source=source)
+    return values
+
+
+def _from_env(env: Mapping[str, str], schema: Mapping[str, type]) -> dict[str, Any]:
+    """Read ``TEAMOCR_*`` variables; ``__`` separates the section from the key."""
+    values: dict[str, Any] = {}
+    for name, text in env.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+        if key not in schema:
+            raise ConfigError(ENV_SOURCE, "unknown setting", name)
+        values[key] = parse(key, text, schema[key], source=ENV_SOURCE, label=name, from_text=True)
+    return values
+
+
+def _build(raw: Mapping[str, Any]) -> Settings:
+    top, engine = _split(raw)
+    return _finish(Settings(**top, engine=EngineSettings(**engine)))
+
+
+def _split(flat: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split dotted keys into top-level values and ``[engine]`` values (without the prefix)."""
+    top: dict[str, Any] = {}
+    engine: dict[str, Any] = {}
+    for key, value in flat.items():
+        section, dot, name = key.partition(".")
+        if dot:
+            engine[name] = value
+        else:
+            top[section] = value
+    return top, engine
+
+
+def _finish(settings: Settings) -> Settings:
+    """Make folders absolute (against the working directory) and map an empty Redis URL to None."""
+    return dataclasses.replace(
+        settings,
+        shared_dir=_absolute(settings.shared_dir),
+        data_dir=_absolute(settings.data_dir),
+        redis_url=settings.redis_url or None,
+    )
+
+
+def _absolute(path: Path) -> Path:
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else Path.cwd() / path

@@ -1,0 +1,1 @@
+"""The teamocr service: command line, batch OCR and (in later issues) the folder-watching daemon."""

@@ -1,0 +1,191 @@
+"""Batch OCR: expand files and folders, OCR each image, write one JSON object per line.
+
+The engine is built by a factory (``engine.pipeline.build_engine`` unless one is passed in),
+once per process: in this process, or once in each worker of a spawn pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol, TextIO
+
+from config.settings import EngineSettings
+from daemon.errors import EngineStartError
+from daemon.progress import ProgressBar
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+
+
+class Page(Protocol):
+    """What ``engine.ocr`` returns (``engine.types.PageResult``)."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class Engine(Protocol):
+    """The part of ``engine.pipeline.OcrEngine`` that batch OCR uses."""
+
+    def ocr(self, source: str, name: str | None = None) -> Page: ...
+
+
+EngineFactory = Callable[[EngineSettings], Engine]
+
+
+def build_default_engine(settings: EngineSettings) -> Engine:
+    """Build the real engine; imported here so the command line starts without loading models."""
+    from engine.pipeline import build_engine
+
+    return build_engine(settings)
+
+
+def is_image_name(name: str) -> bool:
+    """True for a visible file name with one of :data:`IMAGE_EXTENSIONS` (any case)."""
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Files as given; folders walked recursively for images, sorted, hidden entries skipped.
+
+    Paths that do not exist are kept, so that the run reports them as failed rows.
+    """
+    found: list[str] = []
+    for path in map(os.fspath, paths):
+        if os.path.isdir(path):
+            found.extend(sorted(_walk_images(path)))
+        else:
+            found.append(path)
+    return found
+
+
+def _walk_images(folder: str) -> Iterator[str]:
+    def report(exc: OSError) -> None:
+        log.warning("cannot read folder %s: %s", exc.filename, exc.strerror or exc)
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=report):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        yield from (os.path.join(dirpath, f) for f in filenames if is_image_name(f))
+
+
+def ocr_file(engine: Engine, path: str) -> dict[str, Any]:
+    """OCR one file into a result row; a bad file gives ``{"image", "error", "lines": []}``."""
+    from engine.errors import EngineError  # here, so importing this module loads no engine code
+
+    start = time.perf_counter()
+    try:
+        row: dict[str, Any] = {"image": path, **engine.ocr(path).to_dict()}
+    except (EngineError, OSError) as exc:
+        log.warning("%s: %s", path, _cause(exc))
+        row = {"image": path, "error": _cause(exc), "lines": []}
+    row["seconds"] = round(time.perf_counter() - start, 4)
+    return row
+
+
+def _cause(exc: Exception) -> str:
+    reason = getattr(exc, "reason", None)  # engine.errors.ImageError keeps the bare cause here
+    if isinstance(reason, str) and reason:
+        return reason
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def split_threads(settings: EngineSettings, workers: int) -> EngineSettings:
+    """Share the thread budget (``threads``, 0 = all cores) between ``workers`` processes."""
+    if workers <= 1:
+        return settings
+    total = settings.threads or os.cpu_count() or 1
+    return dataclasses.replace(settings, threads=max(1, total // workers))
+
+
+def run_ocr(
+    paths: Sequence[str],
+    out: TextIO,
+    settings: EngineSettings | None = None,
+    *,
+    workers: int = 1,
+    engine_factory: EngineFactory = build_default_engine,
+    progress: TextIO | None = None,
+) -> int:
+    """OCR ``paths`` in order, writing one JSON line per image to ``out``; return the failures.
+
+    ``workers`` > 1 uses a spawn pool whose processes each build one engine (the factory must
+    then be picklable, i.e. a module-level function). ``progress`` gets a bar when it is a TTY.
+    Raises EngineStartError when the engine cannot be built.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be 1 or more, got {workers}")
+    if not paths:
+        return 0
+    settings = settings or EngineSettings()
+    workers = min(workers, len(paths))
+    bar = ProgressBar(len(paths), progress) if progress is not None else None
+    failed = 0
+    try:
+        with _rows(paths, settings, workers, engine_factory) as rows:
+            for done, row in enumerate(rows, 1):
+                failed += "error" in row
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                out.flush()
+                if bar:
+                    bar.update(done, failed)
+    finally:
+        if bar:
+            bar.close()
+    return failed
+
+
+@contextlib.contextmanager
+def _rows(
+    paths: Sequence[str], settings: EngineSettings, workers: int, factory: EngineFactory
+) -> Iterator[Iterator[dict[str, Any]]]:
+    if workers == 1:
+        engine = _start_engine(factory, settings)
+        yield (ocr_file(engine, path) for path in paths)
+        return
+    context = multiprocessing.get_context("spawn")  # fork would copy threads and model state
+    initargs = (factory, split_threads(settings, workers), logging.getLogger().getEffectiveLevel())
+    pool = context.Pool(workers, initializer=_init_worker, initargs=initargs)
+    try:
+        yield pool.imap(_ocr_in_worker, paths)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _start_engine(factory: EngineFactory, settings: EngineSettings) -> Engine:
+    from engine.errors import EngineError
+
+    try:
+        return factory(settings)
+    except (EngineError, OSError, ImportError) as exc:  # ImportError: a missing backend package
+        raise EngineStartError(f"{type(exc).__name__}: {exc}") from exc
+
+
+# Per worker process state, set once by the pool initializer.
+_worker_engine: Engine | None = None
+_worker_error: str | None = None
+
+
+def _init_worker(factory: EngineFactory, settings: EngineSettings, log_level: int) -> None:
+    global _worker_engine, _worker_error
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        _worker_engine = factory(settings)
+    except Exception as exc:  # noqa: BLE001 - a raising initializer makes Pool respawn it forever
+        _worker_error = f"{type(exc).__name__}: {exc}"
+
+
+def _ocr_in_worker(path: str) -> dict[str, Any]:
+    if _worker_engine is None:
+        raise EngineStartError(_worker_error or "the worker process has no engine")
+    return ocr_file(_worker_engine, path)

@@ -1,0 +1,1 @@
+"""Text detection: DB network (engine.models.detector), post-processing, predictor."""

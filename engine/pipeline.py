@@ -1,0 +1,104 @@
+"""The OCR pipeline: decode -> detect -> crop -> recognise -> reading order, with timings.
+
+``build_engine(settings)`` loads the models once; the returned ``OcrEngine`` never changes
+itself per call, so threads may share it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import numpy as np
+import torch
+
+from config.settings import EngineSettings
+from engine import __version__
+from engine.backends import OrtRunner, Runner, TorchRunner, choose, resolve_threads
+from engine.detection.postprocess import DBParams
+from engine.detection.predictor import DetResize, TextDetectorPredictor
+from engine.layout import reading_order
+from engine.models.detector import DET_SPECS, TextDetector
+from engine.models.recognizer import REC_SPECS, TextRecognizer
+from engine.preprocess import load_image
+from engine.recognition.crop import crop_quad
+from engine.recognition.predictor import RecParams, TextRecognizerPredictor
+from engine.types import PageResult, TextLine
+from engine.weights import load_charset, load_onnx_weights, model_files
+
+log = logging.getLogger(__name__)
+
+
+class OcrEngine:
+    """Image in, page result out."""
+
+    def __init__(self, detector: TextDetectorPredictor, recognizer: TextRecognizerPredictor,
+                 settings: EngineSettings, model_version: str, backend: str) -> None:
+        self.detector = detector
+        self.recognizer = recognizer
+        self.settings = settings
+        self.model_version = model_version
+        self.backend = backend
+        self.engine_version = f"teamocr-engine {__version__} ({backend})"
+
+    def ocr(self, source: str | os.PathLike[str] | bytes, name: str | None = None) -> PageResult:
+        """Decode a file or bytes and read it; raises engine.errors.ImageError for bad input."""
+        start = time.perf_counter()
+        image = load_image(source, name=name, max_pixels=self.settings.max_image_pixels,
+                           max_bytes=self.settings.max_file_bytes)
+        return self(image, decode_seconds=time.perf_counter() - start)
+
+    def __call__(self, image: np.ndarray, decode_seconds: float = 0.0) -> PageResult:
+        """Read a decoded BGR uint8 image."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an H x W x 3 uint8 BGR image, got {image.shape} {image.dtype}")
+        t0 = time.perf_counter()
+        boxes = self.detector(image)
+        t1 = time.perf_counter()
+        crops = [crop_quad(image, quad) for quad, _ in boxes]
+        texts = self.recognizer(crops)
+        t2 = time.perf_counter()
+        lines = []
+        for (quad, _), (text, conf) in zip(boxes, texts):
+            if text.strip() and conf >= self.settings.rec_min_confidence:
+                pts = tuple((float(x), float(y)) for x, y in quad)
+                lines.append(TextLine(text, pts, conf))  # type: ignore[arg-type]
+        order = reading_order([np.asarray(line.points) for line in lines])
+        h, w = image.shape[:2]
+        return PageResult(
+            lines=tuple(lines[i] for i in order), width=w, height=h,
+            timings={"decode": decode_seconds, "detect": t1 - t0, "recognize": t2 - t1,
+                     "total": decode_seconds + (t2 - t0)},
+            engine_version=self.engine_version, model_version=self.model_version,
+        )
+
+
+def _runners(settings: EngineSettings, files) -> tuple[Runner, Runner, str]:
+    backend, device = choose(settings.backend, settings.device)
+    threads = resolve_threads(settings.threads)
+    if backend == "onnxruntime":
+        return (OrtRunner(files.det, threads, cuda=device.type == "cuda"),
+                OrtRunner(files.rec, threads, cuda=device.type == "cuda"), backend)
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
+    det = load_onnx_weights(TextDetector(DET_SPECS[files.name]), files.det)
+    rec = load_onnx_weights(TextRecognizer(REC_SPECS[files.name]), files.rec)
+    half = settings.half and device.type == "cuda"
+    return TorchRunner(det, device, half), TorchRunner(rec, device, half), f"torch-{device.type}"
+
+
+def build_engine(settings: EngineSettings) -> OcrEngine:
+    """Load the configured model set on the configured backend (once)."""
+    files = model_files(settings.model_set)
+    det_runner, rec_runner, backend = _runners(settings, files)
+    detector = TextDetectorPredictor(
+        det_runner,
+        DBParams(thresh=settings.det_thresh, box_thresh=settings.det_box_thresh,
+                 unclip_ratio=settings.det_unclip_ratio),
+        DetResize(min_side=settings.det_min_side, max_pixels=settings.det_max_pixels),
+    )
+    recognizer = TextRecognizerPredictor(rec_runner, load_charset(files.charset),
+                                         RecParams(batch_size=settings.rec_batch_size,
+                                                   min_width=settings.rec_min_width))
+    log.info("engine ready: %s models on %s", files.version, backend)
+    return OcrEngine(detector, recognizer, settings, files.version, backend)

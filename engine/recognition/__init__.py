@@ -1,0 +1,1 @@
+"""Text recognition: CRNN-family network (engine.models.recognizer), crops, CTC decoding, predictor."""

@@ -1,0 +1,62 @@
+"""Recognition predictor: line crops in, (text, confidence) out, batched by width."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from engine.backends import Runner
+from engine.recognition.ctc import ctc_greedy
+
+HEIGHT = 48
+STRIDE = 8  # input columns per output time step
+
+
+@dataclass(frozen=True)
+class RecParams:
+    """Batching of recognition (from config)."""
+
+    batch_size: int = 16
+    min_width: int = 320   # the width the networks were trained at; narrower lines are padded
+    max_width: int = 3200  # longer lines are squeezed to this
+
+
+def prepare(crop: np.ndarray, max_width: int) -> np.ndarray:
+    """Resize a crop to height 48 keeping its aspect ratio; float32 3x48xW in [-1, 1]."""
+    h, w = crop.shape[:2]
+    width = min(max_width, max(STRIDE, int(math.ceil(HEIGHT * w / max(h, 1)))))
+    resized = cv2.resize(crop, (width, HEIGHT), interpolation=cv2.INTER_LINEAR)
+    x = resized.astype(np.float32)
+    x *= 1.0 / 127.5
+    x -= 1.0
+    return x.transpose(2, 0, 1)
+
+
+class TextRecognizerPredictor:
+    """Runs the recogniser on many crops, sorted by width so each batch pads little."""
+
+    def __init__(self, runner: Runner, charset: list[str], params: RecParams) -> None:
+        self.runner = runner
+        self.charset = charset
+        self.params = params
+
+    def __call__(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        if not crops:
+            return []
+        inputs = [prepare(c, self.params.max_width) for c in crops]
+        order = sorted(range(len(inputs)), key=lambda i: inputs[i].shape[2])
+        results: list[tuple[str, float]] = [("", 0.0)] * len(inputs)
+        size = max(1, self.params.batch_size)
+        for start in range(0, len(order), size):
+            idx = order[start:start + size]
+            width = max(self.params.min_width, max(inputs[i].shape[2] for i in idx))
+            width = int(math.ceil(width / STRIDE)) * STRIDE
+            batch = np.zeros((len(idx), 3, HEIGHT, width), dtype=np.float32)
+            for row, i in enumerate(idx):
+                batch[row, :, :, : inputs[i].shape[2]] = inputs[i]
+            probs = self.runner(batch)
+            for i, decoded in zip(idx, ctc_greedy(probs, self.charset)):
+                results[i] = decoded
+        return results

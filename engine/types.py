@@ -1,0 +1,63 @@
+"""What the engine returns: frozen, JSON-ready results."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Point = tuple[float, float]
+Quad = tuple[Point, Point, Point, Point]
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """One recognised line: its text, its 4-point box in original image pixels, a confidence."""
+
+    text: str
+    points: Quad
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "points": [[round(x, 1), round(y, 1)] for x, y in self.points],
+            "confidence": round(self.confidence, 4),
+        }
+
+
+@dataclass(frozen=True)
+class PageResult:
+    """The engine's answer for one image; ``lines`` are in reading order."""
+
+    lines: tuple[TextLine, ...]
+    width: int
+    height: int
+    timings: dict[str, float] = field(default_factory=dict)
+    engine_version: str = ""
+    model_version: str = ""
+
+    @property
+    def text(self) -> str:
+        """Full text: one row per output line, lines of the same row joined by a space."""
+        rows: list[list[str]] = []
+        last_bottom = None
+        for line in self.lines:
+            ys = [p[1] for p in line.points]
+            top, bottom = min(ys), max(ys)
+            if rows and last_bottom is not None and top < last_bottom - 0.5 * (bottom - top):
+                rows[-1].append(line.text)
+                last_bottom = max(last_bottom, bottom)
+            else:
+                rows.append([line.text])
+                last_bottom = bottom
+        return "\n".join(" ".join(row) for row in rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lines": [line.to_dict() for line in self.lines],
+            "text": self.text,
+            "width": self.width,
+            "height": self.height,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "engine_version": self.engine_version,
+            "model_version": self.model_version,
+        }
