@@ -158,7 +158,8 @@ def test_orientation_absent_or_invalid() -> None:
 def test_hostile_bytes_never_raise() -> None:
     rng = np.random.default_rng(7)
     huge_ifd = b"II*\x00" + struct.pack("<IH", 8, 0xFFFF) + b"\x00" * 64
-    cases = [huge_ifd, b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF\xff\xff\xff\xffWEBPVP8X", b"MM\x00*\xff\xff\xff\xff"]
+    cases = [huge_ifd, b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF\xff\xff\xff\xffWEBPVP8X"]
+    cases += [b"MM\x00*\xff\xff\xff\xff", b"GIF89a", b"BM\x00\x00" + b"\x00" * 10 + b"\x28"]
     for kind in sorted(SAMPLES):
         data = SAMPLES[kind]()
         cases += [data[:end] for end in range(0, 64)]

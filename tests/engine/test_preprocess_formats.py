@@ -7,6 +7,7 @@ bytes or Pillow, skipped when Pillow is absent).
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zlib
 from pathlib import Path
@@ -207,3 +208,13 @@ def test_orientation_matches_pillow(fmt: str, orientation: int) -> None:
     assert image.shape == expected.shape
     tolerance = 3 if fmt == "JPEG" else 0  # two JPEG decoders may round differently
     assert np.abs(image.astype(int) - expected).mean() <= tolerance
+
+
+def test_golden_images_load_at_their_recorded_size() -> None:
+    folder = Path(__file__).resolve().parents[1] / "images"
+    golden = json.loads((folder / "golden.json").read_text(encoding="utf-8"))
+    assert set(golden) == {"golden_en.png", "golden_zh.png", "golden_dark.png", "tall_phone.png"}
+    for name, record in golden.items():
+        image = load_image(folder / name, **LIMITS)
+        assert_bgr(image, record["height"], record["width"])
+        assert record["lines"] and all(line["text"] for line in record["lines"])
