@@ -41,6 +41,7 @@ class EngineSettings:
     det_unclip_ratio: float = 1.6
     det_max_pixels: int = 4_000_000  # pixel budget for one detection pass; bigger images are tiled
     det_min_side: int = 736
+    det_max_side: int = 4000  # a longer side is shrunk to this before detection
     rec_batch_size: int = 16
     rec_min_width: int = 0  # pad narrower line crops to this width (0 = batch max only)
     half: bool = False  # fp16 on CUDA (torch backend)

@@ -39,6 +39,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "engine.det_unclip_ratio": (_positive, "greater than 0"),
     "engine.det_max_pixels": (_positive, "greater than 0"),
     "engine.det_min_side": (_positive, "greater than 0"),
+    "engine.det_max_side": (_positive, "greater than 0"),
     "engine.rec_batch_size": (_positive, "greater than 0"),
     "engine.max_image_pixels": (_positive, "greater than 0"),
     "engine.max_file_bytes": (_positive, "greater than 0"),

@@ -4,11 +4,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def reading_order(quads: list[np.ndarray]) -> list[int]:
-    """Indices of ``quads`` in reading order.
+def group_rows(quads: list[np.ndarray]) -> list[list[int]]:
+    """Indices of ``quads`` grouped into rows, top to bottom, each row left to right.
 
-    Boxes join a row when their vertical centre lies within the row's current span;
-    rows are read top to bottom, boxes in a row left to right.
+    A box joins a row when its vertical centre lies within the span of the row's first box.
     """
     if not quads:
         return []
@@ -25,4 +24,9 @@ def reading_order(quads: list[np.ndarray]) -> list[int]:
             rows.append([i])
             spans.append((float(tops[i]), float(bottoms[i])))
     lefts = [float(q[:, 0].min()) for q in quads]
-    return [i for row in rows for i in sorted(row, key=lambda j: lefts[j])]
+    return [sorted(row, key=lambda j: lefts[j]) for row in rows]
+
+
+def reading_order(quads: list[np.ndarray]) -> list[int]:
+    """Indices of ``quads`` in reading order: rows top to bottom, left to right in a row."""
+    return [i for row in group_rows(quads) for i in row]

@@ -80,6 +80,7 @@ def _runners(settings: EngineSettings, files) -> tuple[Runner, Runner, str]:
         return (OrtRunner(files.det, threads, cuda=device.type == "cuda"),
                 OrtRunner(files.rec, threads, cuda=device.type == "cuda"), backend)
     if device.type == "cpu":
+        # torch's intra-op pool is per process; the process's one engine owns it
         torch.set_num_threads(threads)
     det = load_onnx_weights(TextDetector(DET_SPECS[files.name]), files.det)
     rec = load_onnx_weights(TextRecognizer(REC_SPECS[files.name]), files.rec)
@@ -95,7 +96,8 @@ def build_engine(settings: EngineSettings) -> OcrEngine:
         det_runner,
         DBParams(thresh=settings.det_thresh, box_thresh=settings.det_box_thresh,
                  unclip_ratio=settings.det_unclip_ratio),
-        DetResize(min_side=settings.det_min_side, max_pixels=settings.det_max_pixels),
+        DetResize(min_side=settings.det_min_side, max_side=settings.det_max_side,
+                  max_pixels=settings.det_max_pixels),
     )
     recognizer = TextRecognizerPredictor(rec_runner, load_charset(files.charset),
                                          RecParams(batch_size=settings.rec_batch_size,

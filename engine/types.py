@@ -4,6 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from engine.layout import group_rows
+
 Point = tuple[float, float]
 Quad = tuple[Point, Point, Point, Point]
 
@@ -37,19 +41,10 @@ class PageResult:
 
     @property
     def text(self) -> str:
-        """Full text: one row per output line, lines of the same row joined by a space."""
-        rows: list[list[str]] = []
-        last_bottom = None
-        for line in self.lines:
-            ys = [p[1] for p in line.points]
-            top, bottom = min(ys), max(ys)
-            if rows and last_bottom is not None and top < last_bottom - 0.5 * (bottom - top):
-                rows[-1].append(line.text)
-                last_bottom = max(last_bottom, bottom)
-            else:
-                rows.append([line.text])
-                last_bottom = bottom
-        return "\n".join(" ".join(row) for row in rows)
+        """Full text: one output line per row, boxes of the same row joined by a space."""
+
+        rows = group_rows([np.asarray(line.points) for line in self.lines])
+        return "\n".join(" ".join(self.lines[i].text for i in row) for row in rows)
 
     def to_dict(self) -> dict[str, Any]:
         return {

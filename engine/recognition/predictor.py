@@ -19,7 +19,7 @@ class RecParams:
     """Batching of recognition (from config)."""
 
     batch_size: int = 16
-    min_width: int = 320   # the width the networks were trained at; narrower lines are padded
+    min_width: int = 0     # narrower crops are padded to this (0: only to the batch's widest)
     max_width: int = 3200  # longer lines are squeezed to this
 
 
@@ -57,6 +57,8 @@ class TextRecognizerPredictor:
             for row, i in enumerate(idx):
                 batch[row, :, :, : inputs[i].shape[2]] = inputs[i]
             probs = self.runner(batch)
-            for i, decoded in zip(idx, ctc_greedy(probs, self.charset)):
+            # time steps past a crop's own width come from padding: never read them
+            lengths = np.array([math.ceil(inputs[i].shape[2] / STRIDE) for i in idx])
+            for i, decoded in zip(idx, ctc_greedy(probs, self.charset, lengths)):
                 results[i] = decoded
         return results

@@ -1,0 +1,100 @@
+"""`teamocr ocr` end to end: the real command in a subprocess, the real engine, real images.
+
+A drop folder holds two golden screenshots, one in a subfolder under a Chinese file name, a
+text file saved as .png and an empty .jpg, as people leave them on a share. The command must
+write one JSON row per image in path order, read the good ones, name the cause for the bad
+ones, and exit 1 because some failed; with two worker processes the rows are the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGES = REPO / "tests" / "images"
+GOLDEN = json.loads((IMAGES / "golden.json").read_text(encoding="utf-8"))
+CHINESE_NAME = os.path.join("sub", "截图 深色.png")
+# name in the drop folder -> golden image it is a copy of (None: a bad file)
+DROP = {"en.png": "golden_en.png", "zh.png": "golden_zh.png", CHINESE_NAME: "golden_dark.png",
+        "corrupt.png": None, "empty.jpg": None}
+# os.walk order, sorted as full paths: "sub/..." falls between "en.png" and "zh.png"
+ORDER = ["corrupt.png", "empty.jpg", "en.png", CHINESE_NAME, "zh.png"]
+ERRORS = {"corrupt.png": "not a supported image", "empty.jpg": "empty file"}
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+
+@pytest.fixture
+def drop(tmp_path: Path) -> Path:
+    folder = tmp_path / "drop"
+    for name, source in DROP.items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source:
+            shutil.copyfile(IMAGES / source, target)
+    (folder / "corrupt.png").write_text("holiday rota: Alice, Bob\n", encoding="utf-8")
+    (folder / "empty.jpg").write_bytes(b"")
+    return folder
+
+
+def teamocr(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TEAMOCR_ENGINE__THREADS": "2",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "daemon.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, encoding="utf-8", timeout=240)
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.timeout(300)
+def test_ocr_folder_to_jsonl(drop: Path, tmp_path: Path) -> None:
+    done = teamocr("ocr", "drop", "--jsonl", "out/one.jsonl", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr  # some images failed
+    rows = read_rows(tmp_path / "out" / "one.jsonl")
+    assert [row["image"] for row in rows] == [os.path.join("drop", name) for name in ORDER]
+    for name, row in zip(ORDER, rows):
+        assert row["seconds"] >= 0, name
+        source = DROP[name]
+        if source is None:
+            assert ERRORS[name] in row["error"], row
+            assert row["lines"] == [] and "text" not in row
+            continue
+        assert "error" not in row, row
+        record = GOLDEN[source]
+        assert (row["width"], row["height"]) == (record["width"], record["height"])
+        assert len(row["lines"]) == len(record["lines"])
+        assert all(line["text"] and 0 < line["confidence"] <= 1 for line in row["lines"])
+        assert {"decode", "detect", "recognize", "total"} <= set(row["timings"])
+        text = normalise(row["text"])
+        missing = [exp["text"] for exp in record["lines"] if normalise(exp["text"]) not in text]
+        assert not missing, (name, row["text"])
+
+    done = teamocr("ocr", "drop", "--jsonl", "out/two.jsonl", "--workers", "2", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    again = read_rows(tmp_path / "out" / "two.jsonl")
+    assert [(r["image"], r.get("text"), r.get("error")) for r in again] == \
+        [(r["image"], r.get("text"), r.get("error")) for r in rows]
+
+
+def test_ocr_help_of_the_installed_command() -> None:
+    script = Path(sysconfig.get_path("scripts")) / ("teamocr.exe" if os.name == "nt" else "teamocr")
+    assert script.is_file(), f"{script}: teamocr is not installed (pip install -e .)"
+    done = subprocess.run([str(script), "ocr", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: teamocr ocr")
+    assert "--jsonl" in done.stdout and "--workers" in done.stdout
