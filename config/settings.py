@@ -25,7 +25,6 @@ ENV_PREFIX = "TEAMOCR_"
 CONFIG_ENV = "TEAMOCR_CONFIG"
 ENV_SOURCE = "environment"
 DEFAULT_SOURCE = "config/default.toml"
-_ENGINE = "engine"
 
 
 @dataclass(frozen=True)
@@ -44,10 +43,31 @@ class EngineSettings:
     det_max_side: int = 4000  # a longer side is shrunk to this before detection
     rec_batch_size: int = 16
     rec_min_width: int = 0  # pad narrower line crops to this width (0 = batch max only)
+    enhance: str = ""  # comma-separated preprocessing steps: gray, clahe, denoise, binarise, dark
     half: bool = False  # fp16 on CUDA (torch backend)
     rec_min_confidence: float = 0.5  # lines below are dropped
     max_image_pixels: int = 100_000_000  # decompression-bomb guard (pixels)
     max_file_bytes: int = 200_000_000
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """How the watcher, queue, workers and store behave."""
+
+    polling: bool = False  # polling observer, for network shares (NFS/SMB send no inotify events)
+    poll_interval: float = 1.0  # seconds between polls of the polling observer
+    stable_seconds: float = 1.0  # a file is read once its size and mtime held still this long
+    rescan_seconds: float = 60.0  # full rescan period, catches lost events
+    follow_symlinks: bool = False  # symlinks inside the folder; never ones that lead outside it
+    workers: int = 1  # worker processes started by `teamocr run`
+    batch_size: int = 4  # jobs a worker takes at once
+    claim_idle_seconds: float = 60.0  # a job unacknowledged this long is taken over from its worker
+    max_attempts: int = 3  # tries of a job before it stays failed
+    retry_backoff: float = 2.0  # seconds before the first retry, doubling after
+    outputs: bool = False  # also write outputs/<run>/json and outputs/<run>/visualization
+    retention_days: float = 0.0  # remove results older than this; 0 keeps them forever
+    retention_delete_sources: bool = False  # with retention, also delete the source files
+    latest_cache: int = 200  # results kept in the Redis cache for the dashboard
 
 
 @dataclass(frozen=True)
@@ -61,6 +81,11 @@ class Settings:
     port: int
     log_level: str
     engine: EngineSettings
+    daemon: DaemonSettings
+
+
+# [table] name -> the dataclass holding its keys
+SECTIONS: dict[str, type] = {"engine": EngineSettings, "daemon": DaemonSettings}
 
 
 def load_settings(user_file: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,20 +117,20 @@ def apply_overrides(settings: Settings, values: Mapping[str, Any], source: str) 
         if key not in schema:
             raise ConfigError(source, "unknown setting", key)
         changed[key] = parse(key, value, schema[key], source=source)
-    top, engine = _split(changed)
-    new_engine = dataclasses.replace(settings.engine, **engine)
-    return _finish(dataclasses.replace(settings, **top, engine=new_engine))
+    top, sections = _split(changed)
+    replaced = {name: dataclasses.replace(getattr(settings, name), **values) for name, values in sections.items()}
+    return _finish(dataclasses.replace(settings, **top, **replaced))
 
 
 def _schema() -> dict[str, type]:
     """Map each dotted setting name to its plain type (``str | None`` counts as ``str``)."""
     schema: dict[str, type] = {}
     for name, hint in get_type_hints(Settings).items():
-        if name == _ENGINE:
-            continue
-        schema[name] = _plain(hint)
-    for name, hint in get_type_hints(EngineSettings).items():
-        schema[f"{_ENGINE}.{name}"] = _plain(hint)
+        if name not in SECTIONS:
+            schema[name] = _plain(hint)
+    for section, cls in SECTIONS.items():
+        for name, hint in get_type_hints(cls).items():
+            schema[f"{section}.{name}"] = _plain(hint)
     return schema
 
 
@@ -137,10 +162,10 @@ def _from_toml(data: Mapping[str, Any], source: str, schema: Mapping[str, type])
     """Flatten one TOML document to dotted keys, checking names, types and ranges."""
     flat: dict[str, Any] = {}
     for name, value in data.items():
-        if name == _ENGINE:
+        if name in SECTIONS:
             if not isinstance(value, dict):
-                raise ConfigError(source, "expected a [engine] table", name)
-            flat.update({f"{_ENGINE}.{k}": v for k, v in value.items()})
+                raise ConfigError(source, f"expected a [{name}] table", name)
+            flat.update({f"{name}.{k}": v for k, v in value.items()})
         else:
             flat[name] = value
     values: dict[str, Any] = {}
@@ -165,21 +190,21 @@ def _from_env(env: Mapping[str, str], schema: Mapping[str, type]) -> dict[str, A
 
 
 def _build(raw: Mapping[str, Any]) -> Settings:
-    top, engine = _split(raw)
-    return _finish(Settings(**top, engine=EngineSettings(**engine)))
+    top, sections = _split(raw)
+    return _finish(Settings(**top, **{name: cls(**sections.get(name, {})) for name, cls in SECTIONS.items()}))
 
 
-def _split(flat: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split dotted keys into top-level values and ``[engine]`` values (without the prefix)."""
+def _split(flat: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Split dotted keys into top-level values and per-table values (without the prefix)."""
     top: dict[str, Any] = {}
-    engine: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
     for key, value in flat.items():
         section, dot, name = key.partition(".")
         if dot:
-            engine[name] = value
+            sections.setdefault(section, {})[name] = value
         else:
             top[section] = value
-    return top, engine
+    return top, sections
 
 
 def _finish(settings: Settings) -> Settings:

@@ -1,4 +1,4 @@
-"""The ``teamocr`` command line: ``teamocr ocr PATH...`` and ``teamocr run``.
+"""The ``teamocr`` command line: ``ocr`` (files to JSON Lines), ``run``, ``watch`` and ``worker``.
 
 This is the one place that wires settings, logging and the engine together. The engine is
 imported only when a command needs it, so ``--help`` stays fast.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,7 +24,6 @@ from daemon.errors import DaemonError
 log = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-RESULTS_NAME = "results.jsonl"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--log-level", choices=CHOICES["log_level"], help="override log_level")
     common.add_argument(
-        "--workers", type=_positive_int, default=1, metavar="N",
-        help="OCR processes, each loading the engine once (default 1)",
+        "--workers", type=_positive_int, default=None, metavar="N",
+        help="OCR processes, each loading the engine once (ocr: 1; run: daemon.workers)",
     )
     common.add_argument(
         "--model-set", choices=CHOICES["engine.model_set"], help="override engine.model_set"
@@ -59,11 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
     ocr.set_defaults(handler=_cmd_ocr)
 
     run = commands.add_parser(
-        "run", parents=[common], help="OCR the shared folder into data_dir/results.jsonl",
-        description="OCR every image under shared_dir into data_dir/results.jsonl "
-        "(the folder-watching daemon replaces this in a later version).",
+        "run", parents=[common], help="run the whole service on this host",
+        description="Watch shared_dir, OCR every new file with worker processes, store results in "
+        "data_dir and announce them; Redis is embedded unless redis_url is set. Stop with Ctrl-C.",
     )
     run.set_defaults(handler=_cmd_run)
+    watch = commands.add_parser(
+        "watch", parents=[common], help="watch the shared folder and keep the store (no OCR here)",
+        description="Watcher, intake and result store only; OCR happens in `teamocr worker` processes "
+        "that reach the same Redis (redis_url).",
+    )
+    watch.set_defaults(handler=_cmd_watch)
+    worker = commands.add_parser(
+        "worker", parents=[common], help="one OCR worker taking jobs from Redis",
+        description="Load the engine once and OCR jobs from the Redis queue until stopped "
+        "(first SIGTERM: finish the batch; second: stop now).",
+    )
+    worker.set_defaults(handler=_cmd_worker)
     return parser
 
 
@@ -103,7 +114,7 @@ def _cmd_ocr(args: argparse.Namespace, settings: Settings, factory: EngineFactor
         log.warning("no images found in %s", ", ".join(map(str, args.paths)))
     with _output(args.jsonl) as out:
         failed = run_ocr(
-            paths, out, settings.engine, workers=args.workers, engine_factory=factory,
+            paths, out, settings.engine, workers=args.workers or 1, engine_factory=factory,
             progress=sys.stderr,
         )
     log.info("%d images, %d failed", len(paths), failed)
@@ -111,22 +122,33 @@ def _cmd_ocr(args: argparse.Namespace, settings: Settings, factory: EngineFactor
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings, factory: EngineFactory) -> int:
-    results = settings.data_dir / RESULTS_NAME
-    partial = results.with_name(RESULTS_NAME + ".part")
+    return _serve(args, settings, workers=args.workers or settings.daemon.workers, watch=True)
+
+
+def _cmd_watch(args: argparse.Namespace, settings: Settings, factory: EngineFactory) -> int:
+    return _serve(args, settings, workers=0, watch=True)
+
+
+def _cmd_worker(args: argparse.Namespace, settings: Settings, factory: EngineFactory) -> int:
+    from daemon.service import install_signals, work
+
+    stop = threading.Event()
+    install_signals(stop)
+    return work(settings, stop)
+
+
+def _serve(args: argparse.Namespace, settings: Settings, *, workers: int, watch: bool) -> int:
+    from daemon.service import install_signals, serve
+
     _make_dirs(settings.shared_dir, settings.data_dir)
-    paths = expand_paths([settings.shared_dir])
-    with _output(partial) as out:
-        failed = run_ocr(
-            paths, out, settings.engine, workers=args.workers, engine_factory=factory,
-            progress=sys.stderr,
-        )
-    try:
-        os.replace(partial, results)  # readers never see a half-written file
-    except OSError as exc:
-        raise DaemonError(f"cannot write {results}: {exc.strerror or exc}") from exc
-    print(f"OCR of {len(paths)} images in {settings.shared_dir}: {failed} failed")
-    print(f"results: {results}")
-    return 1 if failed else 0
+    stop = threading.Event()
+    install_signals(stop)
+
+    def ready(handle: Any) -> None:
+        print(f"teamocr: watching {settings.shared_dir}, {workers} worker(s), results in "
+              f"{settings.data_dir}, Redis {handle.url}", flush=True)
+
+    return serve(settings, workers=workers, watch=watch, config_file=args.config, stop=stop, ready=ready)
 
 
 @contextlib.contextmanager

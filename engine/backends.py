@@ -59,7 +59,10 @@ class OrtRunner:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        opts.enable_cpu_mem_arena = True
+        # Input shapes change with every image: an arena keeps the largest ever seen and a memory
+        # pattern never repeats, so both only grow the process (2.7 GB over 100 screenshots).
+        opts.enable_cpu_mem_arena = False
+        opts.enable_mem_pattern = False
         opts.log_severity_level = 3
         providers = ["CPUExecutionProvider"]
         if cuda and "CUDAExecutionProvider" in ort.get_available_providers():

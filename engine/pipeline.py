@@ -17,6 +17,7 @@ from engine import __version__
 from engine.backends import OrtRunner, Runner, TorchRunner, choose, resolve_threads
 from engine.detection.postprocess import DBParams
 from engine.detection.predictor import DetResize, TextDetectorPredictor
+from engine.enhance import apply as enhance, parse_steps
 from engine.layout import reading_order
 from engine.models.detector import DET_SPECS, TextDetector
 from engine.models.recognizer import REC_SPECS, TextRecognizer
@@ -40,6 +41,7 @@ class OcrEngine:
         self.model_version = model_version
         self.backend = backend
         self.engine_version = f"teamocr-engine {__version__} ({backend})"
+        self.enhance_steps = parse_steps(settings.enhance)
 
     def ocr(self, source: str | os.PathLike[str] | bytes, name: str | None = None) -> PageResult:
         """Decode a file or bytes and read it; raises engine.errors.ImageError for bad input."""
@@ -53,6 +55,7 @@ class OcrEngine:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an H x W x 3 uint8 BGR image, got {image.shape} {image.dtype}")
         t0 = time.perf_counter()
+        image = enhance(image, self.enhance_steps)
         boxes = self.detector(image)
         t1 = time.perf_counter()
         crops = [crop_quad(image, quad) for quad, _ in boxes]

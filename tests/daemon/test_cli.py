@@ -191,22 +191,6 @@ def test_main_reports_bad_settings_and_engine_failures(
     assert main(["ocr", path], engine_factory=broken_factory) == 2
 
 
-def test_main_run_ocrs_shared_dir_into_results(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    config = tmp_path / "team.toml"
-    config.write_text(
-        f'shared_dir = "{(tmp_path / "share").as_posix()}"\n'
-        f'data_dir = "{(tmp_path / "data").as_posix()}"\n', encoding="utf-8"
-    )
-    image(tmp_path / "share" / "team" / "receipt.jpg", "total 9.90")
-    assert main(["run", "--config", str(config)], engine_factory=fake_factory) == 0
-    results = tmp_path / "data" / "results.jsonl"
-    assert str(results) in capsys.readouterr().out
-    [row] = rows(results.read_text(encoding="utf-8"))
-    assert row["text"] == "total 9.90" and row["image"].endswith("receipt.jpg")
-
-
 class FakeTty(io.StringIO):
     def isatty(self) -> bool:
         return True

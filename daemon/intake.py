@@ -1,0 +1,105 @@
+"""Intake: a stable file -> its MD5 -> atomically either a new job or a duplicate record.
+
+The check-and-claim of an MD5 and the writing of the record and job happen in one Lua script,
+so several watchers (on several hosts) racing on the same content produce exactly one job.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from daemon.streams import JOBS, RECORDS, SEEN, Job, md5_key
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+
+# KEYS: md5 key, records stream, jobs stream, seen hash.
+# ARGV: new id, queued record, duplicate record, job, path, md5.
+# A path already seen with this very content (a rescan after a restart) is no news: "seen".
+_CLAIM = """
+if redis.call('HGET', KEYS[4], ARGV[5]) == ARGV[6] then
+  return 'seen'
+end
+redis.call('HSET', KEYS[4], ARGV[5], ARGV[6])
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  local dup = cjson.decode(ARGV[3])
+  dup['duplicate_of'] = existing
+  redis.call('XADD', KEYS[2], '*', 'record', cjson.encode(dup))
+  return existing
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('XADD', KEYS[2], '*', 'record', ARGV[2])
+redis.call('XADD', KEYS[3], '*', 'job', ARGV[4])
+return false
+"""
+
+
+def file_md5(path: Path) -> str:
+    """MD5 of a file's content, read in 1 MiB chunks."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Intake:
+    """Turns files into jobs; duplicates of earlier content into duplicate records."""
+
+    def __init__(self, client: redis.Redis, max_bytes: int, clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self._claim = client.register_script(_CLAIM)
+
+    def submit(self, path: Path, channel: str, uploader: str | None = None) -> dict[str, Any] | None:
+        """Queue ``path``; returns the record written (type queued, duplicate or failed), or None
+        when there is nothing to record: the file vanished before it could be read, or this path
+        was already recorded with this content (a rescan after a restart)."""
+        rid = uuid.uuid4().hex
+        base: dict[str, Any] = {"id": rid, "path": str(path), "filename": path.name, "channel": channel,
+                                "created_at": self.clock(), "uploader": uploader}
+        try:
+            size = os.stat(path).st_size
+            if size > self.max_bytes:
+                return self._fail(base, size, f"file is {size} bytes, over the limit of {self.max_bytes}")
+            md5 = file_md5(path)
+        except FileNotFoundError:
+            log.warning("%s: vanished before it could be read; skipped", path)
+            return None
+        except OSError as exc:
+            return self._fail(base, 0, f"cannot read the file: {exc.strerror or exc}")
+        queued = {**base, "type": "queued", "md5": md5, "size": size}
+        duplicate = {**base, "type": "duplicate", "md5": md5, "size": size}
+        job = Job(rid, md5, str(path), path.name, channel, size, base["created_at"], uploader=uploader)
+        existing = self._claim(keys=[md5_key(md5), RECORDS, JOBS, SEEN],
+                               args=[rid, _dumps(queued), _dumps(duplicate), job.to_json(), str(path), md5])
+        if existing == "seen":
+            log.debug("%s: already recorded with this content", path)
+            return None
+        if existing:
+            log.info("%s: duplicate of result %s (md5 %s)", path, existing, md5)
+            return {**duplicate, "duplicate_of": existing}
+        log.info("%s: queued as %s (md5 %s, channel %r)", path, rid, md5, channel)
+        return queued
+
+    def _fail(self, base: dict[str, Any], size: int, error: str) -> dict[str, Any]:
+        record = {**base, "type": "failed", "md5": "", "size": size, "error": error, "finished_at": self.clock()}
+        log.warning("%s: %s", base["path"], error)
+        self.client.xadd(RECORDS, {"record": _dumps(record)})
+        return record
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False)

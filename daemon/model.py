@@ -1,0 +1,106 @@
+"""The result record: one row per dropped file, as it moves queued -> processing -> done/failed.
+
+A :class:`ResultRecord` is what intake and the workers send through the records stream (as
+JSON, via :meth:`ResultRecord.to_item` and :meth:`ResultRecord.from_item`), what the store
+keeps, and what the web shows. It is immutable: a change of state is a new record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    """Where a result stands. ``done``, ``failed`` and ``duplicate`` are final."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    DONE = "done"
+    DUPLICATE = "duplicate"
+    FAILED = "failed"
+
+
+FINAL_STATUSES = frozenset({Status.DONE, Status.FAILED, Status.DUPLICATE})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultRecord:
+    """One dropped file and its OCR result.
+
+    Keyword-only: there are twenty fields, and a positional call would be unreadable.
+
+    ``lines`` holds ``{"text", "points", "confidence"}`` dicts, ``timings`` seconds per stage,
+    ``created_at``/``finished_at`` epoch seconds. ``duplicate_of`` is the id of the primary
+    result with the same md5 when ``status`` is ``duplicate``. ``channel`` is the sub-folder
+    of the shared folder the file was dropped in ("" for its root).
+    """
+
+    id: str
+    md5: str
+    path: str
+    filename: str
+    channel: str
+    size: int
+    created_at: float
+    status: Status = Status.QUEUED
+    width: int | None = None
+    height: int | None = None
+    error: str | None = None
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    text: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    engine_version: str | None = None
+    model_version: str | None = None
+    duplicate_of: str | None = None
+    attempts: int = 0
+    finished_at: float | None = None
+    uploader: str | None = None
+
+    def __post_init__(self) -> None:
+        # Accept "done" as well as Status.DONE, and reject anything else early.
+        if not isinstance(self.status, Status):
+            object.__setattr__(self, "status", parse_status(self.status))
+
+    def to_item(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field (``status`` as its string value)."""
+        item = dataclasses.asdict(self)
+        item["status"] = self.status.value
+        return item
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> ResultRecord:
+        """The inverse of :meth:`to_item`; unknown keys are ignored, missing required ones raise."""
+        names = FIELD_NAMES
+        try:
+            return cls(**{key: value for key, value in item.items() if key in names})
+        except TypeError as exc:
+            raise ValueError(f"not a result item ({exc}): {sorted(item)}") from exc
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ResultRecord:
+        """Build a record from a stored row, where ``lines`` and ``timings`` are JSON text."""
+        item = {name: row[name] for name in FIELD_NAMES}
+        item["lines"] = _json_or(row["lines"], [])
+        item["timings"] = _json_or(row["timings"], {})
+        return cls.from_item(item)
+
+
+FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(ResultRecord))
+
+
+def parse_status(value: str) -> Status:
+    """``Status(value)`` with an error message that lists the valid ones."""
+    try:
+        return Status(value)
+    except ValueError:
+        valid = ", ".join(s.value for s in Status)
+        raise ValueError(f"unknown status {value!r} (expected one of: {valid})") from None
+
+
+def _json_or(text: str | None, empty: Any) -> Any:
+    return empty if text is None or text == "" else json.loads(text)

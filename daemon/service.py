@@ -1,0 +1,173 @@
+"""Wiring of the daemon's parts for ``teamocr run``, ``teamocr watch`` and ``teamocr worker``.
+
+``run``    embedded (or configured) Redis + recorder + watcher + N worker processes, one command.
+``watch``  recorder + watcher (the host holding the shared folder and the store).
+``worker`` one OCR worker (GPU hosts); it reaches Redis by ``redis_url``.
+Signals: the first SIGTERM/SIGINT stops gracefully (workers finish their batch), a second one
+stops at once.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from config.settings import Settings
+from daemon.events import LatestCache, SocketIOEvents
+from daemon.filters import channel_of
+from daemon.intake import Intake
+from daemon.recorder import Recorder
+from daemon.redisconn import RedisHandle, open_redis, wait_for_redis
+from daemon.store import SqliteStore
+from daemon.streams import ensure_groups
+from daemon.watcher import FolderWatcher
+
+log = logging.getLogger(__name__)
+
+STORE_NAME = "teamocr.sqlite3"
+
+
+def install_signals(stop: threading.Event) -> None:
+    """First SIGTERM/SIGINT sets ``stop``; a second one exits at once."""
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            log.warning("second %s: stopping now", signal.Signals(signum).name)
+            os._exit(128 + signum)
+        log.info("%s: finishing current work, then stopping (again to stop now)", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """TEAMOCR_* variables that give a child process exactly these settings."""
+    env = {"TEAMOCR_DATA_DIR": str(settings.data_dir), "TEAMOCR_SHARED_DIR": str(settings.shared_dir),
+           "TEAMOCR_LOG_LEVEL": settings.log_level}
+    for section in ("engine", "daemon"):
+        for key, value in dataclasses.asdict(getattr(settings, section)).items():
+            env[f"TEAMOCR_{section.upper()}__{key.upper()}"] = str(value).lower() if isinstance(value, bool) \
+                else str(value)
+    return env
+
+
+def _connect(settings: Settings, stop: threading.Event) -> RedisHandle:
+    handle = open_redis(settings.redis_url, settings.data_dir)
+    wait_for_redis(handle.client, stop)
+    ensure_groups(handle.client)
+    return handle
+
+
+class Supervisor:
+    """Keeps N worker processes alive; restarts one that died, with a growing pause."""
+
+    def __init__(self, count: int, env: dict[str, str], args: list[str]) -> None:
+        self.count = count
+        self.env = env
+        self.args = args
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * count
+        self.restarts = [0.0] * count
+
+    def check(self) -> None:
+        for i, proc in enumerate(self.procs):
+            if proc is not None and proc.poll() is None:
+                continue
+            if time.monotonic() < self.restarts[i]:
+                continue  # died moments after its last start: give it a pause
+            if proc is not None:
+                log.warning("worker %d exited with %s; restarting it", i, proc.returncode)
+            self.restarts[i] = time.monotonic() + 5.0
+            self.procs[i] = subprocess.Popen(self.args, env=self.env)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        live = [p for p in self.procs if p is not None and p.poll() is None]
+        for proc in live:
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in live:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: Path | None = None,
+          stop: threading.Event | None = None, ready: Callable[[RedisHandle], None] | None = None) -> int:
+    """Run the recorder and (optionally) the watcher here, plus ``workers`` worker processes."""
+    stop = stop or threading.Event()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    handle = _connect(settings, stop)
+    store = SqliteStore(settings.data_dir / STORE_NAME)
+    d = settings.daemon
+    recorder = Recorder(handle.client, store, SocketIOEvents(handle.url), LatestCache(handle.client, d.latest_cache),
+                        name=f"recorder-{socket.gethostname()}", retention_days=d.retention_days,
+                        delete_sources=d.retention_delete_sources)
+    threads = [threading.Thread(target=recorder.run, args=(stop,), name="recorder", daemon=True)]
+    watcher = None
+    if watch:
+        intake = Intake(handle.client, settings.engine.max_file_bytes)
+        root = settings.shared_dir
+
+        def on_ready(path: Path) -> None:
+            intake.submit(path, channel_of(root, path))
+
+        watcher = FolderWatcher(root, on_ready, polling=d.polling, poll_interval=d.poll_interval,
+                                stable_seconds=d.stable_seconds, rescan_seconds=d.rescan_seconds,
+                                follow_symlinks=d.follow_symlinks)
+    env = {**os.environ, **settings_env(settings), "TEAMOCR_REDIS_URL": handle.url}
+    if config_file is not None:
+        env["TEAMOCR_CONFIG"] = str(config_file)
+    if settings.engine.threads == 0 and workers > 0:
+        env["TEAMOCR_ENGINE__THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    supervisor = Supervisor(workers, env, [sys.executable, "-m", "daemon.cli", "worker"])
+    try:
+        for thread in threads:
+            thread.start()
+        if watcher is not None:
+            watcher.start()
+        if ready is not None:
+            ready(handle)
+        while not stop.is_set():
+            supervisor.check()
+            stop.wait(1.0)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        supervisor.stop()
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        store.close()
+        handle.close()
+    return 0
+
+
+def work(settings: Settings, stop: threading.Event | None = None) -> int:
+    """One worker process: load the engine once, then take jobs until stopped."""
+    from daemon.outputs import OutputWriter
+    from daemon.worker import Worker
+    from engine.pipeline import build_engine
+
+    stop = stop or threading.Event()
+    handle = _connect(settings, stop)
+    engine = build_engine(settings.engine)
+    outputs = None
+    if settings.daemon.outputs:
+        outputs = OutputWriter(settings.data_dir / "outputs", settings.engine.max_image_pixels,
+                               settings.engine.max_file_bytes)
+    name = f"{socket.gethostname()}-{os.getpid()}"
+    try:
+        Worker(handle.client, engine, settings.daemon, name, outputs).run(stop)
+    finally:
+        handle.client.close()
+    return 0

@@ -1,0 +1,125 @@
+"""Wait until a file has stopped changing before anyone reads it.
+
+A copy onto a share arrives in pieces; reading it half-way gives a broken image. The tracker keeps
+the (size, mtime_ns) last seen for each pending path and calls a path stable once that pair has
+not changed for ``stable_seconds``. It never sleeps: the caller asks :meth:`StabilityTracker.due`
+on its own tick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# An empty file may be one a writer has just created and not written yet; give it longer.
+EMPTY_FILE_FACTOR = 3.0
+
+
+@dataclasses.dataclass(frozen=True)
+class StableFile:
+    """A file whose size and mtime have not changed for the tracker's ``stable_seconds``."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+@dataclasses.dataclass
+class _Pending:
+    size: int
+    mtime_ns: int
+    since: float
+
+
+def _stat_file(path: Path) -> os.stat_result | None:
+    """The stat of a regular file (following symlinks), or None when it is gone or not a file."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        log.debug("%s vanished before it was stable: %s", path, exc)
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        log.debug("%s is no longer a regular file; dropped", path)
+        return None
+    return st
+
+
+class StabilityTracker:
+    """Pending paths and the moment each was first seen with its current size and mtime.
+
+    Thread-safe: the watcher's dispatcher observes and asks, tests may observe from elsewhere.
+    """
+
+    def __init__(self, stable_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if stable_seconds < 0:
+            raise ValueError(f"stable_seconds must be >= 0, got {stable_seconds!r}")
+        self._stable_seconds = stable_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pending: dict[Path, _Pending] = {}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def __contains__(self, path: object) -> bool:
+        with self._lock:
+            return path in self._pending
+
+    def observe(self, path: Path) -> None:
+        """Start (or keep) tracking ``path``; a changed size or mtime restarts its timer."""
+        st = _stat_file(path)
+        now = self._clock()
+        with self._lock:
+            if st is None:
+                self._pending.pop(path, None)
+                return
+            self._update(path, st, now)
+
+    def forget(self, path: Path) -> None:
+        """Stop tracking ``path`` (nothing happens when it is not tracked)."""
+        with self._lock:
+            self._pending.pop(path, None)
+
+    def pop_due(self, now: float | None = None) -> list[StableFile]:
+        """Re-stat every pending path; return (and forget) those unchanged for long enough."""
+        with self._lock:
+            paths = list(self._pending)
+        # Stat outside the lock: on a slow share this may take a while.
+        stats = {path: _stat_file(path) for path in paths}
+        if now is None:
+            now = self._clock()
+        ready: list[StableFile] = []
+        with self._lock:
+            for path, st in stats.items():
+                if path not in self._pending:
+                    continue  # forgotten meanwhile
+                if st is None:
+                    del self._pending[path]
+                    continue
+                entry = self._update(path, st, now)
+                wait = self._stable_seconds * (EMPTY_FILE_FACTOR if entry.size == 0 else 1.0)
+                if now - entry.since >= wait:
+                    del self._pending[path]
+                    ready.append(StableFile(path, entry.size, entry.mtime_ns))
+        ready.sort(key=lambda f: str(f.path))
+        return ready
+
+    def due(self, now: float | None = None) -> list[Path]:
+        """The paths of :meth:`pop_due`: each stable path is returned once, then forgotten."""
+        return [f.path for f in self.pop_due(now)]
+
+    def _update(self, path: Path, st: os.stat_result, now: float) -> _Pending:
+        entry = self._pending.get(path)
+        if entry is None or (entry.size, entry.mtime_ns) != (st.st_size, st.st_mtime_ns):
+            entry = _Pending(st.st_size, st.st_mtime_ns, now)
+            self._pending[path] = entry
+        return entry

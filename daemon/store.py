@@ -1,0 +1,315 @@
+"""The durable result store: :class:`ResultStore` (the interface) and :class:`SqliteStore`.
+
+Every method that takes an id is idempotent, so the recorder can re-apply records after a
+crash: adding an existing id returns the stored row, and a finished row (done, failed,
+duplicate) never moves back to queued or processing.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import dataclasses
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from daemon.model import ResultRecord, Status
+from daemon.store_schema import (
+    INSERT_SQL,
+    MAX_LIMIT,
+    PRIMARY_MD5,
+    StoreError,
+    dumps,
+    insert_params,
+    list_query,
+    open_connection,
+    record_of,
+    search_query,
+)
+
+__all__ = ["MAX_LIMIT", "ResultStore", "SqliteStore", "StoreError"]
+
+log = logging.getLogger(__name__)
+
+
+class ResultStore(Protocol):
+    """Where results are kept; the recorder writes, the web reads."""
+
+    def add_queued(self, rec: ResultRecord) -> ResultRecord: ...
+    def add_duplicate(self, rec: ResultRecord) -> ResultRecord: ...
+    def mark_processing(self, result_id: str, attempts: int) -> ResultRecord | None: ...
+    def complete(
+        self,
+        result_id: str,
+        *,
+        width: int | None,
+        height: int | None,
+        lines: builtins.list[dict[str, Any]],
+        text: str,
+        timings: Mapping[str, float],
+        engine_version: str | None,
+        model_version: str | None,
+        finished_at: float,
+    ) -> ResultRecord | None: ...
+    def fail(
+        self, result_id: str, error: str, attempts: int, finished_at: float
+    ) -> ResultRecord | None: ...
+    def get(self, result_id: str) -> ResultRecord | None: ...
+    def by_md5(self, md5: str) -> ResultRecord | None: ...
+    def list(
+        self,
+        limit: int = 50,
+        offset: int = 0,
+        channel: str | None = None,
+        status: Status | str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        uploader: str | None = None,
+    ) -> builtins.list[ResultRecord]: ...
+    def search(
+        self, query: str, limit: int = 50, channel: str | None = None
+    ) -> builtins.list[ResultRecord]: ...
+    def delete_older_than(self, cutoff: float) -> builtins.list[ResultRecord]: ...
+    def counts(self) -> dict[str, int]: ...
+    def close(self) -> None: ...
+
+
+class SqliteStore:
+    """A :class:`ResultStore` in one SQLite file (WAL mode, ``synchronous=NORMAL``).
+
+    Threads: one connection per store, opened with ``check_same_thread=False`` and used
+    under a lock, so a store may be shared by the threads of a process (SQLite serialises
+    writers anyway, and the reads here are short). Processes: each opens its own store on
+    the same file; WAL lets readers run beside the writer, and writers wait for each other
+    through a 10 s busy timeout (write transactions start with ``BEGIN IMMEDIATE``).
+
+    Times are epoch seconds. Listing and search return newest first (``created_at``, then
+    insertion order); ``limit`` is capped at :data:`MAX_LIMIT`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = open_connection(self.path)
+        self._lock = threading.RLock()
+
+    # -- writes -------------------------------------------------------------------------
+
+    def add_queued(self, rec: ResultRecord) -> ResultRecord:
+        """Store a new primary result, or a duplicate of the primary result with its md5.
+
+        ``rec`` is queued, or failed for a file that could not be read (its md5 is "", which
+        never counts as a duplicate). Returns the stored row: the existing one when ``rec.id``
+        is already stored, a ``duplicate`` pointing at the primary when another primary
+        result has the same md5.
+        """
+        if rec.status not in (Status.QUEUED, Status.FAILED):
+            raise ValueError(
+                f"add_queued needs a queued or failed record, got {rec.status} for {rec.path}"
+            )
+        with self._write() as conn:
+            if (existing := self._get(conn, rec.id)) is not None:
+                return existing
+            try:
+                conn.execute(INSERT_SQL, insert_params(rec))
+            except sqlite3.IntegrityError:
+                # The unique index on primary md5s decides the race between intakes.
+                primary = self._by_md5(conn, rec.md5)
+                if primary is None:
+                    raise
+                log.info("result %s (%s) duplicates %s", rec.id, rec.path, primary.id)
+                duplicate = _as_duplicate(rec, primary.id)
+                conn.execute(INSERT_SQL, insert_params(duplicate))
+            return self._require(conn, rec.id)
+
+    def add_duplicate(self, rec: ResultRecord) -> ResultRecord:
+        """Store a ``duplicate`` record (``duplicate_of`` set); an existing id returns its row."""
+        if rec.status is not Status.DUPLICATE or not rec.duplicate_of:
+            raise ValueError(
+                f"add_duplicate needs status duplicate and duplicate_of, got {rec.status} "
+                f"/ {rec.duplicate_of!r} for {rec.path}"
+            )
+        with self._write() as conn:
+            if (existing := self._get(conn, rec.id)) is None:
+                conn.execute(INSERT_SQL, insert_params(rec))
+            return self._require(conn, rec.id)
+
+    def mark_processing(self, result_id: str, attempts: int) -> ResultRecord | None:
+        """Queued/processing -> processing with ``attempts`` (never lowered); else unchanged."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE results SET status = 'processing', attempts = MAX(attempts, ?) "
+                "WHERE id = ? AND status IN ('queued', 'processing')",
+                (attempts, result_id),
+            )
+            return self._get(conn, result_id)
+
+    def complete(
+        self,
+        result_id: str,
+        *,
+        width: int | None,
+        height: int | None,
+        lines: builtins.list[dict[str, Any]],
+        text: str,
+        timings: Mapping[str, float],
+        engine_version: str | None,
+        model_version: str | None,
+        finished_at: float,
+    ) -> ResultRecord | None:
+        """Store the OCR result (queued/processing/failed -> done).
+
+        A done or duplicate row is left as it is; the row is returned either way.
+        """
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE results SET status = 'done', error = NULL, width = ?, height = ?, "
+                "lines = ?, text = ?, timings = ?, engine_version = ?, model_version = ?, "
+                "finished_at = ? WHERE id = ? AND status IN ('queued', 'processing', 'failed')",
+                (
+                    width, height, dumps(lines), text, dumps(dict(timings)),
+                    engine_version, model_version, finished_at, result_id,
+                ),
+            )  # fmt: skip
+            return self._get(conn, result_id)
+
+    def fail(
+        self, result_id: str, error: str, attempts: int, finished_at: float
+    ) -> ResultRecord | None:
+        """Record a failure (queued/processing/failed -> failed); done and duplicate rows stay."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE results SET status = 'failed', error = ?, "
+                "attempts = MAX(attempts, ?), finished_at = ? "
+                "WHERE id = ? AND status IN ('queued', 'processing', 'failed')",
+                (error, attempts, finished_at, result_id),
+            )
+            return self._get(conn, result_id)
+
+    def delete_older_than(self, cutoff: float) -> builtins.list[ResultRecord]:
+        """Delete the results created before ``cutoff``; return them (oldest first)."""
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT * FROM results WHERE created_at < ? ORDER BY created_at, seq", (cutoff,)
+            ).fetchall()
+            conn.execute("DELETE FROM results WHERE created_at < ?", (cutoff,))
+        if rows:
+            log.info("result store %s: deleted %d results created before %s",
+                     self.path, len(rows), cutoff)  # fmt: skip
+        return [record_of(row) for row in rows]
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get(self, result_id: str) -> ResultRecord | None:
+        """The result with this id, or ``None``."""
+        with self._read() as conn:
+            return self._get(conn, result_id)
+
+    def by_md5(self, md5: str) -> ResultRecord | None:
+        """The primary (non-duplicate) result with this md5, or ``None`` (always for "")."""
+        with self._read() as conn:
+            return self._by_md5(conn, md5)
+
+    def list(
+        self,
+        limit: int = 50,
+        offset: int = 0,
+        channel: str | None = None,
+        status: Status | str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        uploader: str | None = None,
+    ) -> builtins.list[ResultRecord]:
+        """Results newest first; ``since`` is inclusive and ``until`` exclusive (created_at)."""
+        sql, params = list_query(
+            limit=limit, offset=offset, channel=channel, status=status,
+            since=since, until=until, uploader=uploader,
+        )  # fmt: skip
+        with self._read() as conn:
+            return [record_of(row) for row in conn.execute(sql, params)]
+
+    def search(
+        self, query: str, limit: int = 50, channel: str | None = None
+    ) -> builtins.list[ResultRecord]:
+        """Results whose text or file name contains ``query`` (any case), newest first.
+
+        Queries of 3+ characters use the trigram index as one quoted phrase, so FTS syntax
+        in user input (quotes, ``*``, ``AND``, parentheses) is matched literally; shorter
+        ones scan with ``LIKE``. An empty query finds nothing.
+        """
+        if not query.strip():
+            return []
+        sql, params = search_query(query, limit=limit, channel=channel)
+        with self._read() as conn:
+            return [record_of(row) for row in conn.execute(sql, params)]
+
+    def counts(self) -> dict[str, int]:
+        """The number of results in each status (every status present, zeros included)."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT status, COUNT(*) FROM results GROUP BY status").fetchall()
+        counts = {status.value: 0 for status in Status}
+        counts.update({status: n for status, n in rows})
+        return counts
+
+    def close(self) -> None:
+        """Close the connection; later calls raise :class:`StoreError`. Safe to call twice."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- helpers ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._connection()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(self.path, "the store is closed")
+        return self._conn
+
+    @staticmethod
+    def _get(conn: sqlite3.Connection, result_id: str) -> ResultRecord | None:
+        row = conn.execute("SELECT * FROM results WHERE id = ?", (result_id,)).fetchone()
+        return None if row is None else record_of(row)
+
+    @staticmethod
+    def _by_md5(conn: sqlite3.Connection, md5: str) -> ResultRecord | None:
+        row = conn.execute(
+            f"SELECT * FROM results WHERE md5 = ? AND {PRIMARY_MD5}", (md5,)
+        ).fetchone()
+        return None if row is None else record_of(row)
+
+    def _require(self, conn: sqlite3.Connection, result_id: str) -> ResultRecord:
+        rec = self._get(conn, result_id)
+        if rec is None:  # we just wrote it in this transaction
+            raise StoreError(self.path, f"result {result_id} vanished after insert")
+        return rec
+
+
+def _as_duplicate(rec: ResultRecord, primary_id: str) -> ResultRecord:
+    return dataclasses.replace(rec, status=Status.DUPLICATE, duplicate_of=primary_id)

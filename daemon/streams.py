@@ -1,0 +1,99 @@
+"""The two Redis Streams between the daemon's processes, with JSON messages.
+
+``teamocr:jobs``    intake -> workers (consumer group ``workers``): files to OCR.
+``teamocr:records`` intake and workers -> recorder (consumer group ``recorder``): every change of a
+                    result (queued, duplicate, processing, done, failed), applied to the store in order.
+A record is always added before the job it announces, so the recorder sees "queued" before "done".
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+
+log = logging.getLogger(__name__)
+
+PREFIX = "teamocr"
+JOBS = f"{PREFIX}:jobs"
+RECORDS = f"{PREFIX}:records"
+DELAYED = f"{PREFIX}:delayed"  # retries waiting for their backoff, scored by due time
+WORKERS_GROUP = "workers"
+RECORDER_GROUP = "recorder"
+HEARTBEATS = f"{PREFIX}:workers"  # hash: worker name -> last beat (epoch seconds)
+SEEN = f"{PREFIX}:seen"  # hash: source path -> md5 of the content last recorded for it
+
+
+def md5_key(md5: str) -> str:
+    return f"{PREFIX}:md5:{md5}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to OCR; ``attempt`` counts earlier tries."""
+
+    id: str
+    md5: str
+    path: str
+    filename: str
+    channel: str
+    size: int
+    created_at: float
+    attempt: int = 0
+    uploader: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Job":
+        data = json.loads(text)
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def ensure_groups(client: redis.Redis) -> None:
+    """Create both streams and their consumer groups if missing."""
+    for stream, group in ((JOBS, WORKERS_GROUP), (RECORDS, RECORDER_GROUP)):
+        try:
+            client.xgroup_create(stream, group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+
+def record_fields(record: dict[str, Any]) -> dict[str, str]:
+    """A record as stream fields: one JSON field, so nested lines survive intact."""
+    return {"record": json.dumps(record, ensure_ascii=False)}
+
+
+def add_record(client: redis.Redis | redis.client.Pipeline, record: dict[str, Any]) -> None:
+    client.xadd(RECORDS, record_fields(record))
+
+
+def parse_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
+    """Flatten XREADGROUP / XAUTOCLAIM replies to (entry id, fields); deleted entries dropped."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):  # RESP3-style mapping
+        reply = list(reply.items())
+    entries: list[tuple[str, dict[str, str]]] = []
+    for item in reply:
+        if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[1], list):
+            entries.extend((eid, fields) for eid, fields in item[1] if fields)
+        elif isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[1], dict):
+            entries.append((item[0], item[1]))
+    return entries
+
+
+def take(client: redis.Redis, stream: str, group: str, consumer: str, count: int,
+         claim_idle_ms: int, block_ms: int) -> list[tuple[str, dict[str, str]]]:
+    """Entries for ``consumer``: first ones whose consumer went quiet (a dead process), else new ones."""
+    claimed = client.xautoclaim(stream, group, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=count)
+    entries = parse_entries([(stream, claimed[1])]) if claimed and len(claimed) > 1 else []
+    if entries:
+        log.info("%s took over %d entries of %s from a silent consumer", consumer, len(entries), stream)
+        return entries
+    reply = client.xreadgroup(group, consumer, {stream: ">"}, count=count, block=block_ms)
+    return parse_entries(reply)

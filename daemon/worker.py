@@ -1,0 +1,131 @@
+"""The worker: takes jobs from the stream in small batches, OCRs them, records the outcome.
+
+A job is acknowledged only after its outcome record is in Redis (the recorder then stores it).
+Jobs of a worker that died are taken over after ``claim_idle_seconds``. A bad image fails at once
+with its cause; other errors (a file briefly unreadable, an engine hiccup) retry with backoff up to
+``max_attempts`` and then stay failed with the error recorded.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import redis
+
+from config.settings import DaemonSettings
+from daemon.outputs import OutputWriter
+from daemon.streams import (DELAYED, HEARTBEATS, JOBS, RECORDS, WORKERS_GROUP, Job, record_fields, take)
+from engine.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+# Move due retries from the delayed set back to the jobs stream, atomically (one mover wins).
+_RELEASE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 50)
+for _, job in ipairs(due) do
+  if redis.call('ZREM', KEYS[1], job) == 1 then
+    redis.call('XADD', KEYS[2], '*', 'job', job)
+  end
+end
+return #due
+"""
+
+
+class Engine(Protocol):
+    """What the worker needs of the OCR engine."""
+
+    model_version: str
+
+    def ocr(self, source: str, name: str | None = None) -> Any: ...
+
+
+class Worker:
+    """One consumer of the jobs stream; ``run_once`` is one batch."""
+
+    def __init__(self, client: redis.Redis, engine: Engine, settings: DaemonSettings, name: str,
+                 outputs: OutputWriter | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.engine = engine
+        self.settings = settings
+        self.name = name
+        self.outputs = outputs
+        self.clock = clock
+        self._release = client.register_script(_RELEASE)
+
+    def run_once(self, block_ms: int = 1000) -> int:
+        """Take up to ``batch_size`` jobs and finish each; returns how many were handled."""
+        self.client.hset(HEARTBEATS, self.name, self.clock())
+        self._release(keys=[DELAYED, JOBS], args=[self.clock()])
+        entries = take(self.client, JOBS, WORKERS_GROUP, self.name, self.settings.batch_size,
+                       int(self.settings.claim_idle_seconds * 1000), block_ms)
+        for entry_id, fields in entries:
+            self._handle(entry_id, fields)
+        return len(entries)
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set; the batch in hand is finished first. Survives Redis outages."""
+        log.info("worker %s started (pid %d, batch %d)", self.name, os.getpid(), self.settings.batch_size)
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                self.run_once()
+                delay = 0.5
+            except redis.RedisError as exc:
+                log.warning("worker %s: Redis error (%s); retrying in %.1fs", self.name, exc, delay)
+                stop.wait(delay)
+                delay = min(30.0, delay * 2)
+        log.info("worker %s stopped", self.name)
+
+    def _handle(self, entry_id: str, fields: dict[str, str]) -> None:
+        try:
+            job = Job.from_json(fields["job"])
+        except (KeyError, ValueError, TypeError) as exc:
+            log.error("job %s is malformed (%s); dropped", entry_id, exc)
+            self.client.xack(JOBS, WORKERS_GROUP, entry_id)
+            return
+        self.client.xadd(RECORDS, record_fields({"type": "processing", "id": job.id, "attempts": job.attempt + 1,
+                                                 "worker": self.name}))
+        record = self._ocr(job)
+        pipe = self.client.pipeline(transaction=True)
+        if record is None:  # retry later
+            due = self.clock() + self.settings.retry_backoff * (2 ** job.attempt)
+            retry = Job(**{**job.__dict__, "attempt": job.attempt + 1})
+            pipe.zadd(DELAYED, {retry.to_json(): due})
+            pipe.xadd(RECORDS, record_fields({"type": "queued", "id": job.id, "attempts": job.attempt + 1,
+                                              "retry_at": due}))
+        else:
+            pipe.xadd(RECORDS, record_fields(record))
+        pipe.xack(JOBS, WORKERS_GROUP, entry_id)
+        pipe.execute()
+
+    def _ocr(self, job: Job) -> dict[str, Any] | None:
+        """The outcome record, or None when the job should be retried."""
+        attempts = job.attempt + 1
+        base = {"id": job.id, "attempts": attempts}
+        try:
+            page = self.engine.ocr(job.path, name=job.filename)
+        except EngineError as exc:  # the image itself is bad: retrying cannot help
+            reason = getattr(exc, "reason", None) or str(exc)
+            log.warning("%s: failed: %s", job.path, reason)
+            return {**base, "type": "failed", "error": reason, "finished_at": self.clock()}
+        except Exception as exc:  # noqa: BLE001 - any other error is recorded, never fatal
+            error = f"{type(exc).__name__}: {exc}"
+            if attempts < self.settings.max_attempts:
+                log.warning("%s: attempt %d failed (%s); will retry", job.path, attempts, error)
+                return None
+            log.error("%s: failed after %d attempts: %s", job.path, attempts, error)
+            return {**base, "type": "failed", "error": f"failed after {attempts} attempts: {error}",
+                    "finished_at": self.clock()}
+        result = page.to_dict()
+        if self.outputs is not None:
+            self.outputs.write(job, result)
+        return {**base, "type": "done", "finished_at": self.clock(), **result}
+
+
+def heartbeat_age(client: redis.Redis, now: float) -> dict[str, float]:
+    """Seconds since each worker's last beat (for /healthz)."""
+    return {name: now - float(beat) for name, beat in client.hgetall(HEARTBEATS).items()}

@@ -1,0 +1,146 @@
+"""Helpers for the daemon's end-to-end tests: settings on tmp_path, a running service, events."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import redis
+
+from config.settings import Settings, load_settings
+from daemon.events import SOCKETIO_CHANNEL
+from daemon.redisconn import RedisHandle
+from daemon.service import STORE_NAME, serve
+from daemon.store import SqliteStore
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_until(pred: Callable[[], Any], timeout: float, what: str = "condition") -> Any:
+    """Poll ``pred`` until it is truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def make_settings(tmp: Path, **daemon: Any) -> Settings:
+    settings = load_settings(env={"TEAMOCR_SHARED_DIR": str(tmp / "share"), "TEAMOCR_DATA_DIR": str(tmp / "data")})
+    base = dict(stable_seconds=0.3, rescan_seconds=2.0, claim_idle_seconds=3.0, retry_backoff=0.2, batch_size=2)
+    engine = replace(settings.engine, threads=1)
+    return replace(settings, daemon=replace(settings.daemon, **{**base, **daemon}), engine=engine)
+
+
+def text_image(path: Path, words: str, seed: int = 0) -> Path:
+    """A white image with one or two lines of black Latin text (cv2's own font)."""
+    rng = np.random.default_rng(seed)
+    image = np.full((160, 720, 3), 255, np.uint8)
+    cv2.putText(image, words, (20, 70), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 2, cv2.LINE_AA)
+    cv2.putText(image, f"ref {int(rng.integers(1000, 9999))}", (20, 130), cv2.FONT_HERSHEY_SIMPLEX, 1.0,
+                (40, 40, 40), 2, cv2.LINE_AA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, data = cv2.imencode(path.suffix or ".png", image)
+    assert ok
+    path.write_bytes(data.tobytes())
+    return path
+
+
+def write_slowly(path: Path, data: bytes, chunks: int = 8, pause: float = 0.15) -> threading.Thread:
+    """Write ``data`` to ``path`` in chunks from a background thread (a slow copy)."""
+    def run() -> None:
+        step = max(1, len(data) // chunks)
+        with open(path, "wb") as handle:
+            for i in range(0, len(data), step):
+                handle.write(data[i:i + step])
+                handle.flush()
+                time.sleep(pause)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+class EventLog:
+    """Subscribes to the Socket.IO Redis channel and keeps every ``result`` payload."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url, decode_responses=True)
+        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe(SOCKETIO_CHANNEL)
+        self.items: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            message = self.pubsub.get_message(timeout=0.2)
+            if message and message["type"] == "message":
+                data = json.loads(message["data"])
+                if data.get("method") == "emit" and data.get("event") == "result":
+                    payload = data["data"]
+                    self.items.append(payload[0] if isinstance(payload, list) else payload)
+
+    def final(self) -> dict[str, dict[str, Any]]:
+        return {i["id"]: i for i in self.items if i["status"] in ("done", "duplicate", "failed")}
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.pubsub.close()
+        self.client.close()
+
+
+@contextmanager
+def running(settings: Settings, workers: int = 1) -> Iterator[RedisHandle]:
+    """The service (recorder + watcher + ``workers`` worker processes) in a background thread."""
+    stop = threading.Event()
+    ready: list[RedisHandle] = []
+    thread = threading.Thread(target=serve, args=(settings,),
+                              kwargs={"workers": workers, "stop": stop, "ready": ready.append}, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: ready, 60, "service start")
+        yield ready[0]
+    finally:
+        stop.set()
+        thread.join(90)
+        assert not thread.is_alive(), "service did not stop"
+
+
+def store_of(settings: Settings) -> SqliteStore:
+    return SqliteStore(settings.data_dir / STORE_NAME)
+
+
+def start_worker(settings: Settings, url: str, **env: str) -> subprocess.Popen[bytes]:
+    """A real `teamocr worker` process against ``url``."""
+    full = {**os.environ, "TEAMOCR_REDIS_URL": url, "TEAMOCR_DATA_DIR": str(settings.data_dir),
+            "TEAMOCR_SHARED_DIR": str(settings.shared_dir), "TEAMOCR_ENGINE__THREADS": "1",
+            "TEAMOCR_DAEMON__BATCH_SIZE": str(settings.daemon.batch_size),
+            "TEAMOCR_DAEMON__CLAIM_IDLE_SECONDS": str(settings.daemon.claim_idle_seconds), **env}
+    return subprocess.Popen([sys.executable, "-m", "daemon.cli", "worker"], env=full, cwd=REPO)
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,273 @@
+"""FolderWatcher against real folders and real watchdog observers (inotify and polling).
+
+Nothing here sleeps for a fixed time: tests wait for a condition with a deadline, and prove that
+something did *not* happen by waiting for a later marker (a later file, or more completed scans).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.watcher import FolderWatcher
+
+STABLE = 0.3
+
+
+def wait_until(pred: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> None:
+    """Poll ``pred`` until it is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    try:
+        wait_until(lambda: not (set(threading.enumerate()) - before), timeout=5.0)
+    except AssertionError:
+        leaked = set(threading.enumerate()) - before
+        raise AssertionError(f"leaked threads: {sorted(t.name for t in leaked)}") from None
+
+
+class Handed:
+    """The on_ready callback: records each path with the size it had when handed."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: list[tuple[Path, int, float]] = []
+
+    def __call__(self, path: Path) -> None:
+        with self.lock:
+            self.calls.append((path, path.stat().st_size, time.monotonic()))
+
+    def paths(self) -> list[Path]:
+        with self.lock:
+            return [p for p, _, _ in self.calls]
+
+    def count(self, path: Path) -> int:
+        return self.paths().count(path)
+
+    def has(self, path: Path) -> bool:
+        return path in self.paths()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    r = tmp_path / "shared"
+    r.mkdir()
+    return r
+
+
+@pytest.fixture
+def handed() -> Handed:
+    return Handed()
+
+
+MODES = [pytest.param(False, id="inotify"), pytest.param(True, id="polling")]
+
+
+def make(root: Path, handed: Callable[[Path], None], polling: bool, **kw: object) -> FolderWatcher:
+    options: dict[str, object] = {"poll_interval": 0.1, "stable_seconds": STABLE, "rescan_seconds": 3600.0}
+    options.update(kw)
+    return FolderWatcher(root, handed, polling=polling, **options)  # type: ignore[arg-type]
+
+
+def drop(path: Path, data: bytes = b"data") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("polling", MODES)
+def test_a_slowly_written_file_is_handed_once_after_it_stopped_changing(
+    root: Path, handed: Handed, polling: bool
+) -> None:
+    target = root / "team" / "scan.png"
+    target.parent.mkdir()
+    finished: list[float] = []
+
+    def writer() -> None:
+        with open(target, "wb") as fh:
+            for _ in range(10):
+                fh.write(b"x" * 1000)
+                fh.flush()
+                time.sleep(0.05)  # a slow copy: pauses shorter than stable_seconds
+        finished.append(time.monotonic())
+
+    with make(root, handed, polling):
+        t = threading.Thread(target=writer)
+        t.start()
+        wait_until(lambda: handed.has(target))
+        t.join()
+        marker = drop(root / "marker.png")
+        wait_until(lambda: handed.has(marker))
+    [(_, size, at)] = [c for c in handed.calls if c[0] == target]
+    assert size == 10_000
+    assert at >= finished[0]
+
+
+@pytest.mark.parametrize("polling", MODES)
+def test_clutter_is_skipped_but_other_files_are_handed(root: Path, handed: Handed, polling: bool) -> None:
+    with make(root, handed, polling):
+        for rel in [".hidden.png", "~$doc.docx", "a.jpg.part", "@eaDir/x.jpg", "team/Thumbs.db", "._x.png"]:
+            drop(root / rel)
+        good = drop(root / "team" / "good.png")
+        pdf = drop(root / "notes.pdf")  # not an image, but not clutter: the pipeline says why
+        wait_until(lambda: handed.has(good) and handed.has(pdf))
+        marker = drop(root / "marker.png")
+        wait_until(lambda: handed.has(marker))
+    assert sorted(handed.paths()) == sorted([good, pdf, marker])
+
+
+def test_files_present_before_start_are_handed(root: Path, handed: Handed) -> None:
+    before = [drop(root / "a.png"), drop(root / "sales" / "2024" / "b.jpg"), drop(root / "empty.png", b"")]
+    # A huge poll interval and rescan period: only the start-up scan can find these.
+    with make(root, handed, True, poll_interval=3600.0, rescan_seconds=3600.0):
+        wait_until(lambda: all(handed.has(p) for p in before))
+    assert sorted(handed.paths()) == sorted(before)
+
+
+def test_start_creates_a_missing_root(tmp_path: Path, handed: Handed) -> None:
+    root = tmp_path / "not" / "yet"
+    with make(root, handed, False):
+        assert root.is_dir()
+        f = drop(root / "a.png")
+        wait_until(lambda: handed.has(f))
+
+
+def test_a_rescan_finds_a_file_whose_event_was_lost(root: Path, handed: Handed) -> None:
+    first = drop(root / "first.png")
+    # The observer polls once an hour, so its events never come: only the rescan can see new files.
+    with make(root, handed, True, poll_interval=3600.0, rescan_seconds=0.5) as watcher:
+        wait_until(lambda: handed.has(first))
+        scans = watcher.scans_completed
+        late = drop(root / "team" / "late.png")
+        wait_until(lambda: handed.has(late))
+        assert watcher.scans_completed > scans
+
+
+@pytest.mark.parametrize("polling", MODES)
+def test_event_and_rescans_do_not_hand_the_same_file_twice(root: Path, handed: Handed, polling: bool) -> None:
+    with make(root, handed, polling, rescan_seconds=0.2) as watcher:
+        f = drop(root / "a.png")
+        wait_until(lambda: handed.has(f))
+        scans = watcher.scans_completed
+        wait_until(lambda: watcher.scans_completed >= scans + 3)
+        assert handed.count(f) == 1
+        # A changed file is new work (the intake decides by content whether it is a duplicate).
+        with open(f, "ab") as fh:
+            fh.write(b"more")
+        wait_until(lambda: handed.count(f) == 2)
+        scans = watcher.scans_completed
+        wait_until(lambda: watcher.scans_completed >= scans + 3)
+    assert handed.count(f) == 2
+    assert [size for p, size, _ in handed.calls if p == f] == [4, 8]
+
+
+@pytest.mark.parametrize("polling", MODES)
+@pytest.mark.parametrize("follow", [False, True], ids=["nofollow", "follow"])
+def test_symlinks_to_outside_are_refused(
+    tmp_path: Path, root: Path, handed: Handed, caplog: pytest.LogCaptureFixture, follow: bool, polling: bool
+) -> None:
+    caplog.set_level(logging.INFO, logger="daemon.watcher")
+    outside = tmp_path / "outside"
+    secret = drop(outside / "secret.png")
+    inside = drop(root / "real" / "inside.png")
+    os.symlink(secret, root / "evil.png")
+    os.symlink(inside, root / "alias.png")
+    os.symlink(outside, root / "evil-dir")  # the polling observer descends into symlinked folders
+    os.symlink(root / "real", root / "alias-dir")
+    with make(root, handed, polling, rescan_seconds=0.2, follow_symlinks=follow) as watcher:
+        wait_until(lambda: handed.has(inside))
+        os.symlink(secret, root / "evil2.png")  # also through an event
+        more = drop(outside / "more.png")
+        fresh = drop(root / "real" / "fresh.png")
+        wait_until(lambda: handed.has(fresh))
+        scans = watcher.scans_completed
+        wait_until(lambda: watcher.scans_completed >= scans + 2)
+    expected = [inside, fresh] + ([root / "alias.png"] if follow else [])
+    assert sorted(handed.paths()) == sorted(expected)  # nothing twice through alias-dir, nothing outside
+    assert more.exists()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    for name in ("evil.png", "evil2.png"):
+        assert len([m for m in warnings if f"{name}:" in m]) == 1  # warned once, not on every rescan
+    if polling:
+        assert any("evil-dir:" in m for m in warnings)
+
+
+def test_an_exception_in_on_ready_does_not_stop_the_watcher(
+    root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good: list[Path] = []
+
+    def on_ready(path: Path) -> None:
+        if path.name == "bad.png":
+            raise RuntimeError("boom")
+        good.append(path)
+
+    with make(root, on_ready, False):
+        drop(root / "bad.png")
+        wait_until(lambda: any("bad.png" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING))
+        ok = drop(root / "ok.png")
+        wait_until(lambda: ok in good)
+    record = next(r for r in caplog.records if "bad.png" in r.getMessage())
+    assert "boom" in record.getMessage() and "retried at the next rescan" in record.getMessage()
+
+
+@pytest.mark.parametrize("polling", MODES)
+def test_the_observer_in_use_is_logged(
+    root: Path, handed: Handed, caplog: pytest.LogCaptureFixture, polling: bool
+) -> None:
+    caplog.set_level(logging.INFO, logger="daemon.watcher")
+    with make(root, handed, polling, poll_interval=2.5):
+        pass
+    expected = "polling observer every 2.5s" if polling else "inotify observer"
+    assert any(expected in r.getMessage() and str(root) in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("polling", MODES)
+def test_a_folder_that_goes_away_and_comes_back_is_recovered(
+    tmp_path: Path, root: Path, handed: Handed, caplog: pytest.LogCaptureFixture, polling: bool
+) -> None:
+    caplog.set_level(logging.INFO, logger="daemon.watcher")
+
+    def logged(level: int, text: str) -> int:
+        return len([r for r in caplog.records if r.levelno == level and text in r.getMessage()])
+
+    first = drop(root / "first.png")
+    away = tmp_path / "unmounted"
+    with make(root, handed, polling):
+        wait_until(lambda: handed.has(first))
+        root.rename(away)
+        wait_until(lambda: logged(logging.WARNING, "is gone"))
+        while_down = drop(away / "team" / "while-down.png")  # dropped while the share was away
+        away.rename(root)
+        wait_until(lambda: logged(logging.INFO, "is back"))
+        wait_until(lambda: handed.has(root / "team" / "while-down.png"))
+        # The observer was rescheduled: a new file is seen by event (rescans are an hour apart).
+        after = drop(root / "after.png")
+        wait_until(lambda: handed.has(after))
+    assert logged(logging.WARNING, "is gone") == 1
+    assert handed.count(first) == 1 and not while_down.exists()
+    assert sorted(handed.paths()) == sorted([first, root / "team" / "while-down.png", after])
+
+
+def test_stop_without_start_and_twice_is_harmless(root: Path, handed: Handed) -> None:
+    watcher = make(root, handed, False)
+    watcher.stop()
+    watcher.start()
+    with pytest.raises(RuntimeError):
+        watcher.start()
+    watcher.stop()
+    watcher.stop()
