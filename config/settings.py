@@ -71,6 +71,32 @@ class DaemonSettings:
 
 
 @dataclass(frozen=True)
+class TeamSettings:
+    """Who sees which channel (first-level folder of the shared folder)."""
+
+    default_team: str = ""  # owns the root and unmapped channels; empty = the first team created
+    channels: str = ""  # "finance=accounting, sales=sales"
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The team web: tokens, limits, uploads."""
+
+    jwt_secret: str = ""  # empty: a random secret is generated into data_dir/jwt_secret (0600)
+    jwt_algorithm: str = "HS256"
+    jwt_issuer: str = "teamocr"
+    jwt_audience: str = "teamocr-api"
+    access_ttl: int = 900  # seconds an access token lives
+    refresh_ttl: int = 1_209_600  # seconds a refresh token lives (14 days)
+    login_limit: str = "10 per minute"  # per username and per client address
+    api_limit: str = "600 per minute"  # per user
+    max_request_bytes: int = 100_000_000  # larger bodies get 413
+    max_zip_files: int = 500
+    max_zip_bytes: int = 500_000_000  # uncompressed total of one ZIP
+    async_mode: str = "threading"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the service reads from configuration; built by :func:`load_settings`."""
 
@@ -82,10 +108,13 @@ class Settings:
     log_level: str
     engine: EngineSettings
     daemon: DaemonSettings
+    teams: TeamSettings
+    web: WebSettings
 
 
 # [table] name -> the dataclass holding its keys
-SECTIONS: dict[str, type] = {"engine": EngineSettings, "daemon": DaemonSettings}
+SECTIONS: dict[str, type] = {"engine": EngineSettings, "daemon": DaemonSettings, "teams": TeamSettings,
+                             "web": WebSettings}
 
 
 def load_settings(user_file: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -18,6 +18,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "engine.model_set": ("small", "tiny"),
     "engine.backend": ("auto", "torch", "onnxruntime"),
     "engine.device": ("auto", "cpu", "cuda"),
+    "web.async_mode": ("threading",),
 }
 
 

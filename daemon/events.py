@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 import redis
 
+from daemon.teams import TeamMap
+
 log = logging.getLogger(__name__)
 
 SOCKETIO_CHANNEL = "teamocr-socketio"
@@ -20,27 +22,23 @@ LATEST = "teamocr:latest"          # sorted set: id scored by created_at
 LATEST_ITEMS = "teamocr:latest:items"  # hash: id -> item JSON
 
 
-def room_for(channel: str) -> str:
-    """The Socket.IO room of a shared-folder channel ("" = the folder's root)."""
-    return f"channel:{channel}"
-
-
 class EventSink(Protocol):
     def publish(self, item: dict[str, Any]) -> None: ...
 
 
 class SocketIOEvents:
-    """Emits ``result`` events to the channel's room through the Redis message queue."""
+    """Emits ``result`` events to the room of the result's team through the Redis message queue."""
 
-    def __init__(self, redis_url: str, channel: str = SOCKETIO_CHANNEL) -> None:
+    def __init__(self, redis_url: str, teams: TeamMap, channel: str = SOCKETIO_CHANNEL) -> None:
         # The manager Flask-SocketIO's SocketIO(message_queue=...) builds for redis:// URLs, made
         # directly so the embedded server's unix:// URL works too. Write-only: no app, no server.
         import socketio
 
         self._manager = socketio.RedisManager(redis_url, channel=channel, write_only=True)
+        self.teams = teams
 
     def publish(self, item: dict[str, Any]) -> None:
-        self._manager.emit(EVENT, item, namespace="/", room=room_for(item.get("channel") or ""))
+        self._manager.emit(EVENT, item, namespace="/", room=self.teams.room_of(item.get("channel") or ""))
 
 
 class LatestCache:

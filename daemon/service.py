@@ -28,6 +28,7 @@ from daemon.recorder import Recorder
 from daemon.redisconn import RedisHandle, open_redis, wait_for_redis
 from daemon.store import SqliteStore
 from daemon.streams import ensure_groups
+from daemon.teams import TeamMap
 from daemon.watcher import FolderWatcher
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: 
     handle = _connect(settings, stop)
     store = SqliteStore(settings.data_dir / STORE_NAME)
     d = settings.daemon
-    recorder = Recorder(handle.client, store, SocketIOEvents(handle.url), LatestCache(handle.client, d.latest_cache),
+    recorder = Recorder(handle.client, store, SocketIOEvents(handle.url, TeamMap.from_spec(settings.teams.channels)), LatestCache(handle.client, d.latest_cache),
                         name=f"recorder-{socket.gethostname()}", retention_days=d.retention_days,
                         delete_sources=d.retention_delete_sources)
     threads = [threading.Thread(target=recorder.run, args=(stop,), name="recorder", daemon=True)]

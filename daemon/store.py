@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import dataclasses
+import json
 import logging
 import sqlite3
 import threading
@@ -17,7 +18,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from daemon.model import ResultRecord, Status
+from daemon.teams import ChannelScope
 from daemon.store_schema import (
     INSERT_SQL,
     MAX_LIMIT,
@@ -30,6 +34,7 @@ from daemon.store_schema import (
     record_of,
     search_query,
 )
+from engine.layout import group_rows
 
 __all__ = ["MAX_LIMIT", "ResultStore", "SqliteStore", "StoreError"]
 
@@ -69,13 +74,23 @@ class ResultStore(Protocol):
         since: float | None = None,
         until: float | None = None,
         uploader: str | None = None,
+        scope: ChannelScope | None = None,
     ) -> builtins.list[ResultRecord]: ...
     def search(
-        self, query: str, limit: int = 50, channel: str | None = None
+        self, query: str, limit: int = 50, channel: str | None = None, scope: ChannelScope | None = None
     ) -> builtins.list[ResultRecord]: ...
     def delete_older_than(self, cutoff: float) -> builtins.list[ResultRecord]: ...
-    def counts(self) -> dict[str, int]: ...
+    def counts(self, scope: ChannelScope | None = None) -> dict[str, int]: ...
+    def stage_seconds(self) -> dict[str, float]: ...
+    def correct(self, result_id: str, line_index: int, text: str, user: str, at: float) -> ResultRecord | None: ...
+    def corrections(self, result_id: str) -> builtins.list[dict[str, Any]]: ...
     def close(self) -> None: ...
+
+
+def _full_text(lines: builtins.list[dict[str, Any]]) -> str:
+    """The page text from its lines, rows as the engine forms them."""
+    quads = [np.asarray(line["points"], dtype=np.float32) for line in lines]
+    return "\n".join(" ".join(lines[i]["text"] for i in row) for row in group_rows(quads))
 
 
 class SqliteStore:
@@ -195,6 +210,8 @@ class SqliteStore:
             rows = conn.execute(
                 "SELECT * FROM results WHERE created_at < ? ORDER BY created_at, seq", (cutoff,)
             ).fetchall()
+            conn.execute("DELETE FROM corrections WHERE result_id IN "
+                         "(SELECT id FROM results WHERE created_at < ?)", (cutoff,))
             conn.execute("DELETE FROM results WHERE created_at < ?", (cutoff,))
         if rows:
             log.info("result store %s: deleted %d results created before %s",
@@ -222,17 +239,19 @@ class SqliteStore:
         since: float | None = None,
         until: float | None = None,
         uploader: str | None = None,
+        scope: ChannelScope | None = None,
     ) -> builtins.list[ResultRecord]:
-        """Results newest first; ``since`` is inclusive and ``until`` exclusive (created_at)."""
+        """Results newest first; ``since`` is inclusive and ``until`` exclusive (created_at);
+        ``scope`` limits the channels (a team's view)."""
         sql, params = list_query(
             limit=limit, offset=offset, channel=channel, status=status,
-            since=since, until=until, uploader=uploader,
+            since=since, until=until, uploader=uploader, scope=scope,
         )  # fmt: skip
         with self._read() as conn:
             return [record_of(row) for row in conn.execute(sql, params)]
 
     def search(
-        self, query: str, limit: int = 50, channel: str | None = None
+        self, query: str, limit: int = 50, channel: str | None = None, scope: ChannelScope | None = None
     ) -> builtins.list[ResultRecord]:
         """Results whose text or file name contains ``query`` (any case), newest first.
 
@@ -242,17 +261,61 @@ class SqliteStore:
         """
         if not query.strip():
             return []
-        sql, params = search_query(query, limit=limit, channel=channel)
+        sql, params = search_query(query, limit=limit, channel=channel, scope=scope)
         with self._read() as conn:
             return [record_of(row) for row in conn.execute(sql, params)]
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, scope: ChannelScope | None = None) -> dict[str, int]:
         """The number of results in each status (every status present, zeros included)."""
+        clause, params = (scope or ChannelScope()).sql()
         with self._read() as conn:
-            rows = conn.execute("SELECT status, COUNT(*) FROM results GROUP BY status").fetchall()
+            rows = conn.execute(f"SELECT status, COUNT(*) FROM results AS r WHERE {clause} GROUP BY status",
+                                params).fetchall()
         counts = {status.value: 0 for status in Status}
         counts.update({status: n for status, n in rows})
         return counts
+
+    def stage_seconds(self) -> dict[str, float]:
+        """Total OCR seconds per stage over all done results (for metrics)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT COALESCE(SUM(json_extract(timings, '$.decode')), 0),"
+                " COALESCE(SUM(json_extract(timings, '$.detect')), 0),"
+                " COALESCE(SUM(json_extract(timings, '$.recognize')), 0),"
+                " COALESCE(SUM(json_extract(timings, '$.total')), 0)"
+                " FROM results WHERE status = 'done'").fetchone()
+        return dict(zip(("decode", "detect", "recognize", "total"), map(float, row)))
+
+    # -- corrections -------------------------------------------------------------------
+
+    def correct(self, result_id: str, line_index: int, text: str, user: str, at: float) -> ResultRecord | None:
+        """Replace one line's text; the edit (with the text it replaced) is kept in history.
+
+        Returns the updated result, None for an unknown id; ValueError for a line that does not exist.
+        """
+        with self._write() as conn:
+            current = self._get(conn, result_id)
+            if current is None:
+                return None
+            lines = [dict(line) for line in current.lines]
+            if not 0 <= line_index < len(lines):
+                raise ValueError(f"result {result_id} has no line {line_index} (it has {len(lines)})")
+            line = lines[line_index]
+            conn.execute("INSERT INTO corrections (result_id, line_index, original, text, user, at) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (result_id, line_index, line["text"], text, user, at))
+            line.setdefault("original_text", line["text"])
+            line.update(text=text, corrected_by=user, corrected_at=at)
+            full = _full_text(lines)
+            conn.execute("UPDATE results SET lines = ?, text = ? WHERE id = ?",
+                         (json.dumps(lines, ensure_ascii=False), full, result_id))
+            return self._get(conn, result_id)
+
+    def corrections(self, result_id: str) -> builtins.list[dict[str, Any]]:
+        """Every edit of a result, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT line_index, original, text, user, at FROM corrections "
+                                "WHERE result_id = ? ORDER BY seq", (result_id,)).fetchall()
+        return [dict(zip(("line_index", "original", "text", "user", "at"), row)) for row in rows]
 
     def close(self) -> None:
         """Close the connection; later calls raise :class:`StoreError`. Safe to call twice."""

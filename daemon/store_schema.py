@@ -17,6 +17,7 @@ from typing import Any
 
 from daemon.errors import DaemonError
 from daemon.model import FIELD_NAMES, ResultRecord, Status, parse_status
+from daemon.teams import ChannelScope
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,22 @@ CREATE TRIGGER results_fts_update AFTER UPDATE OF text, filename ON results BEGI
 END;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# v2: corrections made in the dashboard; the result's lines show the latest text, this table
+# keeps every edit with who, when and the text it replaced.
+_V2 = """
+CREATE TABLE corrections (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    result_id TEXT NOT NULL REFERENCES results(id) ON DELETE CASCADE,
+    line_index INTEGER NOT NULL,
+    original TEXT NOT NULL,
+    text TEXT NOT NULL,
+    user TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX corrections_result ON corrections(result_id, seq);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 # The partial unique index's condition; queries repeat it so that SQLite can use the index.
 PRIMARY_MD5 = "status != 'duplicate' AND md5 != ''"
@@ -223,10 +239,15 @@ def list_query(
     since: float | None,
     until: float | None,
     uploader: str | None,
+    scope: ChannelScope | None = None,
 ) -> tuple[str, list[Any]]:
     """SQL and parameters of ``SqliteStore.list``."""
     where: list[str] = []
     params: list[Any] = []
+    if scope is not None:
+        clause, values = scope.sql()
+        where.append(clause)
+        params.extend(values)
     for clause, value in (
         ("r.channel = ?", channel),
         ("r.status = ?", None if status is None else parse_status(status).value),
@@ -244,7 +265,8 @@ def list_query(
     return sql, [*params, check_limit(limit), check_offset(offset)]
 
 
-def search_query(query: str, *, limit: int, channel: str | None) -> tuple[str, list[Any]]:
+def search_query(query: str, *, limit: int, channel: str | None,
+                 scope: ChannelScope | None = None) -> tuple[str, list[Any]]:
     """SQL and parameters of ``SqliteStore.search`` for a non-blank ``query``.
 
     3+ characters: one FTS5 phrase with inner quotes doubled, so user input can never be
@@ -268,6 +290,10 @@ def search_query(query: str, *, limit: int, channel: str | None) -> tuple[str, l
     if channel is not None:
         sql += " AND r.channel = ?"
         params.append(channel)
+    if scope is not None:
+        clause, values = scope.sql()
+        sql += f" AND {clause}"
+        params.extend(values)
     sql += f" {NEWEST_FIRST} LIMIT ?"
     return sql, [*params, check_limit(limit)]
 

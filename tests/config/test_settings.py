@@ -78,7 +78,7 @@ def test_env_override_and_nested_engine_keys(in_tmp: Path) -> None:
 @pytest.mark.parametrize(
     ("toml", "key"),
     [("colour = 1\n", "colour"), ("[engine]\nbeam_width = 5\n", "engine.beam_width"),
-     ("[web]\nport = 1\n", "web")],
+     ("[webui]\nport = 1\n", "webui")],
 )
 def test_unknown_key_in_file_names_key_and_file(in_tmp: Path, toml: str, key: str) -> None:
     user = write(in_tmp / "team.toml", toml)

@@ -1,0 +1,83 @@
+"""Which team sees which channel.
+
+Each first-level folder of the shared folder is a channel. Settings map channels to teams
+(``teams.channels = "finance=accounting, sales=sales"``); the folder's root and every unmapped
+channel belong to the default team. The daemon announces a result to its team's room; the web
+puts each member's connection in their team's room (and the default team's members also in
+``team:*default*``) and filters every read with a :class:`ChannelScope`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_ROOM = "team:*default*"
+
+
+def parse_channel_map(spec: str) -> dict[str, str]:
+    """"finance=accounting, sales=sales" -> {"finance": "accounting", "sales": "sales"}."""
+    mapping: dict[str, str] = {}
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        channel, sep, team = part.partition("=")
+        if not sep or not channel.strip() or not team.strip():
+            raise ValueError(f"teams.channels: expected channel=team, got {part.strip()!r}")
+        mapping[channel.strip()] = team.strip()
+    return mapping
+
+
+@dataclass(frozen=True)
+class ChannelScope:
+    """Channels a reader may see: exactly ``only`` when given, else all but ``excluded``."""
+
+    only: frozenset[str] | None = None
+    excluded: frozenset[str] = field(default_factory=frozenset)
+
+    def allows(self, channel: str) -> bool:
+        if self.only is not None:
+            return channel in self.only
+        return channel not in self.excluded
+
+    def sql(self, column: str = "r.channel") -> tuple[str, list[Any]]:
+        """A WHERE clause (never empty) and its parameters."""
+        if self.only is not None:
+            if not self.only:
+                return "0", []
+            return f"{column} IN ({','.join('?' * len(self.only))})", sorted(self.only)
+        if not self.excluded:
+            return "1", []
+        return f"{column} NOT IN ({','.join('?' * len(self.excluded))})", sorted(self.excluded)
+
+
+@dataclass(frozen=True)
+class TeamMap:
+    """The channel -> team mapping of the settings."""
+
+    channels: dict[str, str]
+
+    @classmethod
+    def from_spec(cls, spec: str) -> "TeamMap":
+        return cls(parse_channel_map(spec))
+
+    def room_of(self, channel: str) -> str:
+        """The Socket.IO room announcing results of ``channel``."""
+        team = self.channels.get(channel)
+        return f"team:{team}" if team else DEFAULT_ROOM
+
+    def rooms_for(self, team: str, is_default: bool) -> list[str]:
+        return [f"team:{team}", DEFAULT_ROOM] if is_default else [f"team:{team}"]
+
+    def scope_for(self, team: str, is_default: bool) -> ChannelScope:
+        """What a member of ``team`` may read."""
+        own = frozenset(c for c, t in self.channels.items() if t == team)
+        if is_default:
+            return ChannelScope(excluded=frozenset(self.channels) - own)
+        return ChannelScope(only=own)
+
+    def upload_channel(self, team: str, is_default: bool) -> str:
+        """Where a member's uploads go: the team's first channel, or the root for the default team."""
+        own = sorted(c for c, t in self.channels.items() if t == team)
+        if is_default or not own:
+            return "" if is_default else f"{team}"
+        return own[0]
