@@ -28,6 +28,12 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``teamocr`` and its subcommands."""
+    return make_parser()[0]
+
+
+def make_parser() -> tuple[argparse.ArgumentParser, Any, argparse.ArgumentParser]:
+    """The parser, its subcommand collection and the options every subcommand shares, so the
+    web (which sits on top of the daemon) can add its own commands."""
     parser = argparse.ArgumentParser(
         prog="teamocr", description="Collaborative shared-folder OCR for zh/en images."
     )
@@ -75,15 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
         "(first SIGTERM: finish the batch; second: stop now).",
     )
     worker.set_defaults(handler=_cmd_worker)
-    return parser
+    return parser, commands, common
 
 
-def main(argv: Sequence[str] | None = None, *, engine_factory: EngineFactory | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, engine_factory: EngineFactory | None = None,
+         parser: argparse.ArgumentParser | None = None) -> int:
     """Run ``teamocr``; return the exit code (0 ok, 1 some images failed, 2 could not run).
 
-    ``engine_factory`` replaces ``engine.pipeline.build_engine`` (tests pass a fake).
+    ``engine_factory`` replaces ``engine.pipeline.build_engine`` (tests pass a fake);
+    ``parser`` is the web's extended parser when ``teamocr`` starts from there.
     """
-    args = build_parser().parse_args(argv)
+    args = (parser or build_parser()).parse_args(argv)
     try:
         settings = _settings(args)
     except ConfigError as exc:
@@ -140,7 +148,7 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings, factory: EngineFac
 def _serve(args: argparse.Namespace, settings: Settings, *, workers: int, watch: bool) -> int:
     from daemon.service import install_signals, serve
 
-    _make_dirs(settings.shared_dir, settings.data_dir)
+    make_dirs(settings.shared_dir, settings.data_dir)
     stop = threading.Event()
     install_signals(stop)
 
@@ -159,7 +167,7 @@ def _output(path: Path | None) -> Iterator[TextIO]:
             sys.stdout.reconfigure(encoding="utf-8")
         yield sys.stdout
         return
-    _make_dirs(path.parent)
+    make_dirs(path.parent)
     try:
         out = open(path, "w", encoding="utf-8", newline="\n")
     except OSError as exc:
@@ -168,7 +176,7 @@ def _output(path: Path | None) -> Iterator[TextIO]:
         yield out
 
 
-def _make_dirs(*folders: Path) -> None:
+def make_dirs(*folders: Path) -> None:
     for folder in folders:
         try:
             folder.mkdir(parents=True, exist_ok=True)

@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 STORE_NAME = "teamocr.sqlite3"
 
 
-def install_signals(stop: threading.Event) -> None:
-    """First SIGTERM/SIGINT sets ``stop``; a second one exits at once."""
+def install_signals(stop: threading.Event, interrupt_main: bool = False) -> None:
+    """First SIGTERM/SIGINT sets ``stop`` (and, with ``interrupt_main``, ends a blocking server
+    loop in the main thread); a second one exits at once."""
 
     def handler(signum: int, _frame: object) -> None:
         if stop.is_set():
@@ -45,6 +46,8 @@ def install_signals(stop: threading.Event) -> None:
             os._exit(128 + signum)
         log.info("%s: finishing current work, then stopping (again to stop now)", signal.Signals(signum).name)
         stop.set()
+        if interrupt_main:
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
@@ -87,7 +90,8 @@ class Supervisor:
             if proc is not None:
                 log.warning("worker %d exited with %s; restarting it", i, proc.returncode)
             self.restarts[i] = time.monotonic() + 5.0
-            self.procs[i] = subprocess.Popen(self.args, env=self.env)
+            # own session: a Ctrl-C on the terminal reaches only us; we pass on one SIGTERM
+            self.procs[i] = subprocess.Popen(self.args, env=self.env, start_new_session=True)
 
     def stop(self, timeout: float = 60.0) -> None:
         live = [p for p in self.procs if p is not None and p.poll() is None]

@@ -1,0 +1,67 @@
+"""``create_app(settings)``: the team web (REST API, Socket.IO, dashboard) as a Flask app.
+
+The web reads results through the daemon's store and submits uploads through the daemon's
+intake; it never reaches the other way. Dependencies can be passed in (tests do), else they are
+built from the settings; the web needs a Redis URL (``teamocr run`` passes its embedded one).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import socketio as sio
+from flask import Flask
+from flask_socketio import SocketIO
+
+from config.settings import Settings
+from daemon.events import SOCKETIO_CHANNEL
+from daemon.intake import Intake
+from daemon.redisconn import client_for
+from daemon.service import STORE_NAME
+from daemon.store import SqliteStore
+from daemon.teams import TeamMap
+from web import api, auth, dashboard, errors, health, limits, sockets, uploads
+from web.accounts import AccountStore
+from web.services import EXTENSION, Services
+from web.tokens import TokenService, load_secret
+
+log = logging.getLogger(__name__)
+
+ACCOUNTS_NAME = "accounts.sqlite3"
+
+
+def create_app(settings: Settings, *, redis_url: str | None = None, **overrides: Any) -> tuple[Flask, SocketIO]:
+    """Build the app and its Socket.IO server. ``overrides`` replace built services by name."""
+    url = redis_url or settings.redis_url
+    if not url:
+        raise ValueError("the web needs a Redis URL: set redis_url or start it with `teamocr run`")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    client = overrides.pop("redis", None) or client_for(url)
+    built = Services(
+        settings=settings,
+        redis=client,
+        redis_url=url,
+        store=overrides.pop("store", None) or SqliteStore(settings.data_dir / STORE_NAME),
+        accounts=overrides.pop("accounts", None) or AccountStore(settings.data_dir / ACCOUNTS_NAME),
+        tokens=overrides.pop("tokens", None) or TokenService(settings.web, load_secret(settings), client),
+        teams=TeamMap.from_spec(settings.teams.channels),
+        intake=overrides.pop("intake", None) or Intake(client, settings.engine.max_file_bytes),
+    )
+    if overrides:
+        raise TypeError(f"unknown services: {', '.join(sorted(overrides))}")
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.web.max_request_bytes
+    app.config["JSON_AS_ASCII"] = False
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION] = built
+    errors.init_app(app)
+    limits.init_app(app, url, settings.web)
+    for module in (auth, api, uploads, health, dashboard):
+        app.register_blueprint(module.blueprint)
+    socketio = SocketIO(
+        app, async_mode=settings.web.async_mode,
+        client_manager=sio.RedisManager(url, channel=SOCKETIO_CHANNEL),
+    )
+    built.socketio = socketio
+    sockets.init_socketio(socketio)
+    return app, socketio

@@ -1,0 +1,144 @@
+"""Log in, refresh, log out; and ``require_auth``, which every other API view uses.
+
+A request carries ``Authorization: Bearer <access token>``. The principal (user, team, what the
+team may read) is put on ``flask.g.principal``.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flask import Blueprint, abort, g, jsonify, request
+
+from daemon.teams import ChannelScope
+from web.accounts import User
+from web.limits import api_limit, limiter, login_address_key, login_limit, login_name_key
+from web.services import services
+from web.tokens import TokenError
+
+blueprint = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking, and which results they may see."""
+
+    user: User
+    claims: dict[str, Any]
+    is_default_team: bool
+    scope: ChannelScope
+    rooms: list[str]
+
+
+def principal_for(claims: dict[str, Any]) -> Principal:
+    """Resolve a token's claims against the current accounts and team map."""
+    svc = services()
+    user = svc.accounts.get(str(claims["sub"]))
+    if user is None:
+        raise TokenError("user no longer exists")
+    default = svc.settings.teams.default_team or svc.accounts.first_team()
+    is_default = user.team == default
+    return Principal(user, claims, is_default, svc.teams.scope_for(user.team, is_default),
+                     svc.teams.rooms_for(user.team, is_default))
+
+
+def bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        abort(401, description="missing bearer token (Authorization: Bearer <access token>)")
+    return token.strip()
+
+
+def require_auth(view: F) -> F:
+    """401 unless the request has a valid access token; rate-limited per user."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            g.principal = principal_for(services().tokens.verify(bearer_token(), "access"))
+        except TokenError as exc:
+            abort(401, description=str(exc))
+        return limited(view)(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def limited(view: F) -> F:
+    from web.limits import user_key
+
+    return limiter.limit(api_limit, key_func=user_key)(view)  # type: ignore[no-any-return]
+
+
+def require_admin(view: F) -> F:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not g.principal.user.is_admin:
+            abort(403, description="admins only")
+        return view(*args, **kwargs)
+
+    return require_auth(wrapper)  # type: ignore[return-value]
+
+
+def _json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description="expected a JSON object body")
+    return body
+
+
+@blueprint.post("/login")
+@limiter.limit(login_limit, key_func=login_name_key)
+@limiter.limit(login_limit, key_func=login_address_key)
+def login() -> Any:
+    body = _json_body()
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        abort(400, description="username and password (strings) are required")
+    user = services().accounts.verify(username, password)
+    if user is None:
+        abort(401, description="wrong user name or password")
+    return jsonify(services().tokens.issue(user))
+
+
+@blueprint.post("/refresh")
+@limiter.limit(login_limit, key_func=login_address_key)
+def refresh() -> Any:
+    body = _json_body()
+    token = body.get("refresh_token")
+    if not isinstance(token, str):
+        abort(400, description="refresh_token (string) is required")
+    tokens = services().tokens
+    try:
+        claims = tokens.verify(token, "refresh")
+        principal = principal_for(claims)
+    except TokenError as exc:
+        abort(401, description=str(exc))
+    tokens.revoke(claims)  # a refresh token is single-use
+    return jsonify(tokens.issue(principal.user))
+
+
+@blueprint.post("/logout")
+@require_auth
+def logout() -> Any:
+    """Revoke the access token (and the refresh token, when sent in the body)."""
+    tokens = services().tokens
+    tokens.revoke(g.principal.claims)
+    body = request.get_json(silent=True)
+    if isinstance(body, dict) and isinstance(body.get("refresh_token"), str):
+        try:
+            tokens.revoke(tokens.verify(body["refresh_token"], "refresh"))
+        except TokenError:
+            pass  # already unusable
+    return jsonify(ok=True)
+
+
+@blueprint.get("/me")
+@require_auth
+def me() -> Any:
+    p: Principal = g.principal
+    return jsonify(username=p.user.username, team=p.user.team, role=p.user.role)

@@ -1,0 +1,4 @@
+"""(filled in by the web issue work)"""
+from flask import Blueprint
+
+blueprint = Blueprint("health", __name__)

@@ -1,0 +1,51 @@
+"""Rate limits (flask-limiter, counters in the same Redis): login per user name and per client
+address, the API per user. A refusal is 429 with Retry-After."""
+from __future__ import annotations
+
+from flask import Flask, g, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from config.settings import WebSettings
+
+limiter = Limiter(key_func=get_remote_address, headers_enabled=True, strategy="moving-window")
+
+
+def storage_uri(redis_url: str) -> str:
+    """The limits library spells a Unix-socket Redis as redis+unix://."""
+    return "redis+unix://" + redis_url[len("unix://"):] if redis_url.startswith("unix://") else redis_url
+
+
+def init_app(app: Flask, redis_url: str, settings: WebSettings) -> None:
+    app.config["RATELIMIT_STORAGE_URI"] = storage_uri(redis_url)
+    app.config["RATELIMIT_KEY_PREFIX"] = "teamocr-limits"
+    app.config["TEAMOCR_LOGIN_LIMIT"] = settings.login_limit
+    app.config["TEAMOCR_API_LIMIT"] = settings.api_limit
+    limiter.init_app(app)
+
+
+def login_limit() -> str:
+    from flask import current_app
+
+    return str(current_app.config["TEAMOCR_LOGIN_LIMIT"])
+
+
+def api_limit() -> str:
+    from flask import current_app
+
+    return str(current_app.config["TEAMOCR_API_LIMIT"])
+
+
+def login_name_key() -> str:
+    body = request.get_json(silent=True) or {}
+    name = body.get("username") if isinstance(body, dict) else None
+    return f"login-user:{name if isinstance(name, str) else ''}"
+
+
+def login_address_key() -> str:
+    return f"login-addr:{get_remote_address()}"
+
+
+def user_key() -> str:
+    principal = getattr(g, "principal", None)
+    return f"user:{principal.user.username}" if principal is not None else f"addr:{get_remote_address()}"

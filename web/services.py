@@ -1,0 +1,37 @@
+"""The objects the web's views share, built once per app and passed in (never module globals)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from flask import Flask, current_app
+
+from config.settings import Settings
+from daemon.intake import Intake
+from daemon.store import ResultStore
+from daemon.teams import TeamMap
+from web.accounts import AccountStore
+from web.tokens import TokenService
+
+EXTENSION = "teamocr"
+
+
+@dataclass
+class Services:
+    """Everything a request handler may need."""
+
+    settings: Settings
+    redis: redis.Redis
+    redis_url: str
+    store: ResultStore
+    accounts: AccountStore
+    tokens: TokenService
+    teams: TeamMap
+    intake: Intake
+    socketio: Any = None  # flask_socketio.SocketIO, set by create_app
+
+
+def services(app: Flask | None = None) -> Services:
+    """The services of ``app`` (default: the current app)."""
+    return (app or current_app).extensions[EXTENSION]
