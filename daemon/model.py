@@ -72,6 +72,12 @@ class ResultRecord:
         item["status"] = self.status.value
         return item
 
+    def to_public(self) -> dict[str, Any]:
+        """What clients may see: :meth:`to_item` without the server-side ``path``."""
+        item = self.to_item()
+        del item["path"]
+        return item
+
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> ResultRecord:
         """The inverse of :meth:`to_item`; unknown keys are ignored, missing required ones raise."""

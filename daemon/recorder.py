@@ -75,7 +75,7 @@ class Recorder:
                 delay = min(30.0, delay * 2)
 
     def apply(self, record: dict[str, Any]) -> dict[str, Any] | None:
-        """Store one record; returns the item to announce, or None when nothing changed."""
+        """Store one record; returns the (public) item to announce, or None when nothing changed."""
         kind = record["type"]
         rid = record["id"]
         before = self.store.get(rid)
@@ -92,7 +92,7 @@ class Recorder:
         elif kind == "queued":  # a retry waiting for its backoff
             row = before
             if row is not None:
-                return {**row.to_item(), "status": "queued", "attempts": record.get("attempts", row.attempts)}
+                return {**row.to_public(), "status": "queued", "attempts": record.get("attempts", row.attempts)}
         elif kind == "processing":
             row = self.store.mark_processing(rid, record.get("attempts", 1))
         elif kind == "done":
@@ -110,7 +110,7 @@ class Recorder:
         if row is None:
             log.warning("record %s for unknown result %s ignored", kind, rid)
             return None
-        return row.to_item()
+        return row.to_public()
 
     def apply_retention(self) -> int:
         """Remove results older than the retention period (and, if configured, their files)."""

