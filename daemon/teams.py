@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_ROOM = "team:*default*"
+UPLOADS_CHANNEL = "uploads"  # the default team's uploads land in this (unmapped) channel
 
 
 def parse_channel_map(spec: str) -> dict[str, str]:
@@ -75,9 +76,11 @@ class TeamMap:
             return ChannelScope(excluded=frozenset(self.channels) - own)
         return ChannelScope(only=own)
 
-    def upload_channel(self, team: str, is_default: bool) -> str:
-        """Where a member's uploads go: the team's first channel, or the root for the default team."""
+    def upload_channel(self, team: str, is_default: bool) -> str | None:
+        """Where a member's uploads go when they name no channel: the default team's are the
+        (unmapped) channel "uploads", another team's its first mapped channel; None for a team
+        that owns no channel at all."""
+        if is_default and self.channels.get(UPLOADS_CHANNEL, team) == team:
+            return UPLOADS_CHANNEL
         own = sorted(c for c, t in self.channels.items() if t == team)
-        if is_default or not own:
-            return "" if is_default else f"{team}"
-        return own[0]
+        return own[0] if own else None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # always fullmatch: "$" would let "name\n" through
 ROLES = ("admin", "member")
 
 _SCHEMA = """
@@ -58,9 +58,9 @@ class AccountStore:
 
     def add_user(self, username: str, password: str, team: str, admin: bool = False) -> User:
         """Create a user (and the team if new). Refuses bad names, short passwords, duplicates."""
-        if not NAME.match(username):
+        if not NAME.fullmatch(username):
             raise AccountError(f"user name {username!r} must be 1-64 letters, digits or _ . @ -")
-        if not NAME.match(team):
+        if not NAME.fullmatch(team):
             raise AccountError(f"team name {team!r} must be 1-64 letters, digits or _ . @ -")
         if len(password) < 8:
             raise AccountError("password must have at least 8 characters")

@@ -71,7 +71,8 @@ def require_auth(view: F) -> F:
 def limited(view: F) -> F:
     from web.limits import user_key
 
-    return limiter.limit(api_limit, key_func=user_key)(view)  # type: ignore[no-any-return]
+    # One budget per user over the whole API (a plain limit would be per user *and endpoint*).
+    return limiter.shared_limit(api_limit, scope="api", key_func=user_key)(view)  # type: ignore[no-any-return]
 
 
 def require_admin(view: F) -> F:
@@ -118,7 +119,8 @@ def refresh() -> Any:
         principal = principal_for(claims)
     except TokenError as exc:
         abort(401, description=str(exc))
-    tokens.revoke(claims)  # a refresh token is single-use
+    if not tokens.revoke(claims):  # a refresh token is single-use; a concurrent refresh won
+        abort(401, description="token revoked")
     return jsonify(tokens.issue(principal.user))
 
 

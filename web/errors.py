@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, current_app, jsonify
+from flask_limiter.errors import RateLimitExceeded
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -13,7 +14,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
         response = exc.get_response()
-        body = jsonify(error=exc.description or exc.name, status=exc.code)
+        body = jsonify(error=_message(exc), status=exc.code)
         body.status_code = exc.code or 500
         for name in ("Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Allow",
                      "WWW-Authenticate"):
@@ -27,3 +28,12 @@ def init_app(app: Flask) -> None:
         body = jsonify(error="internal error", status=500)
         body.status_code = 500
         return body
+
+
+def _message(exc: HTTPException) -> str:
+    """The description, said plainly where werkzeug's or flask-limiter's wording is unclear."""
+    if isinstance(exc, RateLimitExceeded):  # its description is the bare limit ("3 per 1 minute")
+        return f"too many requests (limit: {exc.description}); retry after Retry-After seconds"
+    if isinstance(exc, RequestEntityTooLarge) and exc.description == RequestEntityTooLarge.description:
+        return f"request body larger than {current_app.config.get('MAX_CONTENT_LENGTH')} bytes"
+    return exc.description or exc.name

@@ -39,7 +39,8 @@ def api_limit() -> str:
 def login_name_key() -> str:
     body = request.get_json(silent=True) or {}
     name = body.get("username") if isinstance(body, dict) else None
-    return f"login-user:{name if isinstance(name, str) else ''}"
+    # Capped: valid names have at most 64 characters, and a huge name must not become a huge Redis key.
+    return f"login-user:{name[:64] if isinstance(name, str) else ''}"
 
 
 def login_address_key() -> str:

@@ -31,6 +31,8 @@ class TokenError(Exception):
 def load_secret(settings: Settings) -> str:
     """The configured signing secret, else one generated once into the data folder (mode 0600)."""
     if settings.web.jwt_secret:
+        if len(settings.web.jwt_secret) < 32:
+            raise ValueError("web.jwt_secret must have at least 32 characters (or leave it empty to generate one)")
         return settings.web.jwt_secret
     path = settings.data_dir / SECRET_FILE
     try:
@@ -92,15 +94,27 @@ class TokenService:
             raise TokenError("token is for another audience") from None
         except jwt.InvalidIssuerError:
             raise TokenError("token from another issuer") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise TokenError(f"token lacks the {exc.claim!r} claim") from None
+        except jwt.InvalidAlgorithmError:
+            raise TokenError(f"token algorithm not allowed (only {self.settings.jwt_algorithm})") from None
+        except jwt.InvalidSignatureError:
+            raise TokenError("token signature does not match") from None
+        except jwt.DecodeError:
+            raise TokenError("malformed token") from None
         except jwt.InvalidTokenError as exc:
             raise TokenError(f"invalid token ({type(exc).__name__})") from None
         if claims.get("typ") != kind:
-            raise TokenError(f"a {claims.get('typ')} token cannot be used here; an {kind} token is needed")
+            raise TokenError(f"wrong token type: {claims.get('typ')!r} where {kind!r} is needed")
         if self.client.exists(REVOKED + str(claims["jti"])):
             raise TokenError("token revoked")
         return claims
 
-    def revoke(self, claims: dict[str, Any]) -> None:
-        """Refuse this token from now until it would have expired anyway."""
+    def revoke(self, claims: dict[str, Any]) -> bool:
+        """Refuse this token from now until it would have expired anyway.
+
+        True when this call revoked it, False when it already was: the check and the write are
+        one Redis command, so two requests racing with one single-use token cannot both win.
+        """
         ttl = max(1, int(claims["exp"]) - int(time.time()))
-        self.client.set(REVOKED + str(claims["jti"]), "1", ex=ttl)
+        return bool(self.client.set(REVOKED + str(claims["jti"]), "1", ex=ttl, nx=True))

@@ -1,4 +1,290 @@
-"""(filled in by the web issue work)"""
-from flask import Blueprint
+"""``POST /api/v1/upload``: images and ZIPs of images, written into the shared folder.
 
-blueprint = Blueprint("uploads", __name__)
+An upload takes the same road as a dropped file: it lands in
+``<shared_dir>/<channel>/uploads/<YYYY-MM-DD>/<safe name>`` (written to a hidden temp file first,
+which the watcher skips, then linked into place in one step) and goes to the daemon's intake at
+once, so the caller gets the result id in the reply. When the watcher later sees the same path
+with the same content, the intake's "seen" rule skips it.
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import secrets
+import shutil
+import unicodedata
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+import redis
+from flask import Blueprint, abort, g, jsonify, request
+from werkzeug.datastructures import FileStorage
+
+from daemon.batch import IMAGE_EXTENSIONS
+from daemon.filters import is_clutter
+from web import zipsafe
+from web.auth import Principal, require_auth
+from web.services import services
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("uploads", __name__, url_prefix="/api/v1")
+
+UPLOADS_FOLDER = "uploads"
+MAX_NAME_BYTES = 200
+MAX_COPIES = 10_000  # " (2)" ... before giving up on a name
+FALLBACK_NAME = "upload"
+ZIP_EXTENSION = ".zip"
+# Extensions for parts sent without one (a pasted clipboard image arrives as "blob").
+_MIME_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/bmp": ".bmp", "image/webp": ".webp",
+                    "image/tiff": ".tif", "image/gif": ".gif", "application/zip": ZIP_EXTENSION,
+                    "application/x-zip-compressed": ZIP_EXTENSION}
+# Invisible characters that reorder text: "photo\u202egnp.exe" would display as "photoexe.png".
+_BIDI = dict.fromkeys(map(ord, "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+_WINDOWS_RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                               *(f"lpt{i}" for i in range(1, 10))})
+_WINDOWS_FORBIDDEN = str.maketrans({c: "_" for c in '<>:"|?*'})  # the share may be served over SMB
+
+
+class EmptyUpload(ValueError):
+    """A file with no bytes."""
+
+
+def safe_name(raw: str, mimetype: str = "") -> str:
+    """The basename of a client's file name, safe to create in the upload folder.
+
+    Path separators (either slash), NUL and control characters go; Unicode stays (NFC); the name
+    is never hidden, never empty (``upload``) and at most 200 UTF-8 bytes, its extension kept.
+    """
+    name = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cs")).translate(_BIDI)
+    name = name.translate(_WINDOWS_FORBIDDEN)
+    stem, dot, ext = name.rpartition(".")
+    ext = ext.strip()
+    if not dot or not ext or len(ext) > 16 or any(c.isspace() for c in ext):
+        stem, ext = name, ""
+    if not ext and mimetype in _MIME_EXTENSIONS:
+        ext = _MIME_EXTENSIONS[mimetype][1:]
+    stem = stem.strip()
+    while stem.startswith((".", "~$")):  # hidden files and Office locks are skipped by the watcher
+        stem = stem[1:] if stem[0] == "." else stem[2:]
+    stem = stem.rstrip(". ").strip()
+    if not stem or stem.lower() in _WINDOWS_RESERVED:
+        stem = f"{FALLBACK_NAME}_{stem}" if stem else FALLBACK_NAME
+    return _fit(stem, f".{ext}" if ext else "")
+
+
+def _fit(stem: str, tail: str) -> str:
+    """``stem + tail`` cut (in the stem, on a character boundary) to MAX_NAME_BYTES of UTF-8."""
+    room = MAX_NAME_BYTES - len(tail.encode("utf-8"))
+    cut = stem.encode("utf-8")[:max(room, 1)].decode("utf-8", "ignore").rstrip(". ")
+    return (cut or FALLBACK_NAME) + tail
+
+
+def numbered(name: str, n: int) -> str:
+    """``scan.png``, ``scan (2).png``, ``scan (3).png`` ... kept within MAX_NAME_BYTES."""
+    if n == 1:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    return _fit(stem, f" ({n})" + (f".{ext}" if ext else ""))
+
+
+def kind_of(name: str) -> str | None:
+    """"image", "zip", or None for anything else."""
+    ext = os.path.splitext(name)[1].lower()
+    if ext in IMAGE_EXTENSIONS:
+        return "image"
+    return "zip" if ext == ZIP_EXTENSION else None
+
+
+def is_image(name: str) -> bool:
+    return kind_of(safe_name(name)) == "image"
+
+
+def inside(root: Path, path: Path) -> bool:
+    """Whether ``path``, symlinks resolved, stays inside ``root``."""
+    real_root = os.path.realpath(root)
+    return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
+
+
+def valid_channel(channel: str) -> bool:
+    """A channel is one plain, visible folder name."""
+    return (0 < len(channel.encode("utf-8")) <= 255 and channel not in (".", "..")
+            and not any(c in channel for c in "/\\") and channel.isprintable()
+            and is_clutter(Path(channel)) is None)
+
+
+def resolve_channel(principal: Principal, requested: str | None) -> str:
+    """The form's channel when the principal may use it, else the team's upload channel; aborts 400."""
+    svc = services()
+    if not requested:
+        channel = svc.teams.upload_channel(principal.user.team, principal.is_default_team)
+        if channel is None:
+            abort(400, description="your team owns no channel to upload to (map one in teams.channels)")
+        return channel
+    # The same answer whether or not another team's channel exists: nothing leaks.
+    if not principal.scope.allows(requested):
+        abort(400, description="channel not yours")
+    if not valid_channel(requested):
+        abort(400, description="invalid channel name")
+    if requested not in svc.teams.channels and not (svc.settings.shared_dir / requested).is_dir():
+        # The default team sees every unmapped channel; a typo must not quietly make a new one.
+        abort(400, description=f"no such channel: {requested}")
+    return requested
+
+
+@dataclass
+class Batch:
+    """The files of one request: where they go, who sent them, and what came of each."""
+
+    root: Path
+    folder: Path
+    channel: str
+    uploader: str
+    items: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def error(self, filename: str, message: str) -> None:
+        self.errors.append({"filename": filename[:255], "error": message})
+
+    def write(self, name: str, fill: Callable[[BinaryIO], int]) -> Path:
+        """Write a new file named like ``name`` through a hidden temp file; EmptyUpload for no bytes."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if not inside(self.root, self.folder):
+            raise PermissionError(f"upload folder {self.folder} leads outside the shared folder")
+        temp = self.folder / f".{name}.{secrets.token_hex(4)}.uploading"
+        try:
+            with open(temp, "xb") as out:
+                size = fill(out)
+                out.flush()
+                os.fsync(out.fileno())
+            if size == 0:
+                raise EmptyUpload("empty file")
+            return self._claim(temp, name)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def _claim(self, temp: Path, name: str) -> Path:
+        """Give ``temp`` the first free name of ``name``, ``name (2)`` ...; never overwrites."""
+        for n in range(1, MAX_COPIES + 1):
+            final = self.folder / numbered(name, n)
+            if not inside(self.root, final) or final.parent != self.folder:
+                raise PermissionError(f"{final} leads outside the upload folder")
+            try:
+                os.link(temp, final)  # atomic, and fails (rather than replaces) when taken
+                return final
+            except FileExistsError:
+                continue
+            except OSError:  # a share without hard links: check, then rename
+                if not os.path.lexists(final):
+                    os.replace(temp, final)
+                    return final
+        raise FileExistsError(f"{MAX_COPIES} files named like {name} already")
+
+    def submit(self, path: Path) -> None:
+        """Hand ``path`` to the intake and note the outcome."""
+        try:
+            record = services().intake.submit(path, self.channel, uploader=self.uploader)
+        except redis.RedisError as exc:
+            log.warning("%s: saved, but the queue is unavailable: %s", path, exc)
+            self.error(path.name, "saved, but the queue is unavailable; the folder watcher will pick it up")
+            return
+        if record is None:
+            self.error(path.name, "already recorded with this name and content")
+            return
+        self.items.append({"id": record["id"], "filename": path.name, "channel": self.channel,
+                           "status": record["type"], "duplicate_of": record.get("duplicate_of"),
+                           "error": record.get("error")})
+
+    def take(self, sent: str, name: str, fill: Callable[[BinaryIO], int]) -> bool:
+        """Write and submit one file; False (with an error entry) when it was empty."""
+        try:
+            path = self.write(name, fill)
+        except EmptyUpload:
+            self.error(sent, "empty file")
+            return False
+        self.submit(path)
+        return True
+
+
+def _copy_stream(source: IO[bytes]) -> Callable[[BinaryIO], int]:
+    def fill(out: BinaryIO) -> int:
+        shutil.copyfileobj(source, out, zipsafe.CHUNK)
+        return out.tell()
+
+    return fill
+
+
+def take_zip(batch: Batch, sent: str, stream: IO[bytes]) -> None:
+    """Write and submit the image members of one uploaded ZIP, flattened into the upload folder."""
+    settings = services().settings.web
+    limits = zipsafe.ZipLimits(settings.max_zip_files, settings.max_zip_bytes)
+    if stream.seek(0, os.SEEK_END) == 0:
+        batch.error(sent, "empty file")
+        return
+    stream.seek(0)
+    try:
+        archive = zipsafe.open_zip(stream, limits)
+        with archive:
+            plan = zipsafe.vet(archive, limits, is_image)
+            for reason in plan.skipped:
+                batch.error(sent, reason)
+            budget = limits.max_bytes
+            for info in plan.images:
+                budget -= _take_member(batch, sent, archive, info, budget)
+    except zipsafe.ZipRefused as exc:
+        log.warning("upload %r refused: %s", sent, exc)
+        batch.error(sent, str(exc))
+
+
+def _take_member(batch: Batch, sent: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> int:
+    """Write and submit one image member; returns the bytes written. ZipBomb stops the whole ZIP."""
+    member = zipsafe.member_name(info)
+    try:
+        path = batch.write(safe_name(member), lambda out: zipsafe.copy_member(archive, info, out, budget))
+    except zipsafe.MemberUnreadable as exc:
+        batch.error(sent, str(exc))
+        return 0
+    except EmptyUpload:
+        batch.error(sent, f"empty file in ZIP: {member}")
+        return 0
+    batch.submit(path)
+    return path.stat().st_size
+
+
+@blueprint.post("/upload")
+@require_auth
+def upload() -> Any:
+    """Store and queue the sent images and ZIPs; 202 with one item per queued file."""
+    principal: Principal = g.principal
+    sent = [f for f in request.files.getlist("files") if f.filename or f.mimetype in _MIME_EXTENSIONS]
+    if not sent:
+        abort(400, description="no files sent (multipart/form-data, field \"files\")")
+    channel = resolve_channel(principal, request.form.get("channel", "").strip())
+    root = services().settings.shared_dir
+    folder = root / channel / UPLOADS_FOLDER / datetime.date.today().isoformat()
+    if not inside(root, folder):
+        abort(400, description="invalid channel name")
+    batch = Batch(root, folder, channel, principal.user.username)
+    for storage in sent:
+        _take_one(batch, storage)
+    return jsonify(items=batch.items, errors=batch.errors), 202
+
+
+def _take_one(batch: Batch, storage: FileStorage) -> None:
+    sent = storage.filename or "upload"
+    name = safe_name(sent, storage.mimetype)
+    kind = kind_of(name)
+    if kind == "zip":
+        take_zip(batch, sent, storage.stream)
+    elif kind == "image":
+        batch.take(sent, name, _copy_stream(storage.stream))
+    else:
+        allowed = " ".join(sorted(IMAGE_EXTENSIONS))
+        batch.error(sent, f"not an image or ZIP (allowed: {allowed} .zip)")
