@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -19,8 +20,9 @@ import redis
 
 from daemon.events import EventSink, LatestCache
 from daemon.model import ResultRecord, Status
+from daemon.redisconn import lost_groups, recreate_groups
 from daemon.store import ResultStore
-from daemon.streams import RECORDER_GROUP, RECORDS, md5_key, take
+from daemon.streams import RECORDER_GROUP, RECORDS, md5_key, parse_entries, take
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,9 @@ class Recorder:
         self._next_retention = 0.0
 
     def run_once(self, block_ms: int = 1000) -> int:
-        entries = take(self.client, RECORDS, RECORDER_GROUP, self.name, 100, self.claim_idle_ms, block_ms)
+        # Records a failed pass left unacknowledged come first, so that records apply in order.
+        entries = parse_entries(self.client.xreadgroup(RECORDER_GROUP, self.name, {RECORDS: "0"}, count=100)) \
+            or take(self.client, RECORDS, RECORDER_GROUP, self.name, 100, self.claim_idle_ms, block_ms)
         for entry_id, fields in entries:
             try:
                 record = json.loads(fields["record"])
@@ -63,14 +67,17 @@ class Recorder:
         return len(entries)
 
     def run(self, stop: threading.Event) -> None:
-        """Loop until ``stop``; Redis outages are waited out with backoff."""
+        """Loop until ``stop``; Redis outages and store errors are waited out with backoff."""
         delay = 0.5
         while not stop.is_set():
             try:
                 self.run_once()
                 delay = 0.5
-            except redis.RedisError as exc:
-                log.warning("recorder: Redis error (%s); retrying in %.1fs", exc, delay)
+            except (redis.RedisError, sqlite3.Error) as exc:  # sqlite3: e.g. locked past the busy timeout
+                if lost_groups(exc) and recreate_groups(self.client, "recorder"):
+                    continue
+                what = "Redis" if isinstance(exc, redis.RedisError) else "store"
+                log.warning("recorder: %s error (%s); retrying in %.1fs", what, exc, delay)
                 stop.wait(delay)
                 delay = min(30.0, delay * 2)
 

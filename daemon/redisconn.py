@@ -14,6 +14,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from daemon.streams import ensure_groups
+
 log = logging.getLogger(__name__)
 
 
@@ -73,3 +75,19 @@ def wait_for_redis(client: redis.Redis, stop: Any, first_delay: float = 0.5, max
             stop.wait(delay)
             delay = min(max_delay, delay * 2)
     return False
+
+
+def lost_groups(exc: BaseException) -> bool:
+    """True for NOGROUP: Redis is back without our data (no persistence, or flushed)."""
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith("NOGROUP")
+
+
+def recreate_groups(client: redis.Redis, who: str) -> bool:
+    """Create the streams' consumer groups again; False when Redis is away again."""
+    log.warning("%s: the consumer groups are gone (Redis lost its data?); creating them again", who)
+    try:
+        ensure_groups(client)
+    except redis.RedisError as exc:
+        log.warning("%s: cannot create the consumer groups (%s)", who, exc)
+        return False
+    return True

@@ -144,6 +144,10 @@ def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: 
             ready(handle)
         while not stop.is_set():
             supervisor.check()
+            if not threads[0].is_alive() and not stop.is_set():
+                log.error("the recorder stopped unexpectedly; starting it again")
+                threads[0] = threading.Thread(target=recorder.run, args=(stop,), name="recorder", daemon=True)
+                threads[0].start()
             stop.wait(1.0)
     finally:
         if watcher is not None:

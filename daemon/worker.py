@@ -18,6 +18,7 @@ import redis
 
 from config.settings import DaemonSettings
 from daemon.outputs import OutputWriter
+from daemon.redisconn import lost_groups, recreate_groups
 from daemon.streams import (DELAYED, HEARTBEATS, JOBS, RECORDS, WORKERS_GROUP, Job, record_fields, take)
 from engine.errors import EngineError
 
@@ -75,6 +76,8 @@ class Worker:
                 self.run_once()
                 delay = 0.5
             except redis.RedisError as exc:
+                if lost_groups(exc) and recreate_groups(self.client, f"worker {self.name}"):
+                    continue
                 log.warning("worker %s: Redis error (%s); retrying in %.1fs", self.name, exc, delay)
                 stop.wait(delay)
                 delay = min(30.0, delay * 2)

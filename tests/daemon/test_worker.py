@@ -1,0 +1,220 @@
+"""Worker.run_once against real streams in an embedded Redis, with the real engine and real files.
+
+Jobs come from the real intake, so each test starts with the records and the job exactly as the
+daemon writes them. Retries use the worker's injected clock, so a backoff is proven by the job
+staying in the delayed set until the clock passes its due time, without waiting for it.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import redis
+
+from config.settings import DaemonSettings, EngineSettings
+from daemon.intake import Intake
+from daemon.outputs import OutputWriter
+from daemon.streams import DELAYED, HEARTBEATS, JOBS, WORKERS_GROUP, Job
+from daemon.worker import Worker
+from engine.pipeline import OcrEngine, build_engine
+from engine.types import PageResult
+from tests.daemon.servicekit import embedded_redis, no_leaked_threads, records, text_image, wait_until
+
+pytestmark = pytest.mark.usefixtures(no_leaked_threads.__name__)
+
+MAX_BYTES = 50 * 1024 * 1024
+BLOCK_MS = 20  # run_once waits this long for new jobs (0 would block forever)
+
+
+@pytest.fixture(scope="module")
+def engine() -> OcrEngine:
+    return build_engine(EngineSettings(threads=1))
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[redis.Redis]:
+    with embedded_redis(tmp_path / "data") as handle:
+        yield handle.client
+
+
+class Clock:
+    """The worker's clock, moved on by the test."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FlakyEngine:
+    """Stand-in for the engine at the worker's boundary: raises RuntimeError ``failures`` times
+    (a passing hiccup, not a bad image), then reads with the real engine."""
+
+    def __init__(self, real: OcrEngine | None, failures: int) -> None:
+        self.real = real
+        self.failures = failures
+        self.calls = 0
+        self.model_version = real.model_version if real is not None else "none"
+
+    def ocr(self, source: str, name: str | None = None) -> PageResult:
+        self.calls += 1
+        if self.real is None or self.calls <= self.failures:
+            raise RuntimeError(f"engine hiccup {self.calls}")
+        return self.real.ocr(source, name=name)
+
+
+def submit(client: redis.Redis, path: Path) -> str:
+    queued = Intake(client, MAX_BYTES).submit(path, "")
+    assert queued is not None and queued["type"] == "queued"
+    return str(queued["id"])
+
+
+def pending(client: redis.Redis) -> int:
+    return int(client.xpending(JOBS, WORKERS_GROUP)["pending"])
+
+
+def kinds(client: redis.Redis, rid: str) -> list[str]:
+    return [r["type"] for r in records(client) if r["id"] == rid]
+
+
+def test_a_real_image_is_read_recorded_in_order_and_acked(client: redis.Redis, engine: OcrEngine,
+                                                          tmp_path: Path) -> None:
+    rid = submit(client, text_image(tmp_path / "share" / "invoice.png", "Invoice 1043 paid"))
+    worker = Worker(client, engine, DaemonSettings(batch_size=2), "w1")
+    assert worker.run_once(BLOCK_MS) == 1
+    assert kinds(client, rid) == ["queued", "processing", "done"]
+    processing, done = [r for r in records(client) if r["id"] == rid][1:]
+    assert processing["attempts"] == 1 and processing["worker"] == "w1"
+    assert done["attempts"] == 1 and (done["width"], done["height"]) == (720, 160)
+    assert "invoice 1043" in done["text"].lower()
+    assert done["lines"] and all({"text", "points", "confidence"} <= set(line) for line in done["lines"])
+    assert done["model_version"] == engine.model_version and done["finished_at"] > 0
+    assert pending(client) == 0
+    assert client.hexists(HEARTBEATS, "w1")
+    assert worker.run_once(BLOCK_MS) == 0  # nothing left: acked, not redelivered
+
+
+def test_a_corrupt_file_fails_at_once_with_its_cause(client: redis.Redis, engine: OcrEngine,
+                                                     tmp_path: Path) -> None:
+    bad = tmp_path / "share" / "broken.png"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"this is not an image at all")
+    rid = submit(client, bad)
+    worker = Worker(client, engine, DaemonSettings(max_attempts=3), "w1")
+    assert worker.run_once(BLOCK_MS) == 1
+    assert kinds(client, rid) == ["queued", "processing", "failed"]
+    failed = records(client)[-1]
+    assert "not a supported image" in failed["error"]
+    assert failed["attempts"] == 1
+    assert client.zcard(DELAYED) == 0 and pending(client) == 0
+
+
+def test_an_engine_error_is_retried_with_backoff_then_done(client: redis.Redis, engine: OcrEngine,
+                                                           tmp_path: Path) -> None:
+    rid = submit(client, text_image(tmp_path / "share" / "report.png", "Quarterly report"))
+    clock = Clock()
+    flaky = FlakyEngine(engine, failures=2)
+    worker = Worker(client, flaky, DaemonSettings(max_attempts=3, retry_backoff=5.0), "w1", clock=clock)
+
+    def delayed() -> list[tuple[Job, float]]:
+        return [(Job.from_json(m), s) for m, s in client.zrange(DELAYED, 0, -1, withscores=True)]
+
+    assert worker.run_once(BLOCK_MS) == 1  # attempt 1 fails: parked for 5 s
+    [(job, due)] = delayed()
+    assert job.id == rid and job.attempt == 1 and due == clock.now + 5.0
+    assert pending(client) == 0  # the stream entry is acked; the retry lives in the delayed set
+    clock.now += 4.9
+    assert worker.run_once(BLOCK_MS) == 0 and len(delayed()) == 1  # not due yet
+    clock.now += 0.1
+    assert worker.run_once(BLOCK_MS) == 1  # attempt 2 fails: parked for 10 s (doubled)
+    [(job, due)] = delayed()
+    assert job.attempt == 2 and due == clock.now + 10.0
+    clock.now += 10.0
+    assert worker.run_once(BLOCK_MS) == 1  # attempt 3 succeeds
+    assert flaky.calls == 3
+    assert kinds(client, rid) == ["queued", "processing", "queued", "processing", "queued", "processing", "done"]
+    mine = [r for r in records(client) if r["id"] == rid]
+    assert [r["attempts"] for r in mine[1:]] == [1, 1, 2, 2, 3, 3]
+    assert [r["retry_at"] for r in mine if r["type"] == "queued" and "retry_at" in r] == \
+        [1_700_000_005.0, 1_700_000_015.0]
+    assert "quarterly report" in mine[-1]["text"].lower()
+    assert client.zcard(DELAYED) == 0 and pending(client) == 0
+
+
+def test_an_engine_that_keeps_failing_ends_failed_after_max_attempts(client: redis.Redis,
+                                                                     tmp_path: Path) -> None:
+    rid = submit(client, text_image(tmp_path / "share" / "meeting.png", "Meeting at noon"))
+    clock = Clock()
+    always = FlakyEngine(None, failures=0)
+    worker = Worker(client, always, DaemonSettings(max_attempts=2, retry_backoff=1.0), "w1", clock=clock)
+    assert worker.run_once(BLOCK_MS) == 1
+    assert client.zcard(DELAYED) == 1
+    clock.now += 1.0
+    assert worker.run_once(BLOCK_MS) == 1
+    assert always.calls == 2
+    assert kinds(client, rid) == ["queued", "processing", "queued", "processing", "failed"]
+    failed = records(client)[-1]
+    assert failed["attempts"] == 2
+    assert failed["error"] == "failed after 2 attempts: RuntimeError: engine hiccup 2"
+    assert client.zcard(DELAYED) == 0 and pending(client) == 0
+    clock.now += 100.0
+    assert worker.run_once(BLOCK_MS) == 0  # nothing comes back
+
+
+@pytest.mark.parametrize("fields", [{"job": "{not json"}, {"other": "field"},
+                                    {"job": json.dumps({"id": "x", "path": "/nowhere.png"})}],
+                         ids=["bad-json", "no-job-field", "missing-keys"])
+def test_a_malformed_job_is_acked_and_dropped(client: redis.Redis, engine: OcrEngine,
+                                              fields: dict[str, str]) -> None:
+    client.xadd(JOBS, fields)
+    worker = Worker(client, engine, DaemonSettings(), "w1")
+    assert worker.run_once(BLOCK_MS) == 1
+    assert pending(client) == 0
+    assert records(client) == []  # nothing to announce for a job that names no result
+    assert worker.run_once(BLOCK_MS) == 0
+
+
+def test_outputs_writes_json_and_a_visualization(client: redis.Redis, engine: OcrEngine,
+                                                 tmp_path: Path) -> None:
+    source = text_image(tmp_path / "share" / "deploy notes.png", "Quarterly report")
+    rid = submit(client, source)
+    outputs = OutputWriter(tmp_path / "data" / "outputs", 50_000_000, MAX_BYTES, run="run1")
+    worker = Worker(client, engine, DaemonSettings(outputs=True), "w1", outputs)
+    assert worker.run_once(BLOCK_MS) == 1
+    assert kinds(client, rid)[-1] == "done"
+    run = tmp_path / "data" / "outputs" / "run1"
+    doc: dict[str, Any] = json.loads((run / "json" / f"{rid}_deploy notes.json").read_text("utf-8"))
+    assert doc["id"] == rid and doc["path"] == str(source) and doc["channel"] == ""
+    assert "quarterly report" in doc["text"].lower() and doc["lines"]
+    png = cv2.imread(str(run / "visualization" / f"{rid}_deploy notes.png"), cv2.IMREAD_COLOR)
+    assert png is not None and png.shape == (160, 720, 3)
+    red = (png[:, :, 2] > 200) & (png[:, :, 1] < 60) & (png[:, :, 0] < 60)
+    assert np.count_nonzero(red) > 100  # the boxes are drawn (the source has only greys)
+    assert sorted(p.name for p in run.iterdir()) == ["json", "visualization"]
+
+
+def test_run_creates_the_groups_again_when_redis_lost_its_data(client: redis.Redis, engine: OcrEngine,
+                                                               tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    stop = threading.Event()
+    worker = Worker(client, engine, DaemonSettings(), "w1")
+    thread = threading.Thread(target=worker.run, args=(stop,), name="worker-under-test")
+    thread.start()
+    try:
+        wait_until(lambda: client.hexists(HEARTBEATS, "w1"), 10, "the worker's first beat")
+        client.flushall()  # as a Redis without persistence coming back: no streams, no groups
+        rid = submit(client, text_image(tmp_path / "share" / "after.png", "Invoice 1043 paid"))
+        wait_until(lambda: kinds(client, rid)[-1:] == ["done"], 60, "the job after the data loss")
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert kinds(client, rid) == ["queued", "processing", "done"] and pending(client) == 0
+    assert any("consumer groups are gone" in r.getMessage() for r in caplog.records)
