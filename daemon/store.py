@@ -261,6 +261,8 @@ class SqliteStore:
         """
         if not query.strip():
             return []
+        if "\x00" in query:
+            raise ValueError("search query contains a NUL character")
         sql, params = search_query(query, limit=limit, channel=channel, scope=scope)
         with self._read() as conn:
             return [record_of(row) for row in conn.execute(sql, params)]

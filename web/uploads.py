@@ -130,12 +130,12 @@ def resolve_channel(principal: Principal, requested: str | None) -> str:
         return channel
     # The same answer whether or not another team's channel exists: nothing leaks.
     if not principal.scope.allows(requested):
-        abort(400, description="channel not yours")
+        abort(403, description="channel not yours")
     if not valid_channel(requested):
         abort(400, description="invalid channel name")
     if requested not in svc.teams.channels and not (svc.settings.shared_dir / requested).is_dir():
         # The default team sees every unmapped channel; a typo must not quietly make a new one.
-        abort(400, description=f"no such channel: {requested}")
+        abort(404, description=f"no such channel: {requested}")
     return requested
 
 

@@ -153,14 +153,14 @@ def test_channel_allowed_or_refused(client: FlaskClient, auth: Headers, settings
     # Another team's channel and a channel that does not exist answer alike: nothing leaks.
     for channel in ("finance", "does-not-exist", "../finance"):
         refused = post(client, auth["carol"], [(png(7), "x.png")], channel=channel)
-        assert refused.status_code == 400 and refused.get_json()["error"] == "channel not yours"
+        assert refused.status_code == 403 and refused.get_json()["error"] == "channel not yours"
     carol = post(client, auth["carol"], [(png(7), "x.png")])
     assert carol.get_json()["items"][0]["channel"] == "sales"
     assert (upload_dir(settings, "sales") / "x.png").is_file()
     assert post(client, auth["alice"], [(png(8), "y.png")], channel="..").status_code == 400
     assert post(client, auth["alice"], [(png(8), "y.png")], channel="a/b").status_code == 400
     typo = post(client, auth["alice"], [(png(8), "y.png")], channel="Finance")
-    assert typo.status_code == 400 and "no such channel" in typo.get_json()["error"]
+    assert typo.status_code == 404 and "no such channel" in typo.get_json()["error"]
     assert not (settings.shared_dir / "Finance").exists()
 
 

@@ -1,0 +1,66 @@
+"""Results as files a person downloads: CSV (for Excel), JSON (the public items) or plain text."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+CSV_COLUMNS = ("id", "filename", "channel", "status", "created_at", "finished_at", "text")
+# A cell starting with one of these is a formula to Excel (OCR text and file names come from users).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """How one format is written and served."""
+
+    mimetype: str
+    extension: str
+    render: Callable[[list[dict[str, Any]]], bytes]
+
+
+def iso_time(epoch: float | None) -> str:
+    """Epoch seconds as ISO 8601 UTC (``2024-05-01T12:00:00Z``); "" for None."""
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def safe_cell(value: str) -> str:
+    """A text cell that Excel shows as text: a leading formula character gets a ``'`` before it."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def to_csv(items: list[dict[str, Any]]) -> bytes:
+    """One row per result (times in ISO 8601 UTC), UTF-8 with a BOM so Excel reads it as UTF-8."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for item in items:
+        writer.writerow([
+            item["id"], safe_cell(item["filename"]), safe_cell(item["channel"]), item["status"],
+            iso_time(item["created_at"]), iso_time(item["finished_at"]), safe_cell(item["text"] or ""),
+        ])
+    return out.getvalue().encode("utf-8-sig")
+
+
+def to_json(items: list[dict[str, Any]]) -> bytes:
+    """The public items as a JSON list."""
+    return json.dumps(items, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def to_txt(items: list[dict[str, Any]]) -> bytes:
+    """``== filename (id) ==`` then the text, for each result, blocks separated by a blank line."""
+    blocks = [f"== {item['filename']} ({item['id']}) ==\n{item['text'] or ''}\n" for item in items]
+    return "\n".join(blocks).encode("utf-8")
+
+
+FORMATS: dict[str, ExportFormat] = {
+    "csv": ExportFormat("text/csv; charset=utf-8", "csv", to_csv),
+    "json": ExportFormat("application/json", "json", to_json),
+    "txt": ExportFormat("text/plain; charset=utf-8", "txt", to_txt),
+}
