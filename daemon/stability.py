@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 # An empty file may be one a writer has just created and not written yet; give it longer.
 EMPTY_FILE_FACTOR = 3.0
+# A file its writer has closed, or that was renamed into place, is very likely complete: it only
+# has to hold still this long (unless it changes again, which drops the hint).
+SETTLED_SECONDS = 0.15
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +40,7 @@ class _Pending:
     size: int
     mtime_ns: int
     since: float
+    finished: bool = False  # closed by its writer or renamed into place, at this size and mtime
 
 
 def _stat_file(path: Path) -> os.stat_result | None:
@@ -74,15 +78,21 @@ class StabilityTracker:
         with self._lock:
             return path in self._pending
 
-    def observe(self, path: Path) -> None:
-        """Start (or keep) tracking ``path``; a changed size or mtime restarts its timer."""
+    def observe(self, path: Path, finished: bool = False) -> None:
+        """Start (or keep) tracking ``path``; a changed size or mtime restarts its timer.
+
+        ``finished``: the writer closed the file or it was renamed into place (an inotify
+        close-write or move event), so it need only hold still for :data:`SETTLED_SECONDS`.
+        """
         st = _stat_file(path)
         now = self._clock()
         with self._lock:
             if st is None:
                 self._pending.pop(path, None)
                 return
-            self._update(path, st, now)
+            entry = self._update(path, st, now)
+            if finished:
+                entry.finished = True
 
     def forget(self, path: Path) -> None:
         """Stop tracking ``path`` (nothing happens when it is not tracked)."""
@@ -107,6 +117,8 @@ class StabilityTracker:
                     continue
                 entry = self._update(path, st, now)
                 wait = self._stable_seconds * (EMPTY_FILE_FACTOR if entry.size == 0 else 1.0)
+                if entry.finished and entry.size > 0:
+                    wait = min(wait, SETTLED_SECONDS)
                 if now - entry.since >= wait:
                     del self._pending[path]
                     ready.append(StableFile(path, entry.size, entry.mtime_ns))

@@ -37,13 +37,14 @@ ROOT_CHECK_SECONDS = 1.0  # how often it checks that the folder (maybe a share) 
 MAX_DRAIN = 10_000  # queued paths handled per tick, so that due files are not starved
 _REFUSED_LIMIT = 10_000
 _FILE_EVENTS = frozenset({"created", "modified", "moved", "closed", "attrib"})
+_FINISHED_EVENTS = frozenset({"moved", "closed"})
 T = TypeVar("T")
 
 
 class _QueueingHandler(FileSystemEventHandler):
     """Puts file paths on the dispatcher's queue and nothing else (it runs on watchdog's thread)."""
 
-    def __init__(self, paths: queue.Queue[Path]) -> None:
+    def __init__(self, paths: queue.Queue[tuple[Path, bool]]) -> None:
         self._paths = paths
 
     def dispatch(self, event: FileSystemEvent) -> None:
@@ -51,7 +52,8 @@ class _QueueingHandler(FileSystemEventHandler):
             return
         target = event.dest_path if event.event_type == "moved" else event.src_path
         if target:
-            self._paths.put(Path(os.fsdecode(target)))
+            # closed-after-writing and renamed-into-place files are most likely complete
+            self._paths.put((Path(os.fsdecode(target)), event.event_type in _FINISHED_EVENTS))
 
 
 class FolderWatcher:
@@ -84,7 +86,7 @@ class FolderWatcher:
         self._follow_symlinks = follow_symlinks
         self._clock = clock
         self._tracker = StabilityTracker(stable_seconds, clock)
-        self._queue: queue.Queue[Path] = queue.Queue()
+        self._queue: queue.Queue[tuple[Path, bool]] = queue.Queue()
         self._handler = _QueueingHandler(self._queue)
         self._handed: collections.OrderedDict[Path, tuple[int, int]] = collections.OrderedDict()
         self._handed_limit = handed_limit
@@ -158,15 +160,15 @@ class FolderWatcher:
         next_rescan = self._clock() + self._rescan_seconds
         next_root_check = self._clock() + ROOT_CHECK_SECONDS
         while not self._stopping.is_set():
-            paths: list[Path] = []
+            paths: list[tuple[Path, bool]] = []
             try:
                 paths.append(self._queue.get(timeout=TICK_SECONDS))
                 while len(paths) < MAX_DRAIN:
                     paths.append(self._queue.get_nowait())
             except queue.Empty:
                 pass
-            for path in paths:
-                self._guarded(functools.partial(self._consider, path), "event")
+            for path, finished in paths:
+                self._guarded(functools.partial(self._consider, path, finished=finished), "event")
             now = self._clock()
             if now >= next_root_check:
                 next_root_check = now + ROOT_CHECK_SECONDS
@@ -229,7 +231,7 @@ class FolderWatcher:
             for path in [p for p in self._handed if p not in seen]:
                 del self._handed[path]
 
-    def _consider(self, path: Path, walked: bool = False) -> None:
+    def _consider(self, path: Path, walked: bool = False, finished: bool = False) -> None:
         """Pass ``path`` to the tracker unless it is clutter, a refused symlink or already handed."""
         try:
             rel = path.relative_to(self.root)
@@ -262,7 +264,7 @@ class FolderWatcher:
         except OSError:
             return  # a dangling symlink
         if stat.S_ISREG(st.st_mode) and self._handed.get(path) != (st.st_size, st.st_mtime_ns):
-            self._tracker.observe(path)
+            self._tracker.observe(path, finished=finished)
 
     def _refuse(self, path: Path) -> None:
         if path in self._refused:

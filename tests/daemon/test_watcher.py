@@ -271,3 +271,34 @@ def test_stop_without_start_and_twice_is_harmless(root: Path, handed: Handed) ->
         watcher.start()
     watcher.stop()
     watcher.stop()
+
+
+def test_a_file_closed_or_renamed_into_place_is_handed_without_the_full_wait(
+    root: Path, handed: Handed
+) -> None:
+    """inotify's close-write and move events say the writer is done: no need to wait
+    stable_seconds (here 5 s) before handing the file on."""
+    with make(root, handed, False, stable_seconds=5.0):
+        start = time.monotonic()
+        drop(root / "closed.png", b"x" * 1000)  # write_bytes closes the file: IN_CLOSE_WRITE
+        staged = drop(root / ".renamed.png.tmp", b"y" * 1000)
+        os.rename(staged, root / "renamed.png")  # IN_MOVED_TO
+        wait_until(lambda: len(handed.calls) == 2, timeout=4.0)
+    assert time.monotonic() - start < 4.0
+    assert sorted(p.name for p, _, _ in handed.calls) == ["closed.png", "renamed.png"]
+
+
+def test_a_file_appended_to_after_a_close_is_handed_again_in_its_final_form(
+    root: Path, handed: Handed
+) -> None:
+    """A writer that closes and reopens to append may have a partial version handed early (its
+    close looked final); every later change hands the file again, so the final content is never
+    missed (the partial one fails as truncated and the complete one is read)."""
+    with make(root, handed, False, stable_seconds=1.0):
+        path = drop(root / "growing.png", b"a" * 100)
+        for _ in range(3):
+            time.sleep(0.4)  # longer than the settle time of a closed file
+            with open(path, "ab") as handle:
+                handle.write(b"b" * 100)
+        wait_until(lambda: handed.calls and handed.calls[-1][1] == 400, timeout=6.0)
+    assert [size for _, size, _ in handed.calls] == sorted(size for _, size, _ in handed.calls)
