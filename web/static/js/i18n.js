@@ -1,0 +1,159 @@
+// The dashboard's words in English and Chinese. The first choice follows navigator.language
+// (zh* -> Chinese); the toggle button switches, and the choice is kept in localStorage.
+// Labels are set with textContent only.
+
+const STORAGE_KEY = "teamocr.lang";
+
+const WORDS = {
+  en: {
+    toggle: "中文",
+    signInTitle: "Sign in to teamocr",
+    username: "User name",
+    password: "Password",
+    signIn: "Sign in",
+    logout: "Log out",
+    online: "live",
+    offline: "offline",
+    feedTitle: "Live feed",
+    feedEmpty: "No results yet.",
+    channel: "Channel",
+    allChannels: "All channels",
+    root: "(root)",
+    defaultChannel: "(my team's default)",
+    search: "Search",
+    clear: "Clear",
+    searchPlaceholder: "Search text…",
+    searchSummary: "{n} result(s) for “{q}”",
+    dropHint: "Drop images, folders or ZIP files here",
+    chooseFiles: "Choose files",
+    chooseFolder: "Choose folder",
+    uploadTo: "Upload to",
+    uploading: "Uploading {n} file(s)… {pct}%",
+    uploaded: "Uploaded {n} file(s).",
+    uploadFailed: "Upload failed: {error}",
+    uploadErrors: "{n} file(s) refused",
+    nothingToUpload: "No files found to upload.",
+    close: "Close",
+    linesHint: "Click a line to copy it.",
+    noLines: "No text found.",
+    copied: "Copied",
+    copyFailed: "Could not copy",
+    edit: "Edit",
+    save: "Save",
+    cancel: "Cancel",
+    saved: "Saved",
+    editFailed: "Edit failed: {error}",
+    imageFailed: "The image could not be shown.",
+    errorLabel: "Error:",
+    duplicateOf: "duplicate of an earlier file",
+    wrongLogin: "Sign-in failed: {error}",
+    sessionExpired: "Your session has ended; please sign in again.",
+    loadFailed: "Loading failed: {error}",
+    "status.queued": "queued",
+    "status.processing": "processing",
+    "status.done": "done",
+    "status.duplicate": "duplicate",
+    "status.failed": "failed",
+  },
+  zh: {
+    toggle: "English",
+    signInTitle: "登录 teamocr",
+    username: "用户名",
+    password: "密码",
+    signIn: "登录",
+    logout: "退出登录",
+    online: "实时",
+    offline: "离线",
+    feedTitle: "实时动态",
+    feedEmpty: "还没有结果。",
+    channel: "频道",
+    allChannels: "全部频道",
+    root: "（根目录）",
+    defaultChannel: "（本团队默认）",
+    search: "搜索",
+    clear: "清除",
+    searchPlaceholder: "搜索文字…",
+    searchSummary: "“{q}”共 {n} 条结果",
+    dropHint: "将图片、文件夹或 ZIP 文件拖到这里",
+    chooseFiles: "选择文件",
+    chooseFolder: "选择文件夹",
+    uploadTo: "上传到",
+    uploading: "正在上传 {n} 个文件… {pct}%",
+    uploaded: "已上传 {n} 个文件。",
+    uploadFailed: "上传失败：{error}",
+    uploadErrors: "{n} 个文件被拒绝",
+    nothingToUpload: "没有可上传的文件。",
+    close: "关闭",
+    linesHint: "点击一行即可复制。",
+    noLines: "未识别到文字。",
+    copied: "已复制",
+    copyFailed: "复制失败",
+    edit: "编辑",
+    save: "保存",
+    cancel: "取消",
+    saved: "已保存",
+    editFailed: "编辑失败：{error}",
+    imageFailed: "无法显示该图片。",
+    errorLabel: "错误：",
+    duplicateOf: "与之前的文件重复",
+    wrongLogin: "登录失败：{error}",
+    sessionExpired: "会话已结束，请重新登录。",
+    loadFailed: "加载失败：{error}",
+    "status.queued": "排队中",
+    "status.processing": "识别中",
+    "status.done": "完成",
+    "status.duplicate": "重复",
+    "status.failed": "失败",
+  },
+};
+
+function initialLanguage() {
+  let stored = null;
+  try {
+    stored = localStorage.getItem(STORAGE_KEY);
+  } catch (_err) {
+    stored = null; // storage disabled: follow the browser
+  }
+  if (stored && stored in WORDS) return stored;
+  const wanted = (navigator.language || "en").toLowerCase();
+  return wanted.startsWith("zh") ? "zh" : "en";
+}
+
+export class I18n extends EventTarget {
+  constructor() {
+    super();
+    this.lang = initialLanguage();
+  }
+
+  /** The word for `key`, with {name} placeholders filled from `vars`. */
+  t(key, vars = {}) {
+    const text = WORDS[this.lang][key] ?? WORDS.en[key] ?? key;
+    return text.replace(/\{(\w+)\}/g, (_m, name) => (name in vars ? String(vars[name]) : `{${name}}`));
+  }
+
+  set(lang) {
+    this.lang = lang in WORDS ? lang : "en";
+    try {
+      localStorage.setItem(STORAGE_KEY, this.lang);
+    } catch (_err) {
+      // storage disabled: the choice lasts for this page only
+    }
+    this.apply(document);
+    this.dispatchEvent(new Event("change"));
+  }
+
+  toggle() {
+    this.set(this.lang === "zh" ? "en" : "zh");
+  }
+
+  /** Label every [data-i18n] (text) and [data-i18n-placeholder] element under `root`. */
+  apply(root) {
+    document.documentElement.lang = this.lang === "zh" ? "zh-CN" : "en";
+    for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = this.t(node.dataset.i18n);
+    for (const node of root.querySelectorAll("[data-i18n-placeholder]")) {
+      node.placeholder = this.t(node.dataset.i18nPlaceholder);
+    }
+    const toggle = document.getElementById("lang-toggle");
+    if (toggle) toggle.textContent = this.t("toggle");
+  }
+}

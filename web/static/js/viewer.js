@@ -1,0 +1,217 @@
+// The viewer: a result's image (fetched with the token, shown from a blob URL), its text boxes
+// drawn over it as an SVG in image coordinates (so they scale with the displayed image), and its
+// lines: click one to copy it, or edit it (POST .../lines/<index>; others see the edit live).
+
+import { clear, copyText, el, svg, toast } from "./dom.js";
+
+export class Viewer {
+  constructor(session, i18n, onItem) {
+    this.session = session;
+    this.i18n = i18n;
+    this.onItem = onItem; // called with the item an edit returned
+    this.item = null;
+    this.blobUrl = null;
+    this.editing = null; // index of the line being edited
+    this.pending = null; // an update that arrived while editing
+    this.panel = document.getElementById("viewer");
+    this.title = document.getElementById("viewer-title");
+    this.meta = document.getElementById("viewer-meta");
+    this.error = document.getElementById("viewer-error");
+    this.image = document.getElementById("viewer-image");
+    this.boxes = document.getElementById("viewer-boxes");
+    this.lines = document.getElementById("viewer-lines");
+    document.getElementById("viewer-close").addEventListener("click", () => this.close());
+    this.image.addEventListener("load", () => {
+      this.panel.dataset.image = "loaded";
+      this._drawBoxes();
+    });
+    this.image.addEventListener("error", () => {
+      if (!this.image.getAttribute("src")) return;
+      this.panel.dataset.image = "failed";
+      this.error.textContent = this.i18n.t("imageFailed");
+    });
+    i18n.addEventListener("change", () => this.item && this._render());
+  }
+
+  get openId() {
+    return this.item ? this.item.id : null;
+  }
+
+  async open(id) {
+    this.editing = null;
+    this.pending = null;
+    this.panel.hidden = false;
+    this.panel.dataset.id = id;
+    this.panel.dataset.state = "loading";
+    this.error.textContent = "";
+    try {
+      this.item = await this.session.json(`/api/v1/results/${encodeURIComponent(id)}`);
+    } catch (err) {
+      this.error.textContent = this.i18n.t("loadFailed", { error: err.message });
+      this.panel.dataset.state = "failed";
+      return;
+    }
+    this._render();
+    this.panel.dataset.state = "ready";
+    await this._loadImage(id);
+    if (window.matchMedia("(max-width: 639px)").matches) this.panel.scrollIntoView({ behavior: "smooth" });
+  }
+
+  close() {
+    this.item = null;
+    this.panel.hidden = true;
+    delete this.panel.dataset.id;
+    this._setImage(null);
+  }
+
+  /** A result event: refresh the open result in place (after a running edit ends). */
+  update(item) {
+    if (!this.item || item.id !== this.item.id) return;
+    if (this.editing !== null) {
+      this.pending = item;
+      return;
+    }
+    this.item = item;
+    this._render();
+  }
+
+  async _loadImage(id) {
+    this._setImage(null);
+    try {
+      const response = await this.session.fetch(`/api/v1/results/${encodeURIComponent(id)}/image`);
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const blob = await response.blob();
+      if (this.openId !== id) return; // another result was opened meanwhile
+      this._setImage(URL.createObjectURL(blob));
+    } catch (_err) {
+      if (this.openId !== id) return;
+      this.panel.dataset.image = "failed";
+      this.error.textContent = this.i18n.t("imageFailed");
+    }
+  }
+
+  _setImage(url) {
+    this.panel.dataset.image = url ? "loading" : "none";
+    if (this.blobUrl) URL.revokeObjectURL(this.blobUrl);
+    this.blobUrl = url;
+    if (url) this.image.src = url;
+    else this.image.removeAttribute("src");
+    clear(this.boxes);
+  }
+
+  _render() {
+    const item = this.item;
+    this.panel.dataset.status = item.status;
+    this.title.textContent = item.filename || item.id;
+    const size = item.width && item.height ? `${item.width}×${item.height}` : "";
+    this.meta.textContent = [item.channel || this.i18n.t("root"), this.i18n.t(`status.${item.status}`), size]
+      .filter(Boolean).join(" · ");
+    this.error.textContent = item.status === "failed" ? `${this.i18n.t("errorLabel")} ${item.error || "?"}` : "";
+    this._renderLines();
+    this._drawBoxes();
+  }
+
+  _renderLines() {
+    clear(this.lines);
+    const lines = this.item.lines || [];
+    if (!lines.length) this.lines.append(el("li", { class: "muted" }, this.i18n.t("noLines")));
+    lines.forEach((line, index) => {
+      const row = el("li", { class: "line", "data-testid": "viewer-line", "data-index": index });
+      const text = el("span", { class: "line-text", "data-testid": "line-text", role: "button", tabindex: 0,
+        title: this.i18n.t("linesHint") }, line.text);
+      text.addEventListener("click", () => this._copy(line.text));
+      text.addEventListener("keydown", (event) => event.key === "Enter" && this._copy(line.text));
+      row.addEventListener("mouseenter", () => this._highlight(index, true));
+      row.addEventListener("mouseleave", () => this._highlight(index, false));
+      const edit = el("button", { type: "button", class: "small", "data-testid": "line-edit" }, this.i18n.t("edit"));
+      edit.addEventListener("click", () => this._edit(row, index, line.text));
+      row.append(text, edit);
+      this.lines.append(row);
+    });
+  }
+
+  async _copy(text) {
+    toast(this.i18n.t((await copyText(text)) ? "copied" : "copyFailed"));
+  }
+
+  _edit(row, index, current) {
+    if (this.editing !== null) return;
+    this.editing = index;
+    const input = el("input", { class: "line-input", "data-testid": "line-input", value: current });
+    input.value = current;
+    const save = el("button", { type: "button", class: "small", "data-testid": "line-save" }, this.i18n.t("save"));
+    const cancel = el("button", { type: "button", class: "small", "data-testid": "line-cancel" },
+      this.i18n.t("cancel"));
+    row.replaceChildren(input, save, cancel);
+    input.focus();
+    const done = () => {
+      this.editing = null;
+      const next = this.pending || this.item;
+      this.pending = null;
+      if (next && this.item && next.id === this.item.id) {
+        this.item = next;
+        this._render();
+      }
+    };
+    save.addEventListener("click", () => this._save(index, input.value).then(done));
+    cancel.addEventListener("click", done);
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") save.click();
+      if (event.key === "Escape") cancel.click();
+    });
+  }
+
+  async _save(index, text) {
+    const id = this.item.id;
+    try {
+      const body = await this.session.json(`/api/v1/results/${encodeURIComponent(id)}/lines/${index}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ text }),
+      });
+      const item = body && body.id ? body : body.item || body.result;
+      if (item && item.id === id) {
+        this.pending = item;
+        this.onItem(item);
+      }
+      toast(this.i18n.t("saved"));
+    } catch (err) {
+      toast(this.i18n.t("editFailed", { error: err.message }));
+    }
+  }
+
+  /** One polygon per line, in the image's own pixel coordinates (the SVG's viewBox). */
+  _drawBoxes() {
+    clear(this.boxes);
+    if (!this.item || !this.image.getAttribute("src")) return;
+    const width = this.image.naturalWidth || this.item.width;
+    const height = this.image.naturalHeight || this.item.height;
+    if (!width || !height) return;
+    this.boxes.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    (this.item.lines || []).forEach((line, index) => {
+      const points = (line.points || []).map((p) => `${Number(p[0])},${Number(p[1])}`).join(" ");
+      if (!points) return;
+      const box = svg("polygon", { points, "data-index": index, "data-testid": "viewer-box", class: "box" });
+      const label = svg("title");
+      label.textContent = line.text;
+      box.append(label);
+      box.addEventListener("click", () => this._select(index));
+      this.boxes.append(box);
+    });
+  }
+
+  _highlight(index, on) {
+    const box = this.boxes.querySelector(`[data-index="${index}"]`);
+    if (box) box.classList.toggle("active", on);
+  }
+
+  _select(index) {
+    const row = this.lines.querySelector(`[data-index="${index}"]`);
+    if (!row) return;
+    for (const other of this.lines.querySelectorAll(".selected")) other.classList.remove("selected");
+    row.classList.add("selected");
+    row.scrollIntoView({ block: "nearest" });
+    const text = (this.item.lines[index] || {}).text;
+    if (text !== undefined) this._copy(text);
+  }
+}
