@@ -41,6 +41,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "engine.det_max_pixels": (_positive, "greater than 0"),
     "engine.det_min_side": (_positive, "greater than 0"),
     "engine.det_max_side": (_positive, "greater than 0"),
+    "engine.det_max_upscale": (lambda v: v >= 1.0, "1 or more"),
     "engine.rec_batch_size": (_positive, "greater than 0"),
     "engine.max_image_pixels": (_positive, "greater than 0"),
     "engine.max_file_bytes": (_positive, "greater than 0"),

@@ -99,7 +99,8 @@ def build_engine(settings: EngineSettings) -> OcrEngine:
         det_runner,
         DBParams(thresh=settings.det_thresh, box_thresh=settings.det_box_thresh,
                  unclip_ratio=settings.det_unclip_ratio),
-        DetResize(min_side=settings.det_min_side, max_side=settings.det_max_side,
+        DetResize(min_side=settings.det_min_side, max_upscale=settings.det_max_upscale,
+                  max_side=settings.det_max_side,
                   max_pixels=settings.det_max_pixels),
     )
     recognizer = TextRecognizerPredictor(rec_runner, load_charset(files.charset),

@@ -16,6 +16,7 @@ class DetResize:
     """How an image is scaled for detection."""
 
     min_side: int = 736          # smaller images are enlarged so small text survives
+    max_upscale: float = 2.0     # ... but never more than this (a 720x160 banner is not 3300x736)
     max_side: int = 4000         # a very long side is shrunk to this
     max_pixels: int = 4_000_000  # one network pass covers at most this many pixels; more -> strips
     strip_overlap: int = 128     # strip overlap (network pixels), above the tallest line expected
@@ -46,7 +47,7 @@ class TextDetectorPredictor:
         r = self.resize
         scale = 1.0
         if min(h, w) < r.min_side:
-            scale = r.min_side / min(h, w)
+            scale = min(r.min_side / min(h, w), r.max_upscale)
         if max(h, w) * scale > r.max_side:
             scale = r.max_side / max(h, w)
         return scale
