@@ -136,6 +136,32 @@ def start_worker(settings: Settings, url: str, **env: str) -> subprocess.Popen[b
     return subprocess.Popen([sys.executable, "-m", "daemon.cli", "worker"], env=full, cwd=REPO)
 
 
+class LogTail:
+    """Collects a child process's stderr lines in a background thread."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stderr is not None
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(proc.stderr,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: Any) -> None:
+        for raw in stream:
+            self.lines.append(raw.decode("utf-8", "replace"))
+
+    def has(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+
+def start_logged_worker(settings: Settings, url: str) -> tuple[subprocess.Popen[bytes], LogTail]:
+    """A worker whose log lines the test can wait for."""
+    full = {**os.environ, "TEAMOCR_REDIS_URL": url, "TEAMOCR_DATA_DIR": str(settings.data_dir),
+            "TEAMOCR_SHARED_DIR": str(settings.shared_dir), "TEAMOCR_ENGINE__THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "worker"], env=full, cwd=REPO,
+                            stderr=subprocess.PIPE)
+    return proc, LogTail(proc)
+
+
 def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
     if proc.poll() is None:
         proc.send_signal(sig)
