@@ -10,22 +10,19 @@ import os
 import time
 
 import numpy as np
-import torch
 
 from config.settings import EngineSettings
 from engine import __version__
-from engine.backends import OrtRunner, Runner, TorchRunner, choose, resolve_threads
+from engine.backends import OrtRunner, Runner, choose, resolve_threads
 from engine.detection.postprocess import DBParams
 from engine.detection.predictor import DetResize, TextDetectorPredictor
 from engine.enhance import apply as enhance, parse_steps
 from engine.layout import reading_order
-from engine.models.detector import DET_SPECS, TextDetector
-from engine.models.recognizer import REC_SPECS, TextRecognizer
 from engine.preprocess import load_image
 from engine.recognition.crop import crop_quad
 from engine.recognition.predictor import RecParams, TextRecognizerPredictor
 from engine.types import PageResult, TextLine
-from engine.weights import load_charset, load_onnx_weights, model_files
+from engine.weights import ModelFiles, load_charset, model_files
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +73,27 @@ class OcrEngine:
         )
 
 
-def _runners(settings: EngineSettings, files) -> tuple[Runner, Runner, str]:
+def _runners(settings: EngineSettings, files: ModelFiles) -> tuple[Runner, Runner, str]:
     backend, device = choose(settings.backend, settings.device)
     threads = resolve_threads(settings.threads)
     if backend == "onnxruntime":
-        return (OrtRunner(files.det, threads, cuda=device.type == "cuda"),
-                OrtRunner(files.rec, threads, cuda=device.type == "cuda"), backend)
-    if device.type == "cpu":
+        return (OrtRunner(files.det, threads, cuda=device == "cuda"),
+                OrtRunner(files.rec, threads, cuda=device == "cuda"), backend)
+    import torch  # only for the torch backend
+
+    from engine.models.detector import DET_SPECS, TextDetector
+    from engine.models.loading import load_onnx_weights
+    from engine.models.recognizer import REC_SPECS, TextRecognizer
+    from engine.torch_runner import TorchRunner
+
+    if device == "cpu":
         # torch's intra-op pool is per process; the process's one engine owns it
         torch.set_num_threads(threads)
     det = load_onnx_weights(TextDetector(DET_SPECS[files.name]), files.det)
     rec = load_onnx_weights(TextRecognizer(REC_SPECS[files.name]), files.rec)
-    half = settings.half and device.type == "cuda"
-    return TorchRunner(det, device, half), TorchRunner(rec, device, half), f"torch-{device.type}"
+    half = settings.half and device == "cuda"
+    dev = torch.device(device)
+    return TorchRunner(det, dev, half), TorchRunner(rec, dev, half), f"torch-{device}"
 
 
 def build_engine(settings: EngineSettings) -> OcrEngine:

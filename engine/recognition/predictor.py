@@ -18,7 +18,7 @@ STRIDE = 8  # input columns per output time step
 class RecParams:
     """Batching of recognition (from config)."""
 
-    batch_size: int = 16
+    batch_size: int = 4
     min_width: int = 0     # narrower crops are padded to this (0: only to the batch's widest)
     max_width: int = 3200  # longer lines are squeezed to this
 

