@@ -27,7 +27,7 @@ from daemon.store import SqliteStore
 REPO = Path(__file__).resolve().parents[2]
 
 
-def wait_until(pred: Callable[[], Any], timeout: float, what: str = "condition") -> Any:
+def wait_until(pred: Callable[[], Any], timeout: float, what: str = "condition", interval: float = 0.05) -> Any:
     """Poll ``pred`` until it is truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -36,7 +36,7 @@ def wait_until(pred: Callable[[], Any], timeout: float, what: str = "condition")
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(interval)
 
 
 def make_settings(tmp: Path, **daemon: Any) -> Settings:

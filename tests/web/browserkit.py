@@ -5,8 +5,7 @@ from __future__ import annotations
 import functools
 import shutil
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from config.settings import Settings
+from tests.daemon.servicekit import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -41,16 +41,7 @@ def serving(app: Flask) -> Iterator[str]:
         thread.join(10)
 
 
-def poll(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll ``pred`` until it is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+poll = wait_until  # the one polling helper of the tests
 
 
 def handshake(base_url: str, auth: Any) -> tuple[str, Any]:
