@@ -13,28 +13,12 @@ import zipfile
 import zlib
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from engine.errors import ImageError, ImageTooLargeError
 from engine.preprocess import load_image
-
-LIMITS = {"max_pixels": 100_000_000, "max_bytes": 20_000_000}
-
-
-def encode(ext: str, image: np.ndarray, params: tuple[int, ...] = ()) -> bytes:
-    ok, buf = cv2.imencode(ext, image, list(params))
-    assert ok
-    return buf.tobytes()
-
-
-def noise(height: int = 120, width: int = 160) -> np.ndarray:
-    return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-def png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+from tests.engine.imagekit import LIMITS, assert_bgr, encode, noise, png_chunk, write
 
 
 def png(width: int, height: int, color_type: int, rows: bytes, extra: bytes = b"", depth: int = 8) -> bytes:
@@ -46,18 +30,6 @@ def png(width: int, height: int, color_type: int, rows: bytes, extra: bytes = b"
         + png_chunk(b"IDAT", zlib.compress(rows))
         + png_chunk(b"IEND", b"")
     )
-
-
-def write(tmp_path: Path, name: str, data: bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return path
-
-
-def assert_bgr(image: np.ndarray, height: int, width: int) -> None:
-    assert image.shape == (height, width, 3)
-    assert image.dtype == np.uint8
-    assert image.flags.c_contiguous
 
 
 def refused(path_or_data: Path | bytes, *words: str, kind: type[ImageError] = ImageError, **limits: int) -> ImageError:

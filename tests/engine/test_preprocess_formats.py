@@ -17,23 +17,9 @@ import numpy as np
 import pytest
 
 from engine.preprocess import load_image
+from tests.engine.imagekit import LIMITS, assert_bgr, encode, noise, png_chunk, write
 
-LIMITS = {"max_pixels": 100_000_000, "max_bytes": 20_000_000}
 RED, GREEN, BLUE, WHITE = (0, 0, 255), (0, 255, 0), (255, 0, 0), (255, 255, 255)
-
-
-def encode(ext: str, image: np.ndarray, params: tuple[int, ...] = ()) -> bytes:
-    ok, buf = cv2.imencode(ext, image, list(params))
-    assert ok
-    return buf.tobytes()
-
-
-def noise(height: int = 120, width: int = 160) -> np.ndarray:
-    return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-def png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
 def exif_orientation(value: int) -> bytes:
@@ -44,18 +30,6 @@ def exif_orientation(value: int) -> bytes:
 def jpeg_with_orientation(jpeg: bytes, value: int) -> bytes:
     payload = b"Exif\x00\x00" + exif_orientation(value)
     return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
-
-
-def write(tmp_path: Path, name: str, data: bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return path
-
-
-def assert_bgr(image: np.ndarray, height: int, width: int) -> None:
-    assert image.shape == (height, width, 3)
-    assert image.dtype == np.uint8
-    assert image.flags.c_contiguous
 
 
 def pil_bytes(image: object, fmt: str, **options: object) -> bytes:
