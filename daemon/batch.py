@@ -32,7 +32,7 @@ class Page(Protocol):
 
 
 class Engine(Protocol):
-    """The part of ``engine.pipeline.OcrEngine`` that batch OCR uses."""
+    """The part of ``engine.pipeline.OcrEngine`` that batch OCR and the worker use."""
 
     def ocr(self, source: str, name: str | None = None) -> Page: ...
 

@@ -12,11 +12,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 
 from config.settings import DaemonSettings
+from daemon.batch import Engine
 from daemon.outputs import OutputWriter
 from daemon.redisconn import lost_groups, recreate_groups
 from daemon.streams import (DELAYED, HEARTBEATS, JOBS, RECORDS, WORKERS_GROUP, Job, record_fields, take)
@@ -34,14 +35,6 @@ for _, job in ipairs(due) do
 end
 return #due
 """
-
-
-class Engine(Protocol):
-    """What the worker needs of the OCR engine."""
-
-    model_version: str
-
-    def ocr(self, source: str, name: str | None = None) -> Any: ...
 
 
 class Worker:
