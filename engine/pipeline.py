@@ -81,25 +81,28 @@ def _runners(settings: EngineSettings, files: ModelFiles) -> tuple[Runner, Runne
                 OrtRunner(files.rec, threads, cuda=device == "cuda"), backend)
     import torch  # only for the torch backend
 
-    from engine.models.detector import DET_SPECS, TextDetector
-    from engine.models.loading import load_onnx_weights
-    from engine.models.recognizer import REC_SPECS, TextRecognizer
     from engine.torch_runner import TorchRunner
+    from engine.weights import torch_modules
 
     if device == "cpu":
         # torch's intra-op pool is per process; the process's one engine owns it
         torch.set_num_threads(threads)
-    det = load_onnx_weights(TextDetector(DET_SPECS[files.name]), files.det)
-    rec = load_onnx_weights(TextRecognizer(REC_SPECS[files.name]), files.rec)
+    det, rec = torch_modules(files)
     half = settings.half and device == "cuda"
     dev = torch.device(device)
     return TorchRunner(det, dev, half), TorchRunner(rec, dev, half), f"torch-{device}"
 
 
-def build_engine(settings: EngineSettings) -> OcrEngine:
-    """Load the configured model set on the configured backend (once)."""
-    files = model_files(settings.model_set)
+def build_engine(settings: EngineSettings, files: ModelFiles | None = None) -> OcrEngine:
+    """Load the configured model set (or the version ``files``) on the configured backend (once)."""
+    files = files or model_files(settings.model_set)
     det_runner, rec_runner, backend = _runners(settings, files)
+    return assemble_engine(settings, det_runner, rec_runner, files, backend)
+
+
+def assemble_engine(settings: EngineSettings, det_runner: Runner, rec_runner: Runner, files: ModelFiles,
+                    backend: str) -> OcrEngine:
+    """The engine around two ready networks (``engine.export`` compares runners this way)."""
     detector = TextDetectorPredictor(
         det_runner,
         DBParams(thresh=settings.det_thresh, box_thresh=settings.det_box_thresh,
