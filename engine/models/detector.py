@@ -75,9 +75,13 @@ class DBHead(nn.Module):
         self.up2 = nn.ConvTranspose2d(mid, 1, 2, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(x))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The map before the sigmoid (training's BCE takes these, which is stabler)."""
         x = F.relu(self.conv(x))
         x = F.relu(self.up1(x))
-        return torch.sigmoid(self.up2(x))
+        return self.up2(x)
 
 
 class TextDetector(nn.Module):
@@ -90,6 +94,10 @@ class TextDetector(nn.Module):
         self.head = DBHead(spec.neck)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(x))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """N x 1 x H x W text scores before the sigmoid (for training)."""
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] % 32 or x.shape[3] % 32:
             raise ValueError(f"detector input must be N x 3 x H x W with H, W multiples of 32, got {tuple(x.shape)}")
-        return self.head(self.neck(self.backbone(x)))
+        return self.head.logits(self.neck(self.backbone(x)))

@@ -132,8 +132,12 @@ class TextRecognizer(nn.Module):
         self.head = nn.Linear(spec.dims, spec.classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(x), dim=-1)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """N x W/8 x C scores before the softmax (training takes their log-softmax for CTC)."""
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != 48:
             raise ValueError(f"recogniser input must be N x 3 x 48 x W, got {tuple(x.shape)}")
         feat = self.backbone(x)[-1]
         feat = F.avg_pool2d(feat, (3, 2), (3, 2))
-        return torch.softmax(self.head(self.neck(feat)), dim=-1)
+        return self.head(self.neck(feat))
