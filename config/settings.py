@@ -46,6 +46,11 @@ class EngineSettings:
     rec_min_width: int = 0  # pad narrower line crops to this width (0 = batch max only)
     enhance: str = ""  # comma-separated preprocessing steps: gray, clahe, denoise, binarise, dark
     half: bool = False  # fp16 on CUDA (torch backend)
+    half_dtype: str = "fp16"  # the 16-bit type of `half`: "fp16" | "bf16"
+    det_batch_size: int = 1  # images of one shape per detection pass on CPU (batching measured no gain)
+    gpu_det_batch_size: int = 8  # ... on CUDA
+    gpu_rec_batch_size: int = 64  # text lines per recognition batch on CUDA
+    decode_threads: int = 0  # threads decoding a batch of images; 0 = engine threads
     rec_min_confidence: float = 0.5  # lines below are dropped
     max_image_pixels: int = 100_000_000  # decompression-bomb guard (pixels)
     max_file_bytes: int = 200_000_000

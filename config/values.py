@@ -18,6 +18,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "engine.model_set": ("small", "tiny"),
     "engine.backend": ("auto", "torch", "onnxruntime"),
     "engine.device": ("auto", "cpu", "cuda"),
+    "engine.half_dtype": ("fp16", "bf16"),
     "web.async_mode": ("threading",),
 }
 
@@ -43,6 +44,10 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "engine.det_max_side": (_positive, "greater than 0"),
     "engine.det_max_upscale": (lambda v: v >= 1.0, "1 or more"),
     "engine.rec_batch_size": (_positive, "greater than 0"),
+    "engine.det_batch_size": (_positive, "greater than 0"),
+    "engine.gpu_det_batch_size": (_positive, "greater than 0"),
+    "engine.gpu_rec_batch_size": (_positive, "greater than 0"),
+    "engine.decode_threads": (lambda v: v >= 0, "0 (engine threads) or more"),
     "engine.max_image_pixels": (_positive, "greater than 0"),
     "engine.max_file_bytes": (_positive, "greater than 0"),
 }

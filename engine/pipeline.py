@@ -2,12 +2,19 @@
 
 ``build_engine(settings)`` loads the models once; the returned ``OcrEngine`` never changes
 itself per call, so threads may share it.
+
+``ocr_many`` reads several images as one batch: it decodes them in a thread pool, detects images
+of the same network input shape together and recognises the text lines of all of them in
+width-sorted batches (more lines to sort means less padding per batch). An image that fails gets
+its exception in its slot; the others are read as usual.
 """
 from __future__ import annotations
 
 import logging
 import os
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -26,6 +33,9 @@ from engine.weights import ModelFiles, load_charset, model_files
 
 log = logging.getLogger(__name__)
 
+Source = str | os.PathLike[str] | bytes
+Outcome = PageResult | Exception  # EngineError: the image itself is bad; anything else: unexpected
+
 
 class OcrEngine:
     """Image in, page result out."""
@@ -39,25 +49,125 @@ class OcrEngine:
         self.backend = backend
         self.engine_version = f"teamocr-engine {__version__} ({backend})"
         self.enhance_steps = parse_steps(settings.enhance)
+        self.decode_threads = resolve_threads(settings.decode_threads or settings.threads)
 
-    def ocr(self, source: str | os.PathLike[str] | bytes, name: str | None = None) -> PageResult:
+    def ocr(self, source: Source, name: str | None = None) -> PageResult:
         """Decode a file or bytes and read it; raises engine.errors.ImageError for bad input."""
         start = time.perf_counter()
-        image = load_image(source, name=name, max_pixels=self.settings.max_image_pixels,
-                           max_bytes=self.settings.max_file_bytes)
+        image = self._decode(source, name)
         return self(image, decode_seconds=time.perf_counter() - start)
+
+    def ocr_many(self, sources: Sequence[Source], names: Sequence[str | None] | None = None) -> list[Outcome]:
+        """Read several files or buffers as one batch; one result or exception per source, in order.
+
+        An ``EngineError`` (an ``ImageError`` names the source and the cause) means that input is
+        bad; any other exception is an unexpected failure of that image alone.
+        """
+        names = list(names) if names is not None else [None] * len(sources)
+        if len(names) != len(sources):
+            raise ValueError(f"{len(sources)} sources but {len(names)} names")
+        decoded = self._decode_all(sources, names)
+        good = [i for i, item in enumerate(decoded) if not isinstance(item, Exception)]
+        outcomes: list[Outcome] = [item if isinstance(item, Exception) else _PENDING for item in decoded]
+        images = [decoded[i] for i in good]
+        pages = self._read([image for image, _ in images], [seconds for _, seconds in images])  # type: ignore[misc]
+        for i, page in zip(good, pages):
+            outcomes[i] = page
+        return outcomes
 
     def __call__(self, image: np.ndarray, decode_seconds: float = 0.0) -> PageResult:
         """Read a decoded BGR uint8 image."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an H x W x 3 uint8 BGR image, got {image.shape} {image.dtype}")
+        page = self._read([image], [decode_seconds])[0]
+        if isinstance(page, Exception):
+            raise page
+        return page
+
+    def _decode(self, source: Source, name: str | None) -> np.ndarray:
+        return load_image(source, name=name, max_pixels=self.settings.max_image_pixels,
+                          max_bytes=self.settings.max_file_bytes)
+
+    def _decode_all(self, sources: Sequence[Source], names: list[str | None]
+                    ) -> list[tuple[np.ndarray, float] | Exception]:
+        """Decode in a thread pool (OpenCV's decoders release the GIL)."""
+        def one(args: tuple[Source, str | None]) -> tuple[np.ndarray, float] | Exception:
+            start = time.perf_counter()
+            try:
+                return self._decode(*args), time.perf_counter() - start
+            except Exception as exc:  # noqa: BLE001 - one image's failure is its own
+                return exc
+
+        jobs = list(zip(sources, names))
+        if len(jobs) <= 1 or self.decode_threads <= 1:
+            return [one(job) for job in jobs]
+        with ThreadPoolExecutor(min(self.decode_threads, len(jobs)), thread_name_prefix="decode") as pool:
+            return list(pool.map(one, jobs))
+
+    def _read(self, images: list[np.ndarray], decode_seconds: list[float]) -> list[Outcome]:
+        """Decoded images -> page results: detection batched by shape, recognition across images."""
+        n = len(images)
+        out: list[Outcome] = [_PENDING] * n
+        for i, image in enumerate(images):
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                out[i] = ValueError(f"expected an H x W x 3 uint8 BGR image, got {image.shape} {image.dtype}")
         t0 = time.perf_counter()
-        image = enhance(image, self.enhance_steps)
-        boxes = self.detector(image)
+        live = [i for i in range(n) if out[i] is _PENDING]
+        enhanced: dict[int, np.ndarray] = {}
+        for i in live:
+            try:
+                enhanced[i] = enhance(images[i], self.enhance_steps)
+            except Exception as exc:  # noqa: BLE001
+                out[i] = exc
+        order = list(enhanced)
+        found = self.detector.detect_many([enhanced[i] for i in order])
+        boxes: dict[int, list[tuple[np.ndarray, float]]] = {}
+        crops: dict[int, list[np.ndarray]] = {}
+        for i, result in zip(order, found):
+            if isinstance(result, Exception):
+                out[i] = result
+                continue
+            try:
+                crops[i] = [crop_quad(enhanced[i], quad) for quad, _ in result]
+                boxes[i] = result
+            except Exception as exc:  # noqa: BLE001
+                out[i] = exc
         t1 = time.perf_counter()
-        crops = [crop_quad(image, quad) for quad, _ in boxes]
-        texts = self.recognizer(crops)
+        texts = self._recognise(crops)
         t2 = time.perf_counter()
+        total_lines = sum(len(c) for c in crops.values()) or 1
+        for i, read in texts.items():
+            if isinstance(read, Exception):
+                out[i] = read
+                continue
+            share = len(crops[i]) / total_lines
+            out[i] = self._page(enhanced[i], boxes[i], read, {
+                "decode": decode_seconds[i], "detect": (t1 - t0) / max(1, len(order)),
+                "recognize": (t2 - t1) * share})
+        return out
+
+    def _recognise(self, crops: dict[int, list[np.ndarray]]) -> dict[int, list[tuple[str, float]] | Exception]:
+        """All images' lines in one width-sorted run; when that fails, each image's lines alone."""
+        keys = list(crops)
+        try:
+            flat = self.recognizer([crop for i in keys for crop in crops[i]])
+        except Exception:  # noqa: BLE001 - isolated below
+            if len(keys) <= 1:
+                raise
+            out: dict[int, list[tuple[str, float]] | Exception] = {}
+            for i in keys:
+                try:
+                    out[i] = self.recognizer(crops[i])
+                except Exception as exc:  # noqa: BLE001
+                    out[i] = exc
+            return out
+        result: dict[int, list[tuple[str, float]] | Exception] = {}
+        start = 0
+        for i in keys:
+            result[i] = flat[start:start + len(crops[i])]
+            start += len(crops[i])
+        return result
+
+    def _page(self, image: np.ndarray, boxes: list[tuple[np.ndarray, float]], texts: list[tuple[str, float]],
+              timings: dict[str, float]) -> PageResult:
         lines = []
         for (quad, _), (text, conf) in zip(boxes, texts):
             if text.strip() and conf >= self.settings.rec_min_confidence:
@@ -65,12 +175,14 @@ class OcrEngine:
                 lines.append(TextLine(text, pts, conf))  # type: ignore[arg-type]
         order = reading_order([np.asarray(line.points) for line in lines])
         h, w = image.shape[:2]
+        timings["total"] = timings["decode"] + timings["detect"] + timings["recognize"]
         return PageResult(
-            lines=tuple(lines[i] for i in order), width=w, height=h,
-            timings={"decode": decode_seconds, "detect": t1 - t0, "recognize": t2 - t1,
-                     "total": decode_seconds + (t2 - t0)},
+            lines=tuple(lines[i] for i in order), width=w, height=h, timings=timings,
             engine_version=self.engine_version, model_version=self.model_version,
         )
+
+
+_PENDING: PageResult = PageResult(lines=(), width=0, height=0)  # a slot not filled yet
 
 
 def _runners(settings: EngineSettings, files: ModelFiles) -> tuple[Runner, Runner, str]:
@@ -88,7 +200,7 @@ def _runners(settings: EngineSettings, files: ModelFiles) -> tuple[Runner, Runne
         # torch's intra-op pool is per process; the process's one engine owns it
         torch.set_num_threads(threads)
     det, rec = torch_modules(files)
-    half = settings.half and device == "cuda"
+    half = settings.half_dtype if settings.half and device == "cuda" else None
     dev = torch.device(device)
     return TorchRunner(det, dev, half), TorchRunner(rec, dev, half), f"torch-{device}"
 
@@ -102,7 +214,11 @@ def build_engine(settings: EngineSettings, files: ModelFiles | None = None) -> O
 
 def assemble_engine(settings: EngineSettings, det_runner: Runner, rec_runner: Runner, files: ModelFiles,
                     backend: str) -> OcrEngine:
-    """The engine around two ready networks (``engine.export`` compares runners this way)."""
+    """The engine around two ready networks (``engine.export`` compares runners this way).
+
+    Batch sizes follow the device: a GPU wants many images and lines per pass, a CPU few.
+    """
+    gpu = "cuda" in det_runner.name
     detector = TextDetectorPredictor(
         det_runner,
         DBParams(thresh=settings.det_thresh, box_thresh=settings.det_box_thresh,
@@ -110,9 +226,11 @@ def assemble_engine(settings: EngineSettings, det_runner: Runner, rec_runner: Ru
         DetResize(min_side=settings.det_min_side, max_upscale=settings.det_max_upscale,
                   max_side=settings.det_max_side,
                   max_pixels=settings.det_max_pixels),
+        batch_size=settings.gpu_det_batch_size if gpu else settings.det_batch_size,
     )
     recognizer = TextRecognizerPredictor(rec_runner, load_charset(files.charset),
-                                         RecParams(batch_size=settings.rec_batch_size,
+                                         RecParams(batch_size=settings.gpu_rec_batch_size if gpu
+                                                   else settings.rec_batch_size,
                                                    min_width=settings.rec_min_width))
     log.info("engine ready: %s models on %s", files.version, backend)
     return OcrEngine(detector, recognizer, settings, files.version, backend)

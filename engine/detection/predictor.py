@@ -1,7 +1,14 @@
-"""Detection predictor: resize within a pixel budget (tall pages in strips), run, post-process."""
+"""Detection predictor: resize within a pixel budget (tall pages in strips), run, post-process.
+
+``detect_many`` runs images whose network input has the same shape in one batch (up to
+``batch_size``): screenshots come in a handful of window and screen sizes, so a worker holding
+several jobs often has some. A batch that fails is retried image by image, so one bad image fails
+alone.
+"""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -22,6 +29,9 @@ class DetResize:
     strip_overlap: int = 128     # strip overlap (network pixels), above the tallest line expected
 
 
+Boxes = list[tuple[np.ndarray, float]]
+
+
 def normalise(image: np.ndarray) -> np.ndarray:
     """BGR uint8 HxWx3 -> float32 1x3xHxW in [-1, 1]."""
     x = image.astype(np.float32)
@@ -30,17 +40,34 @@ def normalise(image: np.ndarray) -> np.ndarray:
     return x.transpose(2, 0, 1)[None]
 
 
+def fill_batch(images: Sequence[np.ndarray], height: int, width: int) -> np.ndarray:
+    """Images (each at most height x width) -> float32 Nx3xHxW in [-1, 1], padded at the
+    bottom and right with black (-1), written in place: no padded or float copy of each image."""
+    batch = np.full((len(images), 3, height, width), -1.0, dtype=np.float32)
+    for row, image in zip(batch, images):
+        h, w = image.shape[:2]
+        view = row[:, :h, :w]
+        np.multiply(image.transpose(2, 0, 1), np.float32(1.0 / 127.5), out=view, casting="unsafe")
+        view -= 1.0
+    return batch
+
+
 def _round32(v: float) -> int:
     return max(32, int(round(v / 32.0)) * 32)
+
+
+def _ceil32(v: int) -> int:
+    return max(32, -(-v // 32) * 32)
 
 
 class TextDetectorPredictor:
     """Image in, boxes (in the image's own pixels) with scores out. Safe to share across threads."""
 
-    def __init__(self, runner: Runner, params: DBParams, resize: DetResize) -> None:
+    def __init__(self, runner: Runner, params: DBParams, resize: DetResize, batch_size: int = 1) -> None:
         self.runner = runner
         self.params = params
         self.resize = resize
+        self.batch_size = max(1, batch_size)
 
     def scale_for(self, h: int, w: int) -> float:
         """Scale factor applied before detection."""
@@ -52,16 +79,63 @@ class TextDetectorPredictor:
             scale = r.max_side / max(h, w)
         return scale
 
-    def __call__(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    def __call__(self, image: np.ndarray) -> Boxes:
+        out = self.detect_many([image])[0]
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    def detect_many(self, images: Sequence[np.ndarray]) -> list[Boxes | Exception]:
+        """Boxes for each image, or the exception that image raised (the others still run)."""
+        out: list[Boxes | Exception] = [[] for _ in images]
+        resized: dict[int, np.ndarray] = {}
+        for i, image in enumerate(images):
+            try:
+                resized[i] = self._resized(image)
+            except Exception as exc:  # noqa: BLE001 - one image's failure is its own
+                out[i] = exc
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, small in resized.items():
+            h, w = small.shape[:2]
+            if h * w > self.resize.max_pixels:  # tall page: strips, on its own
+                groups[(-i - 1, 0)] = [i]
+            else:
+                groups.setdefault((_ceil32(h), _ceil32(w)), []).append(i)
+        for members in groups.values():
+            for start in range(0, len(members), self.batch_size):
+                chunk = members[start:start + self.batch_size]
+                for i, found in zip(chunk, self._run_chunk([resized[i] for i in chunk])):
+                    out[i] = found if isinstance(found, Exception) else self._to_image(found, images[i], resized[i])
+        return out
+
+    def _resized(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         scale = self.scale_for(h, w)
         rh, rw = _round32(h * scale), _round32(w * scale)
-        resized = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA) \
-            if (rh, rw) != (h, w) else image
-        sx, sy = w / rw, h / rh
+        if (rh, rw) == (h, w):
+            return image
+        return cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
+
+    def _run_chunk(self, chunk: list[np.ndarray]) -> list[Boxes | Exception]:
+        """One network pass for the chunk; when it fails, each image again alone."""
+        try:
+            if len(chunk) == 1:
+                return [self._detect_strips(chunk[0])]
+            return self._detect_batch(chunk)
+        except Exception as exc:  # noqa: BLE001 - isolated below
+            if len(chunk) == 1:
+                return [exc]
+        return [self._run_chunk([image])[0] for image in chunk]
+
+    @staticmethod
+    def _to_image(boxes: Boxes, image: np.ndarray, resized: np.ndarray) -> Boxes:
+        """Network pixels -> the image's own pixels."""
+        h, w = image.shape[:2]
+        rh, rw = resized.shape[:2]
+        scale = np.array([w / rw, h / rh], dtype=np.float32)
         results = []
-        for quad, score in self._detect_strips(resized):
-            quad = quad * np.array([sx, sy], dtype=np.float32)
+        for quad, score in boxes:
+            quad = quad * scale
             quad[:, 0] = np.clip(quad[:, 0], 0, w)
             quad[:, 1] = np.clip(quad[:, 1], 0, h)
             results.append((quad, score))
@@ -93,10 +167,13 @@ class TextDetectorPredictor:
                     out.append((quad, score))
         return out
 
-    def _detect(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        h, w = image.shape[:2]
-        ph, pw = _round32(h), _round32(w)
-        if (ph, pw) != (h, w):
-            image = cv2.copyMakeBorder(image, 0, max(0, ph - h), 0, max(0, pw - w), cv2.BORDER_CONSTANT, value=0)
-        prob = self.runner(normalise(image))[0, 0, :h, :w]
-        return boxes_from_probmap(prob, self.params)
+    def _detect(self, image: np.ndarray) -> Boxes:
+        return self._detect_batch([image])[0]
+
+    def _detect_batch(self, images: list[np.ndarray]) -> list[Boxes]:
+        """Images whose sizes round up to the same multiple of 32 -> boxes of each."""
+        ph = _ceil32(max(image.shape[0] for image in images))
+        pw = _ceil32(max(image.shape[1] for image in images))
+        probs = self.runner(fill_batch(images, ph, pw))
+        return [boxes_from_probmap(prob[0, :image.shape[0], :image.shape[1]], self.params)
+                for prob, image in zip(probs, images)]
