@@ -34,7 +34,7 @@ class Page(Protocol):
 class Engine(Protocol):
     """The part of ``engine.pipeline.OcrEngine`` that batch OCR and the worker use."""
 
-    def ocr(self, source: str, name: str | None = None) -> Page: ...
+    def ocr(self, source: str | bytes, name: str | None = None) -> Page: ...
 
 
 EngineFactory = Callable[[EngineSettings], Engine]

@@ -91,6 +91,7 @@ class FolderWatcher:
         self._handed: collections.OrderedDict[Path, tuple[int, int]] = collections.OrderedDict()
         self._handed_limit = handed_limit
         self._refused: set[Path] = set()
+        self._special: set[Path] = set()
         self._observer: BaseObserver | None = None
         self._root_id: tuple[int, int] | None = None
         self._stopping = threading.Event()
@@ -263,8 +264,20 @@ class FolderWatcher:
             st = os.stat(path) if is_link else st
         except OSError:
             return  # a dangling symlink
-        if stat.S_ISREG(st.st_mode) and self._handed.get(path) != (st.st_size, st.st_mtime_ns):
+        if not stat.S_ISREG(st.st_mode):
+            self._skip_special(path, st.st_mode)
+        elif self._handed.get(path) != (st.st_size, st.st_mtime_ns):
             self._tracker.observe(path, finished=finished)
+
+    def _skip_special(self, path: Path, mode: int) -> None:
+        """Say once why a FIFO, socket or device in the folder is not read (a folder is just walked)."""
+        if stat.S_ISDIR(mode) or path in self._special:
+            return
+        if len(self._special) >= _REFUSED_LIMIT:
+            self._special.clear()
+        self._special.add(path)
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        log.info("skipping %s: not a regular file (%s)", path, kind)
 
     def _refuse(self, path: Path) -> None:
         if path in self._refused:

@@ -20,6 +20,7 @@ from config.settings import DaemonSettings
 from daemon.batch import Engine
 from daemon.outputs import OutputWriter
 from daemon.redisconn import lost_groups, recreate_groups
+from daemon.sourcefile import read_queued
 from daemon.streams import (DELAYED, HEARTBEATS, JOBS, RECORDS, WORKERS_GROUP, Job, record_fields, take)
 from engine.errors import EngineError
 
@@ -103,7 +104,7 @@ class Worker:
         attempts = job.attempt + 1
         base = {"id": job.id, "attempts": attempts}
         try:
-            page = self.engine.ocr(job.path, name=job.filename)
+            page = self.engine.ocr(read_queued(job.path, job.filename, job.size, job.md5), name=job.filename)
         except EngineError as exc:  # the image itself is bad: retrying cannot help
             reason = getattr(exc, "reason", None) or str(exc)
             log.warning("%s: failed: %s", job.path, reason)
