@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from config.errors import ConfigError
 from config.settings import Settings, apply_overrides, load_settings
 from config.values import CHOICES
+from daemon import cli_models
 from daemon.batch import EngineFactory, build_default_engine, expand_paths, run_ocr
 from daemon.errors import DaemonError
 
@@ -81,6 +82,7 @@ def make_parser() -> tuple[argparse.ArgumentParser, Any, argparse.ArgumentParser
         "(first SIGTERM: finish the batch; second: stop now).",
     )
     worker.set_defaults(handler=_cmd_worker)
+    cli_models.add_commands(commands, common)  # export onnx, model list|add|use
     return parser, commands, common
 
 

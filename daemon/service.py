@@ -163,18 +163,20 @@ def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: 
 
 def work(settings: Settings, stop: threading.Event | None = None) -> int:
     """One worker process: load the engine once, then take jobs until stopped."""
+    from daemon.models import ModelRegistry
+    from daemon.modelswap import SwappingEngine
     from daemon.outputs import OutputWriter
     from daemon.worker import Worker
-    from engine.pipeline import build_engine
 
     stop = stop or threading.Event()
     handle = _connect(settings, stop)
-    engine = build_engine(settings.engine)
+    name = f"{socket.gethostname()}-{os.getpid()}"
+    # follows `teamocr model use` (the Redis key) between jobs, without a restart
+    engine = SwappingEngine(handle.client, ModelRegistry.for_data_dir(settings.data_dir), settings.engine, name)
     outputs = None
     if settings.daemon.outputs:
         outputs = OutputWriter(settings.data_dir / "outputs", settings.engine.max_image_pixels,
                                settings.engine.max_file_bytes)
-    name = f"{socket.gethostname()}-{os.getpid()}"
     try:
         Worker(handle.client, engine, settings.daemon, name, outputs).run(stop)
     finally:
