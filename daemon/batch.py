@@ -32,9 +32,17 @@ class Page(Protocol):
 
 
 class Engine(Protocol):
-    """The part of ``engine.pipeline.OcrEngine`` that batch OCR and the worker use."""
+    """The part of ``engine.pipeline.OcrEngine`` that batch OCR and the worker use.
+
+    ``ocr`` reads one image and raises for a bad one; ``ocr_many`` reads several as one batch and
+    returns, in order, a page or the exception of each (``engine.errors.EngineError``: the input
+    is bad; anything else: an unexpected failure of that image); it never raises for one image.
+    """
 
     def ocr(self, source: str | bytes, name: str | None = None) -> Page: ...
+
+    def ocr_many(self, sources: Sequence[str | bytes],
+                 names: Sequence[str | None] | None = None) -> list[Page | Exception]: ...
 
 
 EngineFactory = Callable[[EngineSettings], Engine]

@@ -1,5 +1,9 @@
 """The worker: takes jobs from the stream in small batches, OCRs them, records the outcome.
 
+The jobs in hand are read as one engine batch (``ocr_many``: similar-sized images detected
+together, all their text lines recognised in width-sorted batches); each job still gets its own
+processing record, outcome, retry and acknowledgement.
+
 A job is acknowledged only after its outcome record is in Redis (the recorder then stores it).
 Jobs of a worker that died are taken over after ``claim_idle_seconds``. A bad image fails at once
 with its cause; other errors (a file briefly unreadable, an engine hiccup) retry with backoff up to
@@ -57,8 +61,17 @@ class Worker:
         self._release(keys=[DELAYED, JOBS], args=[self.clock()])
         entries = take(self.client, JOBS, WORKERS_GROUP, self.name, self.settings.batch_size,
                        int(self.settings.claim_idle_seconds * 1000), block_ms)
-        for entry_id, fields in entries:
-            self._handle(entry_id, fields)
+        jobs = [(entry_id, job) for entry_id, fields in entries
+                if (job := self._parse(entry_id, fields)) is not None]
+        if jobs:
+            pipe = self.client.pipeline(transaction=False)
+            for _, job in jobs:
+                pipe.xadd(RECORDS, record_fields({"type": "processing", "id": job.id,
+                                                  "attempts": job.attempt + 1, "worker": self.name}))
+            pipe.execute()
+            outcomes = self._read([job for _, job in jobs])
+            for (entry_id, job), outcome in zip(jobs, outcomes):
+                self._finish(entry_id, job, self._record(job, outcome))
         return len(entries)
 
     def run(self, stop: threading.Event) -> None:
@@ -77,16 +90,16 @@ class Worker:
                 delay = min(30.0, delay * 2)
         log.info("worker %s stopped", self.name)
 
-    def _handle(self, entry_id: str, fields: dict[str, str]) -> None:
+    def _parse(self, entry_id: str, fields: dict[str, str]) -> Job | None:
         try:
-            job = Job.from_json(fields["job"])
+            return Job.from_json(fields["job"])
         except (KeyError, ValueError, TypeError) as exc:
             log.error("job %s is malformed (%s); dropped", entry_id, exc)
             self.client.xack(JOBS, WORKERS_GROUP, entry_id)
-            return
-        self.client.xadd(RECORDS, record_fields({"type": "processing", "id": job.id, "attempts": job.attempt + 1,
-                                                 "worker": self.name}))
-        record = self._ocr(job)
+            return None
+
+    def _finish(self, entry_id: str, job: Job, record: dict[str, Any] | None) -> None:
+        """Store the outcome (or schedule the retry) and acknowledge the job, in one transaction."""
         pipe = self.client.pipeline(transaction=True)
         if record is None:  # retry later
             due = self.clock() + self.settings.retry_backoff * (2 ** job.attempt)
@@ -99,24 +112,45 @@ class Worker:
         pipe.xack(JOBS, WORKERS_GROUP, entry_id)
         pipe.execute()
 
-    def _ocr(self, job: Job) -> dict[str, Any] | None:
+    def _read(self, jobs: list[Job]) -> list[Any]:
+        """Each job's page or exception: its file's bytes read and checked, then all of them OCRed
+        as one batch (``engine.ocr_many``: detection and recognition batched across the images)."""
+        outcomes: list[Any] = [None] * len(jobs)
+        ready: list[tuple[int, bytes]] = []
+        for k, job in enumerate(jobs):
+            try:
+                ready.append((k, read_queued(job.path, job.filename, job.size, job.md5)))
+            except Exception as exc:  # noqa: BLE001 - classified per job in _record
+                outcomes[k] = exc
+        if not ready:
+            return outcomes
+        try:
+            pages = self.engine.ocr_many([data for _, data in ready], names=[jobs[k].filename for k, _ in ready])
+            if len(pages) != len(ready):
+                raise RuntimeError(f"the engine returned {len(pages)} results for {len(ready)} images")
+        except Exception as exc:  # noqa: BLE001 - the whole batch failed: each job retries
+            pages = [exc] * len(ready)
+        for (k, _), page in zip(ready, pages):
+            outcomes[k] = page
+        return outcomes
+
+    def _record(self, job: Job, outcome: Any) -> dict[str, Any] | None:
         """The outcome record, or None when the job should be retried."""
         attempts = job.attempt + 1
         base = {"id": job.id, "attempts": attempts}
-        try:
-            page = self.engine.ocr(read_queued(job.path, job.filename, job.size, job.md5), name=job.filename)
-        except EngineError as exc:  # the image itself is bad: retrying cannot help
-            reason = getattr(exc, "reason", None) or str(exc)
+        if isinstance(outcome, EngineError):  # the image itself is bad: retrying cannot help
+            reason = getattr(outcome, "reason", None) or str(outcome)
             log.warning("%s: failed: %s", job.path, reason)
             return {**base, "type": "failed", "error": reason, "finished_at": self.clock()}
-        except Exception as exc:  # noqa: BLE001 - any other error is recorded, never fatal
-            error = f"{type(exc).__name__}: {exc}"
+        if isinstance(outcome, Exception):  # any other error is recorded, never fatal
+            error = f"{type(outcome).__name__}: {outcome}"
             if attempts < self.settings.max_attempts:
                 log.warning("%s: attempt %d failed (%s); will retry", job.path, attempts, error)
                 return None
             log.error("%s: failed after %d attempts: %s", job.path, attempts, error)
             return {**base, "type": "failed", "error": f"failed after {attempts} attempts: {error}",
                     "finished_at": self.clock()}
+        page = outcome
         result = page.to_dict()
         if self.outputs is not None:
             self.outputs.write(job, result)

@@ -69,6 +69,31 @@ class FlakyEngine:
             raise RuntimeError(f"engine hiccup {self.calls}")
         return self.real.ocr(source, name=name)
 
+    def ocr_many(self, sources: list[Any], names: list[str | None] | None = None) -> list[Any]:
+        out: list[Any] = []
+        for source, name in zip(sources, names or [None] * len(sources)):
+            try:
+                out.append(self.ocr(source, name=name))
+            except Exception as exc:  # noqa: BLE001 - ocr_many returns each image's exception
+                out.append(exc)
+        return out
+
+
+class BatchLog:
+    """The real engine, noting how many images each ocr_many call got."""
+
+    def __init__(self, real: OcrEngine) -> None:
+        self.real = real
+        self.model_version = real.model_version
+        self.batches: list[int] = []
+
+    def ocr(self, source: Any, name: str | None = None) -> PageResult:
+        return self.real.ocr(source, name=name)
+
+    def ocr_many(self, sources: list[Any], names: list[str | None] | None = None) -> list[Any]:
+        self.batches.append(len(sources))
+        return self.real.ocr_many(sources, names)
+
 
 def submit(client: redis.Redis, path: Path) -> str:
     queued = Intake(client, MAX_BYTES).submit(path, "")
@@ -114,6 +139,44 @@ def test_a_corrupt_file_fails_at_once_with_its_cause(client: redis.Redis, engine
     assert "not a supported image" in failed["error"]
     assert failed["attempts"] == 1
     assert client.zcard(DELAYED) == 0 and pending(client) == 0
+
+
+def test_jobs_in_hand_are_read_as_one_batch_and_a_bad_one_fails_alone(client: redis.Redis, engine: OcrEngine,
+                                                                       tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    good1 = submit(client, text_image(share / "a.png", "Invoice 1043 paid"))
+    bad = share / "broken.png"
+    bad.write_bytes(b"this is not an image at all")
+    broken = submit(client, bad)
+    good2 = submit(client, text_image(share / "b.png", "Quarterly report", seed=1))
+    logged = BatchLog(engine)
+    worker = Worker(client, logged, DaemonSettings(batch_size=4), "w1")
+    assert worker.run_once(BLOCK_MS) == 3
+    assert logged.batches == [3]  # the file that is not an image is refused by the engine, in the batch
+    assert kinds(client, good1) == kinds(client, good2) == ["queued", "processing", "done"]
+    assert kinds(client, broken) == ["queued", "processing", "failed"]
+    done = {r["id"]: r for r in records(client) if r["type"] == "done"}
+    assert "invoice 1043" in done[good1]["text"].lower() and "quarterly report" in done[good2]["text"].lower()
+    assert done[good1]["text"] == engine.ocr(share / "a.png").text
+    assert "not a supported image" in [r for r in records(client) if r["id"] == broken][-1]["error"]
+    assert pending(client) == 0 and client.zcard(DELAYED) == 0
+
+
+def test_a_batch_the_engine_cannot_run_is_retried_job_by_job(client: redis.Redis, tmp_path: Path) -> None:
+    class Broken:
+        model_version = "none"
+
+        def ocr(self, source: Any, name: str | None = None) -> PageResult:
+            raise AssertionError("the worker reads batches")
+
+        def ocr_many(self, sources: list[Any], names: list[str | None] | None = None) -> list[Any]:
+            raise RuntimeError("device lost")
+
+    ids = [submit(client, text_image(tmp_path / "share" / f"{n}.png", "Meeting at noon", seed=n)) for n in range(2)]
+    worker = Worker(client, Broken(), DaemonSettings(batch_size=4, max_attempts=2), "w1", clock=Clock())
+    assert worker.run_once(BLOCK_MS) == 2
+    assert all(kinds(client, rid) == ["queued", "processing", "queued"] for rid in ids)
+    assert client.zcard(DELAYED) == 2 and pending(client) == 0
 
 
 def test_an_engine_error_is_retried_with_backoff_then_done(client: redis.Redis, engine: OcrEngine,
