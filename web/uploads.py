@@ -264,6 +264,9 @@ def upload() -> Any:
     """Store and queue the sent images and ZIPs; 202 with one item per queued file."""
     principal: Principal = g.principal
     sent = [f for f in request.files.getlist("files") if f.filename or f.mimetype in _MIME_EXTENSIONS]
+    if not sent and "files" in request.form:  # a part whose header broke, e.g. a raw newline in its filename
+        abort(400, description="the \"files\" part came without a usable filename header (a raw line break "
+                               "in a file name breaks it; browsers send it as %0A)")
     if not sent:
         abort(400, description="no files sent (multipart/form-data, field \"files\")")
     channel = resolve_channel(principal, request.form.get("channel", "").strip())
