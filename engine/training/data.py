@@ -13,7 +13,7 @@ Detection (``teamocr train det``): the ICDAR 2015 layout::
 ``*_list.txt`` names one image per line; its boxes are in ``*_gts/gt_<stem>.txt`` (or
 ``<stem>.txt``), one ``x1,y1,x2,y2,x3,y3,x4,y4,text`` per line, points clockwise from top-left.
 A text of ``###`` marks a region to ignore. **Commas in the text**: the text must then be quoted
-as in CSV (``"1,000"``, a quote inside doubled: ``"say ""hi"""``); an unquoted text with a comma
+as in CSV (``"1,000"``; a quote inside a quoted text is doubled); an unquoted text with a comma
 is refused, since tools disagree on what a ninth comma means (some add a script field).
 """
 from __future__ import annotations
@@ -121,7 +121,7 @@ def read_rec_dataset(root: Path, charset: list[str], *, extend_dict: bool = Fals
                 continue
             new_chars += [c for c in unknown if c not in new_chars]
             samples.append(sample)
-        if not samples and label_file.exists() and not problems.total:
+        if name == "train.txt" and not samples and label_file.exists() and not problems.total:
             problems.add(label_file, None, "no samples")
         splits.append(tuple(samples))
     problems.raise_if_any()
@@ -172,7 +172,7 @@ def read_det_dataset(root: Path, cap: int = DEFAULT_CAP) -> DetDataset:
             page = _det_page(root, split, list_file, number, name.strip(), finder, problems)
             if page is not None:
                 pages.append(page)
-        if not pages and list_file.exists() and not problems.total:
+        if split == "train" and not pages and list_file.exists() and not problems.total:
             problems.add(list_file, None, "no images")
         splits.append(tuple(pages))
     problems.raise_if_any()
