@@ -24,21 +24,76 @@ LATEST_ITEMS = "teamocr:latest:items"  # hash: id -> item JSON
 
 class EventSink(Protocol):
     def publish(self, item: dict[str, Any]) -> None: ...
+    def wait_for_listeners(self, stop: Any, timeout: float) -> int: ...
 
 
 class SocketIOEvents:
-    """Emits ``result`` events to the room of the result's team through the Redis message queue."""
+    """Emits ``result`` events to the room of the result's team through the Redis message queue.
+
+    A failed publish raises (python-socketio's emitter would log it and drop the event), so the
+    recorder keeps the record unacknowledged and announces it again. ``receivers`` is how many
+    servers (web processes) got the last event; after a Redis outage :meth:`wait_for_listeners`
+    lets them subscribe again before anything is announced, since Redis keeps no messages for a
+    subscriber that is still reconnecting.
+    """
 
     def __init__(self, redis_url: str, teams: TeamMap, channel: str = SOCKETIO_CHANNEL) -> None:
         # The manager Flask-SocketIO's SocketIO(message_queue=...) builds for redis:// URLs, made
         # directly so the embedded server's unix:// URL works too. Write-only: no app, no server.
-        import socketio
-
-        self._manager = socketio.RedisManager(redis_url, channel=channel, write_only=True)
+        self._manager = _raising_manager(redis_url, channel)
+        self.channel = channel
         self.teams = teams
+
+    @property
+    def receivers(self) -> int:
+        return int(self._manager.receivers)
 
     def publish(self, item: dict[str, Any]) -> None:
         self._manager.emit(EVENT, item, namespace="/", room=self.teams.room_of(item.get("channel") or ""))
+
+    def wait_for_listeners(self, stop: Any, timeout: float) -> int:
+        """Wait until as many servers listen as received the last event (at most ``timeout`` s)."""
+        expected = self.receivers
+        if expected == 0:
+            return 0
+        import time
+
+        client = redis.Redis.from_url(self._manager.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                listening = int(dict(client.pubsub_numsub(self.channel)).get(self.channel.encode(), 0))
+                if listening >= expected:
+                    log.info("events: %d of %d listener(s) on %s back after the outage; announcing again",
+                             listening, expected, self.channel)
+                    return listening
+                if time.monotonic() >= deadline or stop.is_set():
+                    log.warning("events: %d of %d listener(s) on %s back after %.0fs; announcing anyway "
+                                "(a web process still reconnecting misses these events)",
+                                listening, expected, self.channel, timeout)
+                    return listening
+                stop.wait(0.1)
+        finally:
+            client.close()
+
+
+def _raising_manager(redis_url: str, channel: str) -> Any:
+    """python-socketio's write-only Redis manager, except that a failed publish raises."""
+    import socketio
+
+    class RaisingRedisManager(socketio.RedisManager):  # type: ignore[misc]
+        receivers = 0
+
+        def _publish(self, data: Any) -> None:
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                self.receivers = int(self.redis.publish(self.channel, self.json.dumps(data)))
+            except Exception:
+                self.connected = False  # connect again next time
+                raise
+
+    return RaisingRedisManager(redis_url, channel=channel, write_only=True)
 
 
 class LatestCache:

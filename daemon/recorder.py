@@ -27,6 +27,7 @@ from daemon.streams import RECORDER_GROUP, RECORDS, md5_key, parse_entries, take
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY = 3600.0
+LISTENERS_WAIT = 20.0  # after a Redis outage, how long to wait for event listeners to subscribe again
 
 
 class Recorder:
@@ -45,21 +46,30 @@ class Recorder:
         self.delete_sources = delete_sources
         self.clock = clock
         self._next_retention = 0.0
+        self._unannounced: dict[str, dict[str, Any]] = {}  # entry id -> item stored, not yet announced
 
     def run_once(self, block_ms: int = 1000) -> int:
         # Records a failed pass left unacknowledged come first, so that records apply in order.
         entries = parse_entries(self.client.xreadgroup(RECORDER_GROUP, self.name, {RECORDS: "0"}, count=100)) \
             or take(self.client, RECORDS, RECORDER_GROUP, self.name, 100, self.claim_idle_ms, block_ms)
         for entry_id, fields in entries:
-            try:
-                record = json.loads(fields["record"])
-                item = self.apply(record)
-            except (KeyError, ValueError, TypeError) as exc:
-                log.error("record %s is malformed (%s); dropped", entry_id, exc)
-                item = None
+            # A record stored but not announced (Redis went away in between) is announced when it
+            # comes back: applying it again would change nothing, and so announce nothing.
+            item = self._unannounced.pop(entry_id, None)
+            if item is None:
+                try:
+                    record = json.loads(fields["record"])
+                    item = self.apply(record)
+                except (KeyError, ValueError, TypeError) as exc:
+                    log.error("record %s is malformed (%s); dropped", entry_id, exc)
+                    item = None
             if item is not None:
-                self.cache.put(item)
-                self.events.publish(item)
+                try:
+                    self.cache.put(item)
+                    self.events.publish(item)
+                except Exception:
+                    self._unannounced[entry_id] = item
+                    raise
             self.client.xack(RECORDS, RECORDER_GROUP, entry_id)
         if self.retention_days > 0 and self.clock() >= self._next_retention:
             self._next_retention = self.clock() + RETENTION_EVERY
@@ -69,11 +79,16 @@ class Recorder:
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop``; Redis outages and store errors are waited out with backoff."""
         delay = 0.5
+        outage = False
         while not stop.is_set():
             try:
+                if outage:  # web processes subscribe again on their own schedule; wait for them
+                    self.events.wait_for_listeners(stop, LISTENERS_WAIT)
+                    outage = False
                 self.run_once()
                 delay = 0.5
             except (redis.RedisError, sqlite3.Error) as exc:  # sqlite3: e.g. locked past the busy timeout
+                outage = outage or isinstance(exc, redis.RedisError)
                 if lost_groups(exc) and recreate_groups(self.client, "recorder"):
                     continue
                 what = "Redis" if isinstance(exc, redis.RedisError) else "store"
