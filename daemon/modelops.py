@@ -176,8 +176,9 @@ def add_from_checkpoints(registry: ModelRegistry, base: str, checkpoints: dict[s
                     shutil.copyfile(old, staging / f"{kind}.pt")
                     saved[kind] = f"{kind}.pt"
         files = ModelFiles(nets.model_set, staging / "det.onnx", staging / "rec.onnx", charset, name)
-        parity = {kind: _checked(verify_onnx(kind, staging / f"{kind}.onnx", nets.modules, files, images,
-                                             threads=threads)).to_dict() for kind in changed}
+        parity = {kind: {**_checked(verify_onnx(kind, staging / f"{kind}.onnx", nets.modules, files, images,
+                                                threads=threads)).to_dict(), "onnx": f"{kind}.onnx"}
+                  for kind in changed}
         metrics: dict[str, Any] = {"parity": parity}
         for kind, checkpoint in nets.checkpoints.items():
             if checkpoint.meta.get("metrics"):
