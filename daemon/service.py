@@ -106,6 +106,16 @@ class Supervisor:
                 proc.wait()
 
 
+def log_backlog(store: SqliteStore) -> None:
+    """Say at start-up what is left over from before (a stop or crash mid-burst): the workers take
+    those jobs up again, and files dropped while stopped come in with the start-up scan."""
+    counts = store.counts()
+    unfinished = counts["queued"] + counts["processing"]
+    if unfinished:
+        log.info("resuming: %d result(s) still queued or in progress from before the start (%d done so far)",
+                 unfinished, counts["done"])
+
+
 def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: Path | None = None,
           stop: threading.Event | None = None, ready: Callable[[RedisHandle], None] | None = None) -> int:
     """Run the recorder and (optionally) the watcher here, plus ``workers`` worker processes."""
@@ -113,6 +123,7 @@ def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     handle = _connect(settings, stop)
     store = SqliteStore(settings.data_dir / STORE_NAME)
+    log_backlog(store)
     d = settings.daemon
     recorder = Recorder(handle.client, store, SocketIOEvents(handle.url, TeamMap.from_spec(settings.teams.channels)), LatestCache(handle.client, d.latest_cache),
                         name=f"recorder-{socket.gethostname()}", retention_days=d.retention_days,
