@@ -185,3 +185,166 @@ def chaos(tmp: Path, size: ChaosSize) -> dict[str, Any]:
     assert figures["stuck"] == 0 and figures["failed"] == 0, figures
     assert any("took over" in line for line in lines), "no job was taken over from a killed worker"
     return figures
+
+
+# -- the daemon stopped (SIGTERM) in the middle of a burst, files dropped while down, started again --
+
+BURST = {"short": 20, "long": 200}
+
+
+def stop_mid_burst(tmp: Path, files: int) -> dict[str, Any]:
+    from tests.daemon.servicekit import text_image
+
+    env = product_env(tmp)
+    staging = tmp / "staging"
+    burst = [text_image(staging / f"burst{i:04d}.png", f"Burst item {i} paid", seed=i) for i in range(files)]
+    late = [text_image(staging / f"down{i}.png", f"Dropped while down {i}", seed=900 + i) for i in range(3)]
+    start = time.monotonic()
+    first = start_product(env, workers=1)
+    try:
+        wait_for_workers(first, 1)
+        dropped = drop_all(first.shared_dir, [(src, src.name) for src in burst], 1.0, slow_every=0)
+        wait_until(lambda: sum(r.status == Status.DONE for r in first.rows()) >= 2, 120, "the burst under way",
+                   interval=0.1)
+    finally:
+        code = first.stop()  # SIGTERM: the batch in hand is finished, then it exits
+    at_stop = Counter(r.status.value for r in first.rows())
+    stop_lines = [line.strip() for line in first.log.lines if "SIGTERM" in line]
+    dropped += drop_all(first.shared_dir, [(src, f"later/{src.name}") for src in late], 0.0, slow_every=0)
+    with product(env, workers=1) as second:
+        wait_until(lambda: second.settled(files + len(late)), 120 + 2 * files, "the rest after the start",
+                   interval=0.5)
+        figures: dict[str, Any] = {"files": files + len(late), "done_at_stop": at_stop["done"],
+                                   "exit_code": code, **check_results(second, dropped, files + len(late))}
+        resume = [line.strip() for line in second.log.lines if "resuming" in line]
+    figures["seconds"] = elapsed(start)
+    assert code == 0 and stop_lines, (code, first.log.lines[-20:])
+    assert figures["done"] == files + len(late), figures
+    assert resume, second.log.lines[-30:]
+    figures["log"] = resume[0].split(": ", 1)[-1][:120]
+    return figures
+
+
+# -- mounts: a full data disk, the shared folder unmounted and mounted again ----------------------
+
+def mount(*args: str) -> str | None:
+    """Run mount/umount; None when it worked, else why not (not root, no permission in a container)."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        return "mounting needs root"
+    done = subprocess.run(list(args), capture_output=True, text=True)
+    return None if done.returncode == 0 else f"{' '.join(args[:3])} failed: {done.stderr.strip()}"
+
+
+DISK = {"short": 10, "long": 100}
+
+
+def disk_full(tmp: Path, files: int) -> dict[str, Any]:
+    """The data folder on a small tmpfs that fills up: writes fail with a clear log line, the service
+    stays up, and once space is freed every file dropped meanwhile is recorded."""
+    data = tmp / "data"
+    data.mkdir(parents=True)
+    reason = mount("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(data))
+    if reason:
+        return {"skipped": reason}
+    from tests.daemon.servicekit import text_image
+
+    start = time.monotonic()
+    try:
+        env = product_env(tmp)
+        originals = [text_image(tmp / "staging" / f"full{i:03d}.png", f"Disk full case {i}", seed=i)
+                     for i in range(files)]
+        with product(env, workers=1) as running:
+            wait_for_workers(running, 1)
+            drop_all(running.shared_dir, [(originals[0], "before.png")], 0.0, slow_every=0)
+            wait_until(lambda: running.settled(1), 120, "a result before the disk fills", interval=0.2)
+            filler = data / "filler.bin"
+            with open(filler, "wb") as handle:  # fill the disk to the last block
+                try:
+                    while True:
+                        handle.write(b"\0" * (1 << 20))
+                        handle.flush()
+                except OSError:
+                    pass
+            mark = len(running.log.lines)
+            dropped = drop_all(running.shared_dir, [(src, src.name) for src in originals[1:]], 2.0, slow_every=0)
+            full = ("No space left", "disk is full", "MISCONF")
+            wait_until(lambda: any(any(f in line for f in full) for line in running.log.lines[mark:]), 60,
+                       "a log line about the full disk", interval=0.2)
+            full_lines = [line.strip() for line in running.log.lines[mark:] if any(f in line for f in full)]
+            healthy_while_full = requests_ok(running.url + "/healthz")
+            filler.unlink()  # space again
+            wait_until(lambda: running.settled(files), 120 + 3 * files, "everything recorded after space is freed",
+                       interval=0.5)
+            figures: dict[str, Any] = {"files": files, **check_results(running, [running.shared_dir / "before.png",
+                                                                                *dropped], files),
+                                       "service_up": running.proc.poll() is None,
+                                       "healthz_while_full": healthy_while_full,
+                                       "log": full_lines[0].split(" - ")[-1][:120]}
+    finally:
+        mount("umount", "-l", str(data))
+    figures["seconds"] = elapsed(start)
+    assert figures["done"] == files and figures["service_up"], figures
+    return figures
+
+
+def requests_ok(url: str) -> int:
+    import requests
+
+    try:
+        return requests.get(url, timeout=10).status_code
+    except requests.RequestException:
+        return 0
+
+
+UNMOUNT = {"short": 6, "long": 60}
+
+
+def unmount(tmp: Path, files: int) -> dict[str, Any]:
+    """The shared folder is a bind mount of the file server's folder; it goes away and comes back.
+    Files dropped before, during (on the server) and after are all recorded; the watcher says so."""
+    server = tmp / "fileserver"
+    share = tmp / "share"
+    server.mkdir(parents=True)
+    share.mkdir(parents=True)
+    reason = mount("mount", "--bind", str(server), str(share))
+    if reason:
+        return {"skipped": reason}
+    originals = corpus(tmp / "staging", 3 * files, prefix="mnt")
+    start = time.monotonic()
+    mounted = True
+    try:
+        with product(product_env(tmp), workers=1) as running:
+            wait_for_workers(running, 1)
+            before = drop_all(share, [(src, f"before/{src.name}") for src in originals[:files]], 1.0, slow_every=0)
+            wait_until(lambda: running.settled(files // 2), 120, "files before the unmount under way", interval=0.1)
+            mark = len(running.log.lines)
+            mount("umount", "-l", str(share))
+            mounted = False
+            wait_until(lambda: any(str(share) in line and ("gone" in line or "replaced" in line)
+                                   for line in running.log.lines[mark:]), 30, "the watcher noticing", interval=0.2)
+            gone = [line.strip() for line in running.log.lines[mark:] if "gone" in line or "replaced" in line]
+            # meanwhile people keep saving files on the file server
+            during = drop_all(server, [(src, f"during/{src.name}") for src in originals[files:2 * files]], 1.0,
+                              slow_every=0)
+            mark = len(running.log.lines)
+            assert mount("mount", "--bind", str(server), str(share)) is None
+            mounted = True
+            wait_until(lambda: any(str(share) in line and ("back" in line or "replaced" in line)
+                                   for line in running.log.lines[mark:]), 30, "the watcher noticing the return",
+                       interval=0.2)
+            back = [line.strip() for line in running.log.lines[mark:] if "back" in line or "replaced" in line]
+            after = drop_all(share, [(src, f"after/{src.name}") for src in originals[2 * files:]], 1.0, slow_every=0)
+            wait_until(lambda: running.settled(3 * files), 120 + 3 * files, "every file recorded", interval=0.5)
+            expected = [share / p.relative_to(server) for p in during] + before + after
+            figures: dict[str, Any] = {"files": 3 * files, **check_results(running, expected, 3 * files),
+                                       "log_gone": gone[0].split(" - ")[-1][:110],
+                                       "log_back": back[0].split(" - ")[-1][:110]}
+    finally:
+        if mounted:
+            mount("umount", "-l", str(share))
+    figures["seconds"] = elapsed(start)
+    assert figures["done"] == 3 * files, figures
+    return figures

@@ -18,3 +18,24 @@ SIZES = [pytest.param("short", id="short"), pytest.param("long", id="long", mark
 @pytest.mark.parametrize("size", SIZES)
 def test_chaos_kills_and_a_redis_restart_lose_and_repeat_nothing(tmp_path: Path, size: str) -> None:
     report(f"chaos ({size})", scenarios.chaos(tmp_path, scenarios.CHAOS[size]))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_stopped_mid_burst_and_started_again_loses_nothing(tmp_path: Path, size: str) -> None:
+    report(f"stop mid-burst ({size})", scenarios.stop_mid_burst(tmp_path, scenarios.BURST[size]))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_full_data_disk_is_logged_and_caught_up_once_freed(tmp_path: Path, size: str) -> None:
+    figures = scenarios.disk_full(tmp_path, scenarios.DISK[size])
+    report(f"disk full ({size})", figures)
+    if "skipped" in figures:
+        pytest.skip(figures["skipped"])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_the_shared_folder_unmounted_and_back_loses_nothing(tmp_path: Path, size: str) -> None:
+    figures = scenarios.unmount(tmp_path, scenarios.UNMOUNT[size])
+    report(f"unmount ({size})", figures)
+    if "skipped" in figures:
+        pytest.skip(figures["skipped"])
