@@ -43,9 +43,11 @@ def page(texts: list[str], size: tuple[int, int] = (320, 256)) -> tuple[np.ndarr
     quads = []
     y = 40
     for text in texts:
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.9, 2)
-        cv2.putText(img, text, (16, y), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (0, 0, 0), 2, cv2.LINE_AA)
-        x0, y0, x1, y1 = 14, y - th - 3, 18 + tw, y + base
+        ink = np.zeros((h, w), np.uint8)
+        cv2.putText(ink, text, (16, y), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 255, 2, cv2.LINE_AA)
+        img[ink > 0] = 255 - ink[ink > 0, None]
+        x, y_top, box_w, box_h = cv2.boundingRect((ink > 64).astype(np.uint8))
+        x0, y0, x1, y1 = x - 1, y_top - 1, x + box_w + 1, y_top + box_h + 1  # the ink, a pixel of margin
         quads.append(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float32))
         y += 50
     return img, quads
