@@ -22,13 +22,18 @@ def read_queued(path: str, name: str, size: int, md5: str) -> bytes:
 
     Raises :class:`~engine.errors.ImageError` (a final failure) when the file is gone, not a
     regular file, unreadable by permission, or no longer that content; other ``OSError`` (a share
-    briefly away) propagate so that the job is retried.
+    briefly away, its folder missing with the file) propagate so that the job is retried.
     """
     # O_NONBLOCK: a path swapped for a FIFO must not block the worker waiting for a writer.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
+        if not os.path.isdir(os.path.dirname(path)):
+            # Its folder is gone too: a share unmounted (its empty mount point left) or a folder
+            # moved away, more likely back soon than a file deleted; an OSError is retried.
+            raise FileNotFoundError(f"{name}: its folder {os.path.dirname(path)} is gone (share unmounted?)") \
+                from None
         raise ImageError(name, "file not found (deleted after it was queued)") from None
     except PermissionError:
         raise ImageError(name, "permission denied") from None

@@ -202,7 +202,12 @@ class FolderWatcher:
         healthy = self._observer is None or self._observer_healthy()  # None: failed to start, logged
         if root_ok and current == self._root_id and healthy:
             return True
-        log.info("watched folder %s is back; rescheduling the observer and rescanning", self.root)
+        if root_ok and current != self._root_id:
+            # An unmounted share leaves its empty mount point behind, a remount hides that again.
+            log.warning("watched folder %s was replaced by another folder (a share unmounted or mounted "
+                        "again?); watching the new one and rescanning", self.root)
+        else:
+            log.info("watched folder %s is back; rescheduling the observer and rescanning", self.root)
         self._stop_observer()
         self._start_observer()
         self._guarded(self._scan, "rescan")

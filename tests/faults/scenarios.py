@@ -106,6 +106,12 @@ def check_events(client: Any, running: Product, channels: set[str] | None = None
     return figures
 
 
+def message(line: str, tmp: Path, width: int = 150) -> str:
+    """A log line without its time, level and logger (the format is "time LEVEL logger: message"),
+    folders under ``tmp`` named relative to it."""
+    return line.strip().split(": ", 1)[-1].replace(f"{tmp}/", "")[:width]
+
+
 def check_queues(url: str) -> int:
     """Jobs still pending, delayed or unrecorded in Redis (0 when nothing is stuck)."""
     client = redis.Redis.from_url(url, decode_responses=True)
@@ -221,7 +227,7 @@ def stop_mid_burst(tmp: Path, files: int) -> dict[str, Any]:
     assert code == 0 and stop_lines, (code, first.log.lines[-20:])
     assert figures["done"] == files + len(late), figures
     assert resume, second.log.lines[-30:]
-    figures["log"] = resume[0].split(": ", 1)[-1][:120]
+    figures["log"] = message(resume[0], tmp)
     return figures
 
 
@@ -282,7 +288,7 @@ def disk_full(tmp: Path, files: int) -> dict[str, Any]:
                                                                                 *dropped], files),
                                        "service_up": running.proc.poll() is None,
                                        "healthz_while_full": healthy_while_full,
-                                       "log": full_lines[0].split(" - ")[-1][:120]}
+                                       "log": message(full_lines[0], tmp)}
     finally:
         mount("umount", "-l", str(data))
     figures["seconds"] = elapsed(start)
@@ -312,20 +318,27 @@ def unmount(tmp: Path, files: int) -> dict[str, Any]:
     reason = mount("mount", "--bind", str(server), str(share))
     if reason:
         return {"skipped": reason}
-    originals = corpus(tmp / "staging", 3 * files, prefix="mnt")
+    from tests.daemon.servicekit import text_image
+
+    # the first third larger (slower to read), so that some still wait for the worker at the unmount
+    originals = [text_image(tmp / "staging" / f"mnt{i:04d}.png", f"Mounted share {i}", seed=i) for i in range(files)]
+    originals += corpus(tmp / "staging", 2 * files, prefix="mnt")[files:] + corpus(tmp / "staging2", files, "x")
     start = time.monotonic()
     mounted = True
     try:
-        with product(product_env(tmp), workers=1) as running:
+        # the default retry schedule (2 s, then 4 s): a job whose folder is away is retried meanwhile
+        with product(product_env(tmp, daemon__retry_backoff="2.0"), workers=1) as running:
             wait_for_workers(running, 1)
-            before = drop_all(share, [(src, f"before/{src.name}") for src in originals[:files]], 1.0, slow_every=0)
-            wait_until(lambda: running.settled(files // 2), 120, "files before the unmount under way", interval=0.1)
+            before = drop_all(share, [(src, f"before/{src.name}") for src in originals[:files]], 0.0, slow_every=0)
+            # unmounted as soon as they are all queued, while most of them still wait for the worker
+            wait_until(lambda: len(running.rows()) >= files, 120, "files before the unmount queued", interval=0.05)
             mark = len(running.log.lines)
             mount("umount", "-l", str(share))
             mounted = False
-            wait_until(lambda: any(str(share) in line and ("gone" in line or "replaced" in line)
+            wait_until(lambda: any("watched folder" in line and ("gone" in line or "replaced" in line)
                                    for line in running.log.lines[mark:]), 30, "the watcher noticing", interval=0.2)
-            gone = [line.strip() for line in running.log.lines[mark:] if "gone" in line or "replaced" in line]
+            gone = [line.strip() for line in running.log.lines[mark:]
+                    if "watched folder" in line and ("gone" in line or "replaced" in line)]
             # meanwhile people keep saving files on the file server
             during = drop_all(server, [(src, f"during/{src.name}") for src in originals[files:2 * files]], 1.0,
                               slow_every=0)
@@ -335,13 +348,15 @@ def unmount(tmp: Path, files: int) -> dict[str, Any]:
             wait_until(lambda: any(str(share) in line and ("back" in line or "replaced" in line)
                                    for line in running.log.lines[mark:]), 30, "the watcher noticing the return",
                        interval=0.2)
-            back = [line.strip() for line in running.log.lines[mark:] if "back" in line or "replaced" in line]
+            back = [line.strip() for line in running.log.lines[mark:]
+                    if "watched folder" in line and ("back" in line or "replaced" in line)]
             after = drop_all(share, [(src, f"after/{src.name}") for src in originals[2 * files:]], 1.0, slow_every=0)
             wait_until(lambda: running.settled(3 * files), 120 + 3 * files, "every file recorded", interval=0.5)
             expected = [share / p.relative_to(server) for p in during] + before + after
             figures: dict[str, Any] = {"files": 3 * files, **check_results(running, expected, 3 * files),
-                                       "log_gone": gone[0].split(" - ")[-1][:110],
-                                       "log_back": back[0].split(" - ")[-1][:110]}
+                                       "retried_while_away": sum("is gone (share unmounted?)" in line
+                                                                 for line in running.log.lines),
+                                       "log_gone": message(gone[0], tmp), "log_back": message(back[0], tmp)}
     finally:
         if mounted:
             mount("umount", "-l", str(share))
