@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from config.errors import ConfigError
 from config.settings import Settings, apply_overrides, load_settings
 from config.values import CHOICES
-from daemon import cli_models
+from daemon import cli_models, cli_train
 from daemon.batch import EngineFactory, build_default_engine, expand_paths, run_ocr
 from daemon.errors import DaemonError
 
@@ -83,6 +83,7 @@ def make_parser() -> tuple[argparse.ArgumentParser, Any, argparse.ArgumentParser
     )
     worker.set_defaults(handler=_cmd_worker)
     cli_models.add_commands(commands, common)  # export onnx, model list|add|use
+    cli_train.add_commands(commands, common)  # train det|rec, corrections export
     return parser, commands, common
 
 

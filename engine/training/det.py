@@ -28,7 +28,6 @@ from engine.detection.predictor import DetResize, normalise
 from engine.training.data import PageSample, read_image
 from engine.training.evaluate import Tally, prediction_row, score_lines, write_jsonl
 
-DEFAULTS = {"epochs": 10, "batch_size": 4, "lr": 5e-5}
 SHRINK_RATIO = 0.4
 MIN_BOX_SIDE = 3.0      # boxes thinner than this (training pixels) are ignored
 NEGATIVE_RATIO = 3.0    # hard negatives per positive pixel in the BCE

@@ -24,7 +24,6 @@ from engine.torch_runner import TorchRunner
 from engine.training.data import LineSample, read_image
 from engine.training.evaluate import Tally, prediction_row, score_lines, write_jsonl
 
-DEFAULTS = {"epochs": 10, "batch_size": 16, "lr": 1e-4}
 MAX_TRAIN_WIDTH = 1600  # wider crops are squeezed (the longest lines cost the most memory)
 NEW_ROW_STD = 0.01      # new dictionary entries start near "never seen"
 
