@@ -190,7 +190,12 @@ def _cmd_add(args: argparse.Namespace, settings: Settings, _factory: Any) -> int
         raise DaemonError("model add: give checkpoints (--det/--rec) or ONNX graphs (--det-onnx/--rec-onnx), "
                           "not both and not neither")
     registry = _registry(settings)
-    base = args.base or builtin_version(settings.engine.model_set)
+    model_set = settings.engine.model_set
+    if checkpoints and not args.base:  # the packaged set the checkpoint's architecture belongs to
+        from engine.training.checkpoint import read_payload
+
+        model_set = str(read_payload(next(iter(checkpoints.values())))["model_set"])
+    base = args.base or builtin_version(model_set)
     images = image_list(args.images)
     if checkpoints:
         added = add_from_checkpoints(registry, base, checkpoints, images, name=args.name, note=args.note,

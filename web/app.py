@@ -20,7 +20,7 @@ from daemon.redisconn import client_for
 from daemon.service import STORE_NAME
 from daemon.store import SqliteStore
 from daemon.teams import TeamMap
-from web import api, auth, dashboard, errors, health, limits, sockets, uploads
+from web import api, auth, dashboard, errors, health, limits, models_api, sockets, uploads
 from web.accounts import AccountStore
 from web.services import EXTENSION, Services
 from web.tokens import TokenService, load_secret
@@ -47,6 +47,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None, **overrides:
         teams=TeamMap.from_spec(settings.teams.channels),
         intake=overrides.pop("intake", None) or Intake(client, settings.engine.max_file_bytes),
     )
+    training = overrides.pop("training", None)  # web.training.TrainingCommands (tests use tiny runs)
     if overrides:
         raise TypeError(f"unknown services: {', '.join(sorted(overrides))}")
     app = Flask(__name__)
@@ -63,5 +64,6 @@ def create_app(settings: Settings, *, redis_url: str | None = None, **overrides:
         client_manager=sio.RedisManager(url, channel=SOCKETIO_CHANNEL),
     )
     built.socketio = socketio
+    models_api.init_app(app, training)
     sockets.init_socketio(socketio)
     return app, socketio

@@ -28,6 +28,7 @@ from flask_socketio import ConnectionRefusedError, SocketIO, disconnect, emit, j
 from web.auth import Principal, principal_for
 from web.services import services
 from web.tokens import TokenError
+from web.training import admin_room
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,8 @@ def init_socketio(socketio: SocketIO) -> SocketSessions:
             raise ConnectionRefusedError(f"unauthorized: {exc}") from None
         for room in principal.rooms:
             join_room(room)
+        if principal.user.is_admin:
+            join_room(admin_room(principal.user.team))  # fine-tune progress (web.training)
         sid = request.sid  # type: ignore[attr-defined]
         sessions.add(sid, SocketSession(principal.user.username, tuple(principal.rooms),
                                         float(principal.claims["exp"])))

@@ -1,0 +1,114 @@
+"""The admin model API on the real app, a real (embedded) Redis and the real command line.
+
+Versions, switching the current one, and fine-tune jobs: their state in Redis, their progress
+over Socket.IO to the team's admins only, and a failing step reported with its cause.
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from config.settings import Settings
+from daemon.models import CURRENT_KEY, ModelRegistry
+from daemon.modelops import add_from_onnx
+from daemon.redisconn import RedisHandle
+from engine.weights import model_files
+from tests.web.browserkit import SocketClient, poll, serving
+from tests.web.conftest import login
+from web.app import create_app
+from web.models_api import training_jobs
+from web.services import Services, services
+from web.training import TrainingCommands
+
+
+def test_endpoints_are_for_admins_only(client: FlaskClient, auth: dict[str, dict[str, str]]) -> None:
+    calls = [("get", "/api/v1/models", None), ("post", "/api/v1/models/current", {"version": "PP-OCRv6-tiny"}),
+             ("post", "/api/v1/training", {"kind": "rec", "source": "corrections"}),
+             ("get", "/api/v1/training", None), ("get", "/api/v1/training/abc", None)]
+    for method, url, body in calls:
+        assert getattr(client, method)(url, json=body).status_code == 401, url
+        response = getattr(client, method)(url, json=body, headers=auth["bob"])
+        assert response.status_code == 403, url
+        assert response.get_json()["error"]  # the app's JSON error shape
+    assert client.get("/api/v1/models", headers=auth["alice"]).status_code == 200
+
+
+def test_versions_and_switching(client: FlaskClient, auth: dict[str, dict[str, str]], svc: Services) -> None:
+    tiny = model_files("tiny")
+    add_from_onnx(ModelRegistry.for_data_dir(svc.settings.data_dir), "PP-OCRv6-tiny", {"rec": tiny.rec}, [],
+                  name="tiny-2", note="copy")
+    listing = client.get("/api/v1/models", headers=auth["alice"]).get_json()
+    assert listing["current"] == "PP-OCRv6-small"
+    names = [v["version"] for v in listing["versions"]]
+    assert names == ["PP-OCRv6-small", "PP-OCRv6-tiny", "tiny-2"]
+    assert all("/" not in v["det"] and "/" not in v["charset"] for v in listing["versions"])  # no server paths
+    assert listing["versions"][2]["parent"] == "PP-OCRv6-tiny"
+
+    response = client.post("/api/v1/models/current", json={"version": "tiny-2"}, headers=auth["alice"])
+    assert response.status_code == 200 and response.get_json() == {"current": "tiny-2"}
+    assert svc.redis.get(CURRENT_KEY) == "tiny-2"
+    assert client.get("/api/v1/models", headers=auth["alice"]).get_json()["current"] == "tiny-2"
+
+    unknown = client.post("/api/v1/models/current", json={"version": "v9"}, headers=auth["alice"])
+    assert unknown.status_code == 404 and "unknown model version 'v9'" in unknown.get_json()["error"]
+    assert client.post("/api/v1/models/current", json={}, headers=auth["alice"]).status_code == 400
+    assert svc.redis.get(CURRENT_KEY) == "tiny-2"
+
+
+@pytest.fixture
+def failing_app(settings: Settings, redis_handle: RedisHandle) -> Iterator[Flask]:
+    """The app whose fine-tune commands are the real CLI given an option it refuses (step 1 fails)."""
+    commands = TrainingCommands(prefix=[sys.executable, "-m", "web.cli", "--no-such-option"])
+    app, _ = create_app(settings, redis_url=redis_handle.url, training=commands)
+    app.config["TESTING"] = True
+    yield app
+    training_jobs(app).wait(60)
+    svc = services(app)
+    svc.store.close()
+    svc.accounts.close()
+
+
+def test_a_failing_job_is_reported_to_the_teams_admins(failing_app: Flask) -> None:
+    svc = services(failing_app)
+    svc.accounts.add_user("alice", "correct horse battery", "alpha", admin=True)
+    svc.accounts.add_user("bob", "correct horse battery", "alpha")
+    client = failing_app.test_client()
+    tokens = {name: login(client, name) for name in ("alice", "bob")}
+    headers = {"Authorization": f"Bearer {tokens['alice']['access_token']}"}
+    with serving(failing_app) as url:
+        admin, member = SocketClient(url, tokens["alice"]["access_token"]), SocketClient(url, tokens["bob"]["access_token"])
+        seen: dict[str, list[dict[str, Any]]] = {"alice": [], "bob": []}
+        admin.sio.on("training", seen["alice"].append)
+        member.sio.on("training", seen["bob"].append)
+        try:
+            response = client.post("/api/v1/training", json={"kind": "rec", "source": "corrections"}, headers=headers)
+            assert response.status_code == 202, response.get_json()
+            job = response.get_json()
+            assert job["state"] == "queued" and job["team"] == "alpha" and job["user"] == "alice"
+            training_jobs(failing_app).wait(60)
+            state = client.get(f"/api/v1/training/{job['id']}", headers=headers).get_json()
+            assert state["state"] == "failed"
+            assert "`teamocr corrections export` failed (exit 2)" in state["error"]
+            assert "usage: teamocr" in state["error"]  # the command's own complaint
+            poll(lambda: [e for e in seen["alice"] if e["state"] == "failed"], 10, "the failure event")
+            assert [e["state"] for e in seen["alice"]][:1] == ["exporting"]
+            assert seen["bob"] == []  # members do not get training events
+            latest = client.get("/api/v1/training", headers=headers).get_json()["job"]
+            assert latest["id"] == job["id"]
+        finally:
+            admin.close()
+            member.close()
+
+
+def test_bad_training_requests(client: FlaskClient, auth: dict[str, dict[str, str]]) -> None:
+    bad_kind = client.post("/api/v1/training", json={"kind": "layout"}, headers=auth["alice"])
+    assert bad_kind.status_code == 400 and "kind must be one of" in bad_kind.get_json()["error"]
+    bad_source = client.post("/api/v1/training", json={"source": "web"}, headers=auth["alice"])
+    assert bad_source.status_code == 400
+    assert client.get("/api/v1/training/nope", headers=auth["alice"]).status_code == 404
+    assert client.get("/api/v1/training", headers=auth["alice"]).get_json() == {"job": None}

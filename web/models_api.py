@@ -1,0 +1,129 @@
+"""Admin API for model versions and fine-tuning (every view needs an admin token).
+
+``GET  /api/v1/models``            versions (packaged and registered) and the current one
+``POST /api/v1/models/current``    ``{"version"}``: the workers switch to it between jobs
+``POST /api/v1/training``          ``{"kind": "rec", "source": "corrections"}``: start a fine-tune job
+``GET  /api/v1/training``          the team's latest job
+``GET  /api/v1/training/<id>``     one job's state (its progress also arrives over Socket.IO)
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, abort, current_app, g, jsonify, request
+
+from daemon.models import ModelRegistry, ModelVersion, ModelVersionError, current_version, use_version
+from web.auth import require_admin
+from web.services import services
+from web.training import KINDS, SOURCES, TrainingBusy, TrainingCommands, TrainingJobs
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("models", __name__, url_prefix="/api/v1")
+
+EXTENSION = "teamocr.training"
+
+
+def init_app(app: Flask, commands: TrainingCommands | None = None) -> TrainingJobs:
+    """Attach the fine-tune job runner (``commands`` configures the commands it starts)."""
+    svc = services(app)
+
+    def emit(event: str, payload: dict[str, Any], room: str) -> None:
+        if svc.socketio is not None:
+            svc.socketio.emit(event, payload, to=room)
+
+    jobs = TrainingJobs(svc.redis, svc.settings, svc.redis_url, emit, commands)
+    app.extensions[EXTENSION] = jobs
+    app.register_blueprint(blueprint)
+    return jobs
+
+
+def training_jobs(app: Flask | None = None) -> TrainingJobs:
+    """The app's fine-tune job runner (default: the current app's)."""
+    return (app or current_app).extensions[EXTENSION]  # type: ignore[no-any-return]
+
+
+def _registry() -> ModelRegistry:
+    return ModelRegistry.for_data_dir(services().settings.data_dir)
+
+
+def public(version: ModelVersion) -> dict[str, Any]:
+    """A version as clients see it: no server paths."""
+    item = version.to_dict()
+    for key in ("det", "rec", "charset", "det_checkpoint", "rec_checkpoint"):
+        if item[key] is not None:
+            item[key] = item[key].rsplit("/", 1)[-1]
+    parity = item["metrics"].get("parity")
+    if isinstance(parity, dict):
+        for figures in parity.values():
+            if isinstance(figures, dict) and "onnx" in figures:
+                figures["onnx"] = str(figures["onnx"]).rsplit("/", 1)[-1]
+    return item
+
+
+def _body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description="expected a JSON object body")
+    return body
+
+
+@blueprint.get("/models")
+@require_admin
+def list_models() -> Any:
+    svc = services()
+    return jsonify(current=current_version(svc.redis, svc.settings.engine.model_set),
+                   versions=[public(v) for v in _registry().list()])
+
+
+@blueprint.post("/models/current")
+@require_admin
+def set_current() -> Any:
+    name = _body().get("version")
+    if not isinstance(name, str) or not name:
+        abort(400, description="version (string) is required")
+    registry = _registry()
+    try:
+        registry.get(name)
+    except ModelVersionError as exc:
+        abort(404, description=str(exc))
+    try:
+        version = use_version(services().redis, registry, name)
+    except ModelVersionError as exc:  # registered, but its files are broken
+        abort(409, description=str(exc))
+    log.info("%s switched the model to %s", g.principal.user.username, name)
+    return jsonify(current=version.version)
+
+
+@blueprint.post("/training")
+@require_admin
+def start_training() -> Any:
+    body = _body()
+    kind, source = body.get("kind", "rec"), body.get("source", "corrections")
+    if kind not in KINDS:
+        abort(400, description=f"kind must be one of {list(KINDS)}")
+    if source not in SOURCES:
+        abort(400, description=f"source must be one of {list(SOURCES)}")
+    user = g.principal.user
+    try:
+        state = training_jobs().start(user.team, user.username, kind, source)
+    except TrainingBusy as exc:
+        abort(409, description=str(exc))
+    return jsonify(state), 202
+
+
+@blueprint.get("/training")
+@require_admin
+def latest_training() -> Any:
+    state = training_jobs().latest(g.principal.user.team)
+    return jsonify(job=state)
+
+
+@blueprint.get("/training/<job_id>")
+@require_admin
+def get_training(job_id: str) -> Any:
+    state = training_jobs().get(job_id)
+    if state is None or state.get("team") != g.principal.user.team:
+        abort(404, description="training job not found")
+    return jsonify(state)
