@@ -96,6 +96,7 @@ class WebSettings:
     refresh_ttl: int = 1_209_600  # seconds a refresh token lives (14 days)
     login_limit: str = "10 per minute"  # per username and per client address
     api_limit: str = "600 per minute"  # per user
+    refused_limit: str = "120 per minute"  # requests with a missing or bad token, per client address
     max_request_bytes: int = 100_000_000  # larger bodies get 413
     max_zip_files: int = 500
     max_zip_bytes: int = 500_000_000  # uncompressed total of one ZIP

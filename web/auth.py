@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import Blueprint, abort, g, jsonify, request
+from werkzeug.exceptions import Unauthorized
 
 from daemon.teams import ChannelScope
 from web.accounts import User
-from web.limits import api_limit, limiter, login_address_key, login_limit, login_name_key
+from web.limits import (api_limit, limiter, login_address_key, login_limit, login_name_key, refused_key,
+                        refused_limit)
 from web.services import services
 from web.tokens import TokenError
 
@@ -62,10 +64,20 @@ def require_auth(view: F) -> F:
         try:
             g.principal = principal_for(services().tokens.verify(bearer_token(), "access"))
         except TokenError as exc:
-            abort(401, description=str(exc))
+            return refused(str(exc))
+        except Unauthorized as exc:  # no bearer token at all
+            return refused(exc.description or "missing bearer token")
         return limited(view)(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def refused(reason: str) -> Any:
+    """401, counted per client address: a flood of missing or bad tokens gets 429 like any other."""
+    def refuse() -> Any:
+        abort(401, description=reason)
+
+    return limiter.shared_limit(refused_limit, scope="refused", key_func=refused_key)(refuse)()
 
 
 def limited(view: F) -> F:

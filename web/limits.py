@@ -21,6 +21,7 @@ def init_app(app: Flask, redis_url: str, settings: WebSettings) -> None:
     app.config["RATELIMIT_KEY_PREFIX"] = "teamocr-limits"
     app.config["TEAMOCR_LOGIN_LIMIT"] = settings.login_limit
     app.config["TEAMOCR_API_LIMIT"] = settings.api_limit
+    app.config["TEAMOCR_REFUSED_LIMIT"] = settings.refused_limit
     limiter.init_app(app)
 
 
@@ -34,6 +35,16 @@ def api_limit() -> str:
     from flask import current_app
 
     return str(current_app.config["TEAMOCR_API_LIMIT"])
+
+
+def refused_limit() -> str:
+    from flask import current_app
+
+    return str(current_app.config["TEAMOCR_REFUSED_LIMIT"])
+
+
+def refused_key() -> str:
+    return f"refused-addr:{get_remote_address()}"
 
 
 def login_name_key() -> str:
