@@ -200,7 +200,10 @@ class TrainingJobs:
 
     def _update(self, job: dict[str, Any], /, **changes: Any) -> None:
         job.update(changes, updated_at=self.clock())
-        self._save(job)
+        try:
+            self._save(job)
+        except redis.RedisError as exc:  # the job goes on; its final state is saved if Redis is back
+            log.warning("cannot save the state of fine-tune job %s: %s", job["id"], exc)
         try:
             self.emit(EVENT, dict(job), admin_room(job["team"]))
         except Exception as exc:  # noqa: BLE001 - a lost event must not stop the job
