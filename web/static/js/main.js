@@ -4,6 +4,7 @@
 import { el } from "./dom.js";
 import { Feed, renderItem } from "./feed.js";
 import { I18n } from "./i18n.js";
+import { ModelsPanel } from "./models.js";
 import { Session } from "./session.js";
 import { Uploader } from "./upload.js";
 import { Viewer } from "./viewer.js";
@@ -14,6 +15,7 @@ const i18n = new I18n();
 const session = new Session();
 const feed = new Feed($("feed"), $("feed-empty"), i18n);
 const viewer = new Viewer(session, i18n, (item) => applyItem(item));
+const models = new ModelsPanel(session, i18n);
 const search = { query: "", items: new Map() };
 let socket = null;
 let online = false;
@@ -134,6 +136,7 @@ function connect() {
   });
   socket.on("error", () => {}); // "token expired": the disconnect that follows reconnects
   socket.on("result", (item) => applyItem(item));
+  socket.on("training", (job) => models.onJob(job)); // sent to admins only
 }
 
 async function reconnectWithFreshToken() {
@@ -164,6 +167,7 @@ async function start() {
     const me = await session.me();
     $("whoami").textContent = `${me.username} · ${me.team}`;
     $("whoami").dataset.team = me.team;
+    models.show(me.role === "admin");
   } catch (_err) {
     // shown as the name typed at sign-in
   }
@@ -177,6 +181,7 @@ function stop(expired) {
   }
   setOnline(false);
   viewer.close();
+  models.hide();
   feed.clear();
   $("search-results").hidden = true;
   $("app-view").hidden = true;
@@ -212,6 +217,6 @@ i18n.addEventListener("change", () => {
 });
 
 // for the console and the browser tests; the page itself never reads it
-window.teamocr = { session, feed, viewer, i18n, get socket() { return socket; } };
+window.teamocr = { session, feed, viewer, models, i18n, get socket() { return socket; } };
 
 if (session.active) start();

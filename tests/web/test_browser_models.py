@@ -1,0 +1,83 @@
+"""The admin-only Models panel in real headless Chromium, against the real app and a real Redis.
+
+alice (admin) sees the versions, switches the current one and starts a fine-tune whose state
+arrives live; bob (member of the same team) never sees the panel. The fine-tune commands are the
+real command line given an option it refuses, so the job fails at its first step, quickly.
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from config.settings import Settings
+from daemon.models import CURRENT_KEY
+from daemon.redisconn import RedisHandle
+from tests.web.browserkit import CHROMEDRIVER, CHROMIUM, Dashboard, chrome, poll, serving
+from tests.web.conftest import PASSWORD
+from web.app import create_app
+from web.models_api import training_jobs
+from web.services import services
+from web.training import TrainingCommands
+
+MISSING = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(bool(MISSING), reason=f"browser tests need Debian chromium and chromium-driver; missing: "
+                                             f"{', '.join(MISSING)} (apt-get install chromium chromium-driver)"),
+]
+
+
+@pytest.fixture
+def pages(settings: Settings, redis_handle: RedisHandle, tmp_path: Any) -> Iterator[dict[str, Any]]:
+    commands = TrainingCommands(prefix=[sys.executable, "-m", "web.cli", "--no-such-option"])
+    app, _ = create_app(settings, redis_url=redis_handle.url, training=commands)
+    svc = services(app)
+    svc.accounts.add_user("alice", PASSWORD, "alpha", admin=True)
+    svc.accounts.add_user("bob", PASSWORD, "alpha")
+    drivers: list[Any] = []
+    try:
+        with serving(app) as url:
+            try:
+                browsers = {}
+                for name in ("alice", "bob"):
+                    drivers.append(chrome(tmp_path / f"profile-{name}"))
+                    browsers[name] = Dashboard(drivers[-1], url)
+                    browsers[name].login(name, PASSWORD)
+                yield {"app": app, "redis": redis_handle.client, **browsers}
+            finally:
+                for driver in drivers:
+                    driver.quit()
+                training_jobs(app).wait(60)
+    finally:
+        svc.store.close()
+        svc.accounts.close()
+
+
+def panel(page: Dashboard) -> dict[str, Any]:
+    return page.js("""const root = document.querySelector('[data-testid=models-panel]');
+        return {hidden: root.hidden, current: document.querySelector('[data-testid=models-current]').dataset.version,
+                versions: [...root.querySelectorAll('[data-testid=model-version]')].map(n => n.dataset.name),
+                status: document.querySelector('[data-testid=train-status]').dataset.state || null,
+                statusText: document.querySelector('[data-testid=train-status]').textContent};""")
+
+
+def test_admins_see_switch_and_fine_tune_members_do_not_see_it(pages: dict[str, Any]) -> None:
+    alice, bob = pages["alice"], pages["bob"]
+    shown = poll(lambda: (lambda p: p if p["versions"] else None)(panel(alice)), 15, "alice's model list")
+    assert not shown["hidden"] and shown["current"] == "PP-OCRv6-small"
+    assert set(shown["versions"]) == {"PP-OCRv6-small", "PP-OCRv6-tiny"}
+    assert panel(bob)["hidden"] and panel(bob)["versions"] == []
+
+    alice.css("[data-testid=model-use][data-version='PP-OCRv6-tiny']").click()
+    poll(lambda: panel(alice)["current"] == "PP-OCRv6-tiny", 15, "the switch shown")
+    assert pages["redis"].get(CURRENT_KEY) == "PP-OCRv6-tiny"
+
+    alice.css("[data-testid=train-start]").click()
+    done = poll(lambda: (lambda p: p if p["status"] == "failed" else None)(panel(alice)), 60,
+                "the job's failure, live")
+    assert "Failed:" in done["statusText"] and "corrections export" in done["statusText"]
+    assert alice.js("return document.querySelector('[data-testid=train-start]').disabled") is False
+    assert panel(bob)["hidden"] and panel(bob)["status"] is None
