@@ -54,6 +54,10 @@ class EmptyUpload(ValueError):
     """A file with no bytes."""
 
 
+class LeadsOutside(PermissionError):
+    """The upload folder, or a name in it, resolves outside the shared folder (a planted symlink)."""
+
+
 def safe_name(raw: str, mimetype: str = "") -> str:
     """The basename of a client's file name, safe to create in the upload folder.
 
@@ -157,7 +161,7 @@ class Batch:
         """Write a new file named like ``name`` through a hidden temp file; EmptyUpload for no bytes."""
         self.folder.mkdir(parents=True, exist_ok=True)
         if not inside(self.root, self.folder):
-            raise PermissionError(f"upload folder {self.folder} leads outside the shared folder")
+            raise LeadsOutside(f"upload folder {self.folder} leads outside the shared folder")
         temp = self.folder / f".{name}.{secrets.token_hex(4)}.uploading"
         try:
             with open(temp, "xb") as out:
@@ -175,7 +179,7 @@ class Batch:
         for n in range(1, MAX_COPIES + 1):
             final = self.folder / numbered(name, n)
             if not inside(self.root, final) or final.parent != self.folder:
-                raise PermissionError(f"{final} leads outside the upload folder")
+                raise LeadsOutside(f"{final} leads outside the upload folder")
             try:
                 os.link(temp, final)  # atomic, and fails (rather than replaces) when taken
                 return final
@@ -274,20 +278,44 @@ def upload() -> Any:
     folder = root / channel / UPLOADS_FOLDER / datetime.date.today().isoformat()
     if not inside(root, folder):
         abort(400, description="invalid channel name")
+    _make_folder(root, folder)
     batch = Batch(root, folder, channel, principal.user.username)
     for storage in sent:
         _take_one(batch, storage)
     return jsonify(items=batch.items, errors=batch.errors), 202
 
 
+def _make_folder(root: Path, folder: Path) -> None:
+    """Create the upload folder; 409 when a file is in its way, 503 when the share cannot be written.
+
+    The answer names the folder relative to the shared folder, never the server's own paths.
+    """
+    shown = folder.relative_to(root).as_posix()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        log.warning("upload folder %s cannot be created: a file is in the way", folder)
+        abort(409, description=f"cannot create the upload folder {shown}: a file of that name is in the way")
+    except OSError as exc:
+        log.warning("upload folder %s cannot be created: %s", folder, exc)
+        abort(503, description=f"cannot create the upload folder {shown}: {exc.strerror or 'write error'}")
+
+
 def _take_one(batch: Batch, storage: FileStorage) -> None:
     sent = storage.filename or "upload"
     name = safe_name(sent, storage.mimetype)
     kind = kind_of(name)
-    if kind == "zip":
-        take_zip(batch, sent, storage.stream)
-    elif kind == "image":
-        batch.take(sent, name, _copy_stream(storage.stream))
-    else:
+    if kind not in ("zip", "image"):
         allowed = " ".join(sorted(IMAGE_EXTENSIONS))
         batch.error(sent, f"not an image or ZIP (allowed: {allowed} .zip)")
+        return
+    try:
+        if kind == "zip":
+            take_zip(batch, sent, storage.stream)
+        else:
+            batch.take(sent, name, _copy_stream(storage.stream))
+    except OSError as exc:  # the share is full, read-only, or its folder was swapped meanwhile
+        log.warning("upload %r could not be saved in %s: %s", sent, batch.folder, exc)
+        reason = "refused: the upload folder leads outside the shared folder" if isinstance(exc, LeadsOutside) \
+            else f"could not be saved: {exc.strerror or 'write error'}"
+        batch.error(sent, reason)

@@ -127,3 +127,19 @@ def test_upload_form_with_only_a_hostile_blob(client: FlaskClient, auth: dict, s
     response = client.post("/api/v1/upload", data=data, headers=auth["bob"], content_type="multipart/form-data")
     assert response.status_code == 202, response.get_json()
     assert assert_only_in_uploads(tmp_path, settings) == {"upload.png"}
+
+
+@pytest.mark.parametrize("blocker", ["uploads", "uploads/{today}"])
+def test_a_file_where_the_upload_folder_should_be(client: FlaskClient, auth: dict, settings: Settings,
+                                                 blocker: str) -> None:
+    """Someone dropped a file named like the upload folder: a clear refusal, not a server error."""
+    import datetime
+
+    path = settings.shared_dir / "finance" / blocker.format(today=datetime.date.today().isoformat())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"in the way")
+    response = post(client, auth["bob"], [(png(4), "a.png")], channel="finance")
+    assert 400 <= response.status_code < 500, response.get_json()
+    assert "upload folder" in response.get_json()["error"]
+    assert str(settings.shared_dir) not in response.get_json()["error"]
+    assert path.read_bytes() == b"in the way"
