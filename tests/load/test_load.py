@@ -12,7 +12,8 @@ import pytest
 from tests.faults import scenarios
 from tests.faults.figures import report
 
-SIZES = [pytest.param("short", id="short"), pytest.param("long", id="long", marks=pytest.mark.long)]
+SIZES = [pytest.param("short", id="short"),
+         pytest.param("long", id="long", marks=[pytest.mark.long, pytest.mark.timeout(3600)])]
 
 
 @pytest.mark.parametrize("size", SIZES)
