@@ -51,6 +51,9 @@ class EngineSettings:
     gpu_det_batch_size: int = 8  # ... on CUDA
     gpu_rec_batch_size: int = 64  # text lines per recognition batch on CUDA
     decode_threads: int = 0  # threads decoding a batch of images; 0 = engine threads
+    spin: bool = False  # ONNX Runtime's idle threads spin (faster only on an otherwise idle host)
+    int8: bool = False  # recogniser MatMuls quantised to INT8 (ONNX Runtime), made once into cache_dir
+    cache_dir: str = ""  # derived model files (INT8); empty = $XDG_CACHE_HOME/teamocr
     rec_min_confidence: float = 0.5  # lines below are dropped
     max_image_pixels: int = 100_000_000  # decompression-bomb guard (pixels)
     max_file_bytes: int = 200_000_000

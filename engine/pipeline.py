@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
@@ -189,8 +190,16 @@ def _runners(settings: EngineSettings, files: ModelFiles) -> tuple[Runner, Runne
     backend, device = choose(settings.backend, settings.device)
     threads = resolve_threads(settings.threads)
     if backend == "onnxruntime":
-        return (OrtRunner(files.det, threads, cuda=device == "cuda"),
-                OrtRunner(files.rec, threads, cuda=device == "cuda"), backend)
+        rec = files.rec
+        if settings.int8:
+            from engine.quantize import default_cache_dir, int8_model
+
+            rec = int8_model(files.rec, Path(settings.cache_dir) if settings.cache_dir else default_cache_dir())
+            backend += "-int8"
+        return (OrtRunner(files.det, threads, cuda=device == "cuda", spinning=settings.spin),
+                OrtRunner(rec, threads, cuda=device == "cuda", spinning=settings.spin), backend)
+    if settings.int8:
+        log.warning("engine.int8 applies to the onnxruntime backend only; torch runs float")
     import torch  # only for the torch backend
 
     from engine.torch_runner import TorchRunner

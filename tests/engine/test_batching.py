@@ -9,6 +9,7 @@ default is 1 image per pass) with an engine that shares the loaded networks.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -17,7 +18,8 @@ import pytest
 
 from engine.detection.predictor import TextDetectorPredictor
 from engine.errors import EngineError, ImageError
-from engine.pipeline import OcrEngine
+from conftest import engine_settings
+from engine.pipeline import OcrEngine, build_engine
 from engine.recognition.predictor import TextRecognizerPredictor
 from engine.types import PageResult
 from ocrcheck import IMAGES, normalise
@@ -122,3 +124,17 @@ def test_detection_batches_group_images_of_one_shape(ort_engine: OcrEngine) -> N
         assert not isinstance(boxes, Exception) and len(boxes) == len(alone)
         assert all(np.allclose(a[0], b[0]) for a, b in zip(boxes, alone))
 
+
+
+def test_int8_recogniser_is_made_once_into_the_cache_and_reads_the_same(ort_pages: dict[str, PageResult],
+                                                                         tmp_path: Path) -> None:
+    settings = dataclasses.replace(engine_settings("onnxruntime"), int8=True, cache_dir=str(tmp_path))
+    engine = build_engine(settings)
+    [made] = tmp_path.glob("*-int8-matmul.onnx")
+    assert engine.backend == "onnxruntime-int8"
+    names = ["golden_en.png", "golden_zh.png"]
+    for name, page in zip(names, engine.ocr_many([IMAGES / n for n in names])):
+        assert texts(page) == texts(ort_pages[name]), name
+    stamp = made.stat().st_mtime_ns
+    build_engine(settings)  # the second engine reuses the file
+    assert made.stat().st_mtime_ns == stamp and list(tmp_path.glob("*.onnx")) == [made]
