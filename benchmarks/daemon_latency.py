@@ -1,6 +1,6 @@
 """Drop-to-stored latency and burst throughput of the teamocr daemon, in one run.
 
-    python benchmarks/daemon_latency.py [--singles N] [--burst N] [--workers 1,2]
+    python benchmarks/daemon_latency.py [--singles N] [--burst N] [--workers 1,2,4]
                                         [--stable-seconds S] [--images DIR] [--timeout S]
 
 Each phase starts its own service (``daemon.service.serve`` in a thread: embedded Redis,
@@ -393,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--singles", type=int, default=20, metavar="N", help="single drops, one at a time")
     parser.add_argument("--burst", type=int, default=200, metavar="N", help="files in each burst")
-    parser.add_argument("--workers", type=worker_counts, default=[1, 2], metavar="1,2",
+    parser.add_argument("--workers", type=worker_counts, default=[1, 2, 4], metavar="1,2,4",
                         help="worker process counts for the burst")
     parser.add_argument("--stable-seconds", type=float, metavar="S",
                         help="daemon.stable_seconds (default: from the loaded settings, 1.0 in default.toml)")
