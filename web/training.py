@@ -62,6 +62,7 @@ class TrainingCommands:
 
     prefix: list[str] = field(default_factory=lambda: [sys.executable, "-m", "web.cli"])
     train_extra: list[str] = field(default_factory=list)  # e.g. ["--epochs", "1"]
+    add_extra: list[str] = field(default_factory=list)  # e.g. ["--images", "page.png"] for `model add`
     env: dict[str, str] = field(default_factory=dict)
     timeout: float = 24 * 3600.0
 
@@ -133,7 +134,8 @@ class TrainingJobs:
                 raise JobError("training ended without a checkpoint")
             self._update(state, state="registering", result=done)
             self._call(state, ["model", "add", f"--{state['kind']}", checkpoint, "--name", state["version"],
-                               "--note", f"fine-tuned on {state['team']}'s corrections by {state['user']}"])
+                               "--note", f"fine-tuned on {state['team']}'s corrections by {state['user']}",
+                               *self.commands.add_extra])
             self._update(state, state="done")
             log.info("fine-tune job %s registered model version %s", state["id"], state["version"])
         except JobError as exc:
@@ -149,7 +151,9 @@ class TrainingJobs:
     def _env(self) -> dict[str, str]:
         from daemon.service import settings_env
 
+        teams = self.settings.teams  # `corrections export --team` maps channels to teams
         return {**os.environ, **settings_env(self.settings), "TEAMOCR_REDIS_URL": self.redis_url,
+                "TEAMOCR_TEAMS__CHANNELS": teams.channels, "TEAMOCR_TEAMS__DEFAULT_TEAM": teams.default_team,
                 "PYTHONUNBUFFERED": "1", **self.commands.env}
 
     def _call(self, state: dict[str, Any], args: list[str]) -> str:

@@ -112,3 +112,76 @@ def test_bad_training_requests(client: FlaskClient, auth: dict[str, dict[str, st
     assert bad_source.status_code == 400
     assert client.get("/api/v1/training/nope", headers=auth["alice"]).status_code == 404
     assert client.get("/api/v1/training", headers=auth["alice"]).get_json() == {"job": None}
+
+
+# -- a real fine-tune job: corrections -> `teamocr corrections export` -> `teamocr train rec` ->
+# `teamocr model add`, all real commands, with a tiny model set, a few corrected lines and 2 steps
+
+def corrected_results(settings: Settings, count: int = 6) -> None:
+    """Stored results with their images in the shared folder, each with a corrected first line."""
+    import cv2
+
+    from daemon.model import ResultRecord
+    from daemon.service import STORE_NAME
+    from daemon.store import SqliteStore
+    from tests.engine.trainkit import page
+
+    store = SqliteStore(settings.data_dir / STORE_NAME)
+    try:
+        for i in range(count):
+            image, quads = page(["hello world", f"total {i}3.50"])
+            path = settings.shared_dir / f"r{i}.png"
+            cv2.imwrite(str(path), image)
+            lines = [{"text": t, "points": q.tolist(), "confidence": 0.9}
+                     for t, q in zip(["hel1o wor1d", f"total {i}3.50"], quads)]
+            store.add_queued(ResultRecord(id=f"r{i}", md5=f"r{i}", path=str(path), filename=path.name, channel="",
+                                          size=path.stat().st_size, created_at=1.0))
+            store.complete(f"r{i}", width=image.shape[1], height=image.shape[0], lines=lines, text="", timings={},
+                           engine_version="e", model_version="PP-OCRv6-tiny", finished_at=2.0)
+            store.correct(f"r{i}", 0, "hello world", "alice", 3.0)
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def training_app(settings: Settings, redis_handle: RedisHandle) -> Iterator[Flask]:
+    from dataclasses import replace
+
+    from tests.daemon.servicekit import REPO
+
+    tiny = replace(settings, engine=replace(settings.engine, model_set="tiny", threads=1))
+    commands = TrainingCommands(train_extra=["--epochs", "1", "--max-steps", "2", "--batch-size", "4", "--no-augment"],
+                                add_extra=["--images", str(REPO / "tests" / "images" / "golden_en.png")])
+    app, _ = create_app(tiny, redis_url=redis_handle.url, training=commands)
+    yield app
+    training_jobs(app).wait(240)
+    svc = services(app)
+    svc.store.close()
+    svc.accounts.close()
+
+
+def test_a_fine_tune_job_registers_a_new_version(training_app: Flask) -> None:
+    svc = services(training_app)
+    corrected_results(svc.settings)
+    svc.accounts.add_user("alice", "correct horse battery", "alpha", admin=True)
+    client = training_app.test_client()
+    headers = {"Authorization": f"Bearer {login(client, 'alice')['access_token']}"}
+    seen: list[dict[str, Any]] = []
+    training_jobs(training_app).emit = lambda _event, job, room: seen.append({**job, "room": room})
+    job = client.post("/api/v1/training", json={"kind": "rec", "source": "corrections"}, headers=headers).get_json()
+    busy = client.post("/api/v1/training", json={}, headers=headers)
+    assert busy.status_code == 409 and job["id"] in busy.get_json()["error"]  # one job at a time
+    training_jobs(training_app).wait(240)
+    state = client.get(f"/api/v1/training/{job['id']}", headers=headers).get_json()
+    assert state["state"] == "done", state["error"]
+    assert state["result"]["checkpoint"].endswith(".pt")
+    states = [e["state"] for e in seen]
+    assert states[0] == "exporting" and states[-1] == "done" and "registering" in states
+    assert {e["room"] for e in seen} == {"admins:alpha"}
+    steps = [e["progress"] for e in seen if e["state"] == "training" and e["progress"]]
+    assert steps and steps[-1]["step"] == steps[-1]["steps"] == 2
+    listing = client.get("/api/v1/models", headers=headers).get_json()
+    new = listing["versions"][-1]
+    assert new["version"] == state["version"] and new["change"] == "fine-tune rec"
+    assert new["parent"] == "PP-OCRv6-tiny" and new["metrics"]["parity"]["rec"]["same_text"]
+    assert listing["current"] == "PP-OCRv6-tiny"  # registered, not switched to
