@@ -38,13 +38,14 @@ class PinnedStaging:
 
 
 class TorchRunner:
-    """Our torch module on one device; 16-bit autocast only where asked and on CUDA."""
+    """Our torch module on one device; 16-bit autocast where asked (the engine asks on CUDA only;
+    the tests run the same autocast path with bf16 on the CPU)."""
 
     def __init__(self, module: nn.Module, device: torch.device, half: str | bool | None = None) -> None:
         self.device = device
         if half is True:
             half = "fp16"
-        self.dtype = DTYPES[half] if half and device.type == "cuda" else None
+        self.dtype = DTYPES[half] if half else None
         self.module = module.to(device).eval()
         self.staging = PinnedStaging() if device.type == "cuda" else None
         suffix = {torch.float16: "-fp16", torch.bfloat16: "-bf16"}.get(self.dtype, "") if self.dtype else ""
@@ -57,10 +58,11 @@ class TorchRunner:
     @torch.inference_mode()
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if self.staging is None:
-            return self.module(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
-        x = self.staging.to_device(np.ascontiguousarray(batch, dtype=np.float32), self.device)
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        else:
+            x = self.staging.to_device(np.ascontiguousarray(batch, dtype=np.float32), self.device)
         if self.dtype is None:
             return self.module(x).cpu().numpy()
-        with torch.autocast(device_type="cuda", dtype=self.dtype):
+        with torch.autocast(device_type=self.device.type, dtype=self.dtype):
             y = self.module(x)
         return y.float().cpu().numpy()

@@ -138,3 +138,19 @@ def test_int8_recogniser_is_made_once_into_the_cache_and_reads_the_same(ort_page
     stamp = made.stat().st_mtime_ns
     build_engine(settings)  # the second engine reuses the file
     assert made.stat().st_mtime_ns == stamp and list(tmp_path.glob("*.onnx")) == [made]
+
+
+def test_torch_16_bit_autocast_path_reads_the_same(torch_engine: OcrEngine, ort_pages: dict[str, PageResult]) -> None:
+    """The CUDA path's autocast (bf16 here, on the CPU: no GPU in CI) keeps the text."""
+    import torch
+
+    from engine.torch_runner import TorchRunner
+
+    det, rec = torch_engine.detector, torch_engine.recognizer
+    cpu = torch.device("cpu")
+    half = OcrEngine(TextDetectorPredictor(TorchRunner(det.runner.module, cpu, "bf16"), det.params, det.resize),
+                     TextRecognizerPredictor(TorchRunner(rec.runner.module, cpu, "bf16"), rec.charset, rec.params),
+                     torch_engine.settings, torch_engine.model_version, "torch-cpu-bf16")
+    assert half.recognizer.runner.name == "torch-cpu-bf16"
+    page = half.ocr(IMAGES / "golden_en.png")
+    assert texts(page) == texts(ort_pages["golden_en.png"])
