@@ -112,7 +112,7 @@ def describe(name: str, f: dict[str, Any]) -> str:
     if name == "load":
         return (f"{f['api_clients']} API + {f['socket_clients']} Socket.IO clients, {f['seconds']} s, {f['drops']} "
                 f"drops: {f['requests']} requests, {f['errors']} errors, p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms "
-                f"(target 200); {f['socket_events']} events received, {f['missing_events']} missing, "
+                f"(target 200; by kind {', '.join(f'{k} {v}' for k, v in f['p99_ms_by_kind'].items())}); {f['socket_events']} events received, {f['missing_events']} missing, "
                 f"{f['repeated_final']} repeated, {f['differing_clients']} clients differing from their team")
     if name == "soak":
         return (f"{f['seconds']} s at 1 file/s, {f['drops']} drops, {f['failed']} failed: RSS "

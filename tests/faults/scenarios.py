@@ -440,8 +440,9 @@ class Dropper:
         return len(self.sources)
 
 
-def api_client(url: str, token: str, until: float, think: float, out: list[tuple[float, int]], seed: int) -> None:
-    """One API client: lists, one result, search, health; (seconds, HTTP status or 0) per request."""
+def api_client(url: str, token: str, until: float, think: float, out: list[tuple[float, int, str]],
+               seed: int) -> None:
+    """One API client: lists, one result, search; (seconds, HTTP status or 0, kind) per request."""
     import requests
 
     rng = random.Random(seed)
@@ -466,7 +467,8 @@ def api_client(url: str, token: str, until: float, think: float, out: list[tuple
                     ids = [item["id"] for item in response.json()["items"]][:20] or ids
             except requests.RequestException:
                 status = 0
-            out.append((time.perf_counter() - t0, status))
+            kind = "search" if "search" in path else "list" if "?" in path else "get"
+            out.append((time.perf_counter() - t0, status, kind))
             time.sleep(think)
 
 
@@ -500,7 +502,7 @@ def load(tmp: Path, size: LoadSize) -> dict[str, Any]:
         tokens = {"alpha": running.token("alice"), "beta": running.token("carol")}
         sockets = [(teams[i % 2], running.socket("alice" if i % 2 == 0 else "carol"))
                    for i in range(size.socket_clients)]
-        samples: list[list[tuple[float, int]]] = [[] for _ in range(size.api_clients)]
+        samples: list[list[tuple[float, int, str]]] = [[] for _ in range(size.api_clients)]
         with Dropper(running.shared_dir, tmp / "staging", size.drop_rate) as dropper:
             until = time.monotonic() + size.seconds
             threads = [threading.Thread(target=api_client, name=f"api{i}", daemon=True,
@@ -515,13 +517,15 @@ def load(tmp: Path, size: LoadSize) -> dict[str, Any]:
         results = check_results(running, dropped, dropper.distinct)
         delivery = team_delivery(sockets, running)
         rss = running.rss_mib()
-    latencies = [s for client in samples for s, _ in client]
-    errors = sum(1 for client in samples for _, status in client if status != 200)
+    latencies = [s for client in samples for s, _, _ in client]
+    errors = sum(1 for client in samples for _, status, _ in client if status != 200)
+    by_kind = {kind: round(1000 * percentile([s for c in samples for s, _, k in c if k == kind], 0.99), 1)
+               for kind in ("list", "get", "search")}
     figures = {"api_clients": size.api_clients, "socket_clients": size.socket_clients, "seconds": size.seconds,
                "requests": len(latencies), "errors": errors,
                "p50_ms": round(1000 * percentile(latencies, 0.5), 1),
                "p99_ms": round(1000 * percentile(latencies, 0.99), 1),
-               "p99_target_met": percentile(latencies, 0.99) <= P99_TARGET,
+               "p99_target_met": percentile(latencies, 0.99) <= P99_TARGET, "p99_ms_by_kind": by_kind,
                "drops": len(dropped), **results, **delivery,
                "rss_mib": {k: round(v) for k, v in rss.items()}, "wall_seconds": elapsed(start)}
     assert errors == 0 and delivery["differing_clients"] == 0, figures
