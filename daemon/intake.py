@@ -70,6 +70,12 @@ class Intake:
         rid = uuid.uuid4().hex
         base: dict[str, Any] = {"id": rid, "path": str(path), "filename": path.name, "channel": channel,
                                 "created_at": self.clock(), "uploader": uploader}
+        if not (_is_utf8(str(path)) and _is_utf8(channel)):
+            # Redis, the JSON records and SQLite all need UTF-8: record why, with the name made readable.
+            shown = Path(_readable(str(path)))
+            base.update(path=str(shown), filename=shown.name, channel=_readable(channel))
+            return self._fail(base, 0, "the file name is not valid UTF-8 (a legacy encoding?); rename the file "
+                                       "to have it read")
         try:
             size = os.stat(path).st_size
             if size > self.max_bytes:
@@ -99,6 +105,20 @@ class Intake:
         log.warning("%s: %s", base["path"], error)
         self.client.xadd(RECORDS, {"record": _dumps(record)})
         return record
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a name holding undecodable bytes (Python keeps them as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _readable(text: str) -> str:
+    """``text`` with each undecodable byte shown as U+FFFD."""
+    return os.fsencode(text).decode("utf-8", "replace")
 
 
 def _dumps(data: dict[str, Any]) -> str:

@@ -217,3 +217,21 @@ def test_still_reads_a_good_file_after_everything(daemon: Daemon) -> None:
     rec = daemon.final(path)
     assert rec.status == Status.DONE and "receipt" in rec.text.lower()
     daemon.assert_alive()
+
+
+def test_name_that_is_not_utf8(daemon: Daemon) -> None:
+    """A name in a legacy encoding (Latin-1 bytes, as an old share may write) is recorded as failed, saying why.
+
+    (It was handed to the intake again at every rescan, failing to encode, and never recorded.)
+    """
+    folder = folder_of(daemon, "not_utf8")
+    raw = os.path.join(os.fsencode(folder), b"re\xe7u \xff.png")
+    with open(raw, "wb") as out:
+        out.write(makers.png("Receipt paid", 7060))
+    shown = folder / "re\ufffdu \ufffd.png"  # undecodable bytes shown as U+FFFD
+    rec = daemon.final(shown)
+    assert rec.status == Status.FAILED and rec.error and "not valid UTF-8" in rec.error
+    assert rec.filename == shown.name
+    assert daemon.final(good_file(folder)).status == Status.DONE  # a rescan or two later
+    assert len(daemon.records_of(shown)) == 1  # recorded once, not again at every rescan
+    daemon.assert_alive()
