@@ -234,6 +234,9 @@ FOLDER_ONLY = {
     "replaced_while_queued": "the upload writes the file itself",
     "unreadable_permissions": "the upload writes the file itself",
     "hidden_and_lock_files": "upload names are made visible (safe_name)",
+    "replaced_by_symlink_outside": "the upload writes the file itself",
+    "replaced_by_fifo": "the upload writes the file itself",
+    "name_not_utf8": "through upload: a raw-byte multipart filename is its own test (a 400)",
 }
 
 

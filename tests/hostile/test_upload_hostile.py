@@ -18,6 +18,7 @@ from werkzeug.test import TestResponse
 
 from tests.daemon.servicekit import wait_until
 from tests.hostile.conftest import RESULT_SECONDS, Daemon
+from tests.hostile import makers
 from tests.hostile.makers import FOLDER_ONLY, KINDS, Kind
 from web.uploads import safe_name
 
@@ -90,6 +91,15 @@ def test_broken_multipart_body(web_client: FlaskClient, alice: dict[str, str]) -
     response = web_client.post("/api/v1/upload", data=body, headers=alice,
                                content_type="multipart/form-data; boundary=xyz")
     assert response.status_code == 400, response.get_json()
+
+
+def test_name_that_is_not_utf8(web_client: FlaskClient, alice: dict[str, str]) -> None:
+    """Raw Latin-1 bytes in the multipart filename: werkzeug drops the part; a 400, never a 5xx."""
+    body = (b"--xyz\r\nContent-Disposition: form-data; name=\"files\"; filename=\"re\xe7u \xff.png\"\r\n"
+            b"Content-Type: image/png\r\n\r\n" + makers.one_pixel(UPLOAD_SALT + 90) + b"\r\n--xyz--\r\n")
+    response = web_client.post("/api/v1/upload", data=body, headers=alice,
+                               content_type="multipart/form-data; boundary=xyz")
+    assert response.status_code == 400 and response.get_json()["error"]
 
 
 def test_folder_only_kinds_are_named() -> None:
