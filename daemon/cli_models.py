@@ -39,7 +39,8 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     source.add_argument("--version", metavar="VERSION", help="a packaged or registered model version")
     onnx.add_argument("--det-size", metavar="HxW", help="fixed detector input (batch 1), multiples of 32")
     onnx.add_argument("--rec-width", metavar="W", help="fixed recogniser input 1x3x48xW, W a multiple of 32")
-    onnx.add_argument("--int8", action="store_true", help="also write dynamic INT8 copies (*.int8.onnx)")
+    onnx.add_argument("--int8", action="store_true", help="also write a dynamic INT8 copy of the recogniser (rec.int8.onnx; "
+                      "its figures are reported, not enforced)")
     onnx.add_argument("--images", type=Path, nargs="+", metavar="PATH",
                       help="images (or folders) to verify on; default: the repository's tests/images")
     onnx.set_defaults(handler=_cmd_export_onnx)
