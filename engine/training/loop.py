@@ -122,13 +122,14 @@ def fit(task: Task, options: TrainOptions, workdir: Path, progress: Progress, *,
             step += 1
             losses.append(float(loss.detach()))
             progress.step(epoch, step, total, losses[-1], lr)
+        progress.end_epoch()
         mean_loss = float(np.mean([x for x in losses if math.isfinite(x)] or [math.nan]))
         metrics = task.evaluate(f"epoch{epoch}", options.device) if options.eval_each_epoch or step >= total else None
         score = metrics["accuracy"] if metrics else -mean_loss
         state["history"].append({"epoch": epoch, "loss": round(mean_loss, 6), "test": metrics})
         log.info("epoch %d: mean loss %.4f%s", epoch, mean_loss,
                  f", test accuracy {metrics['accuracy']:.4f}" if metrics else "")
-        improved = state["best"] is None or score > state["best"]
+        improved = state["best"] is None or score >= state["best"]  # a tie goes to the later epoch
         if improved:
             state.update(best=score, best_epoch=epoch, test_after=metrics)
         state.update(epoch=epoch, step=step)

@@ -22,6 +22,7 @@ from typing import Any, Protocol, TextIO
 
 class Progress(Protocol):
     def step(self, epoch: int, step: int, steps: int, loss: float, lr: float) -> None: ...
+    def end_epoch(self) -> None: ...
     def done(self, result: dict[str, Any]) -> None: ...
 
 
@@ -34,6 +35,9 @@ class JsonProgress:
     def step(self, epoch: int, step: int, steps: int, loss: float, lr: float) -> None:
         self._emit({"type": "progress", "epoch": epoch, "step": step, "steps": steps,
                     "loss": _finite(loss), "lr": lr})
+
+    def end_epoch(self) -> None:
+        pass
 
     def done(self, result: dict[str, Any]) -> None:
         self._emit({"type": "done", **result})
@@ -52,6 +56,7 @@ class BarProgress:
         self.width = width
         self._last = 0.0
         self._loss: float | None = None
+        self._open = False
 
     def step(self, epoch: int, step: int, steps: int, loss: float, lr: float) -> None:
         if math.isfinite(loss):
@@ -64,17 +69,27 @@ class BarProgress:
         bar = "#" * filled + "." * (self.width - filled)
         loss_text = f"{self._loss:.4f}" if self._loss is not None else "nan"
         self.stream.write(f"\repoch {epoch} [{bar}] {step}/{steps} loss {loss_text} lr {lr:.2e}")
-        if step >= steps:
-            self.stream.write("\n")
         self.stream.flush()
+        self._open = True
+
+    def end_epoch(self) -> None:
+        """End the bar's line, so that the epoch's log lines start on their own."""
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False
 
     def done(self, result: dict[str, Any]) -> None:
-        self.stream.write(f"\ndone: {result.get('checkpoint')}\n")
+        self.end_epoch()
+        self.stream.write(f"done: {result.get('checkpoint')}\n")
         self.stream.flush()
 
 
 class QuietProgress:
     def step(self, epoch: int, step: int, steps: int, loss: float, lr: float) -> None:
+        pass
+
+    def end_epoch(self) -> None:
         pass
 
     def done(self, result: dict[str, Any]) -> None:

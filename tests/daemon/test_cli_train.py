@@ -43,3 +43,15 @@ def test_bad_data_is_refused_with_every_problem(tmp_path: Path, caplog: pytest.L
     for n in (2, 3, 4):
         assert f"train.txt:{n}:" in caplog.text
     assert not (tmp_path / "w").exists()
+
+
+def test_extend_dict_grows_the_checkpoint_charset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_rec_set(tmp_path / "data", ["snow \u2603", "ok"], test=[])
+    code = main(["train", "rec", "--data", str(data), "--model-set", "tiny", "--extend-dict", "--epochs", "1",
+                 "--progress", "json", "--workdir", str(tmp_path / "w")])
+    assert code == 0
+    done = json.loads(capsys.readouterr().out.splitlines()[-1])
+    loaded = load_checkpoint(done["checkpoint"])
+    assert loaded.charset is not None and loaded.charset[-2:] == ["\u2603", " "]
+    assert loaded.module.head.out_features == len(loaded.charset)
+    assert loaded.meta["added_chars"] == "\u2603" and done["test_before"] is None

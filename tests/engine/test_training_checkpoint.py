@@ -61,4 +61,5 @@ def test_progress_json_and_bar() -> None:
     bar = BarProgress(err, interval=0.0, width=4)
     bar.step(1, 1, 2, 0.5, 1e-4)
     bar.step(1, 2, 2, 0.5, 1e-4)
+    bar.end_epoch()
     assert "[##..] 1/2 loss 0.5000" in err.getvalue() and err.getvalue().endswith("\n")

@@ -98,3 +98,19 @@ def test_unknown_characters_are_refused_unless_extending(tmp_path: Path) -> None
     assert "train.txt:1: characters not in the model's dictionary: '\u2603' (U+2603)" in str(err.value)
     data = read_rec_dataset(root, charset, extend_dict=True)
     assert data.new_chars == ("\u2603",)
+
+
+def test_guard_drop_is_reported_loudly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    module, charset = pretrained("rec", "tiny")
+    data = read_rec_dataset(write_rec_set(tmp_path / "data", TEXTS[:2], test=[]), charset)
+    seen: list[str] = []
+
+    def guard(tag: str) -> dict:
+        seen.append(tag)
+        return {"images": 3, "accuracy": 0.99 if tag == "before" else 0.98}
+
+    with caplog.at_level("WARNING"):
+        result = fit(RecTask("tiny", module, charset, data.train, (), tmp_path / "w", augment=False),
+                     TrainOptions(epochs=1, batch_size=2, lr=1e-5), tmp_path / "w", Recorder(), guard=guard)
+    assert seen == ["before", "after"] and result["guard_after"]["accuracy"] == 0.98
+    assert "GUARD: accuracy on the guard set fell by 1.0 points" in caplog.text
