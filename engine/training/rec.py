@@ -6,6 +6,7 @@ CTC input length is its own width's time steps, the ones inference reads.
 """
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ from engine.training.evaluate import Tally, prediction_row, score_lines, write_j
 
 MAX_TRAIN_WIDTH = 1600  # wider crops are squeezed (the longest lines cost the most memory)
 NEW_ROW_STD = 0.01      # new dictionary entries start near "never seen"
+
+log = logging.getLogger(__name__)
 
 
 def extend_charset(module: nn.Module, charset: list[str], new_chars: Sequence[str]) -> list[str]:
@@ -48,6 +51,11 @@ def extend_charset(module: nn.Module, charset: list[str], new_chars: Sequence[st
         new_head.bias.copy_(torch.cat([old_b[:-1], rows_b, old_b[-1:]]))
     module.head = new_head
     return [*charset[:-1], *fresh, charset[-1]]
+
+
+def ctc_steps_needed(target: Sequence[int]) -> int:
+    """Time steps CTC needs: one per character, plus a blank between repeated ones."""
+    return len(target) + sum(1 for a, b in zip(target, target[1:]) if a == b)
 
 
 def augment(crop: np.ndarray, rng: random.Random) -> np.ndarray:
@@ -82,6 +90,7 @@ class RecTask:
 
     def __post_init__(self) -> None:
         index = {c: i for i, c in enumerate(self.charset)}
+        too_narrow = []
         for sample in self.train:
             image = read_image(sample.image)
             h, w = image.shape[:2]
@@ -89,6 +98,12 @@ class RecTask:
             # the crops are small at height 48, so the whole split stays in memory
             self._crops.append(cv2.resize(image, (width, HEIGHT), interpolation=cv2.INTER_LINEAR))
             self._targets.append([index[c] for c in sample.text])
+            if width // STRIDE < ctc_steps_needed(self._targets[-1]):
+                too_narrow.append(sample.image.name)
+        if too_narrow:
+            # CTC cannot emit more characters than time steps; these add nothing (zero_infinity)
+            log.warning("%d training crop(s) too narrow for their text at height 48, e.g. %s; they are "
+                        "not learnt from (crop wider, or split the text)", len(too_narrow), ", ".join(too_narrow[:5]))
 
     def batches(self, rng: random.Random, batch_size: int) -> list[Sequence[int]]:
         """Shuffled, then sorted by width within pools of 8 batches so rows pad little."""
@@ -114,7 +129,7 @@ class RecTask:
         targets = [self._targets[i] for i in batch]
         input_lengths = torch.tensor([min(logits.shape[1], math.ceil(item.shape[2] / STRIDE)) for item in inputs])
         target_lengths = torch.tensor([len(t) for t in targets])
-        flat = torch.tensor([c for t in targets for c in t], dtype=torch.long)
+        flat = torch.tensor([c for t in targets for c in t], dtype=torch.long, device=logits.device)
         return F.ctc_loss(log_probs, flat, input_lengths, target_lengths, blank=0,
                           reduction="mean", zero_infinity=True)
 

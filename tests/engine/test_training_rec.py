@@ -114,3 +114,16 @@ def test_guard_drop_is_reported_loudly(tmp_path: Path, caplog: pytest.LogCapture
                      TrainOptions(epochs=1, batch_size=2, lr=1e-5), tmp_path / "w", Recorder(), guard=guard)
     assert seen == ["before", "after"] and result["guard_after"]["accuracy"] == 0.98
     assert "GUARD: accuracy on the guard set fell by 1.0 points" in caplog.text
+
+
+def test_crops_too_narrow_for_their_text_are_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import cv2
+
+    module, charset = pretrained("rec", "tiny")
+    root = write_rec_set(tmp_path / "data", ["ok"], test=[])
+    cv2.imwrite(str(root / "crops" / "narrow.png"), np.full((48, 40, 3), 255, np.uint8))
+    (root / "train.txt").write_text("crops/00.png\tok\ncrops/narrow.png\taabbccdd\n", encoding="utf-8")
+    data = read_rec_dataset(root, charset)
+    with caplog.at_level("WARNING"):
+        RecTask("tiny", module, charset, data.train, (), tmp_path / "w")
+    assert "1 training crop(s) too narrow for their text at height 48, e.g. narrow.png" in caplog.text
