@@ -73,6 +73,9 @@ def _train_options(sub: argparse.ArgumentParser, kind: str) -> None:
     sub.add_argument("--guard", type=Path, metavar="DATASET_DIR",
                      help="labelled set (labels.jsonl + images) scored before and after, to catch forgetting")
     sub.add_argument("--guard-limit", type=_positive, metavar="N", help="only the first N guard images")
+    sub.add_argument("--test-limit", type=_positive, metavar="N", help="score only the first N test samples")
+    sub.add_argument("--no-epoch-eval", action="store_true",
+                     help="score the test split only before and after (best.pt is then the last epoch)")
     sub.add_argument("--max-problems", type=_positive, default=50, metavar="N",
                      help="data problems listed at most (default 50)")
     sub.add_argument("--train-bn", action="store_true",
@@ -127,7 +130,8 @@ def _train(args: argparse.Namespace, settings: Settings, progress: Any) -> int:
     base_rec, base_charset = pretrained("rec", model_set)
     engine_settings = settings.engine
     options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device,
-                           max_steps=args.max_steps, freeze_bn=not args.train_bn)
+                           max_steps=args.max_steps, freeze_bn=not args.train_bn,
+                           eval_each_epoch=not args.no_epoch_eval)
     meta: dict[str, Any] = {"data": str(args.data.resolve()), "epochs": args.epochs, "lr": args.lr,
                             "batch_size": args.batch_size, "base": f"PP-OCRv6-{model_set}"}
     if args.kind == "rec":
@@ -140,7 +144,7 @@ def _train(args: argparse.Namespace, settings: Settings, progress: Any) -> int:
             log.info("dictionary extended by %d character(s): %s", len(data.new_chars), "".join(data.new_chars))
             meta["added_chars"] = "".join(data.new_chars)
         log.info("%s: %d training and %d test lines", args.data, len(data.train), len(data.test))
-        task: Any = RecTask(model_set, module, charset, data.train, data.test, workdir,
+        task: Any = RecTask(model_set, module, charset, data.train, data.test[:args.test_limit], workdir,
                             augment=not args.no_augment)
 
         def candidate() -> Any:
@@ -150,7 +154,7 @@ def _train(args: argparse.Namespace, settings: Settings, progress: Any) -> int:
 
         pages = read_det_dataset(args.data, cap=args.max_problems)
         log.info("%s: %d training and %d test images", args.data, len(pages.train), len(pages.test))
-        task = DetTask(model_set, module, pages.train, pages.test, workdir,
+        task = DetTask(model_set, module, pages.train, pages.test[:args.test_limit], workdir,
                        lambda det: make_ocr(det, base_rec, base_charset, engine_settings, args.device),
                        size=args.crop_size)
 

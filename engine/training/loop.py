@@ -124,8 +124,10 @@ def fit(task: Task, options: TrainOptions, workdir: Path, progress: Progress, *,
             progress.step(epoch, step, total, losses[-1], lr)
         progress.end_epoch()
         mean_loss = float(np.mean([x for x in losses if math.isfinite(x)] or [math.nan]))
-        metrics = task.evaluate(f"epoch{epoch}", options.device) if options.eval_each_epoch or step >= total else None
-        score = metrics["accuracy"] if metrics else -mean_loss
+        last_epoch = step >= total or epoch == options.epochs
+        metrics = task.evaluate(f"epoch{epoch}", options.device) if options.eval_each_epoch or last_epoch else None
+        # best.pt: the best test accuracy, else the lowest training loss; without per-epoch scoring, the last
+        score = (metrics["accuracy"] if metrics else -mean_loss) if options.eval_each_epoch else float(epoch)
         state["history"].append({"epoch": epoch, "loss": round(mean_loss, 6), "test": metrics})
         log.info("epoch %d: mean loss %.4f%s", epoch, mean_loss,
                  f", test accuracy {metrics['accuracy']:.4f}" if metrics else "")
