@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from flask import Blueprint, Flask, abort, current_app, g, jsonify, request
 
 from daemon.models import ModelRegistry, ModelVersion, ModelVersionError, current_version, use_version
@@ -34,6 +35,11 @@ def init_app(app: Flask, commands: TrainingCommands | None = None) -> TrainingJo
             svc.socketio.emit(event, payload, to=room)
 
     jobs = TrainingJobs(svc.redis, svc.settings, svc.redis_url, emit, commands)
+    try:
+        if jobs.recover():
+            log.warning("fine-tune jobs of an earlier run were left unfinished; marked failed")
+    except redis.RedisError as exc:  # Redis not up yet: the stale state just stays
+        log.warning("cannot check for unfinished fine-tune jobs: %s", exc)
     app.extensions[EXTENSION] = jobs
     app.register_blueprint(blueprint)
     return jobs

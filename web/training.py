@@ -91,6 +91,18 @@ class TrainingJobs:
         job_id = self.client.hget(LATEST_KEY, team)
         return self.get(str(job_id)) if job_id else None
 
+    def recover(self) -> int:
+        """Mark jobs left unfinished by an earlier web process as failed; returns how many."""
+        count = 0
+        for job_id in self.client.hvals(LATEST_KEY):
+            state = self.get(str(job_id))
+            if state is not None and state.get("state") not in FINAL and str(job_id) != self._running:
+                state.update(state="failed", error="interrupted: the web server stopped while the job ran",
+                             updated_at=self.clock())
+                self._save(state)
+                count += 1
+        return count
+
     def start(self, team: str, user: str, kind: str, source: str) -> dict[str, Any]:
         """Queue a job and start it; raises TrainingBusy while another one runs."""
         if kind not in KINDS or source not in SOURCES:

@@ -185,3 +185,21 @@ def test_a_fine_tune_job_registers_a_new_version(training_app: Flask) -> None:
     assert new["version"] == state["version"] and new["change"] == "fine-tune rec"
     assert new["parent"] == "PP-OCRv6-tiny" and new["metrics"]["parity"]["rec"]["same_text"]
     assert listing["current"] == "PP-OCRv6-tiny"  # registered, not switched to
+
+
+def test_a_job_left_running_by_an_earlier_web_process_is_marked_failed(settings: Settings,
+                                                                       redis_handle: RedisHandle) -> None:
+    import json
+
+    from web.training import KEY_PREFIX, LATEST_KEY
+
+    client = redis_handle.client
+    client.set(KEY_PREFIX + "old1", json.dumps({"id": "old1", "team": "alpha", "state": "training"}))
+    client.hset(LATEST_KEY, "alpha", "old1")
+    app, _ = create_app(settings, redis_url=redis_handle.url)
+    try:
+        state = training_jobs(app).get("old1")
+        assert state is not None and state["state"] == "failed" and "interrupted" in state["error"]
+    finally:
+        services(app).store.close()
+        services(app).accounts.close()
