@@ -234,3 +234,23 @@ def test_a_store_error_is_waited_out_and_the_records_applied_in_order(rig: Rig,
     assert rig.store.get(second).status == Status.QUEUED  # type: ignore[union-attr]
     assert rig.client.xpending(RECORDS, RECORDER_GROUP)["pending"] == 0
     assert any("database is locked" in r.getMessage() for r in caplog.records if r.name == "daemon.recorder")
+
+
+def test_an_event_whose_publish_failed_is_announced_once_when_its_record_comes_back(rig: Rig) -> None:
+    """Redis away between storing and announcing: the record stays unacknowledged, and the next pass
+    announces it although applying it again changes nothing (python-socketio's emitter used to log
+    the failed publish and drop the event)."""
+    from tests.daemon.servicekit import free_port
+
+    rid = Intake(rig.client, MAX_BYTES).submit(text_image(rig.share / "paid.png", "Invoice 1043 paid"), "")["id"]
+    add_record(rig.client, done_record(rid))
+    working = rig.recorder.events
+    rig.recorder.events = SocketIOEvents(f"redis://127.0.0.1:{free_port()}/0", TeamMap.from_spec(""))  # nobody there
+    with pytest.raises(redis.ConnectionError):
+        rig.recorder.run_once(BLOCK_MS)
+    assert rig.store.get(rid).status == Status.QUEUED  # stored, then the announcement failed
+    rig.recorder.events = working
+    assert drain(rig.recorder) == 2
+    wait_until(lambda: any(e["status"] == "done" for e in rig.events.items), 10, "the done event")
+    assert [e["status"] for e in rig.events.items if e["id"] == rid] == ["queued", "done"]
+    assert rig.client.xpending(RECORDS, RECORDER_GROUP)["pending"] == 0
