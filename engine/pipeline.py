@@ -150,9 +150,9 @@ class OcrEngine:
         keys = list(crops)
         try:
             flat = self.recognizer([crop for i in keys for crop in crops[i]])
-        except Exception:  # noqa: BLE001 - isolated below
+        except Exception as exc:  # noqa: BLE001 - isolated below
             if len(keys) <= 1:
-                raise
+                return {i: exc for i in keys}
             out: dict[int, list[tuple[str, float]] | Exception] = {}
             for i in keys:
                 try:
