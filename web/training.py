@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -115,7 +116,7 @@ class TrainingJobs:
             stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
             state = {"id": job_id, "team": team, "user": user, "kind": kind, "source": source,
                      "state": "queued", "created_at": now, "updated_at": now, "progress": None,
-                     "version": f"{team}-{kind}-{stamp}", "error": None, "result": None}
+                     "version": f"{_name_part(team)}-{kind}-{stamp}", "error": None, "result": None}
             self._save(state)
             self.client.hset(LATEST_KEY, team, job_id)
             self._running = job_id
@@ -231,6 +232,12 @@ class TrainingJobs:
 
 class JobError(Exception):
     """A step of a job failed; the message says which and why."""
+
+
+def _name_part(team: str) -> str:
+    """The team's name as a version-name part (letters, digits, '.', '_', '-'; at most 32)."""
+    part = re.sub(r"[^A-Za-z0-9._-]+", "-", team).strip("-._")[:32]
+    return part or "team"
 
 
 def _tail(text: str) -> str:
