@@ -67,7 +67,6 @@ def fit(task: Task, options: TrainOptions, workdir: Path, progress: Progress, *,
         meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train, save checkpoints in ``workdir``; report the result to ``progress.done`` and return it."""
     started = time.monotonic()
-    rng = random.Random(options.seed)
     torch.manual_seed(options.seed)
     np.random.seed(options.seed)
     device = torch.device(options.device)
@@ -86,7 +85,7 @@ def fit(task: Task, options: TrainOptions, workdir: Path, progress: Progress, *,
         training = payload.get("training") or {}
         optimiser.load_state_dict(training["optimiser"])
         state.update({k: training[k] for k in ("epoch", "step", "best", "best_epoch", "history", "test_before",
-                                               "guard_before") if k in training})
+                                               "test_after", "guard_before") if k in training})
         log.info("resuming %s from epoch %d, step %d", resume, state["epoch"], state["step"])
     else:
         state["test_before"] = task.evaluate("before", options.device)
@@ -131,7 +130,8 @@ def fit(task: Task, options: TrainOptions, workdir: Path, progress: Progress, *,
         state["history"].append({"epoch": epoch, "loss": round(mean_loss, 6), "test": metrics})
         log.info("epoch %d: mean loss %.4f%s", epoch, mean_loss,
                  f", test accuracy {metrics['accuracy']:.4f}" if metrics else "")
-        improved = state["best"] is None or score >= state["best"]  # a tie goes to the later epoch
+        # a tie goes to the later epoch (so does a NaN, so that best.pt always exists)
+        improved = state["best"] is None or not score < state["best"]
         if improved:
             state.update(best=score, best_epoch=epoch, test_after=metrics)
         state.update(epoch=epoch, step=step)
@@ -151,10 +151,10 @@ def fit(task: Task, options: TrainOptions, workdir: Path, progress: Progress, *,
     if guard:
         _judge_guard(state.get("guard_before"), guard_after)
     result = {"kind": task.kind, "model_set": task.model_set, "checkpoint": str(best),
-            "last": str(workdir / "last.pt"), "epochs": state["epoch"], "best_epoch": state["best_epoch"],
-            "steps": step, "seconds": round(time.monotonic() - started, 1),
-            "test_before": state.get("test_before"), "test_after": test_after,
-            "guard_before": state.get("guard_before"), "guard_after": guard_after}
+              "last": str(workdir / "last.pt"), "epochs": state["epoch"], "best_epoch": state["best_epoch"],
+              "steps": step, "seconds": round(time.monotonic() - started, 1),
+              "test_before": state.get("test_before"), "test_after": test_after,
+              "guard_before": state.get("guard_before"), "guard_after": guard_after}
     progress.done(result)
     return result
 
