@@ -101,8 +101,9 @@ def describe(name: str, f: dict[str, Any]) -> str:
                 f"events for {f['stored']} results, {f['missing_events']} missing, {f['repeated_final']} repeated "
                 f"({f['retaken']} jobs taken over from killed workers); {f['seconds']} s")
     if name == "stop":
-        return (f"{f['files']} files, SIGTERM after {f['done_at_stop']} done (exit {f['exit_code']}), 3 dropped while "
-                f"stopped: {f['done']} done, {f['failed']} failed after the start; log: \"{f['log']}\"")
+        return (f"a burst of {f['files'] - 3} files, SIGTERM after {f['done_at_stop']} done (exit {f['exit_code']}), "
+                f"3 more dropped while stopped: {f['done']} done, {f['failed']} failed after the start; "
+                f"log: \"{f['log']}\"")
     if name == "disk":
         return (f"{f['files']} files with the data disk full, then space freed: {f['done']} done, {f['failed']} "
                 f"failed, service up, /healthz {f['healthz_while_full']} while full; log: \"{f['log']}\"")
@@ -110,10 +111,12 @@ def describe(name: str, f: dict[str, Any]) -> str:
         return (f"{f['files']} files before, during (on the server) and after: {f['done']} done, {f['failed']} "
                 f"failed, {f['retried_while_away']} reads retried while away; log: \"{f['log_gone']}\"")
     if name == "load":
+        kinds = ", ".join(f"{k} {v}" for k, v in f["p99_ms_by_kind"].items())
         return (f"{f['api_clients']} API + {f['socket_clients']} Socket.IO clients, {f['seconds']} s, {f['drops']} "
                 f"drops: {f['requests']} requests, {f['errors']} errors, p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms "
-                f"(target 200; by kind {', '.join(f'{k} {v}' for k, v in f['p99_ms_by_kind'].items())}); {f['socket_events']} events received, {f['missing_events']} missing, "
-                f"{f['repeated_final']} repeated, {f['differing_clients']} clients differing from their team")
+                f"(target 200; p99 by kind: {kinds}); {f['socket_events']} events received, "
+                f"{f['missing_events']} missing, {f['repeated_final']} repeated, {f['differing_clients']} clients "
+                f"differing from their team")
     if name == "soak":
         return (f"{f['seconds']} s at 1 file/s, {f['drops']} drops, {f['failed']} failed: RSS "
                 f"{rss(f['rss_start_mib'], f['rss_end_mib'])} (max growth {f['max_growth_pct']}%)")

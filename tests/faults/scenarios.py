@@ -37,8 +37,7 @@ def dropped_plan(originals: list[Path], drops: int, seed: int = 7) -> list[tuple
     return [(src, f"{'finance/' if i % 3 == 1 else ''}d{i:04d}.png") for i, src in enumerate(sources)]
 
 
-def drop_all(share: Path, plan: list[tuple[Path, str]], seconds: float, slow_every: int = 10,
-             pause: threading.Event | None = None) -> list[Path]:
+def drop_all(share: Path, plan: list[tuple[Path, str]], seconds: float, slow_every: int = 10) -> list[Path]:
     """Copy the plan into the share over ``seconds``; every ``slow_every``-th file written slowly."""
     writers = []
     start = time.monotonic()
@@ -163,7 +162,6 @@ def chaos(tmp: Path, size: ChaosSize) -> dict[str, Any]:
         with product(env, workers=size.workers) as running:
             wait_for_workers(running, size.workers)
             alice = running.socket("alice")
-            done_dropping = threading.Event()
 
             def havoc() -> None:
                 """SIGKILL a worker every ``kill_every`` s; stop and start Redis once, half-way through the drops."""
@@ -189,7 +187,6 @@ def chaos(tmp: Path, size: ChaosSize) -> dict[str, Any]:
             chaos_thread = threading.Thread(target=havoc, name="havoc", daemon=True)
             chaos_thread.start()
             dropped = drop_all(running.shared_dir, plan, size.drop_seconds)
-            done_dropping.set()
             chaos_thread.join(size.kills * size.kill_every + size.drop_seconds + 60)
             assert not chaos_thread.is_alive(), "the kills did not finish"
             wait_until(lambda: running.settled(size.drops), 120 + size.drops, "every drop stored", interval=0.5)
@@ -203,6 +200,7 @@ def chaos(tmp: Path, size: ChaosSize) -> dict[str, Any]:
     finally:
         server.stop()
     assert figures["stuck"] == 0 and figures["failed"] == 0, figures
+    assert len(kills) == size.kills and len(restarts) == 1, figures
     figures["takeovers"] = sum("took over" in line and "jobs" in line for line in lines)  # kills that hit a batch
     return figures
 

@@ -22,7 +22,7 @@ import numpy as np
 import psutil
 import requests
 
-from daemon.model import ResultRecord, Status
+from daemon.model import ResultRecord
 from daemon.service import STORE_NAME
 from daemon.store import SqliteStore
 from tests.daemon.servicekit import REPO, LogTail, free_port, wait_until
