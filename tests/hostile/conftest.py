@@ -1,5 +1,5 @@
-"""One running daemon (watcher + recorder in this process, one real worker process) for every hostile
-test, and one web app on the same Redis and store for the upload road.
+"""One running daemon (watcher + recorder in this process, one real worker process) per hostile test module,
+and one web app on the same Redis and store for the upload road.
 
 The worker is a child process of its own (not the service's supervisor's) so that a test can pause it
 (SIGSTOP) to change a file between the intake and the read.
@@ -84,7 +84,7 @@ class Daemon:
         os.kill(self.worker.pid, signal.SIGCONT)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     tmp = tmp_path_factory.mktemp("hostile")
     base = make_settings(tmp, rescan_seconds=1.0)
@@ -118,7 +118,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
             logger.setLevel(level)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def web(daemon: Daemon) -> Iterator[Flask]:
     """The team web on the daemon's Redis and store; alice (alpha admin) and carol (beta member)."""
     app, _ = create_app(daemon.settings, redis_url=daemon.handle.url)
@@ -131,11 +131,11 @@ def web(daemon: Daemon) -> Iterator[Flask]:
     svc.accounts.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def web_client(web: Flask) -> FlaskClient:
     return web.test_client()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def alice(web_client: FlaskClient) -> dict[str, str]:
     return bearer(login(web_client, "alice")["access_token"])
