@@ -72,6 +72,25 @@ def test_upload_kind(web_client: FlaskClient, alice: dict[str, str], daemon: Dae
     daemon.assert_alive()
 
 
+def test_hostile_kinds_inside_a_zip(web_client: FlaskClient, alice: dict[str, str], daemon: Daemon) -> None:
+    """The byte kinds again, as members of one ZIP (member names are made safe like part names)."""
+    inside = [k for k in KINDS if k.upload is not None and k.upload.status in ("done", "failed")
+              and not k.filename.endswith((".zip", ".svg")) and k.name != "over_size_limit"]
+    members = [(f"deep/{k.name}/{k.filename}", k.make(UPLOAD_SALT + 100 + KINDS.index(k))) for k in inside]
+    response = post(web_client, alice, makers.make_zip(members), "hostile.zip")
+    assert response.status_code == 202, response.get_json()
+    body = response.get_json()
+    assert body["errors"] == [] and len(body["items"]) == len(inside)
+    for kind, item in zip(inside, body["items"]):
+        assert kind.upload is not None
+        assert item["filename"] == safe_name(kind.filename)
+        result = final_item(web_client, alice, item["id"])
+        assert result["status"] == kind.upload.status, (kind.name, result)
+        found = result["text"].lower() if kind.upload.status == "done" else result["error"]
+        assert kind.upload.fragment in found, (kind.name, found)
+    daemon.assert_alive()
+
+
 def test_body_over_the_request_limit_is_json_413(web_client: FlaskClient, alice: dict[str, str],
                                                  daemon: Daemon) -> None:
     response = post(web_client, alice, bytes(daemon.settings.web.max_request_bytes + 1), "big.png")
