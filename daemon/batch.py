@@ -22,6 +22,7 @@ from daemon.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
+BATCH = 4  # images per engine batch in one process (as a daemon worker's default batch_size)
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 
 
@@ -97,6 +98,28 @@ def ocr_file(engine: Engine, path: str) -> dict[str, Any]:
     return row
 
 
+def ocr_files(engine: Engine, paths: Sequence[str]) -> list[dict[str, Any]]:
+    """OCR ``paths`` as one engine batch (``ocr_many``) into result rows, in order; a bad file
+    gives ``{"image", "error", "lines": []}``. ``seconds`` is the batch's time shared out evenly."""
+    from engine.errors import EngineError
+
+    start = time.perf_counter()
+    outcomes = engine.ocr_many(list(paths))
+    share = round((time.perf_counter() - start) / max(1, len(paths)), 4)
+    rows = []
+    for path, outcome in zip(paths, outcomes):
+        if isinstance(outcome, (EngineError, OSError)):
+            log.warning("%s: %s", path, _cause(outcome))
+            row: dict[str, Any] = {"image": path, "error": _cause(outcome), "lines": []}
+        elif isinstance(outcome, Exception):
+            raise outcome
+        else:
+            row = {"image": path, **outcome.to_dict()}
+        row["seconds"] = share
+        rows.append(row)
+    return rows
+
+
 def _cause(exc: Exception) -> str:
     reason = getattr(exc, "reason", None)  # engine.errors.ImageError keeps the bare cause here
     if isinstance(reason, str) and reason:
@@ -157,7 +180,8 @@ def _rows(
 ) -> Iterator[Iterator[dict[str, Any]]]:
     if workers == 1:
         engine = _start_engine(factory, settings)
-        yield (ocr_file(engine, path) for path in paths)
+        batches = (paths[i:i + BATCH] for i in range(0, len(paths), BATCH))
+        yield (row for batch in batches for row in ocr_files(engine, batch))
         return
     context = multiprocessing.get_context("spawn")  # fork would copy threads and model state
     initargs = (factory, split_threads(settings, workers), logging.getLogger().getEffectiveLevel())

@@ -48,6 +48,15 @@ class FakeEngine:
             raise ImageError(name or str(source), "not an image")
         return FakePage(data[3:].decode("utf-8"))
 
+    def ocr_many(self, sources: list[str], names: list[str | None] | None = None) -> list[Any]:
+        out: list[Any] = []
+        for source in sources:
+            try:
+                out.append(self.ocr(source))
+            except Exception as exc:  # noqa: BLE001 - ocr_many returns each image's exception
+                out.append(exc)
+        return out
+
 
 def fake_factory(settings: EngineSettings) -> FakeEngine:
     return FakeEngine(settings)
