@@ -20,6 +20,7 @@ from engine.detection.predictor import TextDetectorPredictor
 from engine.errors import EngineError, ImageError
 from conftest import engine_settings
 from engine.pipeline import OcrEngine, build_engine
+from engine.quantize import RECIPE
 from engine.recognition.predictor import TextRecognizerPredictor
 from engine.types import PageResult
 from ocrcheck import IMAGES, normalise
@@ -130,7 +131,7 @@ def test_int8_recogniser_is_made_once_into_the_cache_and_reads_the_same(ort_page
                                                                          tmp_path: Path) -> None:
     settings = dataclasses.replace(engine_settings("onnxruntime"), int8=True, cache_dir=str(tmp_path))
     engine = build_engine(settings)
-    [made] = tmp_path.glob("*-int8-matmul.onnx")
+    [made] = tmp_path.glob(f"*-{RECIPE}.onnx")
     assert engine.backend == "onnxruntime-int8"
     names = ["golden_en.png", "golden_zh.png"]
     for name, page in zip(names, engine.ocr_many([IMAGES / n for n in names])):
