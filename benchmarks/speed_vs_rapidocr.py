@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATASET = REPO.parent / "shared" / "bench" / "data" / "screens"
 DEFAULT_SCORER = REPO.parent / "shared" / "bench" / "score.py"
 SYSTEMS = ("teamocr", "rapidocr")
+INT8 = "teamocr-int8"  # with --int8: teamocr with engine.int8 = true as a third system
 MIN_RATIO = 2.0  # teamocr images/s over RapidOCR's (issue 5's target)
 MAX_RSS_MIB = 1.5 * 1024  # 1.5 GiB, for the bench process and the CLI process alike
 
@@ -59,7 +60,7 @@ def load_labels(dataset: Path, limit: int | None) -> list[dict[str, Any]]:
 Reader = Callable[[Sequence[str]], list[Lines]]
 
 
-def teamocr_reader(threads: int, counters: list[Any]) -> Reader:
+def teamocr_reader(threads: int, counters: list[Any], int8: bool = False) -> Reader:
     """Build the teamocr engine once (its networks wrapped to count FLOPs into ``counters``);
     return paths -> scorer lines, one ``ocr_many`` call per batch."""
     from config.settings import load_settings
@@ -70,6 +71,8 @@ def teamocr_reader(threads: int, counters: list[Any]) -> Reader:
     from flops import CountingRunner, FlopModel
 
     settings = dataclasses.replace(load_settings().engine, threads=threads, device="cpu")
+    if int8:
+        settings = dataclasses.replace(settings, int8=True)
     log.info("teamocr engine settings: %s", settings)
     engine = build_engine(settings)
     files = model_files(settings.model_set)
@@ -121,11 +124,12 @@ def run_worker(args: argparse.Namespace) -> None:
     labels = load_labels(args.dataset, args.limit)
     if not labels:
         raise ValueError(f"{args.dataset / 'labels.jsonl'}: no images")
-    batch = args.batch if name == "teamocr" else 1
+    batch = args.batch if name.startswith("teamocr") else 1
     mine = shard(labels, batch, processes, index)
     start = time.perf_counter()
     counters: list[Any] = []
-    read = teamocr_reader(threads, counters) if name == "teamocr" else rapidocr_reader(threads)
+    read = (teamocr_reader(threads, counters, int8=name == INT8) if name.startswith("teamocr")
+            else rapidocr_reader(threads))
     read([str(args.dataset / labels[0]["image"])])  # warm-up: lazy model loads, first-call allocations
     for counter in counters:
         counter.shapes.clear()
@@ -235,10 +239,11 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], scores: dict[st
     print(f"dataset {args.dataset} ({n} images), thread budget {args.threads} per system, "
           f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, out {args.out}")
     print(f"peak float32 matmul (ONNX Runtime, {args.threads} threads): {peak:.1f} GFLOP/s")
-    print(f"{'system':<10}{'layout':>7}{'batch':>6}{'img/s':>8}{'p50 s':>8}{'p95 s':>8}{'acc all':>9}"
+    print(f"{'system':<13}{'layout':>7}{'batch':>6}{'img/s':>8}{'p50 s':>8}{'p95 s':>8}{'acc all':>9}"
           f"{'acc line':>10}{'RSS MiB':>9}{'GFLOP/img':>10}{'GFLOP/s':>9}{'of peak':>8}")
     ips = {id(r): r["images"] / r["wall_seconds"] for r in runs}
-    best = {name: max((r for r in runs if r["system"] == name), key=lambda r: ips[id(r)]) for name in SYSTEMS}
+    systems = sorted({r["system"] for r in runs}, key=[*SYSTEMS, INT8].index)
+    best = {name: max((r for r in runs if r["system"] == name), key=lambda r: ips[id(r)]) for name in systems}
     for r in runs:
         sc = scores.get(r["predictions"])
         acc = f"{sc['all']['accuracy']:>9.4f}{sc['line_labelled']['accuracy']:>10.4f}" if sc else f"{'-':>9}{'-':>10}"
@@ -247,17 +252,21 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], scores: dict[st
             work = f"{r['flops'] / r['images'] / 1e9:>10.1f}{gflops:>9.1f}{gflops / peak:>8.0%}"
         else:
             work = f"{'-':>10}{'-':>9}{'-':>8}"
-        print(f"{r['system']:<10}{r['layout']:>7}{r['batch']:>6}{ips[id(r)]:>8.3f}"
+        print(f"{r['system']:<13}{r['layout']:>7}{r['batch']:>6}{ips[id(r)]:>8.3f}"
               f"{percentile(r['seconds'], 50):>8.3f}{percentile(r['seconds'], 95):>8.3f}{acc}"
               f"{r['peak_rss_kib'] / 1024:>9.0f}{work}")
     for layout in sorted({r["layout"] for r in runs}):
         pair = {r["system"]: ips[id(r)] for r in runs if r["layout"] == layout}
-        if len(pair) == 2:
-            print(f"ratio at {layout}: {pair['teamocr'] / pair['rapidocr']:.3f}")
+        for name in (n for n in (SYSTEMS[0], INT8) if n in pair and "rapidocr" in pair):
+            print(f"ratio {name}/rapidocr at {layout}: {pair[name] / pair['rapidocr']:.3f}")
     team, peer = best["teamocr"], best["rapidocr"]
     ratio = ips[id(team)] / ips[id(peer)]
     print(f"ratio teamocr/rapidocr images/s, each in its best layout ({team['layout']} vs {peer['layout']}): "
           f"{ratio:.3f}")
+    if INT8 in best:
+        fast = best[INT8]
+        print(f"ratio {INT8}/rapidocr images/s, each in its best layout ({fast['layout']} vs {peer['layout']}): "
+              f"{ips[id(fast)] / ips[id(peer)]:.3f} (engine.int8 = true; the verdict judges the default teamocr)")
     print("latency: seconds from the start of the call that read the image to its result (teamocr reads "
           f"{team['batch']} images per call, so each waits for its batch)")
     print(f"teamocr ocr CLI process over {cli_images} images: peak RSS {cli_rss:.0f} MiB")
@@ -297,7 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scorer", type=Path, default=DEFAULT_SCORER, help="path to score.py")
     parser.add_argument("--cli-images", type=int, default=3, metavar="N",
                         help="images for the teamocr ocr peak-RSS check")
-    parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
+    parser.add_argument("--int8", action="store_true",
+                        help="also run teamocr with the INT8 recogniser (engine.int8) as teamocr-int8")
+    parser.add_argument("--worker", choices=[*SYSTEMS, INT8], help=argparse.SUPPRESS)
     parser.add_argument("--layout", help=argparse.SUPPRESS)
     parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     return parser
@@ -325,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in labels), encoding="utf-8")
     runs = []
     for processes in sorted(set(args.processes)):
-        for name in SYSTEMS:  # the systems alternate, so a slow spell of the machine hits both
+        for name in [*SYSTEMS, *([INT8] if args.int8 else [])]:  # alternating: a slow spell hits all
             runs.append(run_layout(name, processes, args))
     scores = {r["predictions"]: score(args.scorer, args.out, Path(r["predictions"])) for r in runs}
     sys.path.insert(0, str(REPO / "benchmarks"))
