@@ -2,6 +2,10 @@
 
 The check-and-claim of an MD5 and the writing of the record and job happen in one Lua script,
 so several watchers (on several hosts) racing on the same content produce exactly one job.
+
+Dedup is scoped by team: the MD5 is claimed under the team of the file's channel
+(``TeamMap.dedup_scope``), so the same content dropped by two teams is read once for each, and a
+duplicate only ever names a result of its own team.
 """
 from __future__ import annotations
 
@@ -18,12 +22,13 @@ from typing import Any
 import redis
 
 from daemon.streams import JOBS, RECORDS, SEEN, Job, md5_key
+from daemon.teams import TeamMap
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 
-# KEYS: md5 key, records stream, jobs stream, seen hash.
+# KEYS: md5 key (of the file's dedup scope), records stream, jobs stream, seen hash.
 # ARGV: new id, queued record, duplicate record, job, path, md5.
 # A path already seen with this very content (a rescan after a restart) is no news: "seen".
 _CLAIM = """
@@ -57,10 +62,14 @@ def file_md5(path: Path) -> str:
 class Intake:
     """Turns files into jobs; duplicates of earlier content into duplicate records."""
 
-    def __init__(self, client: redis.Redis, max_bytes: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, client: redis.Redis, max_bytes: int, clock: Callable[[], float] = time.time, *,
+                 teams: TeamMap | None = None) -> None:
+        """``teams`` decides each channel's dedup scope; None is a single team (every channel the
+        default team's), right only where no ``teams.channels`` are configured."""
         self.client = client
         self.max_bytes = max_bytes
         self.clock = clock
+        self.teams = teams or TeamMap({})
         self._claim = client.register_script(_CLAIM)
 
     def submit(self, path: Path, channel: str, uploader: str | None = None) -> dict[str, Any] | None:
@@ -69,7 +78,8 @@ class Intake:
         was already recorded with this content (a rescan after a restart)."""
         rid = uuid.uuid4().hex
         base: dict[str, Any] = {"id": rid, "path": str(path), "filename": path.name, "channel": channel,
-                                "created_at": self.clock(), "uploader": uploader}
+                                "created_at": self.clock(), "uploader": uploader,
+                                "scope": self.teams.dedup_scope(channel)}
         if not (_is_utf8(str(path)) and _is_utf8(channel)):
             # Redis, the JSON records and SQLite all need UTF-8: record why, with the name made readable.
             shown = Path(_readable(str(path)))
@@ -89,13 +99,13 @@ class Intake:
         queued = {**base, "type": "queued", "md5": md5, "size": size}
         duplicate = {**base, "type": "duplicate", "md5": md5, "size": size}
         job = Job(rid, md5, str(path), path.name, channel, size, base["created_at"], uploader=uploader)
-        existing = self._claim(keys=[md5_key(md5), RECORDS, JOBS, SEEN],
+        existing = self._claim(keys=[md5_key(md5, base["scope"]), RECORDS, JOBS, SEEN],
                                args=[rid, _dumps(queued), _dumps(duplicate), job.to_json(), str(path), md5])
         if existing == "seen":
             log.debug("%s: already recorded with this content", path)
             return None
         if existing:
-            log.info("%s: duplicate of result %s (md5 %s)", path, existing, md5)
+            log.info("%s: duplicate of result %s (md5 %s, scope %r)", path, existing, md5, base["scope"])
             return {**duplicate, "duplicate_of": existing}
         log.info("%s: queued as %s (md5 %s, channel %r)", path, rid, md5, channel)
         return queued

@@ -37,7 +37,9 @@ class ResultRecord:
     ``lines`` holds ``{"text", "points", "confidence"}`` dicts, ``timings`` seconds per stage,
     ``created_at``/``finished_at`` epoch seconds. ``duplicate_of`` is the id of the primary
     result with the same md5 when ``status`` is ``duplicate``. ``channel`` is the sub-folder
-    of the shared folder the file was dropped in ("" for its root).
+    of the shared folder the file was dropped in ("" for its root). ``scope`` is the team whose
+    files it was deduplicated against (fixed when stored; "" for results stored before dedup was
+    scoped by team); server-side only, like ``path``.
     """
 
     id: str
@@ -60,6 +62,7 @@ class ResultRecord:
     attempts: int = 0
     finished_at: float | None = None
     uploader: str | None = None
+    scope: str = ""
 
     def __post_init__(self) -> None:
         # Accept "done" as well as Status.DONE, and reject anything else early.
@@ -73,9 +76,9 @@ class ResultRecord:
         return item
 
     def to_public(self) -> dict[str, Any]:
-        """What clients may see: :meth:`to_item` without the server-side ``path``."""
+        """What clients may see: :meth:`to_item` without the server-side ``path`` and ``scope``."""
         item = self.to_item()
-        del item["path"]
+        del item["path"], item["scope"]
         return item
 
     @classmethod

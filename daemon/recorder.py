@@ -70,7 +70,11 @@ class Recorder:
                 except Exception:
                     self._unannounced[entry_id] = item
                     raise
-            self.client.xack(RECORDS, RECORDER_GROUP, entry_id)
+            # Stored in SQLite now: the record leaves Redis (the stream would otherwise grow for good).
+            pipe = self.client.pipeline(transaction=True)
+            pipe.xack(RECORDS, RECORDER_GROUP, entry_id)
+            pipe.xdel(RECORDS, entry_id)
+            pipe.execute()
         if self.retention_days > 0 and self.clock() >= self._next_retention:
             self._next_retention = self.clock() + RETENTION_EVERY
             self.apply_retention()
@@ -139,8 +143,9 @@ class Recorder:
         cutoff = self.clock() - self.retention_days * 86400
         removed = self.store.delete_older_than(cutoff)
         for row in removed:
-            if row.md5 and self.client.get(md5_key(row.md5)) == row.id:
-                self.client.delete(md5_key(row.md5))
+            # the claim of the row's own dedup scope (team); "" is the global key of older rows
+            if row.md5 and self.client.get(md5_key(row.md5, row.scope)) == row.id:
+                self.client.delete(md5_key(row.md5, row.scope))
             if self.delete_sources:
                 try:
                     os.unlink(Path(row.path))

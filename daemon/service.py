@@ -131,7 +131,8 @@ def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: 
     threads = [threading.Thread(target=recorder.run, args=(stop,), name="recorder", daemon=True)]
     watcher = None
     if watch:
-        intake = Intake(handle.client, settings.engine.max_file_bytes)
+        intake = Intake(handle.client, settings.engine.max_file_bytes,
+                        teams=TeamMap.from_spec(settings.teams.channels, settings.teams.default_team))
         root = settings.shared_dir
 
         def on_ready(path: Path) -> None:

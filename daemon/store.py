@@ -64,7 +64,7 @@ class ResultStore(Protocol):
         self, result_id: str, error: str, attempts: int, finished_at: float
     ) -> ResultRecord | None: ...
     def get(self, result_id: str) -> ResultRecord | None: ...
-    def by_md5(self, md5: str) -> ResultRecord | None: ...
+    def by_md5(self, md5: str, scope: str | None = None) -> ResultRecord | None: ...
     def list(
         self,
         limit: int = 50,
@@ -114,12 +114,12 @@ class SqliteStore:
     # -- writes -------------------------------------------------------------------------
 
     def add_queued(self, rec: ResultRecord) -> ResultRecord:
-        """Store a new primary result, or a duplicate of the primary result with its md5.
+        """Store a new primary result, or a duplicate of the primary result with its md5 and scope.
 
         ``rec`` is queued, or failed for a file that could not be read (its md5 is "", which
         never counts as a duplicate). Returns the stored row: the existing one when ``rec.id``
         is already stored, a ``duplicate`` pointing at the primary when another primary
-        result has the same md5.
+        result of the same scope (team) has the same md5; another scope's never counts.
         """
         if rec.status not in (Status.QUEUED, Status.FAILED):
             raise ValueError(
@@ -131,8 +131,8 @@ class SqliteStore:
             try:
                 conn.execute(INSERT_SQL, insert_params(rec))
             except sqlite3.IntegrityError:
-                # The unique index on primary md5s decides the race between intakes.
-                primary = self._by_md5(conn, rec.md5)
+                # The unique index on primary (scope, md5)s decides the race between intakes.
+                primary = self._by_md5(conn, rec.md5, rec.scope)
                 if primary is None:
                     raise
                 log.info("result %s (%s) duplicates %s", rec.id, rec.path, primary.id)
@@ -225,10 +225,12 @@ class SqliteStore:
         with self._read() as conn:
             return self._get(conn, result_id)
 
-    def by_md5(self, md5: str) -> ResultRecord | None:
-        """The primary (non-duplicate) result with this md5, or ``None`` (always for "")."""
+    def by_md5(self, md5: str, scope: str | None = None) -> ResultRecord | None:
+        """The primary (non-duplicate) result with this md5 in dedup ``scope``, or ``None``
+        (always for ""). ``scope=None`` takes the earliest primary of any scope: for tools and
+        tests, never for what a team may see."""
         with self._read() as conn:
-            return self._by_md5(conn, md5)
+            return self._by_md5(conn, md5, scope)
 
     def list(
         self,
@@ -363,10 +365,15 @@ class SqliteStore:
         return None if row is None else record_of(row)
 
     @staticmethod
-    def _by_md5(conn: sqlite3.Connection, md5: str) -> ResultRecord | None:
-        row = conn.execute(
-            f"SELECT * FROM results WHERE md5 = ? AND {PRIMARY_MD5}", (md5,)
-        ).fetchone()
+    def _by_md5(conn: sqlite3.Connection, md5: str, scope: str | None) -> ResultRecord | None:
+        if scope is None:
+            row = conn.execute(
+                f"SELECT * FROM results WHERE md5 = ? AND {PRIMARY_MD5} ORDER BY created_at, seq LIMIT 1", (md5,)
+            ).fetchone()
+        else:
+            row = conn.execute(
+                f"SELECT * FROM results WHERE scope = ? AND md5 = ? AND {PRIMARY_MD5}", (scope, md5)
+            ).fetchone()
         return None if row is None else record_of(row)
 
     def _require(self, conn: sqlite3.Connection, result_id: str) -> ResultRecord:

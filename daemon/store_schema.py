@@ -91,7 +91,17 @@ CREATE TABLE corrections (
 CREATE INDEX corrections_result ON corrections(result_id, seq);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# v3: dedup scoped by team. A result is a duplicate only of a primary of the same scope (the team
+# of its channel when stored, see daemon.teams.TeamMap.dedup_scope). Rows stored before keep
+# scope '' (their own, legacy scope): kept as they are, never a primary for a newer file.
+_V3 = """
+ALTER TABLE results ADD COLUMN scope TEXT NOT NULL DEFAULT '';
+DROP INDEX results_primary_md5;
+-- One primary result per md5 and scope; duplicates point at the primary of their own scope.
+CREATE UNIQUE INDEX results_primary_scope_md5 ON results(scope, md5) WHERE status != 'duplicate' AND md5 != '';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 # The partial unique index's condition; queries repeat it so that SQLite can use the index.
 PRIMARY_MD5 = "status != 'duplicate' AND md5 != ''"

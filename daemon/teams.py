@@ -5,6 +5,10 @@ Each first-level folder of the shared folder is a channel. Settings map channels
 channel belong to the default team. The daemon announces a result to its team's room; the web
 puts each member's connection in their team's room (and the default team's members also in
 ``team:*default*``) and filters every read with a :class:`ChannelScope`.
+
+Deduplication is scoped by team too (:meth:`TeamMap.dedup_scope`): a file is only ever a duplicate
+of an earlier file of its own team. The scope is fixed when a result is stored; a later change of
+``teams.channels`` or ``teams.default_team`` moves no stored result to another scope.
 """
 from __future__ import annotations
 
@@ -13,6 +17,10 @@ from typing import Any
 
 DEFAULT_ROOM = "team:*default*"
 UPLOADS_CHANNEL = "uploads"  # the default team's uploads land in this (unmapped) channel
+# The dedup scope of the root and unmapped channels when ``teams.default_team`` is empty (the web
+# then takes the first team created, which the daemon cannot see). Never a team name: those are
+# letters, digits and ``_ . @ -`` only.
+DEFAULT_SCOPE = "*default*"
 
 
 def parse_channel_map(spec: str) -> dict[str, str]:
@@ -53,13 +61,21 @@ class ChannelScope:
 
 @dataclass(frozen=True)
 class TeamMap:
-    """The channel -> team mapping of the settings."""
+    """The channel -> team mapping of the settings (``default_team`` as configured, maybe empty)."""
 
     channels: dict[str, str]
+    default_team: str = ""
 
     @classmethod
-    def from_spec(cls, spec: str) -> "TeamMap":
-        return cls(parse_channel_map(spec))
+    def from_spec(cls, spec: str, default_team: str = "") -> "TeamMap":
+        return cls(parse_channel_map(spec), default_team.strip())
+
+    def dedup_scope(self, channel: str) -> str:
+        """The team whose earlier files a file of ``channel`` may duplicate: the channel's team,
+        else the configured default team, else :data:`DEFAULT_SCOPE`. With ``default_team`` empty,
+        the default team's own mapped channels form a second scope of that team: its files there
+        and in the root are OCR'd once each, never deduplicated across the two (nothing leaks)."""
+        return self.channels.get(channel) or self.default_team or DEFAULT_SCOPE
 
     def room_of(self, channel: str) -> str:
         """The Socket.IO room announcing results of ``channel``."""

@@ -37,6 +37,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None, **overrides:
         raise ValueError("the web needs a Redis URL: set redis_url or start it with `teamocr run`")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     client = overrides.pop("redis", None) or client_for(url)
+    teams = TeamMap.from_spec(settings.teams.channels, settings.teams.default_team)  # also the dedup scopes
     built = Services(
         settings=settings,
         redis=client,
@@ -44,8 +45,8 @@ def create_app(settings: Settings, *, redis_url: str | None = None, **overrides:
         store=overrides.pop("store", None) or SqliteStore(settings.data_dir / STORE_NAME),
         accounts=overrides.pop("accounts", None) or AccountStore(settings.data_dir / ACCOUNTS_NAME),
         tokens=overrides.pop("tokens", None) or TokenService(settings.web, load_secret(settings), client),
-        teams=TeamMap.from_spec(settings.teams.channels),
-        intake=overrides.pop("intake", None) or Intake(client, settings.engine.max_file_bytes),
+        teams=teams,
+        intake=overrides.pop("intake", None) or Intake(client, settings.engine.max_file_bytes, teams=teams),
     )
     training = overrides.pop("training", None)  # web.training.TrainingCommands (tests use tiny runs)
     if overrides:

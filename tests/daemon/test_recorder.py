@@ -20,7 +20,7 @@ import redis
 
 from daemon.events import LATEST, LATEST_ITEMS, LatestCache, SocketIOEvents
 from daemon.intake import Intake
-from daemon.model import Status
+from daemon.model import ResultRecord, Status
 from daemon.recorder import Recorder
 from daemon.store import SqliteStore
 from daemon.streams import RECORDER_GROUP, RECORDS, add_record, md5_key
@@ -165,16 +165,40 @@ def test_retention_removes_old_rows_their_md5_keys_and_maybe_their_files(rig: Ri
     later = 2 * DAY + rig.store.get(old[0]["id"]).created_at  # type: ignore[union-attr]
     young = submit(rig, "young.png", "Train ticket", seed=9, intake=Intake(rig.client, MAX_BYTES, clock=lambda: later))
     drain(rig.recorder)
-    assert all(rig.client.get(md5_key(r["md5"])) == r["id"] for r in [*old, young])
+    assert all(rig.client.get(md5_key(r["md5"], r["scope"])) == r["id"] for r in [*old, young])
     keeper = Recorder(rig.client, rig.store, sink(rig.url), LatestCache(rig.client, 200),
                       retention_days=1, delete_sources=delete_sources, clock=lambda: later)
     assert keeper.run_once(BLOCK_MS) == 0  # no records, but retention is due at the first pass
     assert [r.id for r in rig.store.list()] == [young["id"]]
-    assert all(rig.client.get(md5_key(r["md5"])) is None for r in old)
-    assert rig.client.get(md5_key(young["md5"])) == young["id"]
+    assert all(rig.client.get(md5_key(r["md5"], r["scope"])) is None for r in old)
+    assert rig.client.get(md5_key(young["md5"], young["scope"])) == young["id"]
     assert all(Path(r["path"]).exists() != delete_sources for r in old)
     assert Path(young["path"]).exists()
     assert keeper.apply_retention() == 0  # nothing more to remove
+
+
+def test_the_same_content_in_two_teams_is_two_primaries_and_retention_frees_each_claim(rig: Rig) -> None:
+    intake = Intake(rig.client, MAX_BYTES, teams=TeamMap.from_spec("finance=alpha, sales=beta", "alpha"))
+    alpha = intake.submit(text_image(rig.share / "finance" / "a.png", "Invoice 1043 paid"), "finance")
+    (rig.share / "sales").mkdir()
+    shutil.copyfile(rig.share / "finance" / "a.png", rig.share / "sales" / "b.png")
+    beta = intake.submit(rig.share / "sales" / "b.png", "sales")
+    shutil.copyfile(rig.share / "finance" / "a.png", rig.share / "root.png")
+    root = intake.submit(rig.share / "root.png", "")  # the root is the default team's: alpha
+    assert alpha is not None and beta is not None and root is not None
+    assert (alpha["type"], alpha["scope"], beta["type"], beta["scope"]) == ("queued", "alpha", "queued", "beta")
+    assert "duplicate_of" not in beta and (root["type"], root["duplicate_of"]) == ("duplicate", alpha["id"])
+    assert drain(rig.recorder) == 3
+    assert rig.store.by_md5(alpha["md5"], "beta").id == beta["id"]  # type: ignore[union-attr]
+    legacy = "f" * 32  # a claim from before dedup was scoped: the one global key
+    rig.client.set(md5_key(legacy), "legacy-id")
+    rig.store.add_queued(ResultRecord(id="legacy-id", md5=legacy, path=str(rig.share / "old.png"),
+                                      filename="old.png", channel="", size=1, created_at=1.0))
+    keeper = Recorder(rig.client, rig.store, sink(rig.url), LatestCache(rig.client, 200),
+                      retention_days=1, clock=lambda: alpha["created_at"] + 2 * DAY)
+    assert keeper.apply_retention() == 4
+    assert [rig.client.get(md5_key(r["md5"], r["scope"])) for r in (alpha, beta)] == [None, None]
+    assert rig.client.get(md5_key(legacy)) is None
 
 
 def test_the_latest_cache_keeps_the_newest_items(rig: Rig) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 from daemon.model import Status
@@ -60,6 +61,30 @@ def test_twenty_drops_one_result_per_content(tmp_path: Path) -> None:
     final = events.final()
     assert set(final) == {r.id for r in rows}
     assert all(final[r.id]["status"] == r.status.value for r in rows)
+
+
+def test_the_same_image_in_two_teams_is_read_for_each_team(tmp_path: Path) -> None:
+    base = make_settings(tmp_path)
+    settings = replace(base, teams=replace(base.teams, channels="finance=alpha, sales=beta", default_team="alpha"))
+    original = text_image(tmp_path / "staging" / "invoice.png", "Invoice 1043 paid", seed=3)
+    with running(settings, workers=1) as handle:
+        events = EventLog(handle.url)
+        try:
+            for dest in ("finance/alpha.png", "sales/beta.png", "finance/alpha again.png"):
+                (settings.shared_dir / dest).parent.mkdir(exist_ok=True)
+                shutil.copyfile(original, settings.shared_dir / dest)
+            wait_until(lambda: len(events.final()) >= 3, 180, "3 final events")
+            rows = store_of(settings).list()
+        finally:
+            events.close()
+    assert len(rows) == 3 and len({r.md5 for r in rows}) == 1
+    done = {r.channel: r for r in rows if r.status == Status.DONE}
+    (dup,) = [r for r in rows if r.status == Status.DUPLICATE]
+    assert set(done) == {"finance", "sales"}  # one primary per team, each read on its own
+    assert (done["finance"].scope, done["sales"].scope) == ("alpha", "beta")
+    assert all("invoice 1043" in r.text.lower() for r in done.values())
+    assert dup.channel == "finance" and dup.duplicate_of == done["finance"].id and dup.scope == "alpha"
+    assert events.final()[dup.id]["duplicate_of"] == done["finance"].id
 
 
 def test_worker_killed_mid_batch_loses_nothing(tmp_path: Path) -> None:

@@ -95,8 +95,6 @@ def test_uploads_to_another_teams_channel_look_like_uploads_to_a_missing_one(cli
     assert answers[0] == answers[2] and answers[0][0] == 403, answers
 
 
-@pytest.mark.xfail(strict=True, reason="known leak: dedupe is global, so a duplicate names another team's "
-                                       "result id and confirms that team holds the same file")
 def test_a_duplicate_of_another_teams_file_names_nothing_of_it(client: FlaskClient, auth: dict,
                                                                svc: Services) -> None:
     content = write_image(svc.settings.shared_dir / "finance" / "shared.png")
@@ -106,6 +104,12 @@ def test_a_duplicate_of_another_teams_file_names_nothing_of_it(client: FlaskClie
     reply = client.post("/api/v1/upload", data=data, headers=auth["carol"], content_type="multipart/form-data")
     (item,) = reply.get_json()["items"]
     assert item["duplicate_of"] != primary["id"] and item["status"] != "duplicate"
+    assert item["status"] == "queued" and primary["id"] not in reply.get_data(as_text=True)
+    # within beta, the same content again is a duplicate of beta's own result
+    again = client.post("/api/v1/upload", data={"files": [(BytesIO(content), "again.png")], "channel": "sales"},
+                        headers=auth["carol"], content_type="multipart/form-data")
+    (dup,) = again.get_json()["items"]
+    assert dup["status"] == "duplicate" and dup["duplicate_of"] == item["id"]
 
 
 def test_sockets_cannot_join_another_teams_room(app: Flask, client: FlaskClient, users: dict,
