@@ -58,16 +58,19 @@ def drop_all(share: Path, plan: list[tuple[Path, str]], seconds: float, slow_eve
 
 
 def check_results(running: Product, dropped: list[Path], distinct: int) -> dict[str, int]:
-    """Exactly one stored result per distinct content; every other copy a duplicate of it."""
+    """Exactly one stored result per distinct content and team (dedup is scoped by team); every other
+    copy a duplicate of its own team's result."""
     rows = running.rows()
     assert sorted(r.path for r in rows) == sorted(str(p) for p in dropped), "every drop stored exactly once"
     primaries = [r for r in rows if r.status != Status.DUPLICATE]
-    by_md5 = Counter(r.md5 for r in primaries)
-    assert len(by_md5) == distinct and set(by_md5.values()) == {1}, f"one result per content: {by_md5.most_common(3)}"
+    by_md5 = Counter((r.scope, r.md5) for r in primaries)
+    assert len({md5 for _, md5 in by_md5}) == distinct and set(by_md5.values()) == {1}, \
+        f"one result per content and team: {by_md5.most_common(3)}"
     ids = {r.id: r for r in rows}
     for row in rows:
         if row.status == Status.DUPLICATE:
-            assert ids[row.duplicate_of].md5 == row.md5 and ids[row.duplicate_of].status != Status.DUPLICATE
+            primary = ids[row.duplicate_of]
+            assert primary.md5 == row.md5 and primary.scope == row.scope and primary.status != Status.DUPLICATE
     counts = Counter(r.status.value for r in rows)
     assert counts["queued"] == counts["processing"] == 0, counts
     return {"stored": len(rows), "done": counts["done"], "duplicates": counts["duplicate"],
