@@ -110,6 +110,7 @@ class Worker:
         else:
             pipe.xadd(RECORDS, record_fields(record))
         pipe.xack(JOBS, WORKERS_GROUP, entry_id)
+        pipe.xdel(JOBS, entry_id)  # a finished job would otherwise stay in Redis for good
         pipe.execute()
 
     def _read(self, jobs: list[Job]) -> list[Any]:
