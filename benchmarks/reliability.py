@@ -88,7 +88,7 @@ def table(chosen: list[str], size: str, figures: dict[str, Any], outcomes: dict[
 
 
 def rss(start: dict[str, float], end: dict[str, float]) -> str:
-    return ", ".join(f"{k} {start[k]:.0f} -> {end.get(k, 0):.0f} MiB" for k in start)
+    return ", ".join(f"{k} {start[k]:.1f} -> {end.get(k, 0):.1f} MiB" for k in start)
 
 
 def describe(name: str, f: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ import redis
 from daemon.model import Status
 from daemon.streams import DELAYED, JOBS, RECORDER_GROUP, RECORDS, WORKERS_GROUP
 from tests.daemon.servicekit import RedisServer, wait_until, write_slowly
+from tests.faults.figures import report
 from tests.faults.stack import (FINAL, Product, corpus, elapsed, final_events, kill, product, product_env,
                                 start_product, wait_for_workers)
 
@@ -152,7 +153,7 @@ CHAOS = {"short": ChaosSize(drops=60, distinct=20, kills=2, kill_every=4.0, drop
          "long": ChaosSize(drops=1000, distinct=250, kills=60, kill_every=4.0, drop_seconds=240.0)}
 
 
-def chaos(tmp: Path, size: ChaosSize) -> dict[str, Any]:
+def chaos(tmp: Path, size: ChaosSize, label: str = "chaos") -> dict[str, Any]:
     server = RedisServer(tmp / "redis")
     server.start()
     env = product_env(tmp, redis_url=server.url)
@@ -202,9 +203,10 @@ def chaos(tmp: Path, size: ChaosSize) -> dict[str, Any]:
             lines = running.log.lines
     finally:
         server.stop()
+    figures["takeovers"] = sum("took over" in line and "jobs" in line for line in lines)  # kills that hit a batch
+    report(label, figures)  # before the checks, so that a failure still leaves its figures
     assert figures["stuck"] == 0 and figures["failed"] == 0, figures
     assert len(kills) == size.kills and len(restarts) == 1, figures
-    figures["takeovers"] = sum("took over" in line and "jobs" in line for line in lines)  # kills that hit a batch
     return figures
 
 
@@ -213,7 +215,7 @@ def chaos(tmp: Path, size: ChaosSize) -> dict[str, Any]:
 BURST = {"short": 20, "long": 200}
 
 
-def stop_mid_burst(tmp: Path, files: int) -> dict[str, Any]:
+def stop_mid_burst(tmp: Path, files: int, label: str = "stop mid-burst") -> dict[str, Any]:
     from tests.daemon.servicekit import text_image
 
     env = product_env(tmp)
@@ -239,10 +241,11 @@ def stop_mid_burst(tmp: Path, files: int) -> dict[str, Any]:
                                    "exit_code": code, **check_results(second, dropped, files + len(late))}
         resume = [line.strip() for line in second.log.lines if "resuming" in line]
     figures["seconds"] = elapsed(start)
+    figures["log"] = message(resume[0], tmp) if resume else "no resuming line"
+    report(label, figures)  # before the checks, so that a failure still leaves its figures
     assert code == 0 and stop_lines, (code, first.log.lines[-20:])
     assert figures["done"] == files + len(late), figures
     assert resume, second.log.lines[-30:]
-    figures["log"] = message(resume[0], tmp)
     return figures
 
 
@@ -262,13 +265,14 @@ def mount(*args: str) -> str | None:
 DISK = {"short": 10, "long": 100}
 
 
-def disk_full(tmp: Path, files: int) -> dict[str, Any]:
+def disk_full(tmp: Path, files: int, label: str = "disk full") -> dict[str, Any]:
     """The data folder on a small tmpfs that fills up: writes fail with a clear log line, the service
     stays up, and once space is freed every file dropped meanwhile is recorded."""
     data = tmp / "data"
     data.mkdir(parents=True)
     reason = mount("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(data))
     if reason:
+        report(label, {"skipped": reason})
         return {"skipped": reason}
     from tests.daemon.servicekit import text_image
 
@@ -307,6 +311,7 @@ def disk_full(tmp: Path, files: int) -> dict[str, Any]:
     finally:
         mount("umount", "-l", str(data))
     figures["seconds"] = elapsed(start)
+    report(label, figures)  # before the checks, so that a failure still leaves its figures
     assert figures["done"] == files and figures["service_up"], figures
     return figures
 
@@ -323,7 +328,7 @@ def requests_ok(url: str) -> int:
 UNMOUNT = {"short": 6, "long": 60}
 
 
-def unmount(tmp: Path, files: int) -> dict[str, Any]:
+def unmount(tmp: Path, files: int, label: str = "unmount") -> dict[str, Any]:
     """The shared folder is a bind mount of the file server's folder; it goes away and comes back.
     Files dropped before, during (on the server) and after are all recorded; the watcher says so."""
     server = tmp / "fileserver"
@@ -332,6 +337,7 @@ def unmount(tmp: Path, files: int) -> dict[str, Any]:
     share.mkdir(parents=True)
     reason = mount("mount", "--bind", str(server), str(share))
     if reason:
+        report(label, {"skipped": reason})
         return {"skipped": reason}
     from tests.daemon.servicekit import text_image
 
@@ -376,6 +382,7 @@ def unmount(tmp: Path, files: int) -> dict[str, Any]:
         if mounted:
             mount("umount", "-l", str(share))
     figures["seconds"] = elapsed(start)
+    report(label, figures)  # before the checks, so that a failure still leaves its figures
     assert figures["done"] == 3 * files, figures
     return figures
 
@@ -495,7 +502,7 @@ def team_delivery(clients: list[tuple[str, Any]], running: Product) -> dict[str,
     return figures
 
 
-def load(tmp: Path, size: LoadSize) -> dict[str, Any]:
+def load(tmp: Path, size: LoadSize, label: str = "load") -> dict[str, Any]:
     start = time.monotonic()
     with product(product_env(tmp), workers=1) as running:
         wait_for_workers(running, 1)
@@ -529,6 +536,7 @@ def load(tmp: Path, size: LoadSize) -> dict[str, Any]:
                "p99_target_met": percentile(latencies, 0.99) <= P99_TARGET, "p99_ms_by_kind": by_kind,
                "drops": len(dropped), **results, **delivery,
                "rss_mib": {k: round(v) for k, v in rss.items()}, "wall_seconds": elapsed(start)}
+    report(label, figures)  # before the checks, so that a failure still leaves its figures
     assert errors == 0 and delivery["differing_clients"] == 0, figures
     assert percentile(latencies, 0.99) <= size.p99_limit, figures
     return figures
@@ -546,7 +554,7 @@ class SoakSize:
 SOAK = {"short": SoakSize(seconds=20, growth_limit=0.25), "long": SoakSize(seconds=600)}
 
 
-def soak(tmp: Path, size: SoakSize) -> dict[str, Any]:
+def soak(tmp: Path, size: SoakSize, label: str = "soak") -> dict[str, Any]:
     start = time.monotonic()
     with product(product_env(tmp), workers=1) as running:
         wait_for_workers(running, 1)
@@ -568,9 +576,10 @@ def soak(tmp: Path, size: SoakSize) -> dict[str, Any]:
                "failed": sum(r.status == Status.FAILED for r in rows),
                "alpha_final_events": sum(1 for r in alpha if len(events.get(r.id, [])) == 1),
                "alpha_results": len(alpha),
-               "rss_start_mib": {k: round(v) for k, v in rss_start.items()},
-               "rss_end_mib": {k: round(v) for k, v in rss_end.items()},
+               "rss_start_mib": {k: round(v, 1) for k, v in rss_start.items()},
+               "rss_end_mib": {k: round(v, 1) for k, v in rss_end.items()},
                "max_growth_pct": round(100 * max(growth.values()), 1), "wall_seconds": elapsed(start)}
+    report(label, figures)  # before the checks, so that a failure still leaves its figures
     assert len(rows) == total and figures["failed"] == 0, figures
     assert set(rss_end) == set(rss_start), figures  # no process died or was added
     assert max(growth.values()) <= size.growth_limit, figures

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from tests.faults import scenarios
-from tests.faults.figures import report
 
 SIZES = [pytest.param("short", id="short"),
          pytest.param("long", id="long", marks=[pytest.mark.long, pytest.mark.timeout(3600)])]
@@ -18,25 +17,23 @@ SIZES = [pytest.param("short", id="short"),
 
 @pytest.mark.parametrize("size", SIZES)
 def test_chaos_kills_and_a_redis_restart_lose_and_repeat_nothing(tmp_path: Path, size: str) -> None:
-    report(f"chaos ({size})", scenarios.chaos(tmp_path, scenarios.CHAOS[size]))
+    scenarios.chaos(tmp_path, scenarios.CHAOS[size], f"chaos ({size})")
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_stopped_mid_burst_and_started_again_loses_nothing(tmp_path: Path, size: str) -> None:
-    report(f"stop mid-burst ({size})", scenarios.stop_mid_burst(tmp_path, scenarios.BURST[size]))
+    scenarios.stop_mid_burst(tmp_path, scenarios.BURST[size], f"stop mid-burst ({size})")
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_a_full_data_disk_is_logged_and_caught_up_once_freed(tmp_path: Path, size: str) -> None:
-    figures = scenarios.disk_full(tmp_path, scenarios.DISK[size])
-    report(f"disk full ({size})", figures)
+    figures = scenarios.disk_full(tmp_path, scenarios.DISK[size], f"disk full ({size})")
     if "skipped" in figures:
         pytest.skip(figures["skipped"])
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_the_shared_folder_unmounted_and_back_loses_nothing(tmp_path: Path, size: str) -> None:
-    figures = scenarios.unmount(tmp_path, scenarios.UNMOUNT[size])
-    report(f"unmount ({size})", figures)
+    figures = scenarios.unmount(tmp_path, scenarios.UNMOUNT[size], f"unmount ({size})")
     if "skipped" in figures:
         pytest.skip(figures["skipped"])

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from tests.faults import scenarios
-from tests.faults.figures import report
 
 SIZES = [pytest.param("short", id="short"),
          pytest.param("long", id="long", marks=[pytest.mark.long, pytest.mark.timeout(3600)])]
@@ -18,9 +17,9 @@ SIZES = [pytest.param("short", id="short"),
 
 @pytest.mark.parametrize("size", SIZES)
 def test_api_and_socket_clients_under_load_see_no_errors_and_every_event(tmp_path: Path, size: str) -> None:
-    report(f"load ({size})", scenarios.load(tmp_path, scenarios.LOAD[size]))
+    scenarios.load(tmp_path, scenarios.LOAD[size], f"load ({size})")
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_soak_at_a_steady_drop_rate_keeps_memory_flat(tmp_path: Path, size: str) -> None:
-    report(f"soak ({size})", scenarios.soak(tmp_path, scenarios.SOAK[size]))
+    scenarios.soak(tmp_path, scenarios.SOAK[size], f"soak ({size})")
