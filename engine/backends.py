@@ -29,7 +29,7 @@ class Runner(Protocol):
 class OrtRunner:
     """The package's ONNX graph in an ONNX Runtime session."""
 
-    def __init__(self, path: Path, threads: int, cuda: bool = False, spinning: bool = False) -> None:
+    def __init__(self, path: Path, threads: int, cuda: bool = False, spinning: bool = True) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -42,10 +42,10 @@ class OrtRunner:
         # of detection and the recogniser's batch size (1.35 GB over 100 screenshots, batch 4).
         opts.enable_cpu_mem_arena = True
         opts.enable_mem_pattern = False
-        # Idle intra-op threads spin by default, burning a core between the many small operators of
-        # these networks. On a host whose cores are shared (several workers, the watcher, the
-        # recorder, the web, or other programs) that stolen time is slower overall: on a loaded
-        # 2-core host, detection and recognition each ran 20-30% faster with spinning off.
+        # Idle intra-op threads spin-wait between operators (ONNX Runtime's default). Measured on
+        # 2 cores with 2 threads: 4-16% faster than sleeping at a moderate load, but 20-30% slower
+        # when the host is oversubscribed (spinning threads steal the cores others need). With one
+        # thread per worker process there is no pool to spin.
         if not spinning:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
