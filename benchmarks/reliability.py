@@ -10,7 +10,7 @@ as one table with each test's outcome.
 
 Long sizes: chaos 1,000 drops (250 distinct) with a worker SIGKILLed every 4 s and one Redis
 restart; stop mid-burst of 200 files; a full data disk with 100 files; 60 files around an unmount;
-load of 50 API + 20 Socket.IO clients for 60 s; a 10-minute soak at 1 file/s. About 25 minutes on
+load of 50 API + 20 Socket.IO clients for 60 s; a 10-minute soak at 1 file/s. About 20 minutes on
 2 cores. The disk and unmount scenarios need root (mount); without it they say skipped and why.
 """
 from __future__ import annotations
