@@ -119,7 +119,8 @@ def describe(name: str, f: dict[str, Any]) -> str:
                 f"differing from their team")
     if name == "soak":
         return (f"{f['seconds']} s at 1 file/s, {f['drops']} drops, {f['failed']} failed: RSS "
-                f"{rss(f['rss_start_mib'], f['rss_end_mib'])} (max growth {f['max_growth_pct']}%)")
+                f"{rss(f['rss_start_mib'], f['rss_end_mib'])} (run and worker: max growth {f['max_growth_pct']}%; "
+                f"redis: {f['redis_bytes_per_file']} bytes per file, its duplicate-check state)")
     return json.dumps(f)
 
 
