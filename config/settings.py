@@ -52,7 +52,7 @@ class EngineSettings:
     gpu_rec_batch_size: int = 64  # text lines per recognition batch on CUDA
     decode_threads: int = 0  # threads decoding a batch of images; 0 = engine threads
     spin: bool = True  # ONNX Runtime's idle intra-op threads spin-wait (false: better on an overloaded host)
-    int8: bool = False  # recogniser MatMuls quantised to INT8 (ONNX Runtime), made once into cache_dir
+    int8: bool = True  # recogniser MatMuls quantised to INT8 (ONNX Runtime), made once into cache_dir
     cache_dir: str = ""  # derived model files (INT8); empty = $XDG_CACHE_HOME/teamocr
     rec_min_confidence: float = 0.5  # lines below are dropped
     max_image_pixels: int = 100_000_000  # decompression-bomb guard (pixels)

@@ -191,7 +191,7 @@ def _runners(settings: EngineSettings, files: ModelFiles) -> tuple[Runner, Runne
     threads = resolve_threads(settings.threads)
     if backend == "onnxruntime":
         rec = files.rec
-        if settings.int8:
+        if settings.int8 and device == "cpu":  # MatMulInteger is a CPU (VNNI) win; GPUs run float
             from engine.quantize import default_cache_dir, int8_model
 
             rec = int8_model(files.rec, Path(settings.cache_dir) if settings.cache_dir else default_cache_dir())
@@ -199,7 +199,7 @@ def _runners(settings: EngineSettings, files: ModelFiles) -> tuple[Runner, Runne
         return (OrtRunner(files.det, threads, cuda=device == "cuda", spinning=settings.spin),
                 OrtRunner(rec, threads, cuda=device == "cuda", spinning=settings.spin), backend)
     if settings.int8:
-        log.warning("engine.int8 applies to the onnxruntime backend only; torch runs float")
+        log.info("engine.int8 applies to ONNX Runtime on CPU only; the torch backend runs float")
     import torch  # only for the torch backend
 
     from engine.torch_runner import TorchRunner

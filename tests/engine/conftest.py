@@ -2,8 +2,9 @@
 
 Loading a model set takes a second or two and reading a page a few more on a small CPU, so the
 engines and their answers for the golden images are shared by every test that needs them.
-Both engines run the "small" set on the CPU with two threads, so results do not depend on the
-machine the tests run on.
+All engines run the "small" set on the CPU with two threads, so results do not depend on the
+machine the tests run on. ``ort_engine`` is the shipped default (INT8 recogniser);
+``ort_float_engine`` runs the packaged float graphs, the reference the torch modules must match.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from ocrcheck import IMAGES
 THREADS = 2
 
 
-def engine_settings(backend: str) -> EngineSettings:
-    return EngineSettings(model_set="small", backend=backend, device="cpu", threads=THREADS)
+def engine_settings(backend: str, int8: bool = True) -> EngineSettings:
+    return EngineSettings(model_set="small", backend=backend, device="cpu", threads=THREADS, int8=int8)
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +38,11 @@ def ort_engine() -> OcrEngine:
 
 
 @pytest.fixture(scope="session")
+def ort_float_engine() -> OcrEngine:
+    return build_engine(engine_settings("onnxruntime", int8=False))
+
+
+@pytest.fixture(scope="session")
 def torch_engine() -> OcrEngine:
     return build_engine(engine_settings("torch"))
 
@@ -45,6 +51,12 @@ def torch_engine() -> OcrEngine:
 def ort_pages(ort_engine: OcrEngine, golden: dict[str, dict[str, Any]]) -> dict[str, PageResult]:
     """The ONNX Runtime engine's answer for every golden image, read from its file."""
     return {name: ort_engine.ocr(IMAGES / name) for name in golden}
+
+
+@pytest.fixture(scope="session")
+def ort_float_pages(ort_float_engine: OcrEngine, golden: dict[str, dict[str, Any]]) -> dict[str, PageResult]:
+    """The float ONNX Runtime engine's answer for every golden image."""
+    return {name: ort_float_engine.ocr(IMAGES / name) for name in golden}
 
 
 @pytest.fixture(scope="session")

@@ -128,9 +128,9 @@ def test_recognizer_matches_reference_graph(nets: Networks, ort_engine: OcrEngin
 
 def test_pipeline_on_torch_reads_like_onnxruntime(golden: dict[str, dict[str, Any]],
                                                   torch_pages: dict[str, PageResult],
-                                                  ort_pages: dict[str, PageResult]) -> None:
+                                                  ort_float_pages: dict[str, PageResult]) -> None:
     for name in golden:
-        ours, reference = torch_pages[name], ort_pages[name]
+        ours, reference = torch_pages[name], ort_float_pages[name]
         assert [line.text for line in ours.lines] == [line.text for line in reference.lines], name
         for a, b in zip(ours.lines, reference.lines):
             assert np.abs(np.subtract(a.points, b.points)).max() <= 2.0, (name, a.text)
