@@ -19,6 +19,7 @@ from config.errors import ConfigError
 from config.settings import Settings, apply_overrides, load_settings
 from config.values import CHOICES
 from daemon import cli_models, cli_train
+from daemon.argtypes import positive_int
 from daemon.batch import EngineFactory, build_default_engine, expand_paths, run_ocr
 from daemon.errors import DaemonError
 
@@ -44,7 +45,7 @@ def make_parser() -> tuple[argparse.ArgumentParser, Any, argparse.ArgumentParser
     )
     common.add_argument("--log-level", choices=CHOICES["log_level"], help="override log_level")
     common.add_argument(
-        "--workers", type=_positive_int, default=None, metavar="N",
+        "--workers", type=positive_int, default=None, metavar="N",
         help="OCR processes, each loading the engine once (ocr: 1; run: daemon.workers)",
     )
     common.add_argument(
@@ -185,16 +186,6 @@ def make_dirs(*folders: Path) -> None:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DaemonError(f"cannot create folder {folder}: {exc.strerror or exc}") from exc
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
 
 
 if __name__ == "__main__":

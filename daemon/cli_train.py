@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings
+from daemon.argtypes import positive_int
 from daemon.errors import DaemonError
 
 log = logging.getLogger(__name__)
@@ -58,13 +59,13 @@ def _train_options(sub: argparse.ArgumentParser, kind: str) -> None:
                      help="where runs are saved, each in DIR/NAME (default ./workdirs)")
     sub.add_argument("--workdir", type=Path, metavar="DIR",
                      help="this run's own folder (instead of --workdirs/--name)")
-    sub.add_argument("--epochs", type=_positive, default=defaults["epochs"], metavar="N",
+    sub.add_argument("--epochs", type=positive_int, default=defaults["epochs"], metavar="N",
                      help=f"default {defaults['epochs']}")
-    sub.add_argument("--batch-size", type=_positive, default=defaults["batch_size"], metavar="N",
+    sub.add_argument("--batch-size", type=positive_int, default=defaults["batch_size"], metavar="N",
                      help=f"default {defaults['batch_size']}")
     sub.add_argument("--lr", type=float, default=defaults["lr"], metavar="F",
                      help=f"peak learning rate (AdamW, warm-up then cosine; default {defaults['lr']:g})")
-    sub.add_argument("--max-steps", type=_positive, metavar="N", help="stop after N steps")
+    sub.add_argument("--max-steps", type=positive_int, metavar="N", help="stop after N steps")
     sub.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     sub.add_argument("--resume", type=Path, metavar="LAST_PT",
                      help="continue a run from its last.pt (same data and options)")
@@ -72,11 +73,11 @@ def _train_options(sub: argparse.ArgumentParser, kind: str) -> None:
                      help="bar on stderr (default), or one JSON object per line on stdout")
     sub.add_argument("--guard", type=Path, metavar="DATASET_DIR",
                      help="labelled set (labels.jsonl + images) scored before and after, to catch forgetting")
-    sub.add_argument("--guard-limit", type=_positive, metavar="N", help="only the first N guard images")
-    sub.add_argument("--test-limit", type=_positive, metavar="N", help="score only the first N test samples")
+    sub.add_argument("--guard-limit", type=positive_int, metavar="N", help="only the first N guard images")
+    sub.add_argument("--test-limit", type=positive_int, metavar="N", help="score only the first N test samples")
     sub.add_argument("--no-epoch-eval", action="store_true",
                      help="score the test split only before and after (best.pt is then the last epoch)")
-    sub.add_argument("--max-problems", type=_positive, default=50, metavar="N",
+    sub.add_argument("--max-problems", type=positive_int, default=50, metavar="N",
                      help="data problems listed at most (default 50)")
     sub.add_argument("--train-bn", action="store_true",
                      help="update batch-norm statistics too (default: frozen, right for small sets)")
@@ -85,7 +86,7 @@ def _train_options(sub: argparse.ArgumentParser, kind: str) -> None:
                          help="add characters missing from the dictionary and grow the CTC head")
         sub.add_argument("--no-augment", action="store_true", help="train on the crops as they are")
     else:
-        sub.add_argument("--crop-size", type=_positive, default=640, metavar="PX",
+        sub.add_argument("--crop-size", type=positive_int, default=640, metavar="PX",
                          help="side of the square training crops (default 640)")
 
 
@@ -206,13 +207,3 @@ def _cmd_export(args: argparse.Namespace, settings: Settings, factory: Any) -> i
     print(f"teamocr: {summary.train} training and {summary.test} test lines from {summary.images} "
           f"image(s) in {summary.folder} (skipped: {skipped})")
     return 0
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 from daemon.model import Status
@@ -148,6 +149,10 @@ class ChaosSize:
     drop_seconds: float  # the drops are spread over this long; Redis restarts half-way
     workers: int = 2
 
+
+# Each scenario's test runs "short" in CI and "long" (marker ``long``) for benchmarks/reliability.py.
+SIZES = [pytest.param("short", id="short"),
+         pytest.param("long", id="long", marks=[pytest.mark.long, pytest.mark.timeout(3600)])]
 
 CHAOS = {"short": ChaosSize(drops=60, distinct=20, kills=2, kill_every=4.0, drop_seconds=10.0),
          "long": ChaosSize(drops=1000, distinct=250, kills=60, kill_every=4.0, drop_seconds=240.0)}

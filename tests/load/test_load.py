@@ -11,8 +11,7 @@ import pytest
 
 from tests.faults import scenarios
 
-SIZES = [pytest.param("short", id="short"),
-         pytest.param("long", id="long", marks=[pytest.mark.long, pytest.mark.timeout(3600)])]
+SIZES = scenarios.SIZES
 
 
 @pytest.mark.parametrize("size", SIZES)
