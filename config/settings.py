@@ -70,6 +70,7 @@ class DaemonSettings:
     follow_symlinks: bool = False  # symlinks inside the folder; never ones that lead outside it
     workers: int = 1  # worker processes started by `teamocr run`
     batch_size: int = 4  # jobs a worker takes at once
+    worker_nice: int = 10  # CPU priority of worker processes (0-19): OCR yields to the web's requests
     claim_idle_seconds: float = 60.0  # a job unacknowledged this long is taken over from its worker
     max_attempts: int = 3  # tries of a job before it stays failed
     retry_backoff: float = 2.0  # seconds before the first retry, doubling after

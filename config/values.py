@@ -50,6 +50,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "engine.decode_threads": (lambda v: v >= 0, "0 (engine threads) or more"),
     "engine.max_image_pixels": (_positive, "greater than 0"),
     "engine.max_file_bytes": (_positive, "greater than 0"),
+    "daemon.worker_nice": (_between(0, 19), "between 0 and 19"),
 }
 
 

@@ -181,6 +181,7 @@ def work(settings: Settings, stop: threading.Event | None = None) -> int:
     from daemon.worker import Worker
 
     stop = stop or threading.Event()
+    _lower_priority(settings.daemon.worker_nice)
     handle = _connect(settings, stop)
     name = f"{socket.gethostname()}-{os.getpid()}"
     # follows `teamocr model use` (the Redis key) between jobs, without a restart
@@ -194,3 +195,16 @@ def work(settings: Settings, stop: threading.Event | None = None) -> int:
     finally:
         handle.client.close()
     return 0
+
+
+def _lower_priority(nice: int) -> None:
+    """Make this (worker) process ``nice``: OCR is batch work, and on a host that also serves the
+    web, API reads and live events should not queue behind it for the CPU."""
+    if nice <= 0 or not hasattr(os, "nice"):
+        return
+    try:
+        current = os.nice(0)
+        if current < nice:
+            os.nice(nice - current)
+    except OSError as exc:  # not permitted: run at the current priority
+        log.warning("cannot lower the worker's CPU priority to nice %d (%s)", nice, exc)
