@@ -2,7 +2,7 @@
 
     python benchmarks/reliability.py [--short] [--only chaos,stop,disk,unmount,load,soak] [--out DIR]
 
-The scenarios live once, in ``tests/faults/scenarios.py``, each with a short size (what CI runs on
+The scenarios live once, in ``tests/faults/scenarios.py`` and ``tests/load/scenarios.py``, each with a short size (what CI runs on
 every push) and a long one (marker ``long``, deselected by default). This script runs the long
 ones (``--short``: the CI ones, a smoke test of this script) through pytest with
 ``RELIABILITY_FIGURES`` naming a JSON file, where each test leaves its figures, then prints them

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults import scenarios
-
-SIZES = scenarios.SIZES
+from tests.faults.scenarios import SIZES
+from tests.load import scenarios
 
 
 @pytest.mark.parametrize("size", SIZES)
