@@ -28,6 +28,15 @@ class DetResize:
     max_pixels: int = 4_000_000  # one network pass covers at most this many pixels; more -> strips
     strip_overlap: int = 128     # strip overlap (network pixels), above the tallest line expected
 
+    def scale_for(self, h: int, w: int) -> float:
+        """The factor an h x w image is scaled by before detection."""
+        scale = 1.0
+        if min(h, w) < self.min_side:
+            scale = min(self.min_side / min(h, w), self.max_upscale)
+        if max(h, w) * scale > self.max_side:
+            scale = self.max_side / max(h, w)
+        return scale
+
 
 Boxes = list[tuple[np.ndarray, float]]
 
@@ -71,13 +80,7 @@ class TextDetectorPredictor:
 
     def scale_for(self, h: int, w: int) -> float:
         """Scale factor applied before detection."""
-        r = self.resize
-        scale = 1.0
-        if min(h, w) < r.min_side:
-            scale = min(r.min_side / min(h, w), r.max_upscale)
-        if max(h, w) * scale > r.max_side:
-            scale = r.max_side / max(h, w)
-        return scale
+        return self.resize.scale_for(h, w)
 
     def __call__(self, image: np.ndarray) -> Boxes:
         out = self.detect_many([image])[0]

@@ -75,16 +75,6 @@ def targets(shape: tuple[int, int], boxes: Sequence[tuple[np.ndarray, bool]]) ->
     return gt, mask
 
 
-def inference_scale(resize: DetResize, h: int, w: int) -> float:
-    """The scale the detection predictor applies to an h x w image (see its scale_for)."""
-    scale = 1.0
-    if min(h, w) < resize.min_side:
-        scale = min(resize.min_side / min(h, w), resize.max_upscale)
-    if max(h, w) * scale > resize.max_side:
-        scale = resize.max_side / max(h, w)
-    return scale
-
-
 def db_loss(logits: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Balanced BCE with hard negatives, plus dice, over N x 1 x H x W maps."""
     bce = F.binary_cross_entropy_with_logits(logits, gt, reduction="none")
@@ -124,7 +114,7 @@ class DetTask:
         """One training crop: normalised 3 x S x S image, its text map and its loss mask."""
         image = read_image(page.image)
         h, w = image.shape[:2]
-        scale = inference_scale(self.resize, h, w) * rng.uniform(0.7, 1.3)
+        scale = self.resize.scale_for(h, w) * rng.uniform(0.7, 1.3)
         image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
                            interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
         rh, rw = image.shape[:2]
