@@ -22,6 +22,7 @@ from werkzeug.test import TestResponse
 
 from config.settings import Settings
 from daemon.streams import RECORDS
+from tests.hostile.makers import make_zip
 from web.services import Services
 from web.uploads import MAX_NAME_BYTES, safe_name
 
@@ -74,14 +75,6 @@ def assert_only_in_uploads(tmp_path: Path, settings: Settings, channel: str = "u
     for escaped in ("x.png", "abs.png", "drive.png", "win.png"):
         assert not (tmp_path.parent / escaped).exists()
     return {p.name for p in written}
-
-
-def make_zip(members: list[tuple[str | zipfile.ZipInfo, bytes]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
-    buffer = BytesIO()
-    with zipfile.ZipFile(buffer, "w", method) as archive:
-        for name, content in members:
-            archive.writestr(name, content, compress_type=method)
-    return buffer.getvalue()
 
 
 def patch_entry(data: bytes, name: str, *, usize: int | None = None, flags: int | None = None) -> bytes:
