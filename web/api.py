@@ -104,9 +104,9 @@ def list_results() -> Any:
     offset = int_arg("offset", 0, 0, MAX_OFFSET)
     filters = list_filters()
     store = services().store
-    records = store.list(limit=limit, offset=offset, **filters)
-    more = len(records) == limit and bool(store.list(limit=1, offset=offset + limit, **filters))
-    return jsonify(items=[rec.to_public() for rec in records], limit=limit, offset=offset,
+    records = store.list(limit=limit + 1, offset=offset, **filters)  # one more: is there a next page?
+    more = len(records) > limit
+    return jsonify(items=[rec.to_public() for rec in records[:limit]], limit=limit, offset=offset,
                    next_offset=offset + limit if more else None, counts=store.counts(scope=g.principal.scope))
 
 
