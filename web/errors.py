@@ -7,6 +7,8 @@ from flask import Flask, current_app, jsonify
 from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from web.limits import refusal_headers
+
 log = logging.getLogger(__name__)
 
 
@@ -16,10 +18,11 @@ def init_app(app: Flask) -> None:
         response = exc.get_response()
         body = jsonify(error=_message(exc), status=exc.code)
         body.status_code = exc.code or 500
-        for name in ("Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Allow",
-                     "WWW-Authenticate"):
+        for name in ("Retry-After", "Allow", "WWW-Authenticate"):
             if name in response.headers:
                 body.headers[name] = response.headers[name]
+        if isinstance(exc, RateLimitExceeded):
+            body.headers.update(refusal_headers())
         return body
 
     @app.errorhandler(Exception)
