@@ -104,7 +104,7 @@ class WebSettings:
     max_request_bytes: int = 100_000_000  # larger bodies get 413
     max_zip_files: int = 500
     max_zip_bytes: int = 500_000_000  # uncompressed total of one ZIP
-    async_mode: str = "threading"
+    async_mode: str = "gevent"  # how `teamocr run`/`teamocr web` serve: gevent, or threading (werkzeug)
 
 
 @dataclass(frozen=True)

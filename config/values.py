@@ -19,7 +19,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "engine.backend": ("auto", "torch", "onnxruntime"),
     "engine.device": ("auto", "cpu", "cuda"),
     "engine.half_dtype": ("fp16", "bf16"),
-    "web.async_mode": ("threading",),
+    "web.async_mode": ("gevent", "threading"),
 }
 
 

@@ -17,7 +17,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from config.settings import Settings
@@ -53,12 +54,19 @@ def install_signals(stop: threading.Event, interrupt_main: bool = False) -> None
     signal.signal(signal.SIGINT, handler)
 
 
+# Settings a child is not handed in its environment: it reads them where the parent did (the
+# settings file, TEAMOCR_* of the environment, or data_dir/jwt_secret), so a secret stays off argv/env.
+PRIVATE_SETTINGS = {"web.jwt_secret"}
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """TEAMOCR_* variables that give a child process exactly these settings."""
     env = {"TEAMOCR_DATA_DIR": str(settings.data_dir), "TEAMOCR_SHARED_DIR": str(settings.shared_dir),
-           "TEAMOCR_LOG_LEVEL": settings.log_level}
-    for section in ("engine", "daemon"):
+           "TEAMOCR_LOG_LEVEL": settings.log_level, "TEAMOCR_HOST": settings.host, "TEAMOCR_PORT": str(settings.port)}
+    for section in ("engine", "daemon", "teams", "web"):
         for key, value in dataclasses.asdict(getattr(settings, section)).items():
+            if f"{section}.{key}" in PRIVATE_SETTINGS:
+                continue
             env[f"TEAMOCR_{section.upper()}__{key.upper()}"] = str(value).lower() if isinstance(value, bool) \
                 else str(value)
     return env
@@ -71,13 +79,30 @@ def _connect(settings: Settings, stop: threading.Event) -> RedisHandle:
     return handle
 
 
-class Supervisor:
-    """Keeps N worker processes alive; restarts one that died, with a growing pause."""
+class ChildFailed(RuntimeError):
+    """A child process exited with a code that says restarting it would not help."""
 
-    def __init__(self, count: int, env: dict[str, str], args: list[str]) -> None:
+
+@dataclass(frozen=True)
+class Child:
+    """A process ``serve`` keeps alive beside the workers (the web, for ``teamocr run``)."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # added to the workers' environment
+    fatal_codes: frozenset[int] = frozenset()  # exits that stop the service instead of a restart
+
+
+class Supervisor:
+    """Keeps N processes of one kind alive; restarts one that died, with a pause."""
+
+    def __init__(self, count: int, env: dict[str, str], args: list[str], name: str = "worker",
+                 fatal_codes: frozenset[int] = frozenset()) -> None:
         self.count = count
         self.env = env
         self.args = args
+        self.name = name
+        self.fatal_codes = fatal_codes
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * count
         self.restarts = [0.0] * count
 
@@ -85,10 +110,12 @@ class Supervisor:
         for i, proc in enumerate(self.procs):
             if proc is not None and proc.poll() is None:
                 continue
+            if proc is not None and proc.returncode in self.fatal_codes:
+                raise ChildFailed(f"the {self.name} process exited with {proc.returncode} (see its log above)")
             if time.monotonic() < self.restarts[i]:
                 continue  # died moments after its last start: give it a pause
             if proc is not None:
-                log.warning("worker %d exited with %s; restarting it", i, proc.returncode)
+                log.warning("%s %d exited with %s; restarting it", self.name, i, proc.returncode)
             self.restarts[i] = time.monotonic() + 5.0
             # own session: a Ctrl-C on the terminal reaches only us; we pass on one SIGTERM
             self.procs[i] = subprocess.Popen(self.args, env=self.env, start_new_session=True)
@@ -117,8 +144,10 @@ def log_backlog(store: SqliteStore) -> None:
 
 
 def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: Path | None = None,
-          stop: threading.Event | None = None, ready: Callable[[RedisHandle], None] | None = None) -> int:
-    """Run the recorder and (optionally) the watcher here, plus ``workers`` worker processes."""
+          stop: threading.Event | None = None, ready: Callable[[RedisHandle], None] | None = None,
+          children: Sequence[Child] = ()) -> int:
+    """Run the recorder and (optionally) the watcher here, plus ``workers`` worker processes and
+    ``children`` (kept alive the same way). Returns 2 when a child exits with one of its fatal codes."""
     stop = stop or threading.Event()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     handle = _connect(settings, stop)
@@ -146,7 +175,10 @@ def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: 
         env["TEAMOCR_CONFIG"] = str(config_file)
     if settings.engine.threads == 0 and workers > 0:
         env["TEAMOCR_ENGINE__THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
-    supervisor = Supervisor(workers, env, [sys.executable, "-m", "daemon.cli", "worker"])
+    supervisors = [Supervisor(workers, env, [sys.executable, "-m", "daemon.cli", "worker"])]
+    supervisors += [Supervisor(1, {**env, **child.env}, child.args, child.name, child.fatal_codes)
+                    for child in children]
+    code = 0
     try:
         for thread in threads:
             thread.start()
@@ -155,7 +187,13 @@ def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: 
         if ready is not None:
             ready(handle)
         while not stop.is_set():
-            supervisor.check()
+            try:
+                for supervisor in supervisors:
+                    supervisor.check()
+            except ChildFailed as exc:
+                log.error("%s; stopping", exc)
+                code = 2
+                break
             if not threads[0].is_alive() and not stop.is_set():
                 log.error("the recorder stopped unexpectedly; starting it again")
                 threads[0] = threading.Thread(target=recorder.run, args=(stop,), name="recorder", daemon=True)
@@ -164,13 +202,14 @@ def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: 
     finally:
         if watcher is not None:
             watcher.stop()
-        supervisor.stop()
+        for supervisor in reversed(supervisors):  # the web first: no new uploads while workers finish
+            supervisor.stop()
         stop.set()
         for thread in threads:
             thread.join(10)
         store.close()
         handle.close()
-    return 0
+    return code
 
 
 def work(settings: Settings, stop: threading.Event | None = None) -> int:

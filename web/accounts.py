@@ -10,8 +10,10 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -48,9 +50,13 @@ class User:
 class AccountStore:
     """Users and teams; safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, run_blocking: Callable[..., Any] | None = None) -> None:
+        """``run_blocking(fn, *args)`` runs the password hash (a tenth of a second of CPU); a server
+        with one event loop passes its thread pool, so that a login does not stall every other
+        request (scrypt leaves the interpreter lock while it works)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._run_blocking = run_blocking or _call
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -84,9 +90,10 @@ class AccountStore:
             row = self._conn.execute("SELECT username, team, role, password_hash FROM users WHERE username = ?",
                                      (username,)).fetchone()
         if row is None:
-            check_password_hash(_dummy_hash(), password)  # same timing for unknown users
+            self._run_blocking(check_password_hash, _dummy_hash(), password)  # same timing for unknown users
             return None
-        return User(row[0], row[1], row[2]) if check_password_hash(row[3], password) else None
+        matches = self._run_blocking(check_password_hash, row[3], password)
+        return User(row[0], row[1], row[2]) if matches else None
 
     def get(self, username: str) -> User | None:
         with self._lock:
@@ -112,3 +119,7 @@ class AccountStore:
 @functools.cache
 def _dummy_hash() -> str:
     return generate_password_hash("not a real password, only for equal timing")
+
+
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)

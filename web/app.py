@@ -7,6 +7,7 @@ built from the settings; the web needs a Redis URL (``teamocr run`` passes its e
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import socketio as sio
@@ -30,8 +31,12 @@ log = logging.getLogger(__name__)
 ACCOUNTS_NAME = "accounts.sqlite3"
 
 
-def create_app(settings: Settings, *, redis_url: str | None = None, **overrides: Any) -> tuple[Flask, SocketIO]:
-    """Build the app and its Socket.IO server. ``overrides`` replace built services by name."""
+def create_app(settings: Settings, *, redis_url: str | None = None, async_mode: str = "threading",
+               **overrides: Any) -> tuple[Flask, SocketIO]:
+    """Build the app and its Socket.IO server. ``overrides`` replace built services by name.
+
+    ``async_mode`` is how the app will be served: "threading" for any threaded WSGI server (what
+    tests embed), "gevent" only in a process gevent has patched (:mod:`web.server`)."""
     url = redis_url or settings.redis_url
     if not url:
         raise ValueError("the web needs a Redis URL: set redis_url or start it with `teamocr run`")
@@ -43,7 +48,8 @@ def create_app(settings: Settings, *, redis_url: str | None = None, **overrides:
         redis=client,
         redis_url=url,
         store=overrides.pop("store", None) or SqliteStore(settings.data_dir / STORE_NAME),
-        accounts=overrides.pop("accounts", None) or AccountStore(settings.data_dir / ACCOUNTS_NAME),
+        accounts=overrides.pop("accounts", None) or AccountStore(settings.data_dir / ACCOUNTS_NAME,
+                                                                 run_blocking=_blocking_runner(async_mode)),
         tokens=overrides.pop("tokens", None) or TokenService(settings.web, load_secret(settings), client),
         teams=teams,
         intake=overrides.pop("intake", None) or Intake(client, settings.engine.max_file_bytes, teams=teams),
@@ -61,10 +67,19 @@ def create_app(settings: Settings, *, redis_url: str | None = None, **overrides:
     for module in (auth, api, uploads, health, dashboard):
         app.register_blueprint(module.blueprint)
     socketio = SocketIO(
-        app, async_mode=settings.web.async_mode,
+        app, async_mode=async_mode,
         client_manager=sio.RedisManager(url, channel=SOCKETIO_CHANNEL),
     )
     built.socketio = socketio
     models_api.init_app(app, training)
     sockets.init_socketio(socketio)
     return app, socketio
+
+
+def _blocking_runner(async_mode: str) -> Callable[..., Any] | None:
+    """Under gevent, CPU-heavy calls that leave the interpreter lock run in the hub's threads."""
+    if async_mode != "gevent":
+        return None
+    import gevent
+
+    return lambda fn, *args: gevent.get_hub().threadpool.apply(fn, args)

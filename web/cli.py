@@ -1,14 +1,14 @@
 """The ``teamocr`` console command: the daemon's commands, plus the web's.
 
-``run`` here starts the whole service (daemon + web) in one command; ``web`` starts the web
-alone (for a separate web host); ``user add`` creates accounts. The web sits on top of the
-daemon, so this is where the two are wired together.
+``run`` here starts the whole service (daemon + web) in one command: the daemon in this process,
+the web (:mod:`web.server`) as a child process beside the workers; ``web`` starts the web alone
+(for a separate web host); ``user add`` creates accounts. The web sits on top of the daemon, so
+this is where the two are wired together.
 """
 from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import sys
 import threading
 from collections.abc import Sequence
@@ -16,8 +16,6 @@ from typing import Any
 
 from config.settings import Settings
 from daemon import cli as daemon_cli
-
-log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,63 +65,47 @@ def _cmd_user_add(args: argparse.Namespace, settings: Settings, _factory: Any) -
     return 0
 
 
-def _serve_web(settings: Settings, redis_url: str, stop: threading.Event) -> None:
-    from web.app import create_app
-
-    app, socketio = create_app(settings, redis_url=redis_url)
-    print(f"teamocr web: http://{settings.host}:{settings.port}/", flush=True)
-    try:
-        socketio.run(app, host=settings.host, port=settings.port, allow_unsafe_werkzeug=True,
-                     use_reloader=False, log_output=False)
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        stop.set()
+def _web_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "web.server", *args]
 
 
 def _cmd_web(args: argparse.Namespace, settings: Settings, _factory: Any) -> int:
-    from daemon.service import install_signals
+    import os
 
+    from daemon.service import settings_env
     if not settings.redis_url:
         print("teamocr: `teamocr web` alone needs redis_url (TEAMOCR_REDIS_URL); "
               "`teamocr run` starts everything with an embedded Redis", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    install_signals(stop, interrupt_main=True)
-    _serve_web(settings, settings.redis_url, stop)
-    return 0
+    env = {**os.environ, **settings_env(settings), "TEAMOCR_REDIS_URL": settings.redis_url}
+    if args.config is not None:
+        env["TEAMOCR_CONFIG"] = str(args.config)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Become the server process (web.server patches the standard library for gevent before it
+    # imports anything else, which this process, having imported the daemon's CLI, cannot).
+    command = _web_command()
+    os.execve(command[0], command, env)
+    return 0  # not reached
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings, _factory: Any) -> int:
-    from daemon.service import install_signals, serve
+    from daemon.service import Child, install_signals, serve
+    from web.server import EXIT_CONFIG, FOLLOW_PARENT
 
     daemon_cli.make_dirs(settings.shared_dir, settings.data_dir)
     stop = threading.Event()
-    install_signals(stop, interrupt_main=True)
-    ready = threading.Event()
-    urls: list[str] = []
+    install_signals(stop)
     workers = args.workers or settings.daemon.workers
 
     def on_ready(handle: Any) -> None:
-        urls.append(handle.url)
         print(f"teamocr: watching {settings.shared_dir} with {workers} worker(s); results in {settings.data_dir}",
               flush=True)
-        ready.set()
 
-    daemon = threading.Thread(target=serve, args=(settings,), name="daemon",
-                              kwargs={"workers": workers, "watch": True, "config_file": args.config,
-                                      "stop": stop, "ready": on_ready})
-    daemon.start()
-    while not ready.wait(0.5):
-        if not daemon.is_alive():
-            log.error("the daemon could not start")
-            return 2
-    try:
-        _serve_web(settings, urls[0], stop)
-    finally:
-        stop.set()
-        daemon.join()
-    return 0
+    # The web is a process of its own beside the workers, kept alive by the daemon's supervisor.
+    web = Child("web", _web_command(FOLLOW_PARENT), fatal_codes=frozenset({EXIT_CONFIG}))
+    return serve(settings, workers=workers, watch=True, config_file=args.config, stop=stop, ready=on_ready,
+                 children=[web])
 
 
 if __name__ == "__main__":

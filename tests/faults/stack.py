@@ -108,13 +108,14 @@ class Product:
         return found
 
     def rss_mib(self) -> dict[str, float]:
-        """Resident memory of the run process, each worker and the embedded Redis, in MiB."""
+        """Resident memory of the run process, its web, each worker and the embedded Redis, in MiB."""
         out: dict[str, float] = {}
         procs = [psutil.Process(self.proc.pid), *self.children(), *self.embedded_redis()]
         for n, proc in enumerate(procs):
             try:
                 cmd = " ".join(proc.cmdline())
-                name = "run" if n == 0 else "worker" if "worker" in cmd else "redis" if "redis" in cmd else proc.name()
+                name = ("run" if n == 0 else "worker" if "worker" in cmd else "web" if "web.server" in cmd
+                        else "redis" if "redis" in cmd else proc.name())
                 name = name if name not in out else f"{name}{n}"
                 out[name] = proc.memory_info().rss / 2**20
             except psutil.NoSuchProcess:

@@ -3,7 +3,10 @@ and headless Debian Chromium (selenium) driving the dashboard."""
 from __future__ import annotations
 
 import functools
+import os
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +42,44 @@ def serving(app: Flask) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+@contextmanager
+def served_web(settings: Settings, redis_url: str) -> Iterator[str]:
+    """The web as the product serves it: ``python -m web.server`` (gevent, its own process) on a
+    free port, on ``settings``' data folder and the given Redis; its log goes to the test's stderr."""
+    import requests
+
+    from daemon.service import settings_env
+    from tests.daemon.servicekit import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMOCR_")}
+    env.update(settings_env(settings))
+    env.update({"TEAMOCR_REDIS_URL": redis_url, "TEAMOCR_HOST": "127.0.0.1", "TEAMOCR_PORT": str(port)})
+    if settings.web.jwt_secret:
+        env["TEAMOCR_WEB__JWT_SECRET"] = settings.web.jwt_secret
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "web.server"], env=env, cwd=Path(__file__).resolve().parents[2],
+                            stdout=subprocess.DEVNULL)
+
+    def answers() -> bool:
+        assert proc.poll() is None, f"python -m web.server exited with {proc.returncode}"
+        try:
+            return requests.get(f"{url}/healthz", timeout=2).status_code in (200, 503)
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_until(answers, 60, "the web server to answer", interval=0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 poll = wait_until  # the one polling helper of the tests

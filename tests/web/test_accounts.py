@@ -111,3 +111,28 @@ def test_accounts_persist(path: Path) -> None:
         assert again.first_team() == "alpha"
     finally:
         again.close()
+
+
+def test_password_checks_run_through_the_given_runner(path: Path) -> None:
+    """The gevent server passes its thread pool: every hash check, known user or not, goes there."""
+    import threading
+
+    calls: list[str] = []
+
+    def in_a_thread(fn, *args):  # type: ignore[no-untyped-def]
+        out: list[object] = []
+        thread = threading.Thread(target=lambda: out.append(fn(*args)))
+        thread.start()
+        thread.join()
+        calls.append(fn.__name__)
+        return out[0]
+
+    store = AccountStore(path, run_blocking=in_a_thread)
+    try:
+        store.add_user("alice", "correct horse", "alpha")
+        assert store.verify("alice", "correct horse") == User("alice", "alpha", "member")
+        assert store.verify("alice", "wrong horse") is None
+        assert store.verify("nobody", "correct horse") is None
+        assert calls == ["check_password_hash"] * 3
+    finally:
+        store.close()

@@ -1,7 +1,7 @@
 """The dashboard in real headless Chromium, against the real app and the real daemon.
 
 One service (embedded Redis, watcher, recorder, one OCR worker with real weights) and one web
-server serve the whole module; alice and bob (team alpha, the default team) and carol (team beta)
+server (``python -m web.server``, gevent, as `teamocr run` serves it) serve the whole module; alice and bob (team alpha, the default team) and carol (team beta)
 each have their own browser. Files are dropped into the shared folder the way people do.
 """
 from __future__ import annotations
@@ -15,10 +15,10 @@ import jwt
 import pytest
 
 from tests.daemon.servicekit import make_settings, running, store_of
-from tests.web.browserkit import CHROMEDRIVER, CHROMIUM, Dashboard, Stack, chrome, poll, screenshot, serving
+from tests.web.browserkit import CHROMEDRIVER, CHROMIUM, Dashboard, Stack, chrome, poll, screenshot, served_web
 from tests.web.conftest import PASSWORD
-from web.app import create_app
-from web.services import services
+from web.accounts import AccountStore
+from web.app import ACCOUNTS_NAME
 
 MISSING = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
 pytestmark = [
@@ -38,28 +38,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     settings = replace(base, teams=replace(base.teams, default_team="alpha", channels="finance=alpha, sales=beta"),
                        engine=replace(base.engine, threads=2))
     settings.shared_dir.mkdir(parents=True, exist_ok=True)
-    with running(settings, workers=1) as handle:
-        app, _socketio = create_app(settings, redis_url=handle.url)
-        svc = services(app)
+    accounts = AccountStore(settings.data_dir / ACCOUNTS_NAME)
+    try:
+        for name, team in (("alice", "alpha"), ("bob", "alpha"), ("carol", "beta")):
+            accounts.add_user(name, PASSWORD, team, admin=name == "alice")
+    finally:
+        accounts.close()
+    with running(settings, workers=1) as handle, served_web(settings, handle.url) as url:
+        drivers: list[Any] = []
         try:
-            for name, team in (("alice", "alpha"), ("bob", "alpha"), ("carol", "beta")):
-                svc.accounts.add_user(name, PASSWORD, team, admin=name == "alice")
-            with serving(app) as url:
-                drivers: list[Any] = []
-                try:
-                    browsers = {}
-                    for name in ("alice", "bob", "carol"):
-                        drivers.append(chrome(tmp / f"profile-{name}"))
-                        browsers[name] = Dashboard(drivers[-1], url)
-                        browsers[name].login(name, PASSWORD)
-                    (tmp / "staging").mkdir()
-                    yield Stack(settings, tmp / "staging", browsers)
-                finally:  # the pages (and their sockets) go before the server
-                    for driver in drivers:
-                        driver.quit()
-        finally:
-            svc.store.close()
-            svc.accounts.close()
+            browsers = {}
+            for name in ("alice", "bob", "carol"):
+                drivers.append(chrome(tmp / f"profile-{name}"))
+                browsers[name] = Dashboard(drivers[-1], url)
+                browsers[name].login(name, PASSWORD)
+            (tmp / "staging").mkdir()
+            yield Stack(settings, tmp / "staging", browsers)
+        finally:  # the pages (and their sockets) go before the server
+            for driver in drivers:
+                driver.quit()
 
 
 @dataclass

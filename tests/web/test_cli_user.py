@@ -23,10 +23,13 @@ from web.services import services
 REPO = Path(__file__).resolve().parents[2]
 
 
-def teamocr(*args: str, settings: Settings, password: str | None = None) -> subprocess.CompletedProcess[str]:
+def teamocr(*args: str, settings: Settings, password: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    extra = env or {}
     env = {name: value for name, value in os.environ.items() if not name.startswith("TEAMOCR_")}
     env.update({"TEAMOCR_DATA_DIR": str(settings.data_dir), "TEAMOCR_SHARED_DIR": str(settings.shared_dir),
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))})
+    env.update(extra)
     return subprocess.run([sys.executable, "-m", "web.cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, encoding="utf-8", input=password, timeout=120)
 

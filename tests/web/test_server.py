@@ -1,0 +1,114 @@
+"""The served web (``python -m web.server``): gevent with live Socket.IO, a clear refusal when its
+port is taken, and no orphan when the `teamocr run` that started it is killed."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import requests
+
+from config.settings import Settings
+from daemon.events import SOCKETIO_CHANNEL, SocketIOEvents
+from daemon.redisconn import RedisHandle
+from daemon.teams import TeamMap
+from tests.daemon.servicekit import wait_until
+from tests.web.browserkit import SocketClient, served_web
+from tests.web.conftest import PASSWORD
+from tests.web.test_cli_user import teamocr
+from web.accounts import AccountStore
+from web.app import ACCOUNTS_NAME
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def login(url: str, name: str) -> str:
+    response = requests.post(f"{url}/api/v1/auth/login", json={"username": name, "password": PASSWORD}, timeout=30)
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def test_the_gevent_server_answers_the_api_and_pushes_events_over_websocket(
+        settings: Settings, redis_handle: RedisHandle) -> None:
+    accounts = AccountStore(settings.data_dir / ACCOUNTS_NAME)
+    accounts.add_user("alice", PASSWORD, "alpha")
+    accounts.close()
+    with served_web(settings, redis_handle.url) as url:
+        token = login(url, "alice")
+        listed = requests.get(f"{url}/api/v1/results", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert listed.status_code == 200 and listed.json()["items"] == []
+        assert "X-RateLimit-Limit" not in listed.headers  # limit headers come with a refusal only
+        client = SocketClient(url, token)
+        try:
+            events = SocketIOEvents(redis_handle.url, TeamMap.from_spec(settings.teams.channels))
+            wait_until(lambda: dict(redis_handle.client.pubsub_numsub(SOCKETIO_CHANNEL))[SOCKETIO_CHANNEL] >= 1, 30, "the web to listen for events", interval=0.1)
+            item = {"id": "r1", "status": "done", "channel": "", "filename": "a.png", "text": "hello"}
+            events.publish(item)
+            wait_until(lambda: client.results, 30, "the event over the WebSocket", interval=0.05)
+            assert client.results == [item]
+        finally:
+            client.close()
+
+
+def test_a_taken_port_is_a_clear_error_and_run_stops(settings: Settings, redis_handle: RedisHandle) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMOCR_")}
+        env.update({"TEAMOCR_DATA_DIR": str(settings.data_dir), "TEAMOCR_SHARED_DIR": str(settings.shared_dir),
+                    "TEAMOCR_REDIS_URL": redis_handle.url, "TEAMOCR_HOST": "127.0.0.1", "TEAMOCR_PORT": str(port)})
+        alone = subprocess.run([sys.executable, "-m", "web.server"], cwd=REPO, env=env, capture_output=True,
+                               text=True, timeout=120)
+        assert alone.returncode == 2
+        assert f"cannot serve the web on 127.0.0.1:{port}" in alone.stderr
+        assert "Traceback" not in alone.stderr
+        env["TEAMOCR_REDIS_URL"] = ""  # `teamocr run` on its embedded Redis
+        run = subprocess.run([sys.executable, "-m", "web.cli", "run", "--workers", "1"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 2, run.stderr
+        assert f"cannot serve the web on 127.0.0.1:{port}" in run.stderr
+        assert "the web process exited with 2" in run.stderr
+
+
+def test_unknown_arguments_are_refused(settings: Settings) -> None:
+    done = subprocess.run([sys.executable, "-m", "web.server", "--port", "80"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "unknown argument(s) --port 80" in done.stderr
+
+
+def test_the_web_leaves_with_a_killed_run(settings: Settings, tmp_path: Path) -> None:
+    from tests.faults.stack import product_env, start_product
+
+    running = start_product(product_env(tmp_path), workers=1)
+    others = [*running.children(), *running.embedded_redis()]
+    try:
+        web = [c for c in others if "web.server" in " ".join(c.cmdline())]
+        assert len(web) == 1
+        running.proc.send_signal(signal.SIGKILL)
+        running.proc.wait(30)
+        wait_until(lambda: not web[0].is_running() or web[0].status() == psutil.STATUS_ZOMBIE, 15,
+                   "the web to stop after its parent", interval=0.2)
+    finally:
+        running.stop()
+        for proc in others:  # the worker and the embedded Redis outlive a SIGKILLed run
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+
+
+def test_teamocr_web_becomes_the_gevent_server(settings: Settings, redis_handle: RedisHandle) -> None:
+    """`teamocr web` (a separate web host) execs ``python -m web.server``: a taken port shows it."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = teamocr("web", settings=settings, env={"TEAMOCR_REDIS_URL": redis_handle.url,
+                                                      "TEAMOCR_HOST": "127.0.0.1", "TEAMOCR_PORT": str(port)})
+    assert done.returncode == 2
+    assert f"cannot serve the web on 127.0.0.1:{port}" in done.stderr

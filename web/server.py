@@ -1,0 +1,106 @@
+"""The served team web: ``python -m web.server``, a process of its own.
+
+``teamocr run`` starts it beside the daemon (and restarts it if it dies); ``teamocr web`` becomes
+it. Settings come from the environment (``TEAMOCR_CONFIG`` and ``TEAMOCR_*``), as for a worker.
+
+With ``web.async_mode = "gevent"`` (the default) the web is one cooperative event loop: every
+request and socket is a greenlet, and a request waiting on Redis or the network gives the loop to
+the next one at once. Threads would instead queue for the interpreter lock behind each other at
+every Redis round trip, which under load put the API's p99 at 4-5x its median. gevent must patch
+the standard library before anything opens a socket or starts a thread, hence a process of its
+own, apart from the daemon's watcher and recorder threads.
+"""
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import logging
+
+FOLLOW_PARENT = "--follow-parent"  # given by `teamocr run`: the web leaves when its parent is gone
+# Exit codes: 2 says "do not restart me" (bad settings, the port taken) to ``teamocr run``.
+EXIT_CONFIG = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m web.server [--follow-parent]``; every setting comes from the environment."""
+    args = sys.argv[1:] if argv is None else argv
+    unknown = [a for a in args if a != FOLLOW_PARENT]
+    if unknown:
+        print(f"teamocr web: unknown argument(s) {' '.join(unknown)}; settings come from TEAMOCR_* "
+              f"and TEAMOCR_CONFIG", file=sys.stderr)
+        return EXIT_CONFIG
+    from config.errors import ConfigError
+    from config.settings import load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"teamocr web: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if settings.web.async_mode == "gevent":
+        from gevent import monkey
+
+        monkey.patch_all()  # first, before the imports below open sockets or make locks
+    return serve(settings, follow_parent=FOLLOW_PARENT in args)
+
+
+def serve(settings: object, follow_parent: bool = False) -> int:
+    import logging
+    import os
+
+    from config.settings import Settings
+    from daemon.cli import LOG_FORMAT
+    from web.app import create_app
+
+    assert isinstance(settings, Settings)
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    log = logging.getLogger("web.server")
+    if not settings.redis_url:
+        log.error("the web needs redis_url (TEAMOCR_REDIS_URL); `teamocr run` passes its embedded one")
+        return EXIT_CONFIG
+    mode = settings.web.async_mode
+    app, socketio = create_app(settings, redis_url=settings.redis_url, async_mode=mode)
+    try:
+        server = _listen(app, settings.host, settings.port, mode, log)
+    except OSError as exc:
+        log.error("cannot serve the web on %s:%d: %s", settings.host, settings.port, exc.strerror or exc)
+        return EXIT_CONFIG
+    if follow_parent:
+        socketio.start_background_task(_follow_parent, os.getppid(), socketio, log)
+    log.info("serving the team web on %s:%d (%s)", settings.host, settings.port, mode)
+    print(f"teamocr web: http://{settings.host}:{settings.port}/", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _listen(app: Any, host: str, port: int, mode: str, log: logging.Logger) -> Any:
+    """A server bound to host:port (so that a taken port fails here, before we say we serve)."""
+    if mode == "gevent":
+        from gevent import pywsgi
+
+        server = pywsgi.WSGIServer((host, port), app, log=None, error_log=log)
+        server.init_socket()
+        return server
+    from werkzeug.serving import make_server
+
+    return make_server(host, port, app, threaded=True)
+
+
+def _follow_parent(parent: int, socketio: Any, log: logging.Logger) -> None:
+    """Leave with the process that started us: a `teamocr run` killed hard must not leave its web
+    holding the port."""
+    import os
+
+    while os.getppid() == parent:
+        socketio.sleep(1.0)
+    log.warning("the process that started the web (pid %d) is gone; stopping", parent)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
