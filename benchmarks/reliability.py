@@ -10,7 +10,7 @@ as one table with each test's outcome.
 
 Long sizes: chaos 1,000 drops (250 distinct) with a worker SIGKILLed every 4 s and one Redis
 restart; stop mid-burst of 200 files; a full data disk with 100 files; 60 files around an unmount;
-load of 50 API + 20 Socket.IO clients for 60 s; a 10-minute soak at 1 file/s. About 20 minutes on
+load of 50 API + 20 Socket.IO clients for 60 s beside one user's flood at 200 requests/s; a 10-minute soak at 1 file/s. About 20 minutes on
 2 cores. The disk and unmount scenarios need root (mount); without it they say skipped and why.
 """
 from __future__ import annotations
@@ -77,6 +77,16 @@ def read_outcomes(junit: Path) -> dict[str, str]:
     return out
 
 
+def flood_text(f: dict[str, Any]) -> str:
+    flood = f.get("flood") or {}
+    if not flood:
+        return ""
+    sent = flood.get("200", 0) + flood.get("429", 0)
+    return (f", while one more user flooded ({sent / flood.get('seconds', f['seconds']):.0f} requests/s, asking up to "
+            f"{f['flood_rate']:g}): {flood.get('200', 0)} answered, {flood.get('429', 0)} refused with 429 "
+            f"({flood.get('retry_after', 0)} with Retry-After)")
+
+
 def table(chosen: list[str], size: str, figures: dict[str, Any], outcomes: dict[str, str]) -> str:
     rows = ["| scenario | outcome | figures |", "|---|---|---|"]
     for name in chosen:
@@ -114,7 +124,7 @@ def describe(name: str, f: dict[str, Any]) -> str:
         kinds = ", ".join(f"{k} {v}" for k, v in f["p99_ms_by_kind"].items())
         return (f"{f['api_clients']} API + {f['socket_clients']} Socket.IO clients, {f['seconds']} s, {f['drops']} "
                 f"drops: {f['requests']} requests, {f['errors']} errors, p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms "
-                f"(target 200; p99 by kind: {kinds}); {f['socket_events']} events received, "
+                f"(target 200; p99 by kind: {kinds}){flood_text(f)}; {f['socket_events']} events received, "
                 f"{f['missing_events']} missing, {f['repeated_final']} repeated, {f['differing_clients']} clients "
                 f"differing from their team")
     if name == "soak":

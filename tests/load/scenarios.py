@@ -18,7 +18,8 @@ from daemon.model import Status
 from tests.daemon.servicekit import wait_until
 from tests.faults.figures import report
 from tests.faults.scenarios import check_events, check_results
-from tests.faults.stack import Product, elapsed, final_events, product, product_env, wait_for_workers
+from tests.faults.stack import (Product, add_users, elapsed, final_events, product, product_env,
+                                wait_for_workers)
 
 
 # -- load: API clients and Socket.IO clients while files are being read ---------------------------
@@ -31,10 +32,15 @@ class LoadSize:
     drop_rate: float = 2.0    # files per second into the share while the clients run
     think: float = 0.25       # each API client's pause between requests
     p99_limit: float = 1.0    # seconds; asserted (the target, 0.2 s, is reported against)
+    flood_rate: float = 0.0   # requests per second of one more user's flood, from a process of its own
+    users_per_team: int = 5   # the API clients are spread over this many users of each team
+    # The per-user API limit: about twice what one user's share of the clients can ask in the run
+    # (at most 4 requests/s per client), so the clients are never refused while the flooder soon is.
+    api_limit: str = "2400 per minute"
 
 
-LOAD = {"short": LoadSize(seconds=10, api_clients=10, socket_clients=5),
-        "long": LoadSize(seconds=60, api_clients=50, socket_clients=20)}
+LOAD = {"short": LoadSize(seconds=10, api_clients=10, socket_clients=5, flood_rate=50, api_limit="100 per minute"),
+        "long": LoadSize(seconds=60, api_clients=50, socket_clients=20, flood_rate=200)}
 P99_TARGET = 0.2
 
 
@@ -114,6 +120,42 @@ def api_client(url: str, token: str, until: float, think: float, out: list[tuple
             time.sleep(think)
 
 
+def flood(url: str, token: str, rate: float, seconds: float, out: Any, go: Any) -> None:
+    """One user's flood at up to ``rate`` requests/s for ``seconds`` once ``go`` is set (run in a process
+    of its own, as an abusive client is: its own CPU, not the measuring clients' interpreter lock).
+    Puts "ready", then a dict of counts (HTTP status -> n, plus "retry_after": 429s that carried a
+    whole-seconds Retry-After)."""
+    import requests
+
+    counts: Counter = Counter()
+    out.put("ready")
+    go.wait()
+
+    def run(step: float, until: float) -> None:
+        with requests.Session() as http:
+            http.headers["Authorization"] = f"Bearer {token}"
+            next_at = time.monotonic()
+            while time.monotonic() < until:  # at most ``rate``: as fast as it can when it falls behind
+                try:
+                    response = http.get(url + "/api/v1/results?limit=50", timeout=30)
+                    counts[response.status_code] += 1
+                    if response.status_code == 429:
+                        counts["retry_after"] += response.headers.get("Retry-After", "").isdigit()
+                except requests.RequestException:
+                    counts[0] += 1
+                next_at += step
+                time.sleep(max(0.0, next_at - time.monotonic()))
+
+    threads_n = 4
+    until = time.monotonic() + seconds
+    threads = [threading.Thread(target=run, args=(threads_n / rate, until)) for _ in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    out.put({**{str(k): v for k, v in counts.items()}, "seconds": round(seconds, 1)})
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
@@ -137,23 +179,39 @@ def team_delivery(clients: list[tuple[str, Any]], running: Product) -> dict[str,
 
 
 def load(tmp: Path, size: LoadSize, label: str = "load") -> dict[str, Any]:
+    import multiprocessing
+
     start = time.monotonic()
-    with product(product_env(tmp), workers=1) as running:
+    env = product_env(tmp, web__api_limit=size.api_limit)
+    teams = ["alpha", "beta"]
+    users = [f"{team}{n}" for n in range(size.users_per_team) for team in teams]  # alpha0, beta0, alpha1, ...
+    add_users(Path(env["TEAMOCR_DATA_DIR"]), {**{u: u.rstrip("0123456789") for u in users}, "mallory": "alpha"})
+    with product(env, workers=1) as running:
         wait_for_workers(running, 1)
-        teams = ["alpha", "beta"]
-        tokens = {"alpha": running.token("alice"), "beta": running.token("carol")}
+        tokens = {user: running.token(user) for user in users}
         sockets = [(teams[i % 2], running.socket("alice" if i % 2 == 0 else "carol"))
                    for i in range(size.socket_clients)]
         samples: list[list[tuple[float, int, str]]] = [[] for _ in range(size.api_clients)]
+        spawn = multiprocessing.get_context("spawn")
+        flood_out, go = spawn.Queue(), spawn.Event()
+        flooder = spawn.Process(target=flood, name="flooder", daemon=True,
+                                args=(running.url, running.token("mallory"), size.flood_rate, size.seconds,
+                                      flood_out, go))
+        if size.flood_rate:
+            flooder.start()
+            assert flood_out.get(timeout=120) == "ready"
         with Dropper(running.shared_dir, tmp / "staging", size.drop_rate) as dropper:
             until = time.monotonic() + size.seconds
             threads = [threading.Thread(target=api_client, name=f"api{i}", daemon=True,
-                                        args=(running.url, tokens[teams[i % 2]], until, size.think, samples[i], i))
+                                        args=(running.url, tokens[users[i % len(users)]], until, size.think,
+                                              samples[i], i))
                        for i in range(size.api_clients)]
+            go.set()
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join(size.seconds + 60)
+            flooded = flood_out.get(timeout=120) if size.flood_rate else {}
         dropped = list(dropper.dropped)
         wait_until(lambda: running.settled(len(dropped)), 120 + len(dropped), "every drop stored", interval=0.5)
         results = check_results(running, dropped, dropper.distinct)
@@ -168,11 +226,15 @@ def load(tmp: Path, size: LoadSize, label: str = "load") -> dict[str, Any]:
                "p50_ms": round(1000 * percentile(latencies, 0.5), 1),
                "p99_ms": round(1000 * percentile(latencies, 0.99), 1),
                "p99_target_met": percentile(latencies, 0.99) <= P99_TARGET, "p99_ms_by_kind": by_kind,
+               "flood_rate": size.flood_rate, "flood": flooded,
                "drops": len(dropped), **results, **delivery,
                "rss_mib": {k: round(v) for k, v in rss.items()}, "wall_seconds": elapsed(start)}
     report(label, figures)  # before the checks, so that a failure still leaves its figures
     assert errors == 0 and delivery["differing_clients"] == 0, figures
     assert percentile(latencies, 0.99) <= size.p99_limit, figures
+    if size.flood_rate:  # the flood was throttled, every refusal saying when to retry
+        assert flooded.get("429", 0) > 0 and flooded.get("retry_after") == flooded["429"], figures
+        assert set(flooded) <= {"200", "429", "retry_after", "seconds"}, figures
     return figures
 
 
