@@ -73,6 +73,7 @@ def _cmd_web(args: argparse.Namespace, settings: Settings, _factory: Any) -> int
     import os
 
     from daemon.service import settings_env
+
     if not settings.redis_url:
         print("teamocr: `teamocr web` alone needs redis_url (TEAMOCR_REDIS_URL); "
               "`teamocr run` starts everything with an embedded Redis", file=sys.stderr)

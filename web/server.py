@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import logging
 
+    from config.settings import Settings
+
 FOLLOW_PARENT = "--follow-parent"  # given by `teamocr run`: the web leaves when its parent is gone
 # Exit codes: 2 says "do not restart me" (bad settings, the port taken) to ``teamocr run``.
 EXIT_CONFIG = 2
@@ -46,15 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     return serve(settings, follow_parent=FOLLOW_PARENT in args)
 
 
-def serve(settings: object, follow_parent: bool = False) -> int:
+def serve(settings: Settings, follow_parent: bool = False) -> int:
+    """Serve the web on host:port until stopped; 2 when it cannot (no Redis URL, the port taken)."""
     import logging
     import os
 
-    from config.settings import Settings
     from daemon.cli import LOG_FORMAT
     from web.app import create_app
 
-    assert isinstance(settings, Settings)
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT, stream=sys.stderr)
     log = logging.getLogger("web.server")
     if not settings.redis_url:
