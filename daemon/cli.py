@@ -82,6 +82,9 @@ def make_parser() -> tuple[argparse.ArgumentParser, Any, argparse.ArgumentParser
         description="Load the engine once and OCR jobs from the Redis queue until stopped "
         "(first SIGTERM: finish the batch; second: stop now).",
     )
+    worker.add_argument("--follow-parent", action="store_true",
+                        help="stop (after the batch in hand) when the process that started this one is gone; "
+                        "given by `teamocr run` to its workers")
     worker.set_defaults(handler=_cmd_worker)
     cli_models.add_commands(commands, common)  # export onnx, model list|add|use
     cli_train.add_commands(commands, common)  # train det|rec, corrections export
@@ -146,7 +149,7 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings, factory: EngineFac
 
     stop = threading.Event()
     install_signals(stop)
-    return work(settings, stop)
+    return work(settings, stop, follow_parent=args.follow_parent)
 
 
 def _serve(args: argparse.Namespace, settings: Settings, *, workers: int, watch: bool) -> int:

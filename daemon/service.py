@@ -175,7 +175,7 @@ def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: 
         env["TEAMOCR_CONFIG"] = str(config_file)
     if settings.engine.threads == 0 and workers > 0:
         env["TEAMOCR_ENGINE__THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
-    supervisors = [Supervisor(workers, env, [sys.executable, "-m", "daemon.cli", "worker"])]
+    supervisors = [Supervisor(workers, env, [sys.executable, "-m", "daemon.cli", "worker", "--follow-parent"])]
     supervisors += [Supervisor(1, {**env, **child.env}, child.args, child.name, child.fatal_codes)
                     for child in children]
     code = 0
@@ -212,14 +212,17 @@ def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: 
     return code
 
 
-def work(settings: Settings, stop: threading.Event | None = None) -> int:
-    """One worker process: load the engine once, then take jobs until stopped."""
+def work(settings: Settings, stop: threading.Event | None = None, follow_parent: bool = False) -> int:
+    """One worker process: load the engine once, then take jobs until stopped (or, with
+    ``follow_parent``, until the process that started it is gone)."""
     from daemon.models import ModelRegistry
     from daemon.modelswap import SwappingEngine
     from daemon.outputs import OutputWriter
     from daemon.worker import Worker
 
     stop = stop or threading.Event()
+    if follow_parent:
+        threading.Thread(target=_follow_parent, args=(os.getppid(), stop), name="follow-parent", daemon=True).start()
     _lower_priority(settings.daemon.worker_nice)
     handle = _connect(settings, stop)
     name = f"{socket.gethostname()}-{os.getpid()}"
@@ -234,6 +237,16 @@ def work(settings: Settings, stop: threading.Event | None = None) -> int:
     finally:
         handle.client.close()
     return 0
+
+
+def _follow_parent(parent: int, stop: threading.Event) -> None:
+    """Stop this worker (after its batch) once its parent is gone: a `teamocr run` killed hard
+    must not leave workers behind, which its next start would double."""
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            log.warning("the process that started this worker (pid %d) is gone; stopping after the batch in hand",
+                        parent)
+            stop.set()
 
 
 def _lower_priority(nice: int) -> None:

@@ -1,5 +1,5 @@
 """The served web (``python -m web.server``): gevent with live Socket.IO, a clear refusal when its
-port is taken, and no orphan when the `teamocr run` that started it is killed."""
+port is taken, and no orphans (web or workers) when the `teamocr run` that started them is killed."""
 from __future__ import annotations
 
 import os
@@ -81,21 +81,22 @@ def test_unknown_arguments_are_refused(settings: Settings) -> None:
     assert done.returncode == 2 and "unknown argument(s) --port 80" in done.stderr
 
 
-def test_the_web_leaves_with_a_killed_run(settings: Settings, tmp_path: Path) -> None:
-    from tests.faults.stack import product_env, start_product
+def test_the_web_and_the_workers_leave_with_a_killed_run(settings: Settings, tmp_path: Path) -> None:
+    from tests.faults.stack import product_env, start_product, wait_for_workers
 
     running = start_product(product_env(tmp_path), workers=1)
     others = [*running.children(), *running.embedded_redis()]
     try:
-        web = [c for c in others if "web.server" in " ".join(c.cmdline())]
-        assert len(web) == 1
+        wait_for_workers(running, 1)
+        children = [c for c in others if "web.server" in c.cmdline() or "worker" in c.cmdline()]
+        assert len(children) == 2
         running.proc.send_signal(signal.SIGKILL)
         running.proc.wait(30)
-        wait_until(lambda: not web[0].is_running() or web[0].status() == psutil.STATUS_ZOMBIE, 15,
-                   "the web to stop after its parent", interval=0.2)
+        gone = lambda: all(not c.is_running() or c.status() == psutil.STATUS_ZOMBIE for c in children)  # noqa: E731
+        wait_until(gone, 30, "the web and the worker to stop after their parent", interval=0.2)
     finally:
         running.stop()
-        for proc in others:  # the worker and the embedded Redis outlive a SIGKILLed run
+        for proc in others:  # the embedded Redis outlives a SIGKILLed run (the next start joins it)
             try:
                 proc.kill()
             except psutil.NoSuchProcess:
