@@ -43,17 +43,20 @@ def create_app(settings: Settings, *, redis_url: str | None = None, async_mode: 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     client = overrides.pop("redis", None) or client_for(url)
     teams = TeamMap.from_spec(settings.teams.channels, settings.teams.default_team)  # also the dedup scopes
+    run_blocking = _blocking_runner(async_mode)
     built = Services(
         settings=settings,
         redis=client,
         redis_url=url,
         store=overrides.pop("store", None) or SqliteStore(settings.data_dir / STORE_NAME),
         accounts=overrides.pop("accounts", None) or AccountStore(settings.data_dir / ACCOUNTS_NAME,
-                                                                 run_blocking=_blocking_runner(async_mode)),
+                                                                 run_blocking=run_blocking),
         tokens=overrides.pop("tokens", None) or TokenService(settings.web, load_secret(settings), client),
         teams=teams,
         intake=overrides.pop("intake", None) or Intake(client, settings.engine.max_file_bytes, teams=teams),
     )
+    if run_blocking is not None:
+        built.run_blocking = run_blocking
     training = overrides.pop("training", None)  # web.training.TrainingCommands (tests use tiny runs)
     if overrides:
         raise TypeError(f"unknown services: {', '.join(sorted(overrides))}")

@@ -1,6 +1,7 @@
 """The objects the web's views share, built once per app and passed in (never module globals)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,10 @@ class Services:
     teams: TeamMap
     intake: Intake
     socketio: Any = None  # flask_socketio.SocketIO, set by create_app
+    # run_blocking(fn, *args): CPU-heavy work that leaves the interpreter lock (image codecs,
+    # password hashes). Under gevent it runs in the hub's threads so the loop serves others
+    # meanwhile; fn must not touch Redis, the store or the request (those belong to the loop).
+    run_blocking: Callable[..., Any] = lambda fn, *args: fn(*args)
 
 
 def services(app: Flask | None = None) -> Services:

@@ -113,3 +113,60 @@ def test_teamocr_web_becomes_the_gevent_server(settings: Settings, redis_handle:
                                                       "TEAMOCR_HOST": "127.0.0.1", "TEAMOCR_PORT": str(port)})
     assert done.returncode == 2
     assert f"cannot serve the web on 127.0.0.1:{port}" in done.stderr
+
+
+def test_drawing_a_large_photo_leaves_the_loop_serving_others(settings: Settings, redis_handle: RedisHandle) -> None:
+    """The annotated copy of a 12 MP photo (decode, draw, encode: tenths of a second) is made in
+    gevent's threads: a request sent after it is answered before it, and a broken file is a 422."""
+    import threading
+    import uuid
+
+    import cv2
+    import numpy as np
+
+    from daemon.model import ResultRecord
+    from daemon.service import STORE_NAME
+    from daemon.store import SqliteStore
+
+    photo = settings.shared_dir / "photo.jpg"
+    noise = np.random.default_rng(0).integers(0, 255, (3000, 4000, 3)).astype(np.uint8)
+    cv2.imwrite(str(photo), cv2.GaussianBlur(noise, (0, 0), 3))
+    broken = settings.shared_dir / "broken.jpg"
+    broken.write_bytes(photo.read_bytes()[:2000])
+    store = SqliteStore(settings.data_dir / STORE_NAME)
+    ids = {}
+    for path in (photo, broken):
+        rec = store.add_queued(ResultRecord(id=uuid.uuid4().hex, md5=uuid.uuid4().hex, path=str(path),
+                                            filename=path.name, channel="", size=path.stat().st_size, created_at=1.0))
+        box = [[10, 10], [900, 10], [900, 80], [10, 80]]
+        store.complete(rec.id, width=4000, height=3000, lines=[{"text": "x", "points": box, "confidence": 0.9}],
+                       text="x", timings={}, engine_version="1", model_version="small", finished_at=2.0)
+        ids[path.name] = rec.id
+    store.close()
+    accounts = AccountStore(settings.data_dir / ACCOUNTS_NAME)
+    accounts.add_user("alice", PASSWORD, "alpha")
+    accounts.close()
+    with served_web(settings, redis_handle.url) as url:
+        headers = {"Authorization": f"Bearer {login(url, 'alice')}"}
+        drawn: list[requests.Response] = []
+        done = threading.Event()
+
+        def draw() -> None:
+            drawn.append(requests.get(f"{url}/api/v1/results/{ids['photo.jpg']}/annotated", headers=headers,
+                                      timeout=60))
+            done.set()
+
+        answered_meanwhile = 0
+        with requests.Session() as http:
+            http.get(f"{url}/api/v1/auth/me", headers=headers, timeout=30)  # the connection is open
+            drawing = threading.Thread(target=draw)
+            drawing.start()
+            while not done.is_set():
+                assert http.get(f"{url}/api/v1/auth/me", headers=headers, timeout=60).status_code == 200
+                answered_meanwhile += not done.is_set()
+        drawing.join(60)
+        assert drawn[0].status_code == 200 and drawn[0].headers["Content-Type"] == "image/png"
+        # a loop blocked by the drawing answers none (or one sent just before it began)
+        assert answered_meanwhile >= 4, answered_meanwhile  # 14 here; 0 with the drawing in the loop
+        refused = requests.get(f"{url}/api/v1/results/{ids['broken.jpg']}/annotated", headers=headers, timeout=60)
+        assert refused.status_code == 422 and "cannot draw on this file" in refused.json()["error"]
