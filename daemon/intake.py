@@ -63,10 +63,12 @@ class Intake:
     """Turns files into jobs; duplicates of earlier content into duplicate records."""
 
     def __init__(self, client: redis.Redis, max_bytes: int, clock: Callable[[], float] = time.time, *,
-                 teams: TeamMap | None = None) -> None:
+                 teams: TeamMap | None = None, hasher: Callable[[Path], str] = file_md5) -> None:
         """``teams`` decides each channel's dedup scope; None is a single team (every channel the
-        default team's), right only where no ``teams.channels`` are configured."""
+        default team's), right only where no ``teams.channels`` are configured. ``hasher`` is
+        :func:`file_md5` or a call of it elsewhere (the web's event loop hands it to a thread)."""
         self.client = client
+        self.hasher = hasher
         self.max_bytes = max_bytes
         self.clock = clock
         self.teams = teams or TeamMap({})
@@ -90,7 +92,7 @@ class Intake:
             size = os.stat(path).st_size
             if size > self.max_bytes:
                 return self._fail(base, size, f"file is {size} bytes, over the limit of {self.max_bytes}")
-            md5 = file_md5(path)
+            md5 = self.hasher(path)
         except FileNotFoundError:
             log.warning("%s: vanished before it could be read; skipped", path)
             return None

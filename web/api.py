@@ -148,8 +148,9 @@ def export() -> Any:
         items.extend(rec.to_public() for rec in page)
         if len(page) < want:
             break
+        services().pause()  # other requests go on between the pages
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    response = Response(fmt.render(items), mimetype=fmt.mimetype)
+    response = Response(services().run_blocking(fmt.render, items), mimetype=fmt.mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="teamocr-results-{stamp}.{fmt.extension}"'
     response.headers["X-Result-Count"] = str(len(items))
     return response

@@ -16,7 +16,7 @@ from flask_socketio import SocketIO
 
 from config.settings import Settings
 from daemon.events import SOCKETIO_CHANNEL
-from daemon.intake import Intake
+from daemon.intake import Intake, file_md5
 from daemon.redisconn import client_for
 from daemon.service import STORE_NAME
 from daemon.store import SqliteStore
@@ -44,6 +44,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None, async_mode: 
     client = overrides.pop("redis", None) or client_for(url)
     teams = TeamMap.from_spec(settings.teams.channels, settings.teams.default_team)  # also the dedup scopes
     run_blocking = _blocking_runner(async_mode)
+    hasher = file_md5 if run_blocking is None else lambda path: run_blocking(file_md5, path)
     built = Services(
         settings=settings,
         redis=client,
@@ -53,10 +54,14 @@ def create_app(settings: Settings, *, redis_url: str | None = None, async_mode: 
                                                                  run_blocking=run_blocking),
         tokens=overrides.pop("tokens", None) or TokenService(settings.web, load_secret(settings), client),
         teams=teams,
-        intake=overrides.pop("intake", None) or Intake(client, settings.engine.max_file_bytes, teams=teams),
+        intake=overrides.pop("intake", None) or Intake(client, settings.engine.max_file_bytes, teams=teams,
+                                                              hasher=hasher),
     )
     if run_blocking is not None:
+        import gevent
+
         built.run_blocking = run_blocking
+        built.pause = lambda: gevent.sleep(0)
     training = overrides.pop("training", None)  # web.training.TrainingCommands (tests use tiny runs)
     if overrides:
         raise TypeError(f"unknown services: {', '.join(sorted(overrides))}")
@@ -80,7 +85,8 @@ def create_app(settings: Settings, *, redis_url: str | None = None, async_mode: 
 
 
 def _blocking_runner(async_mode: str) -> Callable[..., Any] | None:
-    """Under gevent, CPU-heavy calls that leave the interpreter lock run in the hub's threads."""
+    """Under gevent, long calls (file copies, hashes, image codecs) run in the hub's threads, so
+    the event loop serves other requests meanwhile."""
     if async_mode != "gevent":
         return None
     import gevent

@@ -35,6 +35,8 @@ class Services:
     # password hashes). Under gevent it runs in the hub's threads so the loop serves others
     # meanwhile; fn must not touch Redis, the store or the request (those belong to the loop).
     run_blocking: Callable[..., Any] = lambda fn, *args: fn(*args)
+    # pause(): let other requests run (between the pages of a long read); nothing under threads.
+    pause: Callable[[], None] = lambda: None
 
 
 def services(app: Flask | None = None) -> Services:

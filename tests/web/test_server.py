@@ -170,3 +170,35 @@ def test_drawing_a_large_photo_leaves_the_loop_serving_others(settings: Settings
         assert answered_meanwhile >= 4, answered_meanwhile  # 14 here; 0 with the drawing in the loop
         refused = requests.get(f"{url}/api/v1/results/{ids['broken.jpg']}/annotated", headers=headers, timeout=60)
         assert refused.status_code == 422 and "cannot draw on this file" in refused.json()["error"]
+
+
+def test_uploads_and_exports_through_the_gevent_server(settings: Settings, redis_handle: RedisHandle) -> None:
+    """Copies, unzipping and hashing run in gevent's threads, the queue's Redis calls in the loop."""
+    import io
+    import zipfile
+
+    import cv2
+    import numpy as np
+
+    ok, png = cv2.imencode(".png", np.full((40, 60, 3), 200, np.uint8))
+    assert ok
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as archive:
+        archive.writestr("inside/a.png", png.tobytes())
+        archive.writestr("inside/notes.txt", b"not an image")
+    accounts = AccountStore(settings.data_dir / ACCOUNTS_NAME)
+    accounts.add_user("alice", PASSWORD, "alpha")
+    accounts.close()
+    with served_web(settings, redis_handle.url) as url:
+        headers = {"Authorization": f"Bearer {login(url, 'alice')}"}
+        files = [("files", ("one.png", png.tobytes(), "image/png")),
+                 ("files", ("pack.zip", packed.getvalue(), "application/zip"))]
+        answer = requests.post(f"{url}/api/v1/upload", headers=headers, files=files, timeout=60)
+        assert answer.status_code == 202, answer.text
+        items = answer.json()["items"]
+        assert [(i["filename"], i["status"]) for i in items] == [("one.png", "queued"), ("a.png", "duplicate")]
+        saved = sorted(p.name for p in settings.shared_dir.rglob("*.png"))
+        assert saved == ["a.png", "one.png"]
+        export = requests.get(f"{url}/api/v1/export?format=csv", headers=headers, timeout=60)
+        assert export.status_code == 200 and export.headers["X-Result-Count"] == "0"  # no recorder here
+        assert export.content.startswith("\ufeffid,filename".encode())
