@@ -202,3 +202,25 @@ def test_uploads_and_exports_through_the_gevent_server(settings: Settings, redis
         export = requests.get(f"{url}/api/v1/export?format=csv", headers=headers, timeout=60)
         assert export.status_code == 200 and export.headers["X-Result-Count"] == "0"  # no recorder here
         assert export.content.startswith("\ufeffid,filename".encode())
+
+
+def test_a_fine_tune_job_runs_its_commands_under_gevent(settings: Settings, redis_handle: RedisHandle) -> None:
+    """The job's subprocesses and their output pipes work in the patched loop: with no corrections
+    to train on, the job fails with the trainer's own words, and the web keeps answering."""
+    import time
+
+    accounts = AccountStore(settings.data_dir / ACCOUNTS_NAME)
+    accounts.add_user("alice", PASSWORD, "alpha", admin=True)
+    accounts.close()
+    with served_web(settings, redis_handle.url) as url:
+        headers = {"Authorization": f"Bearer {login(url, 'alice')}"}
+        started = requests.post(f"{url}/api/v1/training", json={"kind": "rec", "source": "corrections"},
+                                headers=headers, timeout=30)
+        assert started.status_code == 202, started.text
+        job = started.json()
+        deadline = time.monotonic() + 120
+        while job["state"] not in ("done", "failed") and time.monotonic() < deadline:
+            time.sleep(0.3)
+            job = requests.get(f"{url}/api/v1/training/{job['id']}", headers=headers, timeout=30).json()
+        assert job["state"] == "failed" and "train.txt: no samples" in job["error"], job
+        assert requests.get(f"{url}/api/v1/auth/me", headers=headers, timeout=30).status_code == 200
