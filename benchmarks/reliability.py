@@ -119,7 +119,8 @@ def describe(name: str, f: dict[str, Any]) -> str:
                 f"failed, service up, /healthz {f['healthz_while_full']} while full; log: \"{f['log']}\"")
     if name == "unmount":
         return (f"{f['files']} files before, during (on the server) and after: {f['done']} done, {f['failed']} "
-                f"failed, {f['retried_while_away']} reads retried while away; log: \"{f['log_gone']}\"")
+                f"failed, the share away {f.get('away_seconds', '?')} s, {f.get('waited_for_share', 0)} queued files "
+                f"waited for it; log: \"{f['log_gone']}\"")
     if name == "load":
         kinds = ", ".join(f"{k} {v}" for k, v in f["p99_ms_by_kind"].items())
         return (f"{f['api_clients']} API + {f['socket_clients']} Socket.IO clients, {f['seconds']} s, {f['drops']} "

@@ -74,6 +74,7 @@ class DaemonSettings:
     claim_idle_seconds: float = 60.0  # a job unacknowledged this long is taken over from its worker
     max_attempts: int = 3  # tries of a job before it stays failed
     retry_backoff: float = 2.0  # seconds before the first retry, doubling after
+    share_wait_seconds: float = 86400.0  # how long a job waits for its share to come back before it fails
     outputs: bool = False  # also write outputs/<run>/json and outputs/<run>/visualization
     retention_days: float = 0.0  # remove results older than this; 0 keeps them forever
     retention_delete_sources: bool = False  # with retention, also delete the source files

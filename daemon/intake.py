@@ -93,6 +93,7 @@ class Intake:
             if size > self.max_bytes:
                 return self._fail(base, size, f"file is {size} bytes, over the limit of {self.max_bytes}")
             md5 = self.hasher(path)
+            where = os.stat(path.parent)
         except FileNotFoundError:
             log.warning("%s: vanished before it could be read; skipped", path)
             return None
@@ -100,7 +101,8 @@ class Intake:
             return self._fail(base, 0, f"cannot read the file: {exc.strerror or exc}")
         queued = {**base, "type": "queued", "md5": md5, "size": size}
         duplicate = {**base, "type": "duplicate", "md5": md5, "size": size}
-        job = Job(rid, md5, str(path), path.name, channel, size, base["created_at"], uploader=uploader)
+        job = Job(rid, md5, str(path), path.name, channel, size, base["created_at"], uploader=uploader,
+                  folder=[where.st_dev, where.st_ino])
         existing = self._claim(keys=[md5_key(md5, base["scope"]), RECORDS, JOBS, SEEN],
                                args=[rid, _dumps(queued), _dumps(duplicate), job.to_json(), str(path), md5])
         if existing == "seen":

@@ -17,23 +17,35 @@ from engine.errors import ImageError
 CHANGED = "the file changed after it was queued (its new content is queued as a new result)"
 
 
-def read_queued(path: str, name: str, size: int, md5: str) -> bytes:
-    """The ``size`` bytes at ``path`` whose MD5 is ``md5``.
+class ShareAway(OSError):
+    """The file is missing because the share holding it is away (unmounted, or its folder not the
+    one the file was queued in): the worker waits for it rather than failing the file."""
 
-    Raises :class:`~engine.errors.ImageError` (a final failure) when the file is gone, not a
-    regular file, unreadable by permission, or no longer that content; other ``OSError`` (a share
-    briefly away, its folder missing with the file) propagate so that the job is retried.
+
+def read_queued(path: str, name: str, size: int, md5: str, folder: list[int] | None = None) -> bytes:
+    """The ``size`` bytes at ``path`` whose MD5 is ``md5``; ``folder`` is [st_dev, st_ino] of the
+    file's folder when it was queued (None: not known).
+
+    Raises :class:`~engine.errors.ImageError` (a final failure) when the file is gone from its
+    folder, not a regular file, unreadable by permission, or no longer that content;
+    :class:`ShareAway` when its folder is gone or is another folder now (an unmounted share leaves
+    its empty mount point); other ``OSError`` (a share briefly failing) so that the job is retried.
     """
     # O_NONBLOCK: a path swapped for a FIFO must not block the worker waiting for a writer.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
-        if not os.path.isdir(os.path.dirname(path)):
-            # Its folder is gone too: a share unmounted (its empty mount point left) or a folder
-            # moved away, more likely back soon than a file deleted; an OSError is retried.
-            raise FileNotFoundError(f"{name}: its folder {os.path.dirname(path)} is gone (share unmounted?)") \
-                from None
+        parent = os.path.dirname(path)
+        try:
+            where = os.stat(parent)
+        except OSError:
+            # Its folder is gone too: a share unmounted or a folder moved away, more likely back
+            # soon than a file deleted.
+            raise ShareAway(f"{name}: its folder {parent} is gone (share unmounted?)") from None
+        if folder is not None and [where.st_dev, where.st_ino] != list(folder):
+            raise ShareAway(f"{name}: its folder {parent} is not the folder it was queued in "
+                            "(share unmounted or mounted again?)") from None
         raise ImageError(name, "file not found (deleted after it was queued)") from None
     except PermissionError:
         raise ImageError(name, "permission denied") from None

@@ -46,6 +46,10 @@ class Job:
     created_at: float
     attempt: int = 0
     uploader: str | None = None
+    # [st_dev, st_ino] of the file's folder when it was queued: a missing file whose folder is now
+    # another one (an empty mount point) was not deleted; its share is away. None: not known.
+    folder: list[int] | None = None
+    away_since: float = 0.0  # when its share was first found away (0: it was not)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)

@@ -24,7 +24,7 @@ from config.settings import DaemonSettings
 from daemon.batch import Engine
 from daemon.outputs import OutputWriter
 from daemon.redisconn import lost_groups, recreate_groups
-from daemon.sourcefile import read_queued
+from daemon.sourcefile import ShareAway, read_queued
 from daemon.streams import (DELAYED, HEARTBEATS, JOBS, RECORDS, WORKERS_GROUP, Job, record_fields, take)
 from engine.errors import EngineError
 
@@ -40,6 +40,9 @@ for _, job in ipairs(due) do
 end
 return #due
 """
+
+
+SHARE_RETRY_MAX = 30.0  # seconds between looks at a share that is away, at most
 
 
 class Worker:
@@ -71,7 +74,7 @@ class Worker:
             pipe.execute()
             outcomes = self._read([job for _, job in jobs])
             for (entry_id, job), outcome in zip(jobs, outcomes):
-                self._finish(entry_id, job, self._record(job, outcome))
+                self._finish(entry_id, job, self._record(job, outcome), outcome)
         return len(entries)
 
     def run(self, stop: threading.Event) -> None:
@@ -98,14 +101,20 @@ class Worker:
             self.client.xack(JOBS, WORKERS_GROUP, entry_id)
             return None
 
-    def _finish(self, entry_id: str, job: Job, record: dict[str, Any] | None) -> None:
+    def _finish(self, entry_id: str, job: Job, record: dict[str, Any] | None, outcome: Any = None) -> None:
         """Store the outcome (or schedule the retry) and acknowledge the job, in one transaction."""
         pipe = self.client.pipeline(transaction=True)
         if record is None:  # retry later
-            due = self.clock() + self.settings.retry_backoff * (2 ** job.attempt)
-            retry = Job(**{**job.__dict__, "attempt": job.attempt + 1})
+            now = self.clock()
+            if isinstance(outcome, ShareAway):  # waiting for the share: no attempt spent
+                since = job.away_since or now
+                due = now + min(SHARE_RETRY_MAX, max(self.settings.retry_backoff, now - since))
+                retry = Job(**{**job.__dict__, "away_since": since})
+            else:
+                due = now + self.settings.retry_backoff * (2 ** job.attempt)
+                retry = Job(**{**job.__dict__, "attempt": job.attempt + 1, "away_since": 0.0})
             pipe.zadd(DELAYED, {retry.to_json(): due})
-            pipe.xadd(RECORDS, record_fields({"type": "queued", "id": job.id, "attempts": job.attempt + 1,
+            pipe.xadd(RECORDS, record_fields({"type": "queued", "id": job.id, "attempts": retry.attempt,
                                               "retry_at": due}))
         else:
             pipe.xadd(RECORDS, record_fields(record))
@@ -120,7 +129,7 @@ class Worker:
         ready: list[tuple[int, bytes]] = []
         for k, job in enumerate(jobs):
             try:
-                ready.append((k, read_queued(job.path, job.filename, job.size, job.md5)))
+                ready.append((k, read_queued(job.path, job.filename, job.size, job.md5, job.folder)))
             except Exception as exc:  # noqa: BLE001 - classified per job in _record
                 outcomes[k] = exc
         if not ready:
@@ -143,6 +152,17 @@ class Worker:
             reason = getattr(outcome, "reason", None) or str(outcome)
             log.warning("%s: failed: %s", job.path, reason)
             return {**base, "type": "failed", "error": reason, "finished_at": self.clock()}
+        if isinstance(outcome, ShareAway):  # wait for the share, up to share_wait_seconds
+            now = self.clock()
+            away = now - (job.away_since or now)
+            if away < self.settings.share_wait_seconds:
+                if not job.away_since:
+                    log.warning("%s; waiting for it to come back (up to %.0f s)", outcome,
+                                self.settings.share_wait_seconds)
+                return None
+            log.error("%s: its share stayed away for %.0f s; failed", job.path, away)
+            return {**base, "type": "failed", "finished_at": now,
+                    "error": f"the share holding it stayed away for {away:.0f} s: {outcome}"}
         if isinstance(outcome, Exception):  # any other error is recorded, never fatal
             error = f"{type(outcome).__name__}: {outcome}"
             if attempts < self.settings.max_attempts:

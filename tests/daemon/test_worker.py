@@ -231,6 +231,49 @@ def test_an_engine_that_keeps_failing_ends_failed_after_max_attempts(client: red
     assert worker.run_once(BLOCK_MS) == 0  # nothing comes back
 
 
+def test_a_file_on_a_share_that_went_away_waits_without_spending_attempts(client: redis.Redis, engine: OcrEngine,
+                                                                         tmp_path: Path) -> None:
+    """Queued at the share's root, then the share unmounted (its empty mount point left): the job
+    waits for it (backoff growing to 30 s, no attempt spent) and is read once it is back; another
+    file whose share stays away longer than share_wait_seconds fails saying so."""
+    share, mounted = tmp_path / "share", tmp_path / "mounted"
+    rid = submit(client, text_image(share / "invoice.png", "Invoice paid"))
+    clock = Clock()
+    worker = Worker(client, engine, DaemonSettings(max_attempts=2, retry_backoff=2.0, share_wait_seconds=100.0),
+                    "w1", clock=clock)
+
+    def delayed() -> list[tuple[Job, float]]:
+        return [(Job.from_json(m), s) for m, s in client.zrange(DELAYED, 0, -1, withscores=True)]
+
+    share.rename(mounted)  # unmounted: the share's root is gone, an empty folder stands in its place
+    share.mkdir()
+    started = clock.now
+    waits = []
+    for _ in range(5):  # more tries than max_attempts: waiting spends none
+        assert worker.run_once(BLOCK_MS) == 1
+        [(job, due)] = delayed()
+        assert job.attempt == 0 and job.away_since == started
+        waits.append(due - clock.now)
+        clock.now = due
+    assert waits == [2.0, 2.0, 4.0, 8.0, 16.0]
+    share.rmdir()
+    mounted.rename(share)  # mounted again
+    assert worker.run_once(BLOCK_MS) == 1
+    assert kinds(client, rid)[-1] == "done" and "invoice" in records(client)[-1]["text"].lower()
+
+    other = submit(client, text_image(share / "receipt.png", "Receipt"))
+    share.rename(mounted)
+    share.mkdir()
+    assert worker.run_once(BLOCK_MS) == 1
+    clock.now += 101.0
+    client.zadd(DELAYED, {m: 0 for m in client.zrange(DELAYED, 0, -1)})  # due now
+    assert worker.run_once(BLOCK_MS) == 1
+    failed = records(client)[-1]
+    assert failed["id"] == other and failed["type"] == "failed"
+    assert failed["error"].startswith("the share holding it stayed away for 101 s: receipt.png: its folder")
+    assert client.zcard(DELAYED) == 0 and pending(client) == 0
+
+
 @pytest.mark.parametrize("fields", [{"job": "{not json"}, {"other": "field"},
                                     {"job": json.dumps({"id": "x", "path": "/nowhere.png"})}],
                          ids=["bad-json", "no-job-field", "missing-keys"])

@@ -334,9 +334,13 @@ def requests_ok(url: str) -> int:
 UNMOUNT = {"short": 6, "long": 60}
 
 
+SHARE_AWAY_S = 10.0  # longer than the retry schedule (2 s, then 4 s): waiting must not spend attempts
+
+
 def unmount(tmp: Path, files: int, label: str = "unmount") -> dict[str, Any]:
-    """The shared folder is a bind mount of the file server's folder; it goes away and comes back.
-    Files dropped before, during (on the server) and after are all recorded; the watcher says so."""
+    """The shared folder is a bind mount of the file server's folder; it goes away for longer than
+    the retry schedule and comes back. Files dropped before (half at the share's root, where the
+    empty mount point is left), during (on the server) and after are all done; the logs say so."""
     server = tmp / "fileserver"
     share = tmp / "share"
     server.mkdir(parents=True)
@@ -356,12 +360,14 @@ def unmount(tmp: Path, files: int, label: str = "unmount") -> dict[str, Any]:
         # the default retry schedule (2 s, then 4 s): a job whose folder is away is retried meanwhile
         with product(product_env(tmp, daemon__retry_backoff="2.0"), workers=1) as running:
             wait_for_workers(running, 1)
-            before = drop_all(share, [(src, f"before/{src.name}") for src in originals[:files]], 0.0, slow_every=0)
+            before = drop_all(share, [(src, f"before/{src.name}" if i % 2 else src.name)
+                                      for i, src in enumerate(originals[:files])], 0.0, slow_every=0)
             # unmounted as soon as they are all queued, while most of them still wait for the worker
             wait_until(lambda: len(running.rows()) >= files, 120, "files before the unmount queued", interval=0.05)
             mark = len(running.log.lines)
             mount("umount", "-l", str(share))
             mounted = False
+            away_from = time.monotonic()
             wait_until(lambda: any("watched folder" in line and ("gone" in line or "replaced" in line)
                                    for line in running.log.lines[mark:]), 30, "the watcher noticing", interval=0.2)
             gone = [line.strip() for line in running.log.lines[mark:]
@@ -369,6 +375,7 @@ def unmount(tmp: Path, files: int, label: str = "unmount") -> dict[str, Any]:
             # meanwhile people keep saving files on the file server
             during = drop_all(server, [(src, f"during/{src.name}") for src in originals[files:2 * files]], 1.0,
                               slow_every=0)
+            time.sleep(max(0.0, away_from + SHARE_AWAY_S - time.monotonic()))
             mark = len(running.log.lines)
             assert mount("mount", "--bind", str(server), str(share)) is None
             mounted = True
@@ -381,8 +388,9 @@ def unmount(tmp: Path, files: int, label: str = "unmount") -> dict[str, Any]:
             wait_until(lambda: running.settled(3 * files), 120 + 3 * files, "every file recorded", interval=0.5)
             expected = [share / p.relative_to(server) for p in during] + before + after
             figures: dict[str, Any] = {"files": 3 * files, **check_results(running, expected, 3 * files),
-                                       "retried_while_away": sum("is gone (share unmounted?)" in line
-                                                                 for line in running.log.lines),
+                                       "away_seconds": SHARE_AWAY_S,
+                                       "waited_for_share": sum("waiting for it to come back" in line
+                                                               for line in running.log.lines),
                                        "log_gone": message(gone[0], tmp), "log_back": message(back[0], tmp)}
     finally:
         if mounted:
