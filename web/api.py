@@ -148,9 +148,9 @@ def export() -> Any:
         items.extend(rec.to_public() for rec in page)
         if len(page) < want:
             break
-        services().pause()  # other requests go on between the pages
+        services().offload.pause()  # other requests go on between the pages
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    response = Response(services().run_blocking(fmt.render, items), mimetype=fmt.mimetype)
+    response = Response(services().offload.run(fmt.render, items), mimetype=fmt.mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="teamocr-results-{stamp}.{fmt.extension}"'
     response.headers["X-Result-Count"] = str(len(items))
     return response
@@ -191,7 +191,7 @@ def result_annotated(result_id: str) -> Any:
             lines = primary.lines
     try:
         # decode, draw, encode: 0.4 s for a 12 MP photo, off the event loop
-        png = services().run_blocking(images.annotated_png, _source(rec), lines, services().settings.engine,
+        png = services().offload.run(images.annotated_png, _source(rec), lines, services().settings.engine,
                                       rec.filename)
     except ImageError as exc:
         abort(422, description=f"cannot draw on this file: {exc}")

@@ -7,7 +7,6 @@ built from the settings; the web needs a Redis URL (``teamocr run`` passes its e
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import socketio as sio
@@ -23,6 +22,7 @@ from daemon.store import SqliteStore
 from daemon.teams import TeamMap
 from web import api, auth, dashboard, errors, health, limits, models_api, sockets, uploads
 from web.accounts import AccountStore
+from web.offload import offload_for
 from web.services import EXTENSION, Services
 from web.tokens import TokenService, load_secret
 
@@ -43,25 +43,20 @@ def create_app(settings: Settings, *, redis_url: str | None = None, async_mode: 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     client = overrides.pop("redis", None) or client_for(url)
     teams = TeamMap.from_spec(settings.teams.channels, settings.teams.default_team)  # also the dedup scopes
-    run_blocking = _blocking_runner(async_mode)
-    hasher = file_md5 if run_blocking is None else lambda path: run_blocking(file_md5, path)
+    offload = offload_for(async_mode)
     built = Services(
         settings=settings,
         redis=client,
         redis_url=url,
         store=overrides.pop("store", None) or SqliteStore(settings.data_dir / STORE_NAME),
         accounts=overrides.pop("accounts", None) or AccountStore(settings.data_dir / ACCOUNTS_NAME,
-                                                                 run_blocking=run_blocking),
+                                                                 run_blocking=offload.run),
         tokens=overrides.pop("tokens", None) or TokenService(settings.web, load_secret(settings), client),
         teams=teams,
         intake=overrides.pop("intake", None) or Intake(client, settings.engine.max_file_bytes, teams=teams,
-                                                              hasher=hasher),
+                                                              hasher=lambda path: offload.run(file_md5, path)),
+        offload=offload,
     )
-    if run_blocking is not None:
-        import gevent
-
-        built.run_blocking = run_blocking
-        built.pause = lambda: gevent.sleep(0)
     training = overrides.pop("training", None)  # web.training.TrainingCommands (tests use tiny runs)
     if overrides:
         raise TypeError(f"unknown services: {', '.join(sorted(overrides))}")
@@ -83,12 +78,3 @@ def create_app(settings: Settings, *, redis_url: str | None = None, async_mode: 
     sockets.init_socketio(socketio)
     return app, socketio
 
-
-def _blocking_runner(async_mode: str) -> Callable[..., Any] | None:
-    """Under gevent, long calls (file copies, hashes, image codecs) run in the hub's threads, so
-    the event loop serves other requests meanwhile."""
-    if async_mode != "gevent":
-        return None
-    import gevent
-
-    return lambda fn, *args: gevent.get_hub().threadpool.apply(fn, args)

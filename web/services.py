@@ -1,8 +1,7 @@
 """The objects the web's views share, built once per app and passed in (never module globals)."""
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -13,6 +12,7 @@ from daemon.intake import Intake
 from daemon.store import ResultStore
 from daemon.teams import TeamMap
 from web.accounts import AccountStore
+from web.offload import Offload
 from web.tokens import TokenService
 
 EXTENSION = "teamocr"
@@ -30,13 +30,8 @@ class Services:
     tokens: TokenService
     teams: TeamMap
     intake: Intake
+    offload: Offload = field(default_factory=Offload)  # where long calls run (web.offload)
     socketio: Any = None  # flask_socketio.SocketIO, set by create_app
-    # run_blocking(fn, *args): CPU-heavy work that leaves the interpreter lock (image codecs,
-    # password hashes). Under gevent it runs in the hub's threads so the loop serves others
-    # meanwhile; fn must not touch Redis, the store or the request (those belong to the loop).
-    run_blocking: Callable[..., Any] = lambda fn, *args: fn(*args)
-    # pause(): let other requests run (between the pages of a long read); nothing under threads.
-    pause: Callable[[], None] = lambda: None
 
 
 def services(app: Flask | None = None) -> Services:
