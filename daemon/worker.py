@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -43,6 +44,14 @@ return #due
 
 
 SHARE_RETRY_MAX = 30.0  # seconds between looks at a share that is away, at most
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A job to try again (in the delayed set) at ``due``."""
+
+    job: Job
+    due: float
 
 
 class Worker:
@@ -74,7 +83,7 @@ class Worker:
             pipe.execute()
             outcomes = self._read([job for _, job in jobs])
             for (entry_id, job), outcome in zip(jobs, outcomes):
-                self._finish(entry_id, job, self._record(job, outcome), outcome)
+                self._finish(entry_id, job, self._record(job, outcome))
         return len(entries)
 
     def run(self, stop: threading.Event) -> None:
@@ -101,23 +110,15 @@ class Worker:
             self.client.xack(JOBS, WORKERS_GROUP, entry_id)
             return None
 
-    def _finish(self, entry_id: str, job: Job, record: dict[str, Any] | None, outcome: Any = None) -> None:
-        """Store the outcome (or schedule the retry) and acknowledge the job, in one transaction."""
+    def _finish(self, entry_id: str, job: Job, outcome: dict[str, Any] | Retry) -> None:
+        """Store the outcome record (or schedule the retry) and acknowledge the job, in one transaction."""
         pipe = self.client.pipeline(transaction=True)
-        if record is None:  # retry later
-            now = self.clock()
-            if isinstance(outcome, ShareAway):  # waiting for the share: no attempt spent
-                since = job.away_since or now
-                due = now + min(SHARE_RETRY_MAX, max(self.settings.retry_backoff, now - since))
-                retry = Job(**{**job.__dict__, "away_since": since})
-            else:
-                due = now + self.settings.retry_backoff * (2 ** job.attempt)
-                retry = Job(**{**job.__dict__, "attempt": job.attempt + 1, "away_since": 0.0})
-            pipe.zadd(DELAYED, {retry.to_json(): due})
-            pipe.xadd(RECORDS, record_fields({"type": "queued", "id": job.id, "attempts": retry.attempt,
-                                              "retry_at": due}))
+        if isinstance(outcome, Retry):
+            pipe.zadd(DELAYED, {outcome.job.to_json(): outcome.due})
+            pipe.xadd(RECORDS, record_fields({"type": "queued", "id": job.id, "attempts": outcome.job.attempt,
+                                              "retry_at": outcome.due}))
         else:
-            pipe.xadd(RECORDS, record_fields(record))
+            pipe.xadd(RECORDS, record_fields(outcome))
         pipe.xack(JOBS, WORKERS_GROUP, entry_id)
         pipe.xdel(JOBS, entry_id)  # a finished job would otherwise stay in Redis for good
         pipe.execute()
@@ -144,22 +145,24 @@ class Worker:
             outcomes[k] = page
         return outcomes
 
-    def _record(self, job: Job, outcome: Any) -> dict[str, Any] | None:
-        """The outcome record, or None when the job should be retried."""
+    def _record(self, job: Job, outcome: Any) -> dict[str, Any] | Retry:
+        """The outcome record, or when and how the job is tried again."""
         attempts = job.attempt + 1
         base = {"id": job.id, "attempts": attempts}
         if isinstance(outcome, EngineError):  # the image itself is bad: retrying cannot help
             reason = getattr(outcome, "reason", None) or str(outcome)
             log.warning("%s: failed: %s", job.path, reason)
             return {**base, "type": "failed", "error": reason, "finished_at": self.clock()}
-        if isinstance(outcome, ShareAway):  # wait for the share, up to share_wait_seconds
+        if isinstance(outcome, ShareAway):  # wait for the share (no attempt spent), up to share_wait_seconds
             now = self.clock()
-            away = now - (job.away_since or now)
+            since = job.away_since or now
+            away = now - since
             if away < self.settings.share_wait_seconds:
                 if not job.away_since:
                     log.warning("%s; waiting for it to come back (up to %.0f s)", outcome,
                                 self.settings.share_wait_seconds)
-                return None
+                pause = min(SHARE_RETRY_MAX, max(self.settings.retry_backoff, away))
+                return Retry(Job(**{**job.__dict__, "away_since": since}), now + pause)
             log.error("%s: its share stayed away for %.0f s; failed", job.path, away)
             return {**base, "type": "failed", "finished_at": now,
                     "error": f"the share holding it stayed away for {away:.0f} s: {outcome}"}
@@ -167,7 +170,8 @@ class Worker:
             error = f"{type(outcome).__name__}: {outcome}"
             if attempts < self.settings.max_attempts:
                 log.warning("%s: attempt %d failed (%s); will retry", job.path, attempts, error)
-                return None
+                due = self.clock() + self.settings.retry_backoff * (2 ** job.attempt)
+                return Retry(Job(**{**job.__dict__, "attempt": attempts, "away_since": 0.0}), due)
             log.error("%s: failed after %d attempts: %s", job.path, attempts, error)
             return {**base, "type": "failed", "error": f"failed after {attempts} attempts: {error}",
                     "finished_at": self.clock()}
