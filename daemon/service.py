@@ -222,7 +222,7 @@ def work(settings: Settings, stop: threading.Event | None = None, follow_parent:
 
     stop = stop or threading.Event()
     if follow_parent:
-        threading.Thread(target=_follow_parent, args=(os.getppid(), stop), name="follow-parent", daemon=True).start()
+        follow_parent_of(stop.set, "worker")  # it finishes the batch in hand
     _lower_priority(settings.daemon.worker_nice)
     handle = _connect(settings, stop)
     name = f"{socket.gethostname()}-{os.getpid()}"
@@ -239,14 +239,19 @@ def work(settings: Settings, stop: threading.Event | None = None, follow_parent:
     return 0
 
 
-def _follow_parent(parent: int, stop: threading.Event) -> None:
-    """Stop this worker (after its batch) once its parent is gone: a `teamocr run` killed hard
-    must not leave workers behind, which its next start would double."""
-    while not stop.wait(1.0):
-        if os.getppid() != parent:
-            log.warning("the process that started this worker (pid %d) is gone; stopping after the batch in hand",
-                        parent)
-            stop.set()
+def follow_parent_of(on_gone: Callable[[], None], what: str) -> None:
+    """Start a daemon thread that calls ``on_gone`` once the process that started this one is gone:
+    a `teamocr run` killed hard must not leave its workers or its web behind (its next start would
+    add as many again, and the web would hold the port). Under gevent the thread is a greenlet."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        log.warning("the process that started this %s (pid %d) is gone; stopping", what, parent)
+        on_gone()
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
 
 
 def _lower_priority(nice: int) -> None:

@@ -54,6 +54,7 @@ def serve(settings: Settings, follow_parent: bool = False) -> int:
     import os
 
     from daemon.cli import LOG_FORMAT
+    from daemon.service import follow_parent_of
     from web.app import create_app
 
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT, stream=sys.stderr)
@@ -62,14 +63,14 @@ def serve(settings: Settings, follow_parent: bool = False) -> int:
         log.error("the web needs redis_url (TEAMOCR_REDIS_URL); `teamocr run` passes its embedded one")
         return EXIT_CONFIG
     mode = settings.web.async_mode
-    app, socketio = create_app(settings, redis_url=settings.redis_url, async_mode=mode)
+    app, _socketio = create_app(settings, redis_url=settings.redis_url, async_mode=mode)
     try:
         server = _listen(app, settings.host, settings.port, mode, log)
     except OSError as exc:
         log.error("cannot serve the web on %s:%d: %s", settings.host, settings.port, exc.strerror or exc)
         return EXIT_CONFIG
     if follow_parent:
-        socketio.start_background_task(_follow_parent, os.getppid(), socketio, log)
+        follow_parent_of(lambda: os._exit(0), "web")
     log.info("serving the team web on %s:%d (%s)", settings.host, settings.port, mode)
     print(f"teamocr web: http://{settings.host}:{settings.port}/", flush=True)
     try:
@@ -90,17 +91,6 @@ def _listen(app: Any, host: str, port: int, mode: str, log: logging.Logger) -> A
     from werkzeug.serving import make_server
 
     return make_server(host, port, app, threaded=True)
-
-
-def _follow_parent(parent: int, socketio: Any, log: logging.Logger) -> None:
-    """Leave with the process that started us: a `teamocr run` killed hard must not leave its web
-    holding the port."""
-    import os
-
-    while os.getppid() == parent:
-        socketio.sleep(1.0)
-    log.warning("the process that started the web (pid %d) is gone; stopping", parent)
-    os._exit(0)
 
 
 if __name__ == "__main__":
