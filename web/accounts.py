@@ -17,6 +17,8 @@ from typing import Any
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from web.offload import Offload
+
 NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # always fullmatch: "$" would let "name\n" through
 ROLES = ("admin", "member")
 
@@ -56,7 +58,7 @@ class AccountStore:
         request (scrypt leaves the interpreter lock while it works)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._run_blocking = run_blocking or _call
+        self._run_blocking = run_blocking or Offload().run
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -119,7 +121,3 @@ class AccountStore:
 @functools.cache
 def _dummy_hash() -> str:
     return generate_password_hash("not a real password, only for equal timing")
-
-
-def _call(fn: Callable[..., Any], *args: Any) -> Any:
-    return fn(*args)
