@@ -26,10 +26,10 @@ from daemon.model import ResultRecord
 from daemon.service import STORE_NAME
 from daemon.store import SqliteStore
 from tests.daemon.servicekit import REPO, LogTail, free_port, wait_until
+from tests.web.conftest import PASSWORD
 from web.accounts import AccountStore
 from web.app import ACCOUNTS_NAME
 
-PASSWORD = "correct horse battery"
 FINAL = ("done", "duplicate", "failed")
 TEAMS = "finance=alpha, sales=beta"  # the root and unmapped channels belong to alpha
 
@@ -168,13 +168,14 @@ def product_env(tmp: Path, *, redis_url: str = "", **settings: str) -> dict[str,
     return env
 
 
-def add_users(data_dir: Path, names: dict[str, str]) -> None:
-    """Accounts (name -> team) in the product's account store, before it starts."""
+def add_users(data_dir: Path, names: dict[str, str], admins: frozenset[str] = frozenset()) -> None:
+    """Accounts (name -> team; ``admins`` get the admin role) in the account store of ``data_dir``,
+    before the web using it starts."""
     accounts = AccountStore(data_dir / ACCOUNTS_NAME)
     try:
         for name, team in names.items():
             if accounts.get(name) is None:
-                accounts.add_user(name, PASSWORD, team)
+                accounts.add_user(name, PASSWORD, team, admin=name in admins)
     finally:
         accounts.close()
 

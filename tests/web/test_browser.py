@@ -15,10 +15,9 @@ import jwt
 import pytest
 
 from tests.daemon.servicekit import make_settings, running, store_of
+from tests.faults.stack import add_users
 from tests.web.browserkit import CHROMEDRIVER, CHROMIUM, Dashboard, Stack, chrome, poll, screenshot, served_web
 from tests.web.conftest import PASSWORD
-from web.accounts import AccountStore
-from web.app import ACCOUNTS_NAME
 
 MISSING = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
 pytestmark = [
@@ -38,12 +37,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     settings = replace(base, teams=replace(base.teams, default_team="alpha", channels="finance=alpha, sales=beta"),
                        engine=replace(base.engine, threads=2))
     settings.shared_dir.mkdir(parents=True, exist_ok=True)
-    accounts = AccountStore(settings.data_dir / ACCOUNTS_NAME)
-    try:
-        for name, team in (("alice", "alpha"), ("bob", "alpha"), ("carol", "beta")):
-            accounts.add_user(name, PASSWORD, team, admin=name == "alice")
-    finally:
-        accounts.close()
+    add_users(settings.data_dir, {"alice": "alpha", "bob": "alpha", "carol": "beta"}, admins=frozenset({"alice"}))
     with running(settings, workers=1) as handle, served_web(settings, handle.url) as url:
         drivers: list[Any] = []
         try:

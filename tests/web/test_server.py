@@ -17,11 +17,10 @@ from daemon.events import SOCKETIO_CHANNEL, SocketIOEvents
 from daemon.redisconn import RedisHandle
 from daemon.teams import TeamMap
 from tests.daemon.servicekit import wait_until
+from tests.faults.stack import add_users
 from tests.web.browserkit import SocketClient, served_web
 from tests.web.conftest import PASSWORD
 from tests.web.test_cli_user import teamocr
-from web.accounts import AccountStore
-from web.app import ACCOUNTS_NAME
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,9 +33,7 @@ def login(url: str, name: str) -> str:
 
 def test_the_gevent_server_answers_the_api_and_pushes_events_over_websocket(
         settings: Settings, redis_handle: RedisHandle) -> None:
-    accounts = AccountStore(settings.data_dir / ACCOUNTS_NAME)
-    accounts.add_user("alice", PASSWORD, "alpha")
-    accounts.close()
+    add_users(settings.data_dir, {"alice": "alpha"})
     with served_web(settings, redis_handle.url) as url:
         token = login(url, "alice")
         listed = requests.get(f"{url}/api/v1/results", headers={"Authorization": f"Bearer {token}"}, timeout=30)
@@ -143,9 +140,7 @@ def test_drawing_a_large_photo_leaves_the_loop_serving_others(settings: Settings
                        text="x", timings={}, engine_version="1", model_version="small", finished_at=2.0)
         ids[path.name] = rec.id
     store.close()
-    accounts = AccountStore(settings.data_dir / ACCOUNTS_NAME)
-    accounts.add_user("alice", PASSWORD, "alpha")
-    accounts.close()
+    add_users(settings.data_dir, {"alice": "alpha"})
     with served_web(settings, redis_handle.url) as url:
         headers = {"Authorization": f"Bearer {login(url, 'alice')}"}
         drawn: list[requests.Response] = []
@@ -186,9 +181,7 @@ def test_uploads_and_exports_through_the_gevent_server(settings: Settings, redis
     with zipfile.ZipFile(packed, "w") as archive:
         archive.writestr("inside/a.png", png.tobytes())
         archive.writestr("inside/notes.txt", b"not an image")
-    accounts = AccountStore(settings.data_dir / ACCOUNTS_NAME)
-    accounts.add_user("alice", PASSWORD, "alpha")
-    accounts.close()
+    add_users(settings.data_dir, {"alice": "alpha"})
     with served_web(settings, redis_handle.url) as url:
         headers = {"Authorization": f"Bearer {login(url, 'alice')}"}
         files = [("files", ("one.png", png.tobytes(), "image/png")),
@@ -209,9 +202,7 @@ def test_a_fine_tune_job_runs_its_commands_under_gevent(settings: Settings, redi
     to train on, the job fails with the trainer's own words, and the web keeps answering."""
     import time
 
-    accounts = AccountStore(settings.data_dir / ACCOUNTS_NAME)
-    accounts.add_user("alice", PASSWORD, "alpha", admin=True)
-    accounts.close()
+    add_users(settings.data_dir, {"alice": "alpha"}, admins=frozenset({"alice"}))
     with served_web(settings, redis_handle.url) as url:
         headers = {"Authorization": f"Bearer {login(url, 'alice')}"}
         started = requests.post(f"{url}/api/v1/training", json={"kind": "rec", "source": "corrections"},
