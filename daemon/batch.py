@@ -84,20 +84,6 @@ def _walk_images(folder: str) -> Iterator[str]:
         yield from (os.path.join(dirpath, f) for f in filenames if is_image_name(f))
 
 
-def ocr_file(engine: Engine, path: str) -> dict[str, Any]:
-    """OCR one file into a result row; a bad file gives ``{"image", "error", "lines": []}``."""
-    from engine.errors import EngineError  # here, so importing this module loads no engine code
-
-    start = time.perf_counter()
-    try:
-        row: dict[str, Any] = {"image": path, **engine.ocr(path).to_dict()}
-    except (EngineError, OSError) as exc:
-        log.warning("%s: %s", path, _cause(exc))
-        row = {"image": path, "error": _cause(exc), "lines": []}
-    row["seconds"] = round(time.perf_counter() - start, 4)
-    return row
-
-
 def ocr_files(engine: Engine, paths: Sequence[str]) -> list[dict[str, Any]]:
     """OCR ``paths`` as one engine batch (``ocr_many``) into result rows, in order; a bad file
     gives ``{"image", "error", "lines": []}``. ``seconds`` is the batch's time shared out evenly."""
@@ -220,4 +206,4 @@ def _init_worker(factory: EngineFactory, settings: EngineSettings, log_level: in
 def _ocr_in_worker(path: str) -> dict[str, Any]:
     if _worker_engine is None:
         raise EngineStartError(_worker_error or "the worker process has no engine")
-    return ocr_file(_worker_engine, path)
+    return ocr_files(_worker_engine, [path])[0]
