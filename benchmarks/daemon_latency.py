@@ -45,12 +45,14 @@ import numpy as np
 import redis
 
 from config.settings import Settings, apply_overrides, load_settings
-from daemon.events import SOCKETIO_CHANNEL
-from daemon.model import Status
-from daemon.redisconn import RedisHandle
-from daemon.service import STORE_NAME, serve
-from daemon.store import SqliteStore
-from daemon.streams import HEARTBEATS
+from daemon.results.events import SOCKETIO_CHANNEL
+from daemon.records import Status
+from daemon.queue.redisconn import RedisHandle
+from daemon.results.store import STORE_NAME
+from cli.service import worker_command
+from daemon.service import serve
+from daemon.results.store import SqliteStore
+from daemon.queue.streams import HEARTBEATS
 
 log = logging.getLogger("benchmarks.daemon_latency")
 
@@ -218,7 +220,8 @@ def service(settings: Settings, workers: int) -> Iterator[RedisHandle]:
     stop = threading.Event()
     ready: list[RedisHandle] = []
     thread = threading.Thread(target=serve, args=(settings,), name="serve",
-                              kwargs={"workers": workers, "stop": stop, "ready": ready.append}, daemon=True)
+                              kwargs={"workers": workers, "stop": stop, "ready": ready.append,
+                                      "worker_command": worker_command("--follow-parent")}, daemon=True)
     thread.start()
     try:
         wait_for(lambda: ready or not thread.is_alive(), time.monotonic() + 60, "the service to start")

@@ -134,7 +134,7 @@ def make_dataset(folder: Path, n_train: int, n_test: int, seed: int) -> None:
 
 
 def train(args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "daemon.cli", "train", "rec", "--data", str(data), "--workdir", str(work),
+    cmd = [sys.executable, "-m", "cli", "train", "rec", "--data", str(data), "--workdir", str(work),
            "--model-set", args.model_set, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
            "--progress", "json"]
     if args.lr:

@@ -219,7 +219,7 @@ def cli_peak_rss_mib(images: list[Path], threads: int, out: Path) -> float:
     prints as "Maximum resident set size", without other children mixed in.
     """
     exe = shutil.which("teamocr", path=str(Path(sys.executable).parent)) or shutil.which("teamocr")
-    cmd = [exe] if exe else [sys.executable, "-m", "daemon.cli"]
+    cmd = [exe] if exe else [sys.executable, "-m", "cli"]
     cmd += ["ocr", *map(str, images), "--jsonl", str(out / "cli.jsonl")]
     env = {**os.environ, "TEAMOCR_ENGINE__THREADS": str(threads), "TEAMOCR_ENGINE__DEVICE": "cpu"}
     log.info("measuring one teamocr ocr process over %d images", len(images))

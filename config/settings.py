@@ -261,3 +261,21 @@ def _finish(settings: Settings) -> Settings:
 def _absolute(path: Path) -> Path:
     path = Path(path).expanduser()
     return path if path.is_absolute() else Path.cwd() / path
+
+
+# Settings a child is not handed in its environment: it reads them where the parent did (the
+# settings file, TEAMOCR_* of the environment, or data_dir/jwt_secret), so a secret stays off argv/env.
+PRIVATE_SETTINGS = {"web.jwt_secret"}
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """TEAMOCR_* variables that give a child process exactly these settings."""
+    env = {"TEAMOCR_DATA_DIR": str(settings.data_dir), "TEAMOCR_SHARED_DIR": str(settings.shared_dir),
+           "TEAMOCR_LOG_LEVEL": settings.log_level, "TEAMOCR_HOST": settings.host, "TEAMOCR_PORT": str(settings.port)}
+    for section in ("engine", "daemon", "teams", "web"):
+        for key, value in dataclasses.asdict(getattr(settings, section)).items():
+            if f"{section}.{key}" in PRIVATE_SETTINGS:
+                continue
+            env[f"TEAMOCR_{section.upper()}__{key.upper()}"] = str(value).lower() if isinstance(value, bool) \
+                else str(value)
+    return env

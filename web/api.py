@@ -18,9 +18,9 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, abort, g, jsonify, request, send_file
 
-from daemon.events import EVENT, LatestCache
-from daemon.model import ResultRecord, parse_status
-from daemon.store import MAX_LIMIT
+from daemon.results.events import EVENT, LatestCache
+from daemon.records import ResultRecord, parse_status
+from daemon.results.store import MAX_LIMIT
 from engine.errors import ImageError
 from web import exports, images
 from web.auth import require_auth

@@ -14,12 +14,12 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 from config.settings import Settings
-from daemon.events import SOCKETIO_CHANNEL
-from daemon.intake import Intake, file_md5
-from daemon.redisconn import client_for
-from daemon.service import STORE_NAME
-from daemon.store import SqliteStore
-from daemon.teams import TeamMap
+from daemon.results.events import SOCKETIO_CHANNEL
+from daemon.intake.dedupe import Intake, file_md5
+from daemon.queue.redisconn import client_for
+from daemon.results.store import STORE_NAME
+from daemon.results.store import SqliteStore
+from daemon.results.teams import TeamMap
 from web import api, auth, dashboard, errors, health, limits, models_api, sockets, uploads
 from web.accounts import AccountStore
 from web.offload import offload_for
@@ -36,7 +36,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None, async_mode: 
     """Build the app and its Socket.IO server. ``overrides`` replace built services by name.
 
     ``async_mode`` is how the app will be served: "threading" for any threaded WSGI server (what
-    tests embed), "gevent" only in a process gevent has patched (:mod:`web.server`)."""
+    tests embed), "gevent" only in a process gevent has patched (:mod:`cli.webserver`)."""
     url = redis_url or settings.redis_url
     if not url:
         raise ValueError("the web needs a Redis URL: set redis_url or start it with `teamocr run`")

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, abort, g, jsonify, request
 from werkzeug.exceptions import Unauthorized
 
-from daemon.teams import ChannelScope
+from daemon.results.teams import ChannelScope
 from web.accounts import User
 from web.limits import (api_limit, limiter, login_address_key, login_limit, login_name_key, refused_key,
                         refused_limit)

@@ -15,10 +15,10 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, jsonify
 
-from daemon.model import Status
-from daemon.store import StoreError
-from daemon.streams import DELAYED, JOBS, WORKERS_GROUP
-from daemon.worker import heartbeat_age
+from daemon.records import Status
+from daemon.results.store import StoreError
+from daemon.queue.streams import DELAYED, JOBS, WORKERS_GROUP
+from daemon.worker.loop import heartbeat_age
 from web.services import services
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Any
 import redis
 from flask import Blueprint, Flask, abort, current_app, g, jsonify, request
 
-from daemon.models import ModelRegistry, ModelVersion, ModelVersionError, current_version, use_version
+from daemon.versions.registry import ModelRegistry, ModelVersion, ModelVersionError, current_version, use_version
 from web.auth import require_admin
 from web.services import services
 from web.training import KINDS, SOURCES, TrainingBusy, TrainingCommands, TrainingJobs

@@ -1,5 +1,5 @@
 """Where the web runs long calls: in gevent's thread pool when it is served by one event loop
-(:mod:`web.server`), in the calling thread otherwise.
+(:mod:`cli.webserver`), in the calling thread otherwise.
 
 Long means file copies, hashes, image codecs and password checks: work that leaves the
 interpreter lock, so a thread of the pool does it while the loop serves other requests. Such a

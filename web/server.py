@@ -1,7 +1,8 @@
-"""The served team web: ``python -m web.server``, a process of its own.
+"""The served team web: the team web's app bound to host:port, in a process of its own.
 
-``teamocr run`` starts it beside the daemon (and restarts it if it dies); ``teamocr web`` becomes
-it. Settings come from the environment (``TEAMOCR_CONFIG`` and ``TEAMOCR_*``), as for a worker.
+:mod:`cli.webserver` (``python -m cli.webserver``) is that process's entry: ``teamocr run`` starts it
+beside the daemon (and restarts it if it dies); ``teamocr web`` becomes it. It reads the settings
+and sets up logging, then calls :func:`serve`.
 
 With ``web.async_mode = "gevent"`` (the default) the web is one cooperative event loop: every
 request and socket is a greenlet, and a request waiting on Redis or the network gives the loop to
@@ -12,52 +13,26 @@ own, apart from the daemon's watcher and recorder threads.
 """
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any
+
+# Exit codes: 2 says "do not restart me" (bad settings, the port taken) to ``teamocr run``.
+EXIT_CONFIG = 2
 
 if TYPE_CHECKING:
     import logging
 
     from config.settings import Settings
 
-FOLLOW_PARENT = "--follow-parent"  # given by `teamocr run`: the web leaves when its parent is gone
-# Exit codes: 2 says "do not restart me" (bad settings, the port taken) to ``teamocr run``.
-EXIT_CONFIG = 2
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m web.server [--follow-parent]``; every setting comes from the environment."""
-    args = sys.argv[1:] if argv is None else argv
-    unknown = [a for a in args if a != FOLLOW_PARENT]
-    if unknown:
-        print(f"teamocr web: unknown argument(s) {' '.join(unknown)}; settings come from TEAMOCR_* "
-              f"and TEAMOCR_CONFIG", file=sys.stderr)
-        return EXIT_CONFIG
-    from config.errors import ConfigError
-    from config.settings import load_settings
-
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"teamocr web: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    if settings.web.async_mode == "gevent":
-        from gevent import monkey
-
-        monkey.patch_all()  # first, before the imports below open sockets or make locks
-    return serve(settings, follow_parent=FOLLOW_PARENT in args)
-
 
 def serve(settings: Settings, follow_parent: bool = False) -> int:
-    """Serve the web on host:port until stopped; 2 when it cannot (no Redis URL, the port taken)."""
+    """Serve the web on host:port until stopped; :data:`EXIT_CONFIG` when it cannot (no Redis URL,
+    the port taken)."""
     import logging
     import os
 
-    from daemon.cli import LOG_FORMAT
     from daemon.service import follow_parent_of
     from web.app import create_app
 
-    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT, stream=sys.stderr)
     log = logging.getLogger("web.server")
     if not settings.redis_url:
         log.error("the web needs redis_url (TEAMOCR_REDIS_URL); `teamocr run` passes its embedded one")
@@ -92,6 +67,3 @@ def _listen(app: Any, host: str, port: int, mode: str, log: logging.Logger) -> A
 
     return make_server(host, port, app, threaded=True)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

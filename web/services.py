@@ -8,9 +8,9 @@ import redis
 from flask import Flask, current_app
 
 from config.settings import Settings
-from daemon.intake import Intake
-from daemon.store import ResultStore
-from daemon.teams import TeamMap
+from daemon.intake.dedupe import Intake
+from daemon.results.store import ResultStore
+from daemon.results.teams import TeamMap
 from web.accounts import AccountStore
 from web.offload import Offload
 from web.tokens import TokenService

@@ -61,7 +61,7 @@ class TrainingBusy(Exception):
 class TrainingCommands:
     """How the job's commands are started: ``prefix`` is the ``teamocr`` command line."""
 
-    prefix: list[str] = field(default_factory=lambda: [sys.executable, "-m", "web.cli"])
+    prefix: list[str] = field(default_factory=lambda: [sys.executable, "-m", "cli"])
     train_extra: list[str] = field(default_factory=list)  # e.g. ["--epochs", "1"]
     add_extra: list[str] = field(default_factory=list)  # e.g. ["--images", "page.png"] for `model add`
     env: dict[str, str] = field(default_factory=dict)
@@ -162,7 +162,7 @@ class TrainingJobs:
                 self._running = None
 
     def _env(self) -> dict[str, str]:
-        from daemon.service import settings_env
+        from config.settings import settings_env
 
         teams = self.settings.teams  # `corrections export --team` maps channels to teams
         return {**os.environ, **settings_env(self.settings), "TEAMOCR_REDIS_URL": self.redis_url,

@@ -24,8 +24,8 @@ import redis
 from flask import Blueprint, abort, g, jsonify, request
 from werkzeug.datastructures import FileStorage
 
-from daemon.batch import IMAGE_EXTENSIONS
-from daemon.filters import is_clutter
+from daemon.intake.filters import IMAGE_EXTENSIONS
+from daemon.intake.filters import is_clutter
 from web import zipsafe
 from web.auth import Principal, require_auth
 from web.services import services

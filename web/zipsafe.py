@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import IO, BinaryIO
 
-from daemon.filters import is_clutter
+from daemon.intake.filters import is_clutter
 
 CHUNK = 1 << 16
 MAX_RATIO = 200.0

@@ -158,7 +158,7 @@ def test_config_error_pickles() -> None:
 
 def test_import_reads_nothing() -> None:
     # A broken environment must not break imports: settings are read only when asked for.
-    code = "import config, config.settings, daemon.cli; print('ok')"
+    code = "import config, config.settings, cli.main; print('ok')"
     env = {"TEAMOCR_PORT": "not-a-port", "PATH": ""}
     repo = Path(__file__).resolve().parents[2]
     done = subprocess.run(

@@ -19,10 +19,12 @@ import numpy as np
 import redis
 
 from config.settings import Settings, load_settings
-from daemon.events import SOCKETIO_CHANNEL
-from daemon.redisconn import RedisHandle
-from daemon.service import STORE_NAME, serve
-from daemon.store import SqliteStore
+from daemon.results.events import SOCKETIO_CHANNEL
+from daemon.queue.redisconn import RedisHandle
+from daemon.results.store import STORE_NAME
+from cli.service import worker_command
+from daemon.service import serve
+from daemon.results.store import SqliteStore
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -112,7 +114,8 @@ def running(settings: Settings, workers: int = 1) -> Iterator[RedisHandle]:
     stop = threading.Event()
     ready: list[RedisHandle] = []
     thread = threading.Thread(target=serve, args=(settings,),
-                              kwargs={"workers": workers, "stop": stop, "ready": ready.append}, daemon=True)
+                              kwargs={"workers": workers, "stop": stop, "ready": ready.append,
+                                      "worker_command": worker_command("--follow-parent")}, daemon=True)
     thread.start()
     try:
         wait_until(lambda: ready, 60, "service start")
@@ -133,7 +136,7 @@ def start_worker(settings: Settings, url: str, **env: str) -> subprocess.Popen[b
             "TEAMOCR_SHARED_DIR": str(settings.shared_dir), "TEAMOCR_ENGINE__THREADS": "1",
             "TEAMOCR_DAEMON__BATCH_SIZE": str(settings.daemon.batch_size),
             "TEAMOCR_DAEMON__CLAIM_IDLE_SECONDS": str(settings.daemon.claim_idle_seconds), **env}
-    return subprocess.Popen([sys.executable, "-m", "daemon.cli", "worker"], env=full, cwd=REPO)
+    return subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=full, cwd=REPO)
 
 
 class LogTail:
@@ -157,7 +160,7 @@ def start_logged_worker(settings: Settings, url: str) -> tuple[subprocess.Popen[
     """A worker whose log lines the test can wait for."""
     full = {**os.environ, "TEAMOCR_REDIS_URL": url, "TEAMOCR_DATA_DIR": str(settings.data_dir),
             "TEAMOCR_SHARED_DIR": str(settings.shared_dir), "TEAMOCR_ENGINE__THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "worker"], env=full, cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=full, cwd=REPO,
                             stderr=subprocess.PIPE)
     return proc, LogTail(proc)
 
@@ -176,8 +179,8 @@ def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> No
 
 import pytest  # noqa: E402
 
-from daemon.redisconn import open_redis  # noqa: E402
-from daemon.streams import RECORDS, ensure_groups  # noqa: E402
+from daemon.queue.redisconn import open_redis  # noqa: E402
+from daemon.queue.streams import RECORDS, ensure_groups  # noqa: E402
 
 
 @pytest.fixture

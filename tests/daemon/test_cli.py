@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from config.settings import EngineSettings
-from daemon.batch import expand_paths, run_ocr, split_threads
-from daemon.cli import main
+from daemon.offline.batch import expand_paths, run_ocr, split_threads
+from cli.main import main
 from daemon.errors import EngineStartError
-from daemon.progress import ProgressBar
+from daemon.offline.progress import ProgressBar
 from engine.errors import ImageError, ModelError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,7 +79,7 @@ def rows(text: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("args", [["--help"], ["ocr", "--help"], ["run", "--help"]])
 def test_help_of_each_command(args: list[str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", *args], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-m", "cli", *args], cwd=REPO, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: teamocr")
@@ -87,7 +87,7 @@ def test_help_of_each_command(args: list[str]) -> None:
 
 def test_help_loads_no_engine() -> None:
     code = (
-        "import sys\nfrom daemon.cli import main\n"
+        "import sys\nfrom cli.main import main\n"
         "try:\n    main(['ocr', '--help'])\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in sys.modules if m in ('torch', 'cv2', 'engine.pipeline')))"
     )

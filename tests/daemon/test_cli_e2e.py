@@ -53,7 +53,7 @@ def drop(tmp_path: Path) -> Path:
 def teamocr(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TEAMOCR_ENGINE__THREADS": "2",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "daemon.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, encoding="utf-8", timeout=240)
 
 

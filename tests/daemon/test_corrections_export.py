@@ -7,12 +7,12 @@ from pathlib import Path
 import cv2
 import pytest
 
-from daemon.cli import main
-from daemon.corrections_export import export_corrections, in_test_split
-from daemon.model import ResultRecord
-from daemon.service import STORE_NAME
-from daemon.store import SqliteStore
-from daemon.teams import TeamMap
+from cli.main import main
+from daemon.offline.corrections import export_corrections, in_test_split
+from daemon.records import ResultRecord
+from daemon.results.store import STORE_NAME
+from daemon.results.store import SqliteStore
+from daemon.results.teams import TeamMap
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 from trainkit import page  # noqa: E402

@@ -7,7 +7,7 @@ from pathlib import Path, PurePath
 
 import pytest
 
-from daemon.filters import channel_of, is_clutter, relative_inside
+from daemon.intake.filters import channel_of, is_clutter, relative_inside
 
 
 @pytest.mark.parametrize(

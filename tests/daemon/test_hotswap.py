@@ -15,11 +15,11 @@ import pytest
 import redis
 
 from config.settings import EngineSettings
-from daemon.intake import Intake
-from daemon.models import MANIFEST, ModelRegistry, use_version
-from daemon.modelops import add_from_onnx
-from daemon.modelswap import SwappingEngine
-from daemon.streams import JOBS, WORKERS_GROUP
+from daemon.intake.dedupe import Intake
+from daemon.versions.registry import MANIFEST, ModelRegistry, use_version
+from daemon.versions.operations import add_from_onnx
+from daemon.worker.hotswap import SwappingEngine
+from daemon.queue.streams import JOBS, WORKERS_GROUP
 from engine.weights import model_files
 from tests.daemon.servicekit import (REPO, embedded_redis, make_settings, records, start_logged_worker,
                                      stop_process, text_image, wait_until)
@@ -91,7 +91,7 @@ def test_a_version_that_fails_to_load_keeps_the_old_engine(tmp_path: Path, caplo
         clock.now += 0.5  # not yet due: no look at Redis
         assert engine.ocr(str(PAGE)).model_version == "PP-OCRv6-tiny"
         clock.now += 1.0
-        with caplog.at_level(logging.ERROR, logger="daemon.modelswap"):
+        with caplog.at_level(logging.ERROR, logger="daemon.worker.hotswap"):
             page = engine.ocr(str(PAGE))
         assert page.model_version == "PP-OCRv6-tiny" and page.lines
         assert "cannot switch model PP-OCRv6-tiny -> broken" in caplog.text

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from daemon.model import FINAL_STATUSES, ResultRecord, Status, parse_status
+from daemon.records import FINAL_STATUSES, ResultRecord, Status, parse_status
 
 LINE = {"text": "发票 Invoice", "points": [[0, 0], [40, 0], [40, 12], [0, 12]], "confidence": 0.97}
 

@@ -12,9 +12,9 @@ import redis
 import torch
 
 from config.settings import EngineSettings
-from daemon import cli
-from daemon.models import CURRENT_KEY, ModelRegistry, ModelVersionError, current_version, use_version
-from daemon.modelops import add_from_checkpoints, add_from_onnx
+from cli import main as cli
+from daemon.versions.registry import CURRENT_KEY, ModelRegistry, ModelVersionError, current_version, use_version
+from daemon.versions.operations import add_from_checkpoints, add_from_onnx
 from engine.models.recognizer import REC_SPECS, TextRecognizer
 from engine.pipeline import build_engine
 from engine.training.checkpoint import save_checkpoint

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
-from daemon.model import Status
+from daemon.records import Status
 from tests.daemon.servicekit import (RedisServer, make_settings, no_leaked_threads, running, store_of, text_image,
                                      wait_until)
 
@@ -32,7 +32,7 @@ def done_count(settings: Settings) -> int:
 
 
 def failed_handing(caplog: pytest.LogCaptureFixture, path: Path) -> bool:
-    return any(r.name == "daemon.watcher" and r.levelno == logging.WARNING and str(path) in r.getMessage()
+    return any(r.name == "daemon.intake.watcher" and r.levelno == logging.WARNING and str(path) in r.getMessage()
                and "retried at the next rescan" in r.getMessage() for r in caplog.records)
 
 

@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 import redis
 
-from daemon.events import LATEST, LATEST_ITEMS, LatestCache, SocketIOEvents
-from daemon.intake import Intake
-from daemon.model import ResultRecord, Status
-from daemon.recorder import Recorder
-from daemon.store import SqliteStore
-from daemon.streams import RECORDER_GROUP, RECORDS, add_record, md5_key
-from daemon.teams import TeamMap
+from daemon.results.events import LATEST, LATEST_ITEMS, LatestCache, SocketIOEvents
+from daemon.intake.dedupe import Intake
+from daemon.records import ResultRecord, Status
+from daemon.results.recorder import Recorder
+from daemon.results.store import SqliteStore
+from daemon.queue.streams import RECORDER_GROUP, RECORDS, add_record, md5_key
+from daemon.results.teams import TeamMap
 from tests.daemon.servicekit import (EventLog, embedded_redis, no_leaked_threads, text_image, wait_subscribed,
                                      wait_until)
 
@@ -257,7 +257,7 @@ def test_a_store_error_is_waited_out_and_the_records_applied_in_order(rig: Rig,
     assert rig.store.get(first).status == Status.DONE  # type: ignore[union-attr]
     assert rig.store.get(second).status == Status.QUEUED  # type: ignore[union-attr]
     assert rig.client.xpending(RECORDS, RECORDER_GROUP)["pending"] == 0
-    assert any("database is locked" in r.getMessage() for r in caplog.records if r.name == "daemon.recorder")
+    assert any("database is locked" in r.getMessage() for r in caplog.records if r.name == "daemon.results.recorder")
 
 
 def test_an_event_whose_publish_failed_is_announced_once_when_its_record_comes_back(rig: Rig) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from daemon.redisconn import open_redis
+from daemon.queue.redisconn import open_redis
 
 
 def test_closing_a_joined_embedded_server_leaves_it_running(tmp_path: Path) -> None:

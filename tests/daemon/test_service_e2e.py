@@ -6,8 +6,8 @@ import signal
 from dataclasses import replace
 from pathlib import Path
 
-from daemon.model import Status
-from daemon.streams import JOBS, WORKERS_GROUP
+from daemon.records import Status
+from daemon.queue.streams import JOBS, WORKERS_GROUP
 from tests.daemon.servicekit import (EventLog, make_settings, running, start_worker, stop_process, store_of,
                                      text_image, wait_until, write_slowly)
 

@@ -5,7 +5,7 @@ import shutil
 import signal
 from pathlib import Path
 
-from daemon.model import Status
+from daemon.records import Status
 from tests.daemon.servicekit import (EventLog, make_settings, running, start_logged_worker, start_worker,
                                      stop_process, store_of, text_image, wait_until)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sourcefile import ShareAway, read_queued
+from daemon.worker.sourcefile import ShareAway, read_queued
 from engine.errors import ImageError
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.stability import StabilityTracker
+from daemon.intake.stability import StabilityTracker
 
 
 class FakeClock:
@@ -94,7 +94,7 @@ def test_observing_an_unchanged_file_keeps_its_timer(tmp_path: Path, clock: Fake
 
 
 def test_a_vanished_file_is_dropped(tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="daemon.stability")
+    caplog.set_level(logging.DEBUG, logger="daemon.intake.stability")
     f = tmp_path / "a.png"
     _write(f, b"abc")
     tracker = StabilityTracker(1.0, clock=clock)

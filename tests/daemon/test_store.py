@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from daemon.model import ResultRecord, Status
-from daemon.store import MAX_LIMIT, SqliteStore, StoreError
-from daemon.store_schema import SCHEMA_VERSION
+from daemon.records import ResultRecord, Status
+from daemon.results.store import MAX_LIMIT, SqliteStore, StoreError
+from daemon.results.schema import SCHEMA_VERSION
 
 LINE = {"text": "发票号码 Invoice No. 42", "points": [[1, 2], [90, 2], [90, 20], [1, 20]], "confidence": 0.98}
 WAIT = 60.0  # seconds; a deadline for joins, never a sleep

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.model import Status
-from daemon.store import SqliteStore, StoreError
-from daemon.store_schema import SCHEMA_VERSION
+from daemon.records import Status
+from daemon.results.store import SqliteStore, StoreError
+from daemon.results.schema import SCHEMA_VERSION
 from tests.daemon.test_store import fts_in_sync, ids, rec
 
 

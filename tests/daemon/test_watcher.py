@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.watcher import FolderWatcher
+from daemon.intake.watcher import FolderWatcher
 
 STABLE = 0.3
 
@@ -180,7 +180,7 @@ def test_event_and_rescans_do_not_hand_the_same_file_twice(root: Path, handed: H
 def test_symlinks_to_outside_are_refused(
     tmp_path: Path, root: Path, handed: Handed, caplog: pytest.LogCaptureFixture, follow: bool, polling: bool
 ) -> None:
-    caplog.set_level(logging.INFO, logger="daemon.watcher")
+    caplog.set_level(logging.INFO, logger="daemon.intake.watcher")
     outside = tmp_path / "outside"
     secret = drop(outside / "secret.png")
     inside = drop(root / "real" / "inside.png")
@@ -229,7 +229,7 @@ def test_an_exception_in_on_ready_does_not_stop_the_watcher(
 def test_the_observer_in_use_is_logged(
     root: Path, handed: Handed, caplog: pytest.LogCaptureFixture, polling: bool
 ) -> None:
-    caplog.set_level(logging.INFO, logger="daemon.watcher")
+    caplog.set_level(logging.INFO, logger="daemon.intake.watcher")
     with make(root, handed, polling, poll_interval=2.5):
         pass
     expected = "polling observer every 2.5s" if polling else "inotify observer"
@@ -240,7 +240,7 @@ def test_the_observer_in_use_is_logged(
 def test_a_folder_that_goes_away_and_comes_back_is_recovered(
     tmp_path: Path, root: Path, handed: Handed, caplog: pytest.LogCaptureFixture, polling: bool
 ) -> None:
-    caplog.set_level(logging.INFO, logger="daemon.watcher")
+    caplog.set_level(logging.INFO, logger="daemon.intake.watcher")
 
     def logged(level: int, text: str) -> int:
         return len([r for r in caplog.records if r.levelno == level and text in r.getMessage()])

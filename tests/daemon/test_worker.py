@@ -18,10 +18,10 @@ import pytest
 import redis
 
 from config.settings import DaemonSettings, EngineSettings
-from daemon.intake import Intake
-from daemon.outputs import OutputWriter
-from daemon.streams import DELAYED, HEARTBEATS, JOBS, WORKERS_GROUP, Job
-from daemon.worker import Worker
+from daemon.intake.dedupe import Intake
+from daemon.worker.outputs import OutputWriter
+from daemon.queue.streams import DELAYED, HEARTBEATS, JOBS, WORKERS_GROUP, Job
+from daemon.worker.loop import Worker
 from engine.pipeline import OcrEngine, build_engine
 from engine.types import PageResult
 from tests.daemon.servicekit import embedded_redis, no_leaked_threads, records, text_image, wait_until

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 import redis
 
-from daemon.model import Status
-from daemon.streams import DELAYED, JOBS, RECORDER_GROUP, RECORDS, WORKERS_GROUP
+from daemon.records import Status
+from daemon.queue.streams import DELAYED, JOBS, RECORDER_GROUP, RECORDS, WORKERS_GROUP
 from tests.daemon.servicekit import RedisServer, wait_until, write_slowly
 from tests.faults.figures import report
 from tests.faults.stack import (FINAL, Product, corpus, elapsed, final_events, kill, product, product_env,

@@ -1,6 +1,6 @@
 """The real product under fault and load: a `teamocr run` process (daemon, workers, web) on tmp folders.
 
-:class:`Product` starts the console script's code (``python -m web.cli run``) with settings given as
+:class:`Product` starts the console script's code (``python -m cli.main run``) with settings given as
 ``TEAMOCR_*`` variables, keeps every log line of it and its workers, and gives the test what it
 needs to watch it from outside: users and tokens, Socket.IO clients, the store, worker PIDs, RSS.
 """
@@ -22,9 +22,9 @@ import numpy as np
 import psutil
 import requests
 
-from daemon.model import ResultRecord
-from daemon.service import STORE_NAME
-from daemon.store import SqliteStore
+from daemon.records import ResultRecord
+from daemon.results.store import STORE_NAME
+from daemon.results.store import SqliteStore
 from tests.daemon.servicekit import REPO, LogTail, free_port, wait_until
 from tests.web.conftest import PASSWORD
 from web.accounts import AccountStore
@@ -114,7 +114,7 @@ class Product:
         for n, proc in enumerate(procs):
             try:
                 cmd = " ".join(proc.cmdline())
-                name = ("run" if n == 0 else "worker" if "worker" in cmd else "web" if "web.server" in cmd
+                name = ("run" if n == 0 else "worker" if "worker" in cmd else "web" if "cli.webserver" in cmd
                         else "redis" if "redis" in cmd else proc.name())
                 name = name if name not in out else f"{name}{n}"
                 out[name] = proc.memory_info().rss / 2**20
@@ -183,7 +183,7 @@ def add_users(data_dir: Path, names: dict[str, str], admins: frozenset[str] = fr
 def start_product(env: dict[str, str], workers: int = 1, timeout: float = 120.0) -> Product:
     shared, data = Path(env["TEAMOCR_SHARED_DIR"]), Path(env["TEAMOCR_DATA_DIR"])
     add_users(data, {"alice": "alpha", "carol": "beta"})
-    proc = subprocess.Popen([sys.executable, "-m", "web.cli", "run", "--workers", str(workers)], env=env, cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "run", "--workers", str(workers)], env=env, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     product = Product(proc, LogTail(proc), shared, data, f"http://127.0.0.1:{env['TEAMOCR_PORT']}", env)
 

@@ -20,10 +20,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from config.settings import Settings
-from daemon.model import FINAL_STATUSES, ResultRecord
-from daemon.redisconn import RedisHandle
-from daemon.store import SqliteStore
-from daemon.streams import HEARTBEATS
+from daemon.records import FINAL_STATUSES, ResultRecord
+from daemon.queue.redisconn import RedisHandle
+from daemon.results.store import SqliteStore
+from daemon.queue.streams import HEARTBEATS
 from tests.daemon.servicekit import make_settings, running, start_worker, stop_process, store_of, wait_until
 from tests.web.conftest import PASSWORD, bearer, login
 from web.app import create_app

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon.model import Status
+from daemon.records import Status
 from tests.daemon.servicekit import wait_until
 from tests.hostile import makers
 from tests.hostile.conftest import Daemon

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.model import Status
+from daemon.records import Status
 from tests.daemon.servicekit import wait_until
 from tests.faults.figures import report
 from tests.faults.scenarios import check_events, check_results

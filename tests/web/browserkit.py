@@ -46,11 +46,11 @@ def serving(app: Flask) -> Iterator[str]:
 
 @contextmanager
 def served_web(settings: Settings, redis_url: str) -> Iterator[str]:
-    """The web as the product serves it: ``python -m web.server`` (gevent, its own process) on a
+    """The web as the product serves it: ``python -m cli.webserver`` (gevent, its own process) on a
     free port, on ``settings``' data folder and the given Redis; its log goes to the test's stderr."""
     import requests
 
-    from daemon.service import settings_env
+    from config.settings import settings_env
     from tests.daemon.servicekit import free_port
 
     port = free_port()
@@ -60,11 +60,11 @@ def served_web(settings: Settings, redis_url: str) -> Iterator[str]:
     if settings.web.jwt_secret:
         env["TEAMOCR_WEB__JWT_SECRET"] = settings.web.jwt_secret
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "web.server"], env=env, cwd=Path(__file__).resolve().parents[2],
+    proc = subprocess.Popen([sys.executable, "-m", "cli.webserver"], env=env, cwd=Path(__file__).resolve().parents[2],
                             stdout=subprocess.DEVNULL)
 
     def answers() -> bool:
-        assert proc.poll() is None, f"python -m web.server exited with {proc.returncode}"
+        assert proc.poll() is None, f"python -m cli.webserver exited with {proc.returncode}"
         try:
             return requests.get(f"{url}/healthz", timeout=2).status_code in (200, 503)
         except requests.RequestException:

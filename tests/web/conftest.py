@@ -14,8 +14,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from config.settings import Settings, load_settings
-from daemon.redisconn import RedisHandle, open_redis
-from daemon.streams import ensure_groups
+from daemon.queue.redisconn import RedisHandle, open_redis
+from daemon.queue.streams import ensure_groups
 from web.app import create_app
 from web.services import Services, services
 

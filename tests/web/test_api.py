@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
-from daemon.model import ResultRecord
+from daemon.records import ResultRecord
 from web.services import Services
 
 BOX = [[40, 30], [300, 30], [300, 90], [40, 90]]

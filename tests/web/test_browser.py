@@ -1,7 +1,7 @@
 """The dashboard in real headless Chromium, against the real app and the real daemon.
 
 One service (embedded Redis, watcher, recorder, one OCR worker with real weights) and one web
-server (``python -m web.server``, gevent, as `teamocr run` serves it) serve the whole module; alice and bob (team alpha, the default team) and carol (team beta)
+server (``python -m cli.webserver``, gevent, as `teamocr run` serves it) serve the whole module; alice and bob (team alpha, the default team) and carol (team beta)
 each have their own browser. Files are dropped into the shared folder the way people do.
 """
 from __future__ import annotations

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from daemon.models import CURRENT_KEY
-from daemon.redisconn import RedisHandle
+from daemon.versions.registry import CURRENT_KEY
+from daemon.queue.redisconn import RedisHandle
 from tests.web.browserkit import CHROMEDRIVER, CHROMIUM, Dashboard, chrome, poll, serving
 from tests.web.conftest import PASSWORD
 from web.app import create_app
@@ -32,7 +32,7 @@ pytestmark = [
 
 @pytest.fixture
 def pages(settings: Settings, redis_handle: RedisHandle, tmp_path: Any) -> Iterator[dict[str, Any]]:
-    commands = TrainingCommands(prefix=[sys.executable, "-m", "web.cli", "--no-such-option"])
+    commands = TrainingCommands(prefix=[sys.executable, "-m", "cli", "--no-such-option"])
     app, _ = create_app(settings, redis_url=redis_handle.url, training=commands)
     svc = services(app)
     svc.accounts.add_user("alice", PASSWORD, "alpha", admin=True)

@@ -15,7 +15,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from config.settings import Settings
-from daemon.redisconn import RedisHandle
+from daemon.queue.redisconn import RedisHandle
 from tests.web.conftest import PASSWORD, bearer
 from web.app import create_app
 from web.services import services
@@ -30,7 +30,7 @@ def teamocr(*args: str, settings: Settings, password: str | None = None,
     env.update({"TEAMOCR_DATA_DIR": str(settings.data_dir), "TEAMOCR_SHARED_DIR": str(settings.shared_dir),
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))})
     env.update(extra)
-    return subprocess.run([sys.executable, "-m", "web.cli", *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, encoding="utf-8", input=password, timeout=120)
 
 

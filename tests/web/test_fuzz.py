@@ -25,8 +25,8 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
                                                status_code_conformance)
 
 from config.settings import load_settings
-from daemon.redisconn import open_redis
-from daemon.streams import ensure_groups
+from daemon.queue.redisconn import open_redis
+from daemon.queue.streams import ensure_groups
 from tests.web.conftest import PASSWORD, bearer
 from tests.web.test_api import add_result, write_image
 from web.api import OPENAPI_DOCUMENT

@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from daemon.redisconn import RedisHandle
-from daemon.streams import HEARTBEATS, JOBS, WORKERS_GROUP
+from daemon.queue.redisconn import RedisHandle
+from daemon.queue.streams import HEARTBEATS, JOBS, WORKERS_GROUP
 from tests.web.test_api import T0, add_result
 from web.services import Services
 

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from config.settings import Settings
-from daemon.redisconn import RedisHandle
+from daemon.queue.redisconn import RedisHandle
 from tests.web.conftest import PASSWORD, bearer
 from web.services import Services
 

@@ -14,9 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from config.settings import Settings
-from daemon.models import CURRENT_KEY, ModelRegistry
-from daemon.modelops import add_from_onnx
-from daemon.redisconn import RedisHandle
+from daemon.versions.registry import CURRENT_KEY, ModelRegistry
+from daemon.versions.operations import add_from_onnx
+from daemon.queue.redisconn import RedisHandle
 from engine.weights import model_files
 from tests.web.browserkit import SocketClient, poll, serving
 from tests.web.conftest import login
@@ -63,7 +63,7 @@ def test_versions_and_switching(client: FlaskClient, auth: dict[str, dict[str, s
 @pytest.fixture
 def failing_app(settings: Settings, redis_handle: RedisHandle) -> Iterator[Flask]:
     """The app whose fine-tune commands are the real CLI given an option it refuses (step 1 fails)."""
-    commands = TrainingCommands(prefix=[sys.executable, "-m", "web.cli", "--no-such-option"])
+    commands = TrainingCommands(prefix=[sys.executable, "-m", "cli", "--no-such-option"])
     app, _ = create_app(settings, redis_url=redis_handle.url, training=commands)
     app.config["TESTING"] = True
     yield app
@@ -121,9 +121,9 @@ def corrected_results(settings: Settings, count: int = 6) -> None:
     """Stored results with their images in the shared folder, each with a corrected first line."""
     import cv2
 
-    from daemon.model import ResultRecord
-    from daemon.service import STORE_NAME
-    from daemon.store import SqliteStore
+    from daemon.records import ResultRecord
+    from daemon.results.store import STORE_NAME
+    from daemon.results.store import SqliteStore
     from tests.engine.trainkit import page
 
     store = SqliteStore(settings.data_dir / STORE_NAME)

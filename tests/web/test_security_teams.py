@@ -17,8 +17,8 @@ import socketio
 from flask import Flask
 from flask.testing import FlaskClient
 
-from daemon.events import SOCKETIO_CHANNEL
-from daemon.redisconn import RedisHandle
+from daemon.results.events import SOCKETIO_CHANNEL
+from daemon.queue.redisconn import RedisHandle
 from tests.daemon.servicekit import wait_subscribed
 from tests.web.browserkit import SocketClient, poll, serving
 from tests.web.conftest import login

@@ -1,4 +1,4 @@
-"""The served web (``python -m web.server``): gevent with live Socket.IO, a clear refusal when its
+"""The served web (``python -m cli.webserver``): gevent with live Socket.IO, a clear refusal when its
 port is taken, and no orphans (web or workers) when the `teamocr run` that started them is killed."""
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import psutil
 import requests
 
 from config.settings import Settings
-from daemon.events import SOCKETIO_CHANNEL, SocketIOEvents
-from daemon.redisconn import RedisHandle
-from daemon.teams import TeamMap
+from daemon.results.events import SOCKETIO_CHANNEL, SocketIOEvents
+from daemon.queue.redisconn import RedisHandle
+from daemon.results.teams import TeamMap
 from tests.daemon.servicekit import wait_until
 from tests.faults.stack import add_users
 from tests.web.browserkit import SocketClient, served_web
@@ -59,13 +59,13 @@ def test_a_taken_port_is_a_clear_error_and_run_stops(settings: Settings, redis_h
         env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMOCR_")}
         env.update({"TEAMOCR_DATA_DIR": str(settings.data_dir), "TEAMOCR_SHARED_DIR": str(settings.shared_dir),
                     "TEAMOCR_REDIS_URL": redis_handle.url, "TEAMOCR_HOST": "127.0.0.1", "TEAMOCR_PORT": str(port)})
-        alone = subprocess.run([sys.executable, "-m", "web.server"], cwd=REPO, env=env, capture_output=True,
+        alone = subprocess.run([sys.executable, "-m", "cli.webserver"], cwd=REPO, env=env, capture_output=True,
                                text=True, timeout=120)
         assert alone.returncode == 2
         assert f"cannot serve the web on 127.0.0.1:{port}" in alone.stderr
         assert "Traceback" not in alone.stderr
         env["TEAMOCR_REDIS_URL"] = ""  # `teamocr run` on its embedded Redis
-        run = subprocess.run([sys.executable, "-m", "web.cli", "run", "--workers", "1"], cwd=REPO, env=env,
+        run = subprocess.run([sys.executable, "-m", "cli", "run", "--workers", "1"], cwd=REPO, env=env,
                              capture_output=True, text=True, timeout=300)
         assert run.returncode == 2, run.stderr
         assert f"cannot serve the web on 127.0.0.1:{port}" in run.stderr
@@ -73,7 +73,7 @@ def test_a_taken_port_is_a_clear_error_and_run_stops(settings: Settings, redis_h
 
 
 def test_unknown_arguments_are_refused(settings: Settings) -> None:
-    done = subprocess.run([sys.executable, "-m", "web.server", "--port", "80"], cwd=REPO, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "cli.webserver", "--port", "80"], cwd=REPO, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2 and "unknown argument(s) --port 80" in done.stderr
 
@@ -85,7 +85,7 @@ def test_the_web_and_the_workers_leave_with_a_killed_run(settings: Settings, tmp
     others = [*running.children(), *running.embedded_redis()]
     try:
         wait_for_workers(running, 1)
-        children = [c for c in others if "web.server" in c.cmdline() or "worker" in c.cmdline()]
+        children = [c for c in others if "cli.webserver" in c.cmdline() or "worker" in c.cmdline()]
         assert len(children) == 2
         running.proc.send_signal(signal.SIGKILL)
         running.proc.wait(30)
@@ -101,7 +101,7 @@ def test_the_web_and_the_workers_leave_with_a_killed_run(settings: Settings, tmp
 
 
 def test_teamocr_web_becomes_the_gevent_server(settings: Settings, redis_handle: RedisHandle) -> None:
-    """`teamocr web` (a separate web host) execs ``python -m web.server``: a taken port shows it."""
+    """`teamocr web` (a separate web host) execs ``python -m cli.webserver``: a taken port shows it."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -121,9 +121,9 @@ def test_drawing_a_large_photo_leaves_the_loop_serving_others(settings: Settings
     import cv2
     import numpy as np
 
-    from daemon.model import ResultRecord
-    from daemon.service import STORE_NAME
-    from daemon.store import SqliteStore
+    from daemon.records import ResultRecord
+    from daemon.results.store import STORE_NAME
+    from daemon.results.store import SqliteStore
 
     photo = settings.shared_dir / "photo.jpg"
     noise = np.random.default_rng(0).integers(0, 255, (3000, 4000, 3)).astype(np.uint8)

@@ -17,9 +17,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from config.settings import Settings
-from daemon.events import SOCKETIO_CHANNEL
-from daemon.redisconn import RedisHandle
-from daemon.teams import DEFAULT_ROOM
+from daemon.results.events import SOCKETIO_CHANNEL
+from daemon.queue.redisconn import RedisHandle
+from daemon.results.teams import DEFAULT_ROOM
 from tests.daemon.servicekit import wait_subscribed
 from tests.web.browserkit import SocketClient, handshake, poll, serving
 from tests.web.conftest import login

@@ -20,7 +20,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from config.settings import Settings
-from daemon.redisconn import RedisHandle
+from daemon.queue.redisconn import RedisHandle
 from tests.web.conftest import PASSWORD, bearer, login
 from web.app import ACCOUNTS_NAME, create_app
 from web.services import Services, services

@@ -21,7 +21,7 @@ from PIL import Image
 from werkzeug.test import TestResponse
 
 from config.settings import Settings
-from daemon.streams import RECORDS
+from daemon.queue.streams import RECORDS
 from tests.hostile.makers import make_zip
 from web.services import Services
 from web.uploads import MAX_NAME_BYTES, safe_name

@@ -14,39 +14,19 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 from config.settings import EngineSettings
 from daemon.errors import EngineStartError
-from daemon.progress import ProgressBar
+from daemon.intake.filters import is_image_name
+from daemon.offline.progress import ProgressBar
+from daemon.ports import Engine, EngineFactory
 
 log = logging.getLogger(__name__)
 
 BATCH = 4  # images per engine batch in one process (as a daemon worker's default batch_size)
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 
 
-class Page(Protocol):
-    """What ``engine.ocr`` returns (``engine.types.PageResult``)."""
-
-    def to_dict(self) -> dict[str, Any]: ...
-
-
-class Engine(Protocol):
-    """The part of ``engine.pipeline.OcrEngine`` that batch OCR and the worker use.
-
-    ``ocr`` reads one image and raises for a bad one; ``ocr_many`` reads several as one batch and
-    returns, in order, a page or the exception of each (``engine.errors.EngineError``: the input
-    is bad; anything else: an unexpected failure of that image); it never raises for one image.
-    """
-
-    def ocr(self, source: str | bytes, name: str | None = None) -> Page: ...
-
-    def ocr_many(self, sources: Sequence[str | bytes],
-                 names: Sequence[str | None] | None = None) -> list[Page | Exception]: ...
-
-
-EngineFactory = Callable[[EngineSettings], Engine]
 
 
 def build_default_engine(settings: EngineSettings) -> Engine:
@@ -54,11 +34,6 @@ def build_default_engine(settings: EngineSettings) -> Engine:
     from engine.pipeline import build_engine
 
     return build_engine(settings)
-
-
-def is_image_name(name: str) -> bool:
-    """True for a visible file name with one of :data:`IMAGE_EXTENSIONS` (any case)."""
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -131,11 +106,13 @@ def run_ocr(
     workers: int = 1,
     engine_factory: EngineFactory = build_default_engine,
     progress: TextIO | None = None,
+    log_format: str = logging.BASIC_FORMAT,
 ) -> int:
     """OCR ``paths`` in order, writing one JSON line per image to ``out``; return the failures.
 
     ``workers`` > 1 uses a spawn pool whose processes each build one engine (the factory must
-    then be picklable, i.e. a module-level function). ``progress`` gets a bar when it is a TTY.
+    then be picklable, i.e. a module-level function) and log with ``log_format``. ``progress``
+    gets a bar when it is a TTY.
     Raises EngineStartError when the engine cannot be built.
     """
     if workers < 1:
@@ -147,7 +124,7 @@ def run_ocr(
     bar = ProgressBar(len(paths), progress) if progress is not None else None
     failed = 0
     try:
-        with _rows(paths, settings, workers, engine_factory) as rows:
+        with _rows(paths, settings, workers, engine_factory, log_format) as rows:
             for done, row in enumerate(rows, 1):
                 failed += "error" in row
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -162,7 +139,8 @@ def run_ocr(
 
 @contextlib.contextmanager
 def _rows(
-    paths: Sequence[str], settings: EngineSettings, workers: int, factory: EngineFactory
+    paths: Sequence[str], settings: EngineSettings, workers: int, factory: EngineFactory,
+    log_format: str,
 ) -> Iterator[Iterator[dict[str, Any]]]:
     if workers == 1:
         engine = _start_engine(factory, settings)
@@ -170,7 +148,7 @@ def _rows(
         yield (row for batch in batches for row in ocr_files(engine, batch))
         return
     context = multiprocessing.get_context("spawn")  # fork would copy threads and model state
-    initargs = (factory, split_threads(settings, workers), logging.getLogger().getEffectiveLevel())
+    initargs = (factory, split_threads(settings, workers), logging.getLogger().getEffectiveLevel(), log_format)
     pool = context.Pool(workers, initializer=_init_worker, initargs=initargs)
     try:
         yield pool.imap(_ocr_in_worker, paths)
@@ -194,9 +172,9 @@ _worker_engine: Engine | None = None
 _worker_error: str | None = None
 
 
-def _init_worker(factory: EngineFactory, settings: EngineSettings, log_level: int) -> None:
+def _init_worker(factory: EngineFactory, settings: EngineSettings, log_level: int, log_format: str) -> None:
     global _worker_engine, _worker_error
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=log_level, format=log_format)
     try:
         _worker_engine = factory(settings)
     except Exception as exc:  # noqa: BLE001 - a raising initializer makes Pool respawn it forever

@@ -3,7 +3,7 @@
 Three sources feed one queue: watchdog events (inotify, or polling for network shares where
 inotify sees nothing), a start-up scan (files dropped while the daemon was down) and a periodic
 rescan (events do get lost). The watchdog handler only puts paths on the queue; one dispatcher
-thread filters them, lets the :class:`~daemon.stability.StabilityTracker` decide when a file has
+thread filters them, lets the :class:`~daemon.intake.stability.StabilityTracker` decide when a file has
 stopped changing, and calls ``on_ready``. Deduplication by content is the intake's job; the watcher
 only avoids handing the same unchanged file (path, size, mtime) twice in one process.
 """
@@ -27,8 +27,8 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from daemon.filters import is_clutter, relative_inside
-from daemon.stability import StabilityTracker, StableFile
+from daemon.intake.filters import is_clutter, relative_inside
+from daemon.intake.stability import StabilityTracker, StableFile
 
 log = logging.getLogger(__name__)
 

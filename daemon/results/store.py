@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from daemon.model import ResultRecord, Status
-from daemon.teams import ChannelScope
-from daemon.store_schema import (
+from daemon.records import ResultRecord, Status
+from daemon.results.teams import ChannelScope
+from daemon.results.schema import (
     INSERT_SQL,
     MAX_LIMIT,
     PRIMARY_MD5,
@@ -36,9 +36,11 @@ from daemon.store_schema import (
 )
 from engine.layout import group_rows
 
-__all__ = ["MAX_LIMIT", "ResultStore", "SqliteStore", "StoreError"]
+__all__ = ["MAX_LIMIT", "STORE_NAME", "ResultStore", "SqliteStore", "StoreError"]
 
 log = logging.getLogger(__name__)
+
+STORE_NAME = "teamocr.sqlite3"  # the store's file in data_dir
 
 
 class ResultStore(Protocol):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings
-from daemon.argtypes import positive_int
+from cli.argtypes import positive_int
 from daemon.errors import DaemonError
 
 log = logging.getLogger(__name__)
@@ -189,9 +189,9 @@ def _guard(args: argparse.Namespace, workdir: Path, candidate: Any) -> Any:
 
 
 def _cmd_export(args: argparse.Namespace, settings: Settings, factory: Any) -> int:
-    from daemon.corrections_export import export_corrections
-    from daemon.service import STORE_NAME
-    from daemon.teams import TeamMap
+    from daemon.offline.corrections import export_corrections
+    from daemon.results.store import STORE_NAME
+    from daemon.results.teams import TeamMap
 
     scope = None
     if args.team:

@@ -22,11 +22,11 @@ from typing import Any
 import redis
 
 from config.settings import DaemonSettings
-from daemon.batch import Engine
-from daemon.outputs import OutputWriter
-from daemon.redisconn import lost_groups, recreate_groups
-from daemon.sourcefile import ShareAway, read_queued
-from daemon.streams import (DELAYED, HEARTBEATS, JOBS, RECORDS, WORKERS_GROUP, Job, record_fields, take)
+from daemon.ports import Engine
+from daemon.worker.outputs import OutputWriter
+from daemon.queue.redisconn import lost_groups, recreate_groups
+from daemon.worker.sourcefile import ShareAway, read_queued
+from daemon.queue.streams import (DELAYED, HEARTBEATS, JOBS, RECORDS, WORKERS_GROUP, Job, record_fields, take)
 from engine.errors import EngineError
 
 log = logging.getLogger(__name__)

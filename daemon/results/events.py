@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import redis
 
-from daemon.teams import TeamMap
+from daemon.results.teams import TeamMap
 
 log = logging.getLogger(__name__)
 

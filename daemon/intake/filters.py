@@ -11,6 +11,10 @@ import fnmatch
 import os
 from pathlib import Path, PurePath
 
+# The image files the engine reads, by extension (any case): what `teamocr ocr` picks from a folder
+# and the upload API takes. The shared folder goes by content and records anything else as failed.
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+
 # Whole names, compared case-insensitively (Windows and macOS shares are case-insensitive).
 _CLUTTER_NAMES = {
     "thumbs.db": "Windows thumbnail cache",
@@ -85,3 +89,8 @@ def relative_inside(root: Path, path: Path) -> PurePath | None:
         return real_path.relative_to(real_root)
     except ValueError:
         return None
+
+
+def is_image_name(name: str) -> bool:
+    """True for a visible file name with one of :data:`IMAGE_EXTENSIONS` (any case)."""
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS

@@ -7,7 +7,7 @@ temporary name and renamed into place, so a half-written version is never listed
 The packaged sets are versions too (``PP-OCRv6-small``, ``PP-OCRv6-tiny``), always present.
 
 Which version the workers use is the Redis key :data:`CURRENT_KEY`; when it is unset they use
-the packaged set of ``engine.model_set``. ``daemon.modelswap`` follows the key in each worker.
+the packaged set of ``engine.model_set``. ``daemon.worker.hotswap`` follows the key in each worker.
 """
 from __future__ import annotations
 

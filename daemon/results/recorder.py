@@ -18,11 +18,11 @@ from typing import Any
 
 import redis
 
-from daemon.events import EventSink, LatestCache
-from daemon.model import ResultRecord, Status
-from daemon.redisconn import lost_groups, recreate_groups
-from daemon.store import ResultStore
-from daemon.streams import RECORDER_GROUP, RECORDS, md5_key, parse_entries, take
+from daemon.results.events import EventSink, LatestCache
+from daemon.records import ResultRecord, Status
+from daemon.queue.redisconn import lost_groups, recreate_groups
+from daemon.results.store import ResultStore
+from daemon.queue.streams import RECORDER_GROUP, RECORDS, md5_key, parse_entries, take
 
 log = logging.getLogger(__name__)
 

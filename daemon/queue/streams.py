@@ -28,7 +28,7 @@ SEEN = f"{PREFIX}:seen"  # hash: source path -> md5 of the content last recorded
 
 def md5_key(md5: str, scope: str = "") -> str:
     """The key holding the id of the primary result of ``md5`` within the dedup ``scope`` (a team,
-    see ``daemon.teams.TeamMap.dedup_scope``). Scope "" is the one global key of results stored
+    see ``daemon.results.teams.TeamMap.dedup_scope``). Scope "" is the one global key of results stored
     before dedup was scoped; intake never claims it any more."""
     return f"{PREFIX}:md5:{scope}:{md5}" if scope else f"{PREFIX}:md5:{md5}"
 

@@ -1,7 +1,7 @@
 """Hot model swap: a worker's engine that follows the current model version without a restart.
 
-:class:`SwappingEngine` implements ``daemon.batch.Engine`` by delegation. Before a call it looks
-at the Redis key ``daemon.models.CURRENT_KEY`` (at most every ``check_seconds``); when the key
+:class:`SwappingEngine` implements ``daemon.ports.Engine`` by delegation. Before a call it looks
+at the Redis key ``daemon.versions.registry.CURRENT_KEY`` (at most every ``check_seconds``); when the key
 names another version it builds that version's engine here, in the worker process, and swaps it
 in for the following calls. A call already running keeps the engine it started with, so no job
 is lost or read twice. When the new version fails to load, the error is logged and the old
@@ -19,7 +19,7 @@ import redis
 
 from config.settings import EngineSettings
 from daemon.errors import DaemonError
-from daemon.models import ModelRegistry, current_version, default_version
+from daemon.versions.registry import ModelRegistry, current_version, default_version
 from engine.errors import EngineError
 from engine.weights import ModelFiles
 

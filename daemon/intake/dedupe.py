@@ -21,8 +21,8 @@ from typing import Any
 
 import redis
 
-from daemon.streams import JOBS, RECORDS, SEEN, Job, md5_key
-from daemon.teams import TeamMap
+from daemon.queue.streams import JOBS, RECORDS, SEEN, Job, md5_key
+from daemon.results.teams import TeamMap
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import DaemonError
-from daemon.model import FIELD_NAMES, ResultRecord, Status, parse_status
-from daemon.teams import ChannelScope
+from daemon.records import FIELD_NAMES, ResultRecord, Status, parse_status
+from daemon.results.teams import ChannelScope
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ CREATE INDEX corrections_result ON corrections(result_id, seq);
 """
 
 # v3: dedup scoped by team. A result is a duplicate only of a primary of the same scope (the team
-# of its channel when stored, see daemon.teams.TeamMap.dedup_scope). Rows stored before keep
+# of its channel when stored, see daemon.results.teams.TeamMap.dedup_scope). Rows stored before keep
 # scope '' (their own, legacy scope): kept as they are, never a primary for a newer file.
 _V3 = """
 ALTER TABLE results ADD COLUMN scope TEXT NOT NULL DEFAULT '';
@@ -208,7 +208,7 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-# -- SQL text and row conversion used by daemon.store ------------------------------------
+# -- SQL text and row conversion used by daemon.results.store ------------------------------------
 
 MAX_LIMIT = 500
 # Shorter queries have no trigram to match, so they scan with LIKE instead.

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from daemon.errors import DaemonError
-from daemon.teams import ChannelScope
+from daemon.results.teams import ChannelScope
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from daemon.streams import ensure_groups
+from daemon.queue.streams import ensure_groups
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,71 @@
+"""``teamocr ocr``: image files and folders to JSON Lines, on this machine, without the service."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from cli.folders import make_dirs
+from config.settings import Settings
+from daemon.errors import DaemonError
+from daemon.ports import EngineFactory
+
+log = logging.getLogger(__name__)
+
+
+def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register ``ocr`` on the ``teamocr`` subcommand collection."""
+    ocr = commands.add_parser(
+        "ocr",
+        parents=[common],
+        help="OCR image files and folders to JSON Lines",
+        description="OCR image files and folders (recursively) and write one JSON object per "
+        "image. Exit code 1 if any image failed.",
+    )
+    ocr.add_argument("paths", nargs="+", metavar="PATH", help="image file or folder")
+    ocr.add_argument("--jsonl", type=Path, metavar="OUT", help="write here instead of stdout")
+    ocr.set_defaults(handler=_cmd_ocr)
+
+
+def _cmd_ocr(args: argparse.Namespace, settings: Settings, factory: EngineFactory) -> int:
+    from cli.main import LOG_FORMAT
+    from daemon.offline.batch import expand_paths, run_ocr
+
+    paths = expand_paths(args.paths)
+    if not paths:
+        log.warning("no images found in %s", ", ".join(map(str, args.paths)))
+    with _output(args.jsonl) as out:
+        failed = run_ocr(
+            paths,
+            out,
+            settings.engine,
+            workers=args.workers or 1,
+            engine_factory=factory,
+            progress=sys.stderr,
+            log_format=LOG_FORMAT,
+        )
+    log.info("%d images, %d failed", len(paths), failed)
+    return 1 if failed else 0
+
+
+@contextlib.contextmanager
+def _output(path: Path | None) -> Iterator[TextIO]:
+    """The JSONL destination: a UTF-8 file, or stdout (switched to UTF-8) when ``path`` is None."""
+    if path is None:
+        reconfigure = getattr(sys.stdout, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(encoding="utf-8")
+        yield sys.stdout
+        return
+    make_dirs(path.parent)
+    try:
+        out = open(path, "w", encoding="utf-8", newline="\n")
+    except OSError as exc:
+        raise DaemonError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    with out:
+        yield out
