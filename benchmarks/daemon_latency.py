@@ -20,6 +20,7 @@ subscriber on the Socket.IO channel notes when each ``result`` event arrives.
    changed, so every MD5 differs and the text does not) renamed in at once; throughput =
    N / (first rename -> N-th final event).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,15 +45,14 @@ import cv2
 import numpy as np
 import redis
 
-from config.settings import Settings, apply_overrides, load_settings
-from daemon.results.events import SOCKETIO_CHANNEL
-from daemon.records import Status
-from daemon.queue.redisconn import RedisHandle
-from daemon.results.store import STORE_NAME
 from cli.service import worker_command
-from daemon.service import serve
-from daemon.results.store import SqliteStore
+from config.settings import Settings, apply_overrides, load_settings
+from daemon.queue.redisconn import RedisHandle
 from daemon.queue.streams import HEARTBEATS
+from daemon.records import Status
+from daemon.results.events import SOCKETIO_CHANNEL
+from daemon.results.store import STORE_NAME, SqliteStore
+from daemon.service import serve
 
 log = logging.getLogger("benchmarks.daemon_latency")
 
@@ -203,8 +203,7 @@ class Subscriber:
                     return {n: self._final[n] for n in names}
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._thread.is_alive():
-                    raise TimeoutError(f"no final event for {len(missing)} of {len(names)} files, "
-                                       f"e.g. {missing[0]}")
+                    raise TimeoutError(f"no final event for {len(missing)} of {len(names)} files, e.g. {missing[0]}")
                 self._cond.wait(min(left, 1.0))
 
     def close(self) -> None:
@@ -219,9 +218,18 @@ def service(settings: Settings, workers: int) -> Iterator[RedisHandle]:
     """``serve()`` in a thread until the block ends; yields once Redis and the recorder are up."""
     stop = threading.Event()
     ready: list[RedisHandle] = []
-    thread = threading.Thread(target=serve, args=(settings,), name="serve",
-                              kwargs={"workers": workers, "stop": stop, "ready": ready.append,
-                                      "worker_command": worker_command("--follow-parent")}, daemon=True)
+    thread = threading.Thread(
+        target=serve,
+        args=(settings,),
+        name="serve",
+        kwargs={
+            "workers": workers,
+            "stop": stop,
+            "ready": ready.append,
+            "worker_command": worker_command("--follow-parent"),
+        },
+        daemon=True,
+    )
     thread.start()
     try:
         wait_for(lambda: ready or not thread.is_alive(), time.monotonic() + 60, "the service to start")
@@ -236,16 +244,21 @@ def service(settings: Settings, workers: int) -> Iterator[RedisHandle]:
 
 
 def make_settings(base: Settings, root: Path, stable_seconds: float | None, verbose: bool) -> Settings:
-    values: dict[str, Any] = {"shared_dir": str(root / "share"), "data_dir": str(root / "data"), "redis_url": "",
-                              "log_level": "INFO" if verbose else "WARNING"}
+    values: dict[str, Any] = {
+        "shared_dir": str(root / "share"),
+        "data_dir": str(root / "data"),
+        "redis_url": "",
+        "log_level": "INFO" if verbose else "WARNING",
+    }
     if stable_seconds is not None:
         values["daemon.stable_seconds"] = stable_seconds
     return apply_overrides(base, values, "daemon_latency.py")
 
 
 @contextlib.contextmanager
-def warm_service(base: Settings, args: argparse.Namespace, workers: int,
-                 warmups: list[Drop]) -> Iterator[tuple[Settings, Subscriber]]:
+def warm_service(
+    base: Settings, args: argparse.Namespace, workers: int, warmups: list[Drop]
+) -> Iterator[tuple[Settings, Subscriber]]:
     """A service on fresh folders with ``workers`` workers that have beaten and OCRed a warm-up each."""
     root = Path(tempfile.mkdtemp(prefix="teamocr-latency-"))
     settings = make_settings(base, root, args.stable_seconds, args.verbose)
@@ -296,10 +309,23 @@ def run_singles(base: Settings, args: argparse.Namespace, drops: list[Drop], war
                 arrived, item = events.wait_final([drop.name], deadline)[drop.name]
                 if item["status"] != "done":
                     raise RuntimeError(f"{drop.name}: {item['status']} ({item.get('error')})")
-                results.append(Single(drop.name, arrived - start, stored_at - start, item["created_at"] - wall,
-                                      float((item.get("timings") or {}).get("total", math.nan))))
-                log.info("single %d/%d %s: done event %.3f s, stored %.3f s", i, len(drops), drop.name,
-                         results[-1].event, results[-1].stored)
+                results.append(
+                    Single(
+                        drop.name,
+                        arrived - start,
+                        stored_at - start,
+                        item["created_at"] - wall,
+                        float((item.get("timings") or {}).get("total", math.nan)),
+                    )
+                )
+                log.info(
+                    "single %d/%d %s: done event %.3f s, stored %.3f s",
+                    i,
+                    len(drops),
+                    drop.name,
+                    results[-1].event,
+                    results[-1].stored,
+                )
         finally:
             store.close()
     return results
@@ -318,8 +344,7 @@ class Burst:
         return self.files / self.seconds
 
 
-def run_burst(base: Settings, args: argparse.Namespace, workers: int, drops: list[Drop],
-              warmups: list[Drop]) -> Burst:
+def run_burst(base: Settings, args: argparse.Namespace, workers: int, drops: list[Drop], warmups: list[Drop]) -> Burst:
     """Rename all ``drops`` in at once; time the first rename to the last final event."""
     with warm_service(base, args, workers, warmups) as (settings, events):
         tmps = [stage(settings.shared_dir, d) for d in drops]
@@ -335,8 +360,9 @@ def run_burst(base: Settings, args: argparse.Namespace, workers: int, drops: lis
         statuses[item["status"]] = statuses.get(item["status"], 0) + 1
     threads = base.engine.threads or max(1, (os.cpu_count() or 1) // workers)  # as serve() sets it
     result = Burst(workers, threads, len(drops), last - start, statuses)
-    log.info("burst with %d worker(s): %d files in %.1f s (%.3f files/s)", workers, len(drops), result.seconds,
-             result.rate)
+    log.info(
+        "burst with %d worker(s): %d files in %.1f s (%.3f files/s)", workers, len(drops), result.seconds, result.rate
+    )
     return result
 
 
@@ -349,25 +375,37 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-def report(args: argparse.Namespace, base: Settings, images: list[Path], singles: list[Single],
-           bursts: list[Burst], stable: float, stable_from: str) -> bool:
+def report(
+    args: argparse.Namespace,
+    base: Settings,
+    images: list[Path],
+    singles: list[Single],
+    bursts: list[Burst],
+    stable: float,
+    stable_from: str,
+) -> bool:
     """Print the table and the target check; True when the target is met."""
     cpus = os.cpu_count() or 1
-    print(f"teamocr daemon latency and throughput: {cpus} CPUs, {platform.processor() or platform.machine()}, "
-          f"engine {base.engine.model_set}/{base.engine.backend}/{base.engine.device}, "
-          f"batch_size {base.daemon.batch_size}, stable_seconds {stable:g} ({stable_from})")
+    print(
+        f"teamocr daemon latency and throughput: {cpus} CPUs, {platform.processor() or platform.machine()}, "
+        f"engine {base.engine.model_set}/{base.engine.backend}/{base.engine.device}, "
+        f"batch_size {base.daemon.batch_size}, stable_seconds {stable:g} ({stable_from})"
+    )
     print(f"images: {images[0].parent} ({len(images)} files)")
     print()
-    print(f"single drops, one at a time: {len(singles)} files, 1 worker, "
-          f"{base.engine.threads or cpus} engine threads")
+    print(f"single drops, one at a time: {len(singles)} files, 1 worker, {base.engine.threads or cpus} engine threads")
     print(f"{'seconds from rename to':<34}{'p50':>8}{'p95':>8}{'min':>8}{'max':>8}")
-    rows = [("done event received", [s.event for s in singles]),
-            ("row done in the store", [s.stored for s in singles]),
-            ("  queued (watch + stability + MD5)", [s.queued for s in singles]),
-            ("  engine total (in the worker)", [s.ocr for s in singles])]
+    rows = [
+        ("done event received", [s.event for s in singles]),
+        ("row done in the store", [s.stored for s in singles]),
+        ("  queued (watch + stability + MD5)", [s.queued for s in singles]),
+        ("  engine total (in the worker)", [s.ocr for s in singles]),
+    ]
     for label, values in rows:
-        print(f"{label:<34}{percentile(values, 50):>8.3f}{percentile(values, 95):>8.3f}"
-              f"{min(values):>8.3f}{max(values):>8.3f}")
+        print(
+            f"{label:<34}{percentile(values, 50):>8.3f}{percentile(values, 95):>8.3f}"
+            f"{min(values):>8.3f}{max(values):>8.3f}"
+        )
     p50 = percentile([s.event for s in singles], 50)
     passed = p50 <= TARGET_P50
     print()
@@ -377,8 +415,10 @@ def report(args: argparse.Namespace, base: Settings, images: list[Path], singles
         outcomes = ", ".join(f"{n} {s}" for s, n in sorted(b.statuses.items()))
         print(f"{b.workers:>7}{b.threads:>16}{b.files:>7}{b.seconds:>9.1f}{b.rate:>9.3f}  {outcomes}")
     print()
-    print(f"target: p50 rename -> done event {p50:.3f} s <= {TARGET_P50} s on this {cpus}-core machine: "
-          f"{'PASS' if passed else 'FAIL'}")
+    print(
+        f"target: p50 rename -> done event {p50:.3f} s <= {TARGET_P50} s on this {cpus}-core machine: "
+        f"{'PASS' if passed else 'FAIL'}"
+    )
     return passed
 
 
@@ -396,14 +436,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--singles", type=int, default=20, metavar="N", help="single drops, one at a time")
     parser.add_argument("--burst", type=int, default=200, metavar="N", help="files in each burst")
-    parser.add_argument("--workers", type=worker_counts, default=[1, 2, 4], metavar="1,2,4",
-                        help="worker process counts for the burst")
-    parser.add_argument("--stable-seconds", type=float, metavar="S",
-                        help="daemon.stable_seconds (default: from the loaded settings, 1.0 in default.toml)")
-    parser.add_argument("--images", type=Path, metavar="DIR",
-                        help="source images (default ../shared/bench/data/screens/images, else tests/images)")
-    parser.add_argument("--timeout", type=float, default=120.0, metavar="S",
-                        help="longest wait for one single drop; bursts get this plus 10 s per file")
+    parser.add_argument(
+        "--workers", type=worker_counts, default=[1, 2, 4], metavar="1,2,4", help="worker process counts for the burst"
+    )
+    parser.add_argument(
+        "--stable-seconds",
+        type=float,
+        metavar="S",
+        help="daemon.stable_seconds (default: from the loaded settings, 1.0 in default.toml)",
+    )
+    parser.add_argument(
+        "--images",
+        type=Path,
+        metavar="DIR",
+        help="source images (default ../shared/bench/data/screens/images, else tests/images)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="longest wait for one single drop; bursts get this plus 10 s per file",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders (store, Redis)")
     parser.add_argument("--verbose", action="store_true", help="the daemon's INFO logs too")
     return parser
@@ -411,8 +465,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     log.setLevel(logging.INFO)
     if args.singles < 1 or args.burst < 1 or args.timeout <= 0:
         raise ValueError("--singles and --burst must be 1 or more, --timeout above 0")

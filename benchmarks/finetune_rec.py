@@ -13,6 +13,7 @@
 3. Prints both before/after pairs; with ``score.py`` present, it also scores the screens
    predictions with it, as a check of the package's own metric.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,12 +31,93 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT.parent / "shared" / "bench"
-WORDS = ("amount balance cancel confirm delivery discount export filter forward invoice ledger "
-         "margin meeting order payment pending profile quarter receipt refund report schedule "
-         "shipping status summary supplier ticket transfer update upload vendor voucher warehouse "
-         "weekly yearly Alice Bob Carol Zhang Wang Li Monday Friday March October Berlin Shanghai").split()
-ZH = ("发票 金额 合计 日期 名称 数量 单价 会议 记录 项目 客户 供应 仓库 订单 付款 退款 审批 报告 "
-      "预算 季度 部门 负责 完成 进度 备注 地址 电话 邮件 账户 余额 税率 折扣 运费 库存 采购 销售").split()
+WORDS = [
+    "amount",
+    "balance",
+    "cancel",
+    "confirm",
+    "delivery",
+    "discount",
+    "export",
+    "filter",
+    "forward",
+    "invoice",
+    "ledger",
+    "margin",
+    "meeting",
+    "order",
+    "payment",
+    "pending",
+    "profile",
+    "quarter",
+    "receipt",
+    "refund",
+    "report",
+    "schedule",
+    "shipping",
+    "status",
+    "summary",
+    "supplier",
+    "ticket",
+    "transfer",
+    "update",
+    "upload",
+    "vendor",
+    "voucher",
+    "warehouse",
+    "weekly",
+    "yearly",
+    "Alice",
+    "Bob",
+    "Carol",
+    "Zhang",
+    "Wang",
+    "Li",
+    "Monday",
+    "Friday",
+    "March",
+    "October",
+    "Berlin",
+    "Shanghai",
+]
+ZH = [
+    "发票",
+    "金额",
+    "合计",
+    "日期",
+    "名称",
+    "数量",
+    "单价",
+    "会议",
+    "记录",
+    "项目",
+    "客户",
+    "供应",
+    "仓库",
+    "订单",
+    "付款",
+    "退款",
+    "审批",
+    "报告",
+    "预算",
+    "季度",
+    "部门",
+    "负责",
+    "完成",
+    "进度",
+    "备注",
+    "地址",
+    "电话",
+    "邮件",
+    "账户",
+    "余额",
+    "税率",
+    "折扣",
+    "运费",
+    "库存",
+    "采购",
+    "销售",
+]
 
 
 def random_line(rng: random.Random) -> str:
@@ -47,13 +129,17 @@ def random_line(rng: random.Random) -> str:
         return " ".join(words)
     if kind < 0.75:
         return "".join(rng.choice(ZH) for _ in range(rng.randint(2, 5))) + (
-            f" {rng.randint(1, 999)}.{rng.randint(0, 99):02d}" if rng.random() < 0.5 else "")
-    return rng.choice([
-        f"INV-{rng.randint(2019, 2026)}-{rng.randint(1, 9999):04d}",
-        f"{rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}/{rng.randint(2019, 2026)} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}",
-        f"Total: {rng.randint(1, 99999):,}.{rng.randint(0, 99):02d}",
-        f"#{rng.randint(100, 999)} {rng.choice(WORDS)} x{rng.randint(1, 12)}",
-    ])
+            f" {rng.randint(1, 999)}.{rng.randint(0, 99):02d}" if rng.random() < 0.5 else ""
+        )
+    return rng.choice(
+        [
+            f"INV-{rng.randint(2019, 2026)}-{rng.randint(1, 9999):04d}",
+            f"{rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}/{rng.randint(2019, 2026)} "
+            f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}",
+            f"Total: {rng.randint(1, 99999):,}.{rng.randint(0, 99):02d}",
+            f"#{rng.randint(100, 999)} {rng.choice(WORDS)} x{rng.randint(1, 12)}",
+        ]
+    )
 
 
 def fonts() -> list[str]:
@@ -83,12 +169,13 @@ def render(text: str, rng: random.Random, font_paths: list[str]) -> np.ndarray:
     shear = rng.choice([-1, 1]) * rng.uniform(0.5, 0.9)
     pad = int(abs(shear) * rows)
     img = cv2.copyMakeBorder(img, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=(255, 255, 255))
-    img = cv2.warpAffine(img, np.float32([[1, shear, -shear * rows / 2], [0, 1, 0]]), (cols + 2 * pad, rows),
-                         borderValue=(255, 255, 255))
+    img = cv2.warpAffine(
+        img, np.float32([[1, shear, -shear * rows / 2], [0, 1, 0]]), (cols + 2 * pad, rows), borderValue=(255, 255, 255)
+    )
     img = cv2.GaussianBlur(img, (0, 0), rng.uniform(1.0, 1.7))
     ink, paper = rng.uniform(90, 160), rng.uniform(190, 245)
     img = paper - (255 - img.astype(np.float32)) / 255 * (paper - ink)
-    img += np.random.default_rng(rng.randrange(2 ** 32)).normal(0, rng.uniform(4, 12), img.shape)
+    img += np.random.default_rng(rng.randrange(2**32)).normal(0, rng.uniform(4, 12), img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
@@ -129,14 +216,33 @@ def make_dataset(folder: Path, n_train: int, n_test: int, seed: int) -> None:
         rows.append(f"{name}\t{text}")
     (folder / "train.txt").write_text("\n".join(rows[:n_train]) + "\n", encoding="utf-8")
     (folder / "test.txt").write_text("\n".join(rows[n_train:]) + "\n", encoding="utf-8")
-    print(f"data: {n_train} training and {n_test} test lines in {folder} "
-          f"({'PIL, ' + str(len(paths)) + ' fonts' if paths else 'Hershey fonts'})", flush=True)
+    print(
+        f"data: {n_train} training and {n_test} test lines in {folder} "
+        f"({'PIL, ' + str(len(paths)) + ' fonts' if paths else 'Hershey fonts'})",
+        flush=True,
+    )
 
 
 def train(args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "cli", "train", "rec", "--data", str(data), "--workdir", str(work),
-           "--model-set", args.model_set, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-           "--progress", "json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cli",
+        "train",
+        "rec",
+        "--data",
+        str(data),
+        "--workdir",
+        str(work),
+        "--model-set",
+        args.model_set,
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--progress",
+        "json",
+    ]
     if args.lr:
         cmd += ["--lr", str(args.lr)]
     if args.screens.is_dir() and args.limit > 0:
@@ -173,8 +279,11 @@ def cross_check(args: argparse.Namespace, done: dict[str, Any], out: Path) -> di
     result = {}
     for tag in ("before", "after"):
         summary = out / f"score_{tag}.json"
-        subprocess.run([sys.executable, str(scorer), str(cut), done[f"guard_{tag}"]["predictions"], "--json",
-                        str(summary)], check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, str(scorer), str(cut), done[f"guard_{tag}"]["predictions"], "--json", str(summary)],
+            check=True,
+            capture_output=True,
+        )
         result[tag] = json.loads(summary.read_text())["all"]["accuracy"]
     return result
 
@@ -191,14 +300,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screens", type=Path, default=BENCH / "data" / "screens")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / f"finetune_rec-{time.strftime('%Y%m%d-%H%M%S')}")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "out" / f"finetune_rec-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     args = parser.parse_args(argv)
     start = time.monotonic()
     make_dataset(args.out / "data", args.train, args.test, args.seed)
     done = train(args, args.out / "data", args.out / "run")
     check = cross_check(args, done, args.out)
-    print(f"\nfine-tuned {args.model_set} recogniser: {done['steps']} steps, {done['epochs']} epoch(s), "
-          f"best epoch {done['best_epoch']}, {done['seconds']:.0f} s training (incl. scoring)")
+    print(
+        f"\nfine-tuned {args.model_set} recogniser: {done['steps']} steps, {done['epochs']} epoch(s), "
+        f"best epoch {done['best_epoch']}, {done['seconds']:.0f} s training (incl. scoring)"
+    )
     print(f"{'set':<34}{'before':>8}{'after':>8}{'change':>9}")
     rows = [(f"synthetic test ({args.test} lines)", done.get("test_before"), done.get("test_after"))]
     if done.get("guard_before"):

@@ -12,6 +12,7 @@ H x W; recognition: per line, a x W + b x W^2, the quadratic part being the atte
 neck), so a benchmark can count the work of every call it made without re-inferring each shape.
 ``CountingRunner`` wraps a runner and notes the FLOPs of each batch it runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,7 +57,7 @@ def _matmul_gflops(threads: int, seconds: float, size: int) -> float:
         start = time.perf_counter()
         session.run(None, feeds)
         best = min(best, time.perf_counter() - start)
-    return 2.0 * size ** 3 / best / 1e9
+    return 2.0 * size**3 / best / 1e9
 
 
 def graph_flops(path: Path, shape: tuple[int, ...]) -> float:
@@ -157,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     for threads in sorted({1, args.threads}):
         print(f"peak float32 matmul, {threads} thread(s): {peak_gflops(threads, args.seconds):.1f} GFLOP/s")
     det, rec = FlopModel.fit(files.det, "det"), FlopModel.fit(files.rec, "rec")
-    print(f"detection: {det((1, 3, 800, 1280)) / 1e9:.2f} GFLOP for 800 x 1280 "
-          f"({det.coef[0] / 1e3:.1f} kFLOP per pixel)")
+    print(
+        f"detection: {det((1, 3, 800, 1280)) / 1e9:.2f} GFLOP for 800 x 1280 ({det.coef[0] / 1e3:.1f} kFLOP per pixel)"
+    )
     for width in (160, 480, 1280):
         print(f"recognition: {rec((1, 3, 48, width)) / 1e9:.3f} GFLOP for one 48 x {width} line")
     return 0

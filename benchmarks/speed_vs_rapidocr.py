@@ -19,6 +19,7 @@ each system's best layout with the shared ``score.py``, measures this CPU's peak
 matmul in ONNX Runtime with N threads), one real ``teamocr ocr`` process's peak RSS, and prints
 a table and a verdict against the targets.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,8 +99,12 @@ def rapidocr_reader(threads: int) -> Reader:
     """Build RapidOCR (its defaults, ``threads`` intra-op threads); return paths -> scorer lines."""
     from rapidocr import RapidOCR
 
-    ocr = RapidOCR(params={"EngineConfig.onnxruntime.intra_op_num_threads": threads,
-                           "EngineConfig.onnxruntime.inter_op_num_threads": 1})
+    ocr = RapidOCR(
+        params={
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+    )
 
     def read_one(path: str) -> Lines:
         result = ocr(path)
@@ -113,7 +118,7 @@ def rapidocr_reader(threads: int) -> Reader:
 
 def shard(labels: list[dict[str, Any]], batch: int, processes: int, index: int) -> list[list[dict[str, Any]]]:
     """The batches of process ``index``: batches of ``batch`` images dealt round-robin."""
-    batches = [labels[i:i + batch] for i in range(0, len(labels), batch)]
+    batches = [labels[i : i + batch] for i in range(0, len(labels), batch)]
     return batches[index::processes]
 
 
@@ -128,8 +133,11 @@ def run_worker(args: argparse.Namespace) -> None:
     mine = shard(labels, batch, processes, index)
     start = time.perf_counter()
     counters: list[Any] = []
-    read = (teamocr_reader(threads, counters, float32=name == FLOAT) if name.startswith("teamocr")
-            else rapidocr_reader(threads))
+    read = (
+        teamocr_reader(threads, counters, float32=name == FLOAT)
+        if name.startswith("teamocr")
+        else rapidocr_reader(threads)
+    )
     read([str(args.dataset / labels[0]["image"])])  # warm-up: lazy model loads, first-call allocations
     for counter in counters:
         counter.shapes.clear()
@@ -151,11 +159,20 @@ def run_worker(args: argparse.Namespace) -> None:
     loop_end = time.time()
     with open(args.out / f"{stem}.jsonl", "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    summary = {"system": name, "layout": layout, "index": index, "images": len(rows), "threads": threads,
-               "batch": batch, "loop_start": loop_start, "loop_end": loop_end,
-               "load_and_warmup_seconds": load_seconds, "seconds": seconds,
-               "flops": sum(counter.flops() for counter in counters) if counters else None,
-               "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+    summary = {
+        "system": name,
+        "layout": layout,
+        "index": index,
+        "images": len(rows),
+        "threads": threads,
+        "batch": batch,
+        "loop_start": loop_start,
+        "loop_end": loop_end,
+        "load_and_warmup_seconds": load_seconds,
+        "seconds": seconds,
+        "flops": sum(counter.flops() for counter in counters) if counters else None,
+        "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
     (args.out / f"{stem}.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     log.info("%s: %d images in %.1f s", stem, len(rows), loop_end - loop_start)
 
@@ -172,9 +189,22 @@ def run_layout(name: str, processes: int, args: argparse.Namespace) -> dict[str,
     layout = f"{processes}x{threads}"
     procs = []
     for index in range(processes):
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--layout", layout,
-               "--index", str(index), "--dataset", str(args.dataset), "--batch", str(args.batch),
-               "--out", str(args.out)]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            name,
+            "--layout",
+            layout,
+            "--index",
+            str(index),
+            "--dataset",
+            str(args.dataset),
+            "--batch",
+            str(args.batch),
+            "--out",
+            str(args.out),
+        ]
         if args.limit:
             cmd += ["--limit", str(args.limit)]
         procs.append(subprocess.Popen(cmd, cwd=REPO))
@@ -188,27 +218,36 @@ def run_layout(name: str, processes: int, args: argparse.Namespace) -> dict[str,
     for proc in procs:
         if proc.wait() != 0:
             raise RuntimeError(f"a {name} {layout} process exited {proc.returncode}")
-    parts = [json.loads((args.out / f"{name}-{layout}-{k}.json").read_text(encoding="utf-8"))
-             for k in range(processes)]
+    parts = [json.loads((args.out / f"{name}-{layout}-{k}.json").read_text(encoding="utf-8")) for k in range(processes)]
     with open(args.out / f"{name}-{layout}.jsonl", "w", encoding="utf-8") as fh:
         for k in range(processes):
             fh.write((args.out / f"{name}-{layout}-{k}.jsonl").read_text(encoding="utf-8"))
     wall = max(p["loop_end"] for p in parts) - min(p["loop_start"] for p in parts)
     flops = [p["flops"] for p in parts]
-    return {"system": name, "layout": layout, "processes": processes, "threads": threads,
-            "batch": parts[0]["batch"], "images": sum(p["images"] for p in parts), "wall_seconds": wall,
-            "seconds": [x for p in parts for x in p["seconds"]],
-            "load_and_warmup_seconds": max(p["load_and_warmup_seconds"] for p in parts),
-            "flops": None if None in flops else sum(flops),
-            "peak_rss_kib": sum(p["peak_rss_kib"] for p in parts),
-            "predictions": str(args.out / f"{name}-{layout}.jsonl")}
+    return {
+        "system": name,
+        "layout": layout,
+        "processes": processes,
+        "threads": threads,
+        "batch": parts[0]["batch"],
+        "images": sum(p["images"] for p in parts),
+        "wall_seconds": wall,
+        "seconds": [x for p in parts for x in p["seconds"]],
+        "load_and_warmup_seconds": max(p["load_and_warmup_seconds"] for p in parts),
+        "flops": None if None in flops else sum(flops),
+        "peak_rss_kib": sum(p["peak_rss_kib"] for p in parts),
+        "predictions": str(args.out / f"{name}-{layout}.jsonl"),
+    }
 
 
 def score(scorer: Path, labels_dir: Path, predictions: Path) -> dict[str, Any]:
     """Run score.py and return its ``--json`` summary."""
     out = predictions.with_suffix(".score.json")
-    subprocess.run([sys.executable, str(scorer), str(labels_dir), str(predictions), "--json", str(out)],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, str(scorer), str(labels_dir), str(predictions), "--json", str(out)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return json.loads(out.read_text(encoding="utf-8"))
 
 
@@ -232,15 +271,25 @@ def cli_peak_rss_mib(images: list[Path], threads: int, out: Path) -> float:
     return usage.ru_maxrss / 1024
 
 
-def report(args: argparse.Namespace, runs: list[dict[str, Any]], scores: dict[str, dict[str, Any]],
-           peak: float, cli_rss: float, cli_images: int) -> bool:
+def report(
+    args: argparse.Namespace,
+    runs: list[dict[str, Any]],
+    scores: dict[str, dict[str, Any]],
+    peak: float,
+    cli_rss: float,
+    cli_images: int,
+) -> bool:
     """Print the table and the verdict; True when every target is met."""
     n = runs[0]["images"]
-    print(f"dataset {args.dataset} ({n} images), thread budget {args.threads} per system, "
-          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, out {args.out}")
+    print(
+        f"dataset {args.dataset} ({n} images), thread budget {args.threads} per system, "
+        f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, out {args.out}"
+    )
     print(f"peak float32 matmul (ONNX Runtime, {args.threads} threads): {peak:.1f} GFLOP/s")
-    print(f"{'system':<13}{'layout':>7}{'batch':>6}{'img/s':>8}{'p50 s':>8}{'p95 s':>8}{'acc all':>9}"
-          f"{'acc line':>10}{'RSS MiB':>9}{'GFLOP/img':>10}{'GFLOP/s':>9}{'of peak':>8}")
+    print(
+        f"{'system':<13}{'layout':>7}{'batch':>6}{'img/s':>8}{'p50 s':>8}{'p95 s':>8}{'acc all':>9}"
+        f"{'acc line':>10}{'RSS MiB':>9}{'GFLOP/img':>10}{'GFLOP/s':>9}{'of peak':>8}"
+    )
     ips = {id(r): r["images"] / r["wall_seconds"] for r in runs}
     systems = sorted({r["system"] for r in runs}, key=[*SYSTEMS, FLOAT].index)
     best = {name: max((r for r in runs if r["system"] == name), key=lambda r: ips[id(r)]) for name in systems}
@@ -252,33 +301,46 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], scores: dict[st
             work = f"{r['flops'] / r['images'] / 1e9:>10.1f}{gflops:>9.1f}{gflops / peak:>8.0%}"
         else:
             work = f"{'-':>10}{'-':>9}{'-':>8}"
-        print(f"{r['system']:<13}{r['layout']:>7}{r['batch']:>6}{ips[id(r)]:>8.3f}"
-              f"{percentile(r['seconds'], 50):>8.3f}{percentile(r['seconds'], 95):>8.3f}{acc}"
-              f"{r['peak_rss_kib'] / 1024:>9.0f}{work}")
+        print(
+            f"{r['system']:<13}{r['layout']:>7}{r['batch']:>6}{ips[id(r)]:>8.3f}"
+            f"{percentile(r['seconds'], 50):>8.3f}{percentile(r['seconds'], 95):>8.3f}{acc}"
+            f"{r['peak_rss_kib'] / 1024:>9.0f}{work}"
+        )
     for layout in sorted({r["layout"] for r in runs}):
         pair = {r["system"]: ips[id(r)] for r in runs if r["layout"] == layout}
         for name in (n for n in (SYSTEMS[0], FLOAT) if n in pair and "rapidocr" in pair):
             print(f"ratio {name}/rapidocr at {layout}: {pair[name] / pair['rapidocr']:.3f}")
     team, peer = best["teamocr"], best["rapidocr"]
     ratio = ips[id(team)] / ips[id(peer)]
-    print(f"ratio teamocr/rapidocr images/s, each in its best layout ({team['layout']} vs {peer['layout']}): "
-          f"{ratio:.3f}")
+    print(
+        f"ratio teamocr/rapidocr images/s, each in its best layout ({team['layout']} vs {peer['layout']}): {ratio:.3f}"
+    )
     if FLOAT in best:
         slow = best[FLOAT]
-        print(f"ratio {FLOAT}/rapidocr images/s, each in its best layout ({slow['layout']} vs {peer['layout']}): "
-              f"{ips[id(slow)] / ips[id(peer)]:.3f} (engine.int8 = false; the verdict judges the default teamocr)")
-    print("latency: seconds from the start of the call that read the image to its result (teamocr reads "
-          f"{team['batch']} images per call, so each waits for its batch)")
+        print(
+            f"ratio {FLOAT}/rapidocr images/s, each in its best layout ({slow['layout']} vs {peer['layout']}): "
+            f"{ips[id(slow)] / ips[id(peer)]:.3f} (engine.int8 = false; the verdict judges the default teamocr)"
+        )
+    print(
+        "latency: seconds from the start of the call that read the image to its result (teamocr reads "
+        f"{team['batch']} images per call, so each waits for its batch)"
+    )
     print(f"teamocr ocr CLI process over {cli_images} images: peak RSS {cli_rss:.0f} MiB")
     team_sc, peer_sc = scores[team["predictions"]], scores[peer["predictions"]]
     acc_ok = all(team_sc[k]["accuracy"] >= peer_sc[k]["accuracy"] for k in ("all", "line_labelled"))
     team_rss = max(team["peak_rss_kib"] / 1024 / team["processes"], cli_rss)
-    checks = {f"speed ratio {ratio:.2f} >= {MIN_RATIO}": ratio >= MIN_RATIO,
-              "teamocr accuracy >= RapidOCR (all and line-labelled)": acc_ok,
-              f"teamocr peak RSS per process {team_rss:.0f} MiB <= {MAX_RSS_MIB:.0f} MiB": team_rss <= MAX_RSS_MIB}
+    checks = {
+        f"speed ratio {ratio:.2f} >= {MIN_RATIO}": ratio >= MIN_RATIO,
+        "teamocr accuracy >= RapidOCR (all and line-labelled)": acc_ok,
+        f"teamocr peak RSS per process {team_rss:.0f} MiB <= {MAX_RSS_MIB:.0f} MiB": team_rss <= MAX_RSS_MIB,
+    }
     passed = all(checks.values())
-    print("verdict: " + ("PASS" if passed else "FAIL") + " - "
-          + "; ".join(f"{text}: {'yes' if ok else 'NO'}" for text, ok in checks.items()))
+    print(
+        "verdict: "
+        + ("PASS" if passed else "FAIL")
+        + " - "
+        + "; ".join(f"{text}: {'yes' if ok else 'NO'}" for text, ok in checks.items())
+    )
     return passed
 
 
@@ -294,20 +356,35 @@ def process_counts(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET,
-                        help="folder with labels.jsonl and images/ (default: the screens set)")
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        default=DEFAULT_DATASET,
+        help="folder with labels.jsonl and images/ (default: the screens set)",
+    )
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N images")
     parser.add_argument("--threads", type=int, default=2, metavar="N", help="CPU thread budget per system")
-    parser.add_argument("--processes", type=process_counts, default=[1, 2], metavar="1,2",
-                        help="layouts: P processes sharing the thread budget (default 1,2)")
-    parser.add_argument("--batch", type=int, metavar="N",
-                        help="images per teamocr ocr_many call (default: daemon.batch_size, 4)")
+    parser.add_argument(
+        "--processes",
+        type=process_counts,
+        default=[1, 2],
+        metavar="1,2",
+        help="layouts: P processes sharing the thread budget (default 1,2)",
+    )
+    parser.add_argument(
+        "--batch", type=int, metavar="N", help="images per teamocr ocr_many call (default: daemon.batch_size, 4)"
+    )
     parser.add_argument("--out", type=Path, help="keep outputs here (default benchmarks/out/<time>)")
     parser.add_argument("--scorer", type=Path, default=DEFAULT_SCORER, help="path to score.py")
-    parser.add_argument("--cli-images", type=int, default=3, metavar="N",
-                        help="images for the teamocr ocr peak-RSS check")
-    parser.add_argument("--float", dest="float32", action="store_true",
-                        help="also run teamocr with the float recogniser (engine.int8 = false) as teamocr-float")
+    parser.add_argument(
+        "--cli-images", type=int, default=3, metavar="N", help="images for the teamocr ocr peak-RSS check"
+    )
+    parser.add_argument(
+        "--float",
+        dest="float32",
+        action="store_true",
+        help="also run teamocr with the float recogniser (engine.int8 = false) as teamocr-float",
+    )
     parser.add_argument("--worker", choices=[*SYSTEMS, FLOAT], help=argparse.SUPPRESS)
     parser.add_argument("--layout", help=argparse.SUPPRESS)
     parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
@@ -316,8 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args.dataset = args.dataset.resolve()
     if args.batch is None:
         from config.settings import load_settings
@@ -333,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     labels = load_labels(args.dataset, args.limit)
     # score.py reads only labels.jsonl from its dataset folder: a subset file scores --limit runs.
     (args.out / "labels.jsonl").write_text(
-        "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in labels), encoding="utf-8")
+        "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in labels), encoding="utf-8"
+    )
     sys.path.insert(0, str(REPO / "benchmarks"))
     from flops import peak_gflops
 
@@ -344,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run_layout(name, processes, args))
     scores = {r["predictions"]: score(args.scorer, args.out, Path(r["predictions"])) for r in runs}
     peak = max(peak_before, peak_gflops(args.threads))
-    cli_images = [args.dataset / row["image"] for row in labels[:args.cli_images]]
+    cli_images = [args.dataset / row["image"] for row in labels[: args.cli_images]]
     cli_rss = cli_peak_rss_mib(cli_images, args.threads, args.out)
     (args.out / "runs.json").write_text(json.dumps({"peak_gflops": peak, "runs": runs}, indent=1), encoding="utf-8")
     passed = report(args, runs, scores, peak, cli_rss, len(cli_images))

@@ -1,4 +1,5 @@
 """Argument types shared by the command-line modules."""
+
 from __future__ import annotations
 
 import argparse

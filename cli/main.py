@@ -32,13 +32,9 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``teamocr`` and all its commands."""
-    parser = argparse.ArgumentParser(
-        prog="teamocr", description="Collaborative shared-folder OCR for zh/en images."
-    )
+    parser = argparse.ArgumentParser(prog="teamocr", description="Collaborative shared-folder OCR for zh/en images.")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--config", type=Path, metavar="FILE", help="settings file (TOML); default: $TEAMOCR_CONFIG"
-    )
+    common.add_argument("--config", type=Path, metavar="FILE", help="settings file (TOML); default: $TEAMOCR_CONFIG")
     common.add_argument("--log-level", choices=CHOICES["log_level"], help="override log_level")
     common.add_argument(
         "--workers",
@@ -47,12 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="OCR processes, each loading the engine once (ocr: 1; run: daemon.workers)",
     )
-    common.add_argument(
-        "--model-set", choices=CHOICES["engine.model_set"], help="override engine.model_set"
-    )
-    common.add_argument(
-        "--det-box-thresh", type=float, metavar="F", help="override engine.det_box_thresh (0-1)"
-    )
+    common.add_argument("--model-set", choices=CHOICES["engine.model_set"], help="override engine.model_set")
+    common.add_argument("--det-box-thresh", type=float, metavar="F", help="override engine.det_box_thresh (0-1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ocr.add_commands(commands, common)  # ocr
     service.add_commands(commands, common)  # run, watch, worker, web
@@ -62,9 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(
-    argv: Sequence[str] | None = None, *, engine_factory: EngineFactory | None = None
-) -> int:
+def main(argv: Sequence[str] | None = None, *, engine_factory: EngineFactory | None = None) -> int:
     """Run ``teamocr``; return the exit code (0 ok, 1 some images failed, 2 could not run).
 
     ``engine_factory`` replaces ``engine.pipeline.build_engine`` (tests pass a fake).
@@ -97,4 +87,3 @@ def _settings(args: argparse.Namespace) -> Settings:
     }
     chosen = {key: value for key, value in overrides.items() if value is not None}
     return apply_overrides(settings, chosen, "command line") if chosen else settings
-

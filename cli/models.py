@@ -3,6 +3,7 @@
 Added to the daemon's parser by :func:`add_commands`; handlers have the daemon CLI's signature
 ``(args, settings, engine_factory) -> exit code`` and print JSON (one object) on stdout.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,39 +23,56 @@ log = logging.getLogger(__name__)
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     """Register ``export`` and ``model`` on the ``teamocr`` subcommand collection."""
-    export = commands.add_parser("export", help="export networks (ONNX)",
-                                 description="Export the detector and recogniser to other formats.")
+    export = commands.add_parser(
+        "export", help="export networks (ONNX)", description="Export the detector and recogniser to other formats."
+    )
     formats = export.add_subparsers(dest="export_format", required=True, metavar="FORMAT")
     onnx = formats.add_parser(
-        "onnx", parents=[common], help="export to ONNX and verify against torch",
+        "onnx",
+        parents=[common],
+        help="export to ONNX and verify against torch",
         description="Export the networks to ONNX (dynamic shapes unless a fixed size is given), verify "
         "each against torch on real images (largest output difference, identical text) and write "
         "det.onnx, rec.onnx, charset.txt and parity.json into OUT. Source: the packaged model set "
-        "(default), a registered version (--version) or a training checkpoint (--from).")
+        "(default), a registered version (--version) or a training checkpoint (--from).",
+    )
     onnx.add_argument("out", type=Path, metavar="OUT", help="folder to write into")
     onnx.add_argument("--kind", choices=("det", "rec", "both"), default="both", help="which network (default both)")
     source = onnx.add_mutually_exclusive_group()
-    source.add_argument("--from", dest="checkpoint", type=Path, metavar="CKPT",
-                        help="a training checkpoint (its kind decides --kind)")
+    source.add_argument(
+        "--from", dest="checkpoint", type=Path, metavar="CKPT", help="a training checkpoint (its kind decides --kind)"
+    )
     source.add_argument("--version", metavar="VERSION", help="a packaged or registered model version")
     onnx.add_argument("--det-size", metavar="HxW", help="fixed detector input (batch 1), multiples of 32")
     onnx.add_argument("--rec-width", metavar="W", help="fixed recogniser input 1x3x48xW, W a multiple of 32")
-    onnx.add_argument("--int8", action="store_true", help="also write a dynamic INT8 copy of the recogniser (rec.int8.onnx; "
-                      "its figures are reported, not enforced)")
-    onnx.add_argument("--images", type=Path, nargs="+", metavar="PATH",
-                      help="images (or folders) to verify on; default: the repository's tests/images")
+    onnx.add_argument(
+        "--int8",
+        action="store_true",
+        help="also write a dynamic INT8 copy of the recogniser (rec.int8.onnx; its figures are reported, not enforced)",
+    )
+    onnx.add_argument(
+        "--images",
+        type=Path,
+        nargs="+",
+        metavar="PATH",
+        help="images (or folders) to verify on; default: the repository's tests/images",
+    )
     onnx.set_defaults(handler=_cmd_export_onnx)
 
-    model = commands.add_parser("model", help="model versions: list, add, use",
-                                description="Model versions kept in data_dir/models.")
+    model = commands.add_parser(
+        "model", help="model versions: list, add, use", description="Model versions kept in data_dir/models."
+    )
     actions = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
     listing = actions.add_parser("list", parents=[common], help="list versions and the current one")
     listing.set_defaults(handler=_cmd_list)
     add = actions.add_parser(
-        "add", parents=[common], help="register a version from checkpoints or ONNX files",
+        "add",
+        parents=[common],
+        help="register a version from checkpoints or ONNX files",
         description="Register a new version: the base version's networks with the given ones put in. "
         "Checkpoints are exported to ONNX and verified against torch; ONNX files are checked to run. "
-        "The new version is not used until `teamocr model use`.")
+        "The new version is not used until `teamocr model use`.",
+    )
     add.add_argument("--det", type=Path, metavar="CKPT", help="detector checkpoint")
     add.add_argument("--rec", type=Path, metavar="CKPT", help="recogniser checkpoint")
     add.add_argument("--det-onnx", type=Path, metavar="FILE", help="detector ONNX graph")
@@ -65,9 +83,13 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     add.add_argument("--note", default="", help="free text kept in the manifest")
     add.add_argument("--images", type=Path, nargs="+", metavar="PATH", help="images to verify on")
     add.set_defaults(handler=_cmd_add)
-    use = actions.add_parser("use", parents=[common], help="switch the running workers to a version",
-                             description="Make VERSION current; running workers switch within about a "
-                             "second, between jobs, without a restart.")
+    use = actions.add_parser(
+        "use",
+        parents=[common],
+        help="switch the running workers to a version",
+        description="Make VERSION current; running workers switch within about a "
+        "second, between jobs, without a restart.",
+    )
     use.add_argument("version", metavar="VERSION")
     use.set_defaults(handler=_cmd_use)
 
@@ -135,8 +157,9 @@ def _cmd_export_onnx(args: argparse.Namespace, settings: Settings, _factory: Any
         kinds = [kind]
     else:
         nets = networks_of(registry, base)
-    report = export_networks(nets, kinds, args.out, image_list(args.images), sizes=sizes, int8=args.int8,
-                             threads=_threads(settings))
+    report = export_networks(
+        nets, kinds, args.out, image_list(args.images), sizes=sizes, int8=args.int8, threads=_threads(settings)
+    )
     _print(report)
     return 0
 
@@ -225,8 +248,9 @@ def _cmd_add(args: argparse.Namespace, settings: Settings, _factory: Any) -> int
     checkpoints = {k: p for k, p in (("det", args.det), ("rec", args.rec)) if p is not None}
     graphs = {k: p for k, p in (("det", args.det_onnx), ("rec", args.rec_onnx)) if p is not None}
     if bool(checkpoints) == bool(graphs):
-        raise DaemonError("model add: give checkpoints (--det/--rec) or ONNX graphs (--det-onnx/--rec-onnx), "
-                          "not both and not neither")
+        raise DaemonError(
+            "model add: give checkpoints (--det/--rec) or ONNX graphs (--det-onnx/--rec-onnx), not both and not neither"
+        )
     registry = _registry(settings)
     model_set = settings.engine.model_set
     if checkpoints and not args.base:  # the packaged set the checkpoint's architecture belongs to
@@ -236,11 +260,20 @@ def _cmd_add(args: argparse.Namespace, settings: Settings, _factory: Any) -> int
     base = args.base or builtin_version(model_set)
     images = image_list(args.images)
     if checkpoints:
-        added = add_from_checkpoints(registry, base, checkpoints, images, name=args.name, note=args.note,
-                                     threads=_threads(settings))
+        added = add_from_checkpoints(
+            registry, base, checkpoints, images, name=args.name, note=args.note, threads=_threads(settings)
+        )
     else:
-        added = add_from_onnx(registry, base, graphs, images, charset=args.charset, name=args.name,
-                              note=args.note, threads=_threads(settings))
+        added = add_from_onnx(
+            registry,
+            base,
+            graphs,
+            images,
+            charset=args.charset,
+            name=args.name,
+            note=args.note,
+            threads=_threads(settings),
+        )
     _print({"version": added.version.to_dict(), "parity": added.parity})
     return 0
 

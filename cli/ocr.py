@@ -64,8 +64,7 @@ def _output(path: Path | None) -> Iterator[TextIO]:
         return
     make_dirs(path.parent)
     try:
-        out = open(path, "w", encoding="utf-8", newline="\n")
-    except OSError as exc:
+        with open(path, "w", encoding="utf-8", newline="\n") as out:
+            yield out
+    except OSError as exc:  # opening it, or a write the caller made (a full disk)
         raise DaemonError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    with out:
-        yield out

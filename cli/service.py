@@ -80,8 +80,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings, _factory: Any) -> int
 
     def on_ready(handle: Any) -> None:
         print(
-            f"teamocr: watching {settings.shared_dir} with {workers} worker(s); results in "
-            f"{settings.data_dir}",
+            f"teamocr: watching {settings.shared_dir} with {workers} worker(s); results in {settings.data_dir}",
             flush=True,
         )
 
@@ -91,8 +90,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings, _factory: Any) -> int
 def _cmd_watch(args: argparse.Namespace, settings: Settings, _factory: Any) -> int:
     def on_ready(handle: Any) -> None:
         print(
-            f"teamocr: watching {settings.shared_dir}, 0 worker(s), results in "
-            f"{settings.data_dir}, Redis {handle.url}",
+            f"teamocr: watching {settings.shared_dir}, 0 worker(s), results in {settings.data_dir}, Redis {handle.url}",
             flush=True,
         )
 

@@ -24,8 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [a for a in args if a != FOLLOW_PARENT]
     if unknown:
         print(
-            f"teamocr web: unknown argument(s) {' '.join(unknown)}; settings come from TEAMOCR_* "
-            f"and TEAMOCR_CONFIG",
+            f"teamocr web: unknown argument(s) {' '.join(unknown)}; settings come from TEAMOCR_* and TEAMOCR_CONFIG",
             file=sys.stderr,
         )
         return EXIT_CONFIG

@@ -125,8 +125,12 @@ class Settings:
 
 
 # [table] name -> the dataclass holding its keys
-SECTIONS: dict[str, type] = {"engine": EngineSettings, "daemon": DaemonSettings, "teams": TeamSettings,
-                             "web": WebSettings}
+SECTIONS: dict[str, type] = {
+    "engine": EngineSettings,
+    "daemon": DaemonSettings,
+    "teams": TeamSettings,
+    "web": WebSettings,
+}
 
 
 def load_settings(user_file: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -270,12 +274,18 @@ PRIVATE_SETTINGS = {"web.jwt_secret"}
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """TEAMOCR_* variables that give a child process exactly these settings."""
-    env = {"TEAMOCR_DATA_DIR": str(settings.data_dir), "TEAMOCR_SHARED_DIR": str(settings.shared_dir),
-           "TEAMOCR_LOG_LEVEL": settings.log_level, "TEAMOCR_HOST": settings.host, "TEAMOCR_PORT": str(settings.port)}
+    env = {
+        "TEAMOCR_DATA_DIR": str(settings.data_dir),
+        "TEAMOCR_SHARED_DIR": str(settings.shared_dir),
+        "TEAMOCR_LOG_LEVEL": settings.log_level,
+        "TEAMOCR_HOST": settings.host,
+        "TEAMOCR_PORT": str(settings.port),
+    }
     for section in ("engine", "daemon", "teams", "web"):
         for key, value in dataclasses.asdict(getattr(settings, section)).items():
             if f"{section}.{key}" in PRIVATE_SETTINGS:
                 continue
-            env[f"TEAMOCR_{section.upper()}__{key.upper()}"] = str(value).lower() if isinstance(value, bool) \
-                else str(value)
+            env[f"TEAMOCR_{section.upper()}__{key.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
     return env

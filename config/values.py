@@ -128,4 +128,3 @@ def _from_text(text: str, typ: type, wrong: Callable[[], ConfigError]) -> Any:
         except ValueError as exc:
             raise wrong() from exc
     raise TypeError(f"unsupported setting type {typ!r}")
-

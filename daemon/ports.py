@@ -28,8 +28,9 @@ class Engine(Protocol):
 
     def ocr(self, source: str | bytes, name: str | None = None) -> Page: ...
 
-    def ocr_many(self, sources: Sequence[str | bytes],
-                 names: Sequence[str | None] | None = None) -> list[Page | Exception]: ...
+    def ocr_many(
+        self, sources: Sequence[str | bytes], names: Sequence[str | None] | None = None
+    ) -> list[Page | Exception]: ...
 
 
 EngineFactory = Callable[[EngineSettings], Engine]

@@ -6,6 +6,7 @@
 Signals: the first SIGTERM/SIGINT stops gracefully (workers finish their batch), a second one
 stops at once.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,17 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from config.settings import Settings, settings_env
-from daemon.results.events import LatestCache, SocketIOEvents
-from daemon.intake.filters import channel_of
 from daemon.intake.dedupe import Intake
-from daemon.results.recorder import Recorder
-from daemon.queue.redisconn import RedisHandle, open_redis, wait_for_redis
-from daemon.results.store import STORE_NAME, SqliteStore
-from daemon.queue.streams import ensure_groups
-from daemon.results.teams import TeamMap
+from daemon.intake.filters import channel_of
 from daemon.intake.watcher import FolderWatcher
+from daemon.queue.redisconn import RedisHandle, open_redis, wait_for_redis
+from daemon.queue.streams import ensure_groups
+from daemon.results.events import LatestCache, SocketIOEvents
+from daemon.results.recorder import Recorder
+from daemon.results.store import STORE_NAME, SqliteStore
+from daemon.results.teams import TeamMap
 
 log = logging.getLogger(__name__)
+
 
 def install_signals(stop: threading.Event, interrupt_main: bool = False) -> None:
     """First SIGTERM/SIGINT sets ``stop`` (and, with ``interrupt_main``, ends a blocking server
@@ -73,8 +75,14 @@ class Child:
 class Supervisor:
     """Keeps N processes of one kind alive; restarts one that died, with a pause."""
 
-    def __init__(self, count: int, env: dict[str, str], args: list[str], name: str = "worker",
-                 fatal_codes: frozenset[int] = frozenset()) -> None:
+    def __init__(
+        self,
+        count: int,
+        env: dict[str, str],
+        args: list[str],
+        name: str = "worker",
+        fatal_codes: frozenset[int] = frozenset(),
+    ) -> None:
         self.count = count
         self.env = env
         self.args = args
@@ -116,13 +124,24 @@ def log_backlog(store: SqliteStore) -> None:
     counts = store.counts()
     unfinished = counts["queued"] + counts["processing"]
     if unfinished:
-        log.info("resuming: %d result(s) still queued or in progress from before the start (%d done so far)",
-                 unfinished, counts["done"])
+        log.info(
+            "resuming: %d result(s) still queued or in progress from before the start (%d done so far)",
+            unfinished,
+            counts["done"],
+        )
 
 
-def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: Path | None = None,
-          stop: threading.Event | None = None, ready: Callable[[RedisHandle], None] | None = None,
-          children: Sequence[Child] = (), worker_command: Sequence[str] = ()) -> int:
+def serve(
+    settings: Settings,
+    *,
+    workers: int,
+    watch: bool = True,
+    config_file: Path | None = None,
+    stop: threading.Event | None = None,
+    ready: Callable[[RedisHandle], None] | None = None,
+    children: Sequence[Child] = (),
+    worker_command: Sequence[str] = (),
+) -> int:
     """Run the recorder and (optionally) the watcher here, plus ``workers`` worker processes (each
     started as ``worker_command``, the command line's ``teamocr worker``) and ``children`` (kept
     alive the same way). Returns 2 when a child exits with one of its fatal codes."""
@@ -134,30 +153,46 @@ def serve(settings: Settings, *, workers: int, watch: bool = True, config_file: 
     store = SqliteStore(settings.data_dir / STORE_NAME)
     log_backlog(store)
     d = settings.daemon
-    recorder = Recorder(handle.client, store, SocketIOEvents(handle.url, TeamMap.from_spec(settings.teams.channels)), LatestCache(handle.client, d.latest_cache),
-                        name=f"recorder-{socket.gethostname()}", retention_days=d.retention_days,
-                        delete_sources=d.retention_delete_sources)
+    recorder = Recorder(
+        handle.client,
+        store,
+        SocketIOEvents(handle.url, TeamMap.from_spec(settings.teams.channels)),
+        LatestCache(handle.client, d.latest_cache),
+        name=f"recorder-{socket.gethostname()}",
+        retention_days=d.retention_days,
+        delete_sources=d.retention_delete_sources,
+    )
     threads = [threading.Thread(target=recorder.run, args=(stop,), name="recorder", daemon=True)]
     watcher = None
     if watch:
-        intake = Intake(handle.client, settings.engine.max_file_bytes,
-                        teams=TeamMap.from_spec(settings.teams.channels, settings.teams.default_team))
+        intake = Intake(
+            handle.client,
+            settings.engine.max_file_bytes,
+            teams=TeamMap.from_spec(settings.teams.channels, settings.teams.default_team),
+        )
         root = settings.shared_dir
 
         def on_ready(path: Path) -> None:
             intake.submit(path, channel_of(root, path))
 
-        watcher = FolderWatcher(root, on_ready, polling=d.polling, poll_interval=d.poll_interval,
-                                stable_seconds=d.stable_seconds, rescan_seconds=d.rescan_seconds,
-                                follow_symlinks=d.follow_symlinks)
+        watcher = FolderWatcher(
+            root,
+            on_ready,
+            polling=d.polling,
+            poll_interval=d.poll_interval,
+            stable_seconds=d.stable_seconds,
+            rescan_seconds=d.rescan_seconds,
+            follow_symlinks=d.follow_symlinks,
+        )
     env = {**os.environ, **settings_env(settings), "TEAMOCR_REDIS_URL": handle.url}
     if config_file is not None:
         env["TEAMOCR_CONFIG"] = str(config_file)
     if settings.engine.threads == 0 and workers > 0:
         env["TEAMOCR_ENGINE__THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
     supervisors = [Supervisor(workers, env, list(worker_command))]
-    supervisors += [Supervisor(1, {**env, **child.env}, child.args, child.name, child.fatal_codes)
-                    for child in children]
+    supervisors += [
+        Supervisor(1, {**env, **child.env}, child.args, child.name, child.fatal_codes) for child in children
+    ]
     code = 0
     try:
         for thread in threads:
@@ -197,8 +232,8 @@ def work(settings: Settings, stop: threading.Event | None = None, follow_parent:
     ``follow_parent``, until the process that started it is gone)."""
     from daemon.versions.registry import ModelRegistry
     from daemon.worker.hotswap import SwappingEngine
-    from daemon.worker.outputs import OutputWriter
     from daemon.worker.loop import Worker
+    from daemon.worker.outputs import OutputWriter
 
     stop = stop or threading.Event()
     if follow_parent:
@@ -210,8 +245,9 @@ def work(settings: Settings, stop: threading.Event | None = None, follow_parent:
     engine = SwappingEngine(handle.client, ModelRegistry.for_data_dir(settings.data_dir), settings.engine, name)
     outputs = None
     if settings.daemon.outputs:
-        outputs = OutputWriter(settings.data_dir / "outputs", settings.engine.max_image_pixels,
-                               settings.engine.max_file_bytes)
+        outputs = OutputWriter(
+            settings.data_dir / "outputs", settings.engine.max_image_pixels, settings.engine.max_file_bytes
+        )
     try:
         Worker(handle.client, engine, settings.daemon, name, outputs).run(stop)
     finally:

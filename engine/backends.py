@@ -4,6 +4,7 @@ The same packaged weights feed both: torch runs our own modules (engine.torch_ru
 Runtime runs the package's graph file (usually the faster choice on CPU). torch is imported only
 when it is used: on a CPU host with ONNX Runtime it would cost ~200 MB of memory for nothing.
 """
+
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,7 @@
 Each step is kept in the default configuration only where the benchmark showed it helps
 (see the README's Engine section for the measurements); all stay available by name.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -43,12 +44,16 @@ def dark_mode(image: np.ndarray) -> np.ndarray:
 
 
 STEPS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "gray": to_gray, "clahe": clahe, "denoise": denoise, "binarise": binarise, "dark": dark_mode,
+    "gray": to_gray,
+    "clahe": clahe,
+    "denoise": denoise,
+    "binarise": binarise,
+    "dark": dark_mode,
 }
 
 
 def parse_steps(spec: str) -> tuple[str, ...]:
-    """"dark,clahe" -> ("dark", "clahe"); an unknown name is a ValueError naming it."""
+    """ "dark,clahe" -> ("dark", "clahe"); an unknown name is a ValueError naming it."""
     names = tuple(s.strip() for s in spec.split(",") if s.strip())
     for name in names:
         if name not in STEPS:

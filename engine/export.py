@@ -10,6 +10,7 @@ dynamic INT8 copy with ``onnxruntime.quantization``.
 We use torch's TorchScript-based exporter (``dynamo=False``): it handles these networks, needs no
 extra package (the dynamo exporter needs ``onnxscript``), and exports in well under a second.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -72,8 +73,9 @@ def parse_size(text: str, kind: str) -> tuple[int, int]:
     return height, width
 
 
-def export_onnx(module: nn.Module, kind: str, out: Path, *, size: tuple[int, int] | None = None,
-                opset: int = OPSET) -> Path:
+def export_onnx(
+    module: nn.Module, kind: str, out: Path, *, size: tuple[int, int] | None = None, opset: int = OPSET
+) -> Path:
     """Write ``module`` (a TextDetector or TextRecognizer) to ``out`` as ONNX; return ``out``.
 
     ``size`` (height, width) fixes the input to 1 x 3 x height x width; without it the batch,
@@ -87,8 +89,11 @@ def export_onnx(module: nn.Module, kind: str, out: Path, *, size: tuple[int, int
     dummy = torch.zeros(1, 3, height, width)
     axes: dict[str, dict[int, str]] | None = None
     if size is None:
-        axes = ({INPUT: {0: "batch", 2: "height", 3: "width"}, OUTPUT: {0: "batch", 2: "height", 3: "width"}}
-                if kind == "det" else {INPUT: {0: "batch", 3: "width"}, OUTPUT: {0: "batch", 1: "steps"}})
+        axes = (
+            {INPUT: {0: "batch", 2: "height", 3: "width"}, OUTPUT: {0: "batch", 2: "height", 3: "width"}}
+            if kind == "det"
+            else {INPUT: {0: "batch", 3: "width"}, OUTPUT: {0: "batch", 1: "steps"}}
+        )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -97,15 +102,24 @@ def export_onnx(module: nn.Module, kind: str, out: Path, *, size: tuple[int, int
         with warnings.catch_warnings(), torch.no_grad():
             # the exporter warns about our shape checks (constant in a trace) and its own deprecation
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, (dummy,), str(tmp), dynamo=False, opset_version=opset,
-                              input_names=[INPUT], output_names=[OUTPUT], dynamic_axes=axes,
-                              do_constant_folding=True)
+            torch.onnx.export(
+                module,
+                (dummy,),
+                str(tmp),
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                dynamic_axes=axes,
+                do_constant_folding=True,
+            )
         os.replace(tmp, out)
     except Exception as exc:  # the exporter raises many unrelated types
         tmp.unlink(missing_ok=True)
         raise ExportError(f"{out}: cannot export the {kind} network ({type(exc).__name__}: {exc})") from exc
-    log.info("exported %s network to %s (%s)", kind, out,
-             "dynamic shapes" if size is None else f"fixed 1x3x{height}x{width}")
+    log.info(
+        "exported %s network to %s (%s)", kind, out, "dynamic shapes" if size is None else f"fixed 1x3x{height}x{width}"
+    )
     return out
 
 
@@ -120,8 +134,7 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     root.setLevel(max(level, logging.ERROR))  # the quantiser logs every tensor on the root logger
     try:
         # Only the matrix products: int8 convolutions (ConvInteger) ruin these small networks' text.
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Gemm"])
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
     except Exception as exc:  # onnxruntime raises its own untyped errors
         raise ExportError(f"{src}: INT8 quantisation failed ({type(exc).__name__}: {exc})") from exc
     finally:
@@ -146,19 +159,29 @@ class Parity:
         return not self.mismatches
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "onnx": self.onnx, "images": self.images, "runs": self.runs,
-                "lines": self.lines, "max_abs_diff": self.max_abs_diff, "same_text": self.same_text,
-                "mismatches": self.mismatches[:20]}
+        return {
+            "kind": self.kind,
+            "onnx": self.onnx,
+            "images": self.images,
+            "runs": self.runs,
+            "lines": self.lines,
+            "max_abs_diff": self.max_abs_diff,
+            "same_text": self.same_text,
+            "mismatches": self.mismatches[:20],
+        }
 
     def check(self, tolerance: float = TOLERANCE) -> Parity:
         """Raise ExportError unless the outputs agree within ``tolerance`` and the text is identical."""
         if self.max_abs_diff > tolerance:
-            raise ExportError(f"{self.onnx}: output differs from torch by {self.max_abs_diff:.2e} "
-                              f"(more than {tolerance:.0e})")
+            raise ExportError(
+                f"{self.onnx}: output differs from torch by {self.max_abs_diff:.2e} (more than {tolerance:.0e})"
+            )
         if self.mismatches:
             first = self.mismatches[0]
-            raise ExportError(f"{self.onnx}: {len(self.mismatches)} line(s) read differently from torch, "
-                              f"e.g. in {first['image']}: torch {first['torch']!r}, onnx {first['onnx']!r}")
+            raise ExportError(
+                f"{self.onnx}: {len(self.mismatches)} line(s) read differently from torch, "
+                f"e.g. in {first['image']}: torch {first['torch']!r}, onnx {first['onnx']!r}"
+            )
         return self
 
 
@@ -242,9 +265,17 @@ class FixedInput:
         return self.runner(padded)
 
 
-def verify_onnx(kind: str, onnx_path: Path, modules: dict[str, nn.Module], files: ModelFiles,
-                images: Sequence[Path], *, size: tuple[int, int] | None = None, threads: int = 1,
-                settings: EngineSettings | None = None) -> Parity:
+def verify_onnx(
+    kind: str,
+    onnx_path: Path,
+    modules: dict[str, nn.Module],
+    files: ModelFiles,
+    images: Sequence[Path],
+    *,
+    size: tuple[int, int] | None = None,
+    threads: int = 1,
+    settings: EngineSettings | None = None,
+) -> Parity:
     """Compare the exported ``kind`` network at ``onnx_path`` with its torch module on ``images``.
 
     ``modules`` holds both torch networks ("det" and "rec"; the one not under test reads as usual)
@@ -280,7 +311,13 @@ def verify_onnx(kind: str, onnx_path: Path, modules: dict[str, nn.Module], files
                 b = got[i] if i < len(got) else ""
                 if a != b:
                     parity.mismatches.append({"image": Path(path).name, "torch": a, "onnx": b})
-    log.info("%s export %s: %d images, %d lines, max |diff| %.2e, %s", kind, onnx_path, parity.images,
-             parity.lines, parity.max_abs_diff, "same text" if parity.same_text else
-             f"{len(parity.mismatches)} lines differ")
+    log.info(
+        "%s export %s: %d images, %d lines, max |diff| %.2e, %s",
+        kind,
+        onnx_path,
+        parity.images,
+        parity.lines,
+        parity.max_abs_diff,
+        "same text" if parity.same_text else f"{len(parity.mismatches)} lines differ",
+    )
     return parity

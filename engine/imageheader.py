@@ -34,9 +34,15 @@ _PNM = re.compile(rb"P[1-7]\s")
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _EXIF_PREFIX = b"Exif\x00\x00"
 _OTHER_MAGIC = (
-    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000"), (b"\xff\x4f\xff\x51", "JPEG 2000"), (b"8BPS", "PSD"),
-    (b"%PDF-", "PDF"), (b"PK\x03\x04", "ZIP"), (b"PK\x05\x06", "ZIP"), (b"\x1f\x8b", "GZIP"),
-    (b"Rar!\x1a\x07", "RAR"), (b"7z\xbc\xaf\x27\x1c", "7Z"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000"),
+    (b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (b"8BPS", "PSD"),
+    (b"%PDF-", "PDF"),
+    (b"PK\x03\x04", "ZIP"),
+    (b"PK\x05\x06", "ZIP"),
+    (b"\x1f\x8b", "GZIP"),
+    (b"Rar!\x1a\x07", "RAR"),
+    (b"7z\xbc\xaf\x27\x1c", "7Z"),
 )
 
 
@@ -156,10 +162,7 @@ def is_truncated(data: bytes) -> bool:
     fmt = sniff_format(data)
     try:
         if fmt == "JPEG":
-            for marker, _, _ in _jpeg_segments(data):
-                if marker == _JPEG_EOI:
-                    return False
-            return True
+            return all(marker != _JPEG_EOI for marker, _, _ in _jpeg_segments(data))
         if fmt == "PNG":
             return any(chunk == _END for chunk, _, _ in _png_chunks(data))
         if fmt == "WEBP":

@@ -1,4 +1,5 @@
 """Reading order: rows from top to bottom, left to right within a row."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -8,6 +8,7 @@ of the same network input shape together and recognises the text lines of all of
 width-sorted batches (more lines to sort means less padding per batch). An image that fails gets
 its exception in its slot; the others are read as usual.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,7 +25,8 @@ from engine import __version__
 from engine.backends import OrtRunner, Runner, choose, resolve_threads
 from engine.detection.postprocess import DBParams
 from engine.detection.predictor import DetResize, TextDetectorPredictor
-from engine.enhance import apply as enhance, parse_steps
+from engine.enhance import apply as enhance
+from engine.enhance import parse_steps
 from engine.layout import reading_order
 from engine.preprocess import load_image
 from engine.recognition.crop import crop_quad
@@ -41,8 +43,14 @@ Outcome = PageResult | Exception  # EngineError: the image itself is bad; anythi
 class OcrEngine:
     """Image in, page result out."""
 
-    def __init__(self, detector: TextDetectorPredictor, recognizer: TextRecognizerPredictor,
-                 settings: EngineSettings, model_version: str, backend: str) -> None:
+    def __init__(
+        self,
+        detector: TextDetectorPredictor,
+        recognizer: TextRecognizerPredictor,
+        settings: EngineSettings,
+        model_version: str,
+        backend: str,
+    ) -> None:
         self.detector = detector
         self.recognizer = recognizer
         self.settings = settings
@@ -84,12 +92,15 @@ class OcrEngine:
         return page
 
     def _decode(self, source: Source, name: str | None) -> np.ndarray:
-        return load_image(source, name=name, max_pixels=self.settings.max_image_pixels,
-                          max_bytes=self.settings.max_file_bytes)
+        return load_image(
+            source, name=name, max_pixels=self.settings.max_image_pixels, max_bytes=self.settings.max_file_bytes
+        )
 
-    def _decode_all(self, sources: Sequence[Source], names: list[str | None]
-                    ) -> list[tuple[np.ndarray, float] | Exception]:
+    def _decode_all(
+        self, sources: Sequence[Source], names: list[str | None]
+    ) -> list[tuple[np.ndarray, float] | Exception]:
         """Decode in a thread pool (OpenCV's decoders release the GIL)."""
+
         def one(args: tuple[Source, str | None]) -> tuple[np.ndarray, float] | Exception:
             start = time.perf_counter()
             try:
@@ -140,9 +151,12 @@ class OcrEngine:
                 out[i] = read
                 continue
             share = len(crops[i]) / total_lines
-            out[i] = self._page(enhanced[i], boxes[i], read, {
-                "decode": decode_seconds[i], "detect": (t1 - t0) / max(1, len(order)),
-                "recognize": (t2 - t1) * share})
+            out[i] = self._page(
+                enhanced[i],
+                boxes[i],
+                read,
+                {"decode": decode_seconds[i], "detect": (t1 - t0) / max(1, len(order)), "recognize": (t2 - t1) * share},
+            )
         return out
 
     def _recognise(self, crops: dict[int, list[np.ndarray]]) -> dict[int, list[tuple[str, float]] | Exception]:
@@ -163,12 +177,17 @@ class OcrEngine:
         result: dict[int, list[tuple[str, float]] | Exception] = {}
         start = 0
         for i in keys:
-            result[i] = flat[start:start + len(crops[i])]
+            result[i] = flat[start : start + len(crops[i])]
             start += len(crops[i])
         return result
 
-    def _page(self, image: np.ndarray, boxes: list[tuple[np.ndarray, float]], texts: list[tuple[str, float]],
-              timings: dict[str, float]) -> PageResult:
+    def _page(
+        self,
+        image: np.ndarray,
+        boxes: list[tuple[np.ndarray, float]],
+        texts: list[tuple[str, float]],
+        timings: dict[str, float],
+    ) -> PageResult:
         lines = []
         for (quad, _), (text, conf) in zip(boxes, texts):
             if text.strip() and conf >= self.settings.rec_min_confidence:
@@ -178,8 +197,12 @@ class OcrEngine:
         h, w = image.shape[:2]
         timings["total"] = timings["decode"] + timings["detect"] + timings["recognize"]
         return PageResult(
-            lines=tuple(lines[i] for i in order), width=w, height=h, timings=timings,
-            engine_version=self.engine_version, model_version=self.model_version,
+            lines=tuple(lines[i] for i in order),
+            width=w,
+            height=h,
+            timings=timings,
+            engine_version=self.engine_version,
+            model_version=self.model_version,
         )
 
 
@@ -196,8 +219,11 @@ def _runners(settings: EngineSettings, files: ModelFiles) -> tuple[Runner, Runne
 
             rec = int8_model(files.rec, Path(settings.cache_dir) if settings.cache_dir else default_cache_dir())
             backend += "-int8"
-        return (OrtRunner(files.det, threads, cuda=device == "cuda", spinning=settings.spin),
-                OrtRunner(rec, threads, cuda=device == "cuda", spinning=settings.spin), backend)
+        return (
+            OrtRunner(files.det, threads, cuda=device == "cuda", spinning=settings.spin),
+            OrtRunner(rec, threads, cuda=device == "cuda", spinning=settings.spin),
+            backend,
+        )
     if settings.int8:
         log.info("engine.int8 applies to ONNX Runtime on CPU only; the torch backend runs float")
     import torch  # only for the torch backend
@@ -221,8 +247,9 @@ def build_engine(settings: EngineSettings, files: ModelFiles | None = None) -> O
     return assemble_engine(settings, det_runner, rec_runner, files, backend)
 
 
-def assemble_engine(settings: EngineSettings, det_runner: Runner, rec_runner: Runner, files: ModelFiles,
-                    backend: str) -> OcrEngine:
+def assemble_engine(
+    settings: EngineSettings, det_runner: Runner, rec_runner: Runner, files: ModelFiles, backend: str
+) -> OcrEngine:
     """The engine around two ready networks (``engine.export`` compares runners this way).
 
     Batch sizes follow the device: a GPU wants many images and lines per pass, a CPU few.
@@ -230,16 +257,23 @@ def assemble_engine(settings: EngineSettings, det_runner: Runner, rec_runner: Ru
     gpu = "cuda" in det_runner.name
     detector = TextDetectorPredictor(
         det_runner,
-        DBParams(thresh=settings.det_thresh, box_thresh=settings.det_box_thresh,
-                 unclip_ratio=settings.det_unclip_ratio),
-        DetResize(min_side=settings.det_min_side, max_upscale=settings.det_max_upscale,
-                  max_side=settings.det_max_side,
-                  max_pixels=settings.det_max_pixels),
+        DBParams(
+            thresh=settings.det_thresh, box_thresh=settings.det_box_thresh, unclip_ratio=settings.det_unclip_ratio
+        ),
+        DetResize(
+            min_side=settings.det_min_side,
+            max_upscale=settings.det_max_upscale,
+            max_side=settings.det_max_side,
+            max_pixels=settings.det_max_pixels,
+        ),
         batch_size=settings.gpu_det_batch_size if gpu else settings.det_batch_size,
     )
-    recognizer = TextRecognizerPredictor(rec_runner, load_charset(files.charset),
-                                         RecParams(batch_size=settings.gpu_rec_batch_size if gpu
-                                                   else settings.rec_batch_size,
-                                                   min_width=settings.rec_min_width))
+    recognizer = TextRecognizerPredictor(
+        rec_runner,
+        load_charset(files.charset),
+        RecParams(
+            batch_size=settings.gpu_rec_batch_size if gpu else settings.rec_batch_size, min_width=settings.rec_min_width
+        ),
+    )
     log.info("engine ready: %s models on %s", files.version, backend)
     return OcrEngine(detector, recognizer, settings, files.version, backend)

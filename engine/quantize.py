@@ -12,6 +12,7 @@ The file is written into ``cache_dir``, named by the source's content hash and t
 atomically (several worker processes may make it at once), and reused afterwards. Nothing is
 downloaded.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,8 +56,13 @@ def int8_model(source: Path, cache_dir: Path) -> Path:
             count = pointwise_to_matmul(model)
             onnx.save(model, str(rewritten))
             quant_pre_process(str(rewritten), str(prepared), skip_symbolic_shape=True)
-            quantize_dynamic(str(prepared), str(quantised), weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul"], per_channel=True)
+            quantize_dynamic(
+                str(prepared),
+                str(quantised),
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=["MatMul"],
+                per_channel=True,
+            )
         except Exception as exc:  # onnx and onnxruntime raise their own untyped errors
             raise ModelError(f"{source}: cannot quantise it to INT8 ({exc})") from exc
         log.info("%s: %d pointwise convolutions as matrix products", source, count)
@@ -75,24 +81,29 @@ def pointwise_to_matmul(model: Any) -> int:
     for node in graph.node:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         weight = weights.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
-        if (weight is None or list(weight.dims[2:]) != [1, 1] or attrs.get("group", 1) != 1
-                or any(v != 1 for v in attrs.get("strides", [1, 1])) or any(attrs.get("pads", [0]))
-                or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")):
+        if (
+            weight is None
+            or list(weight.dims[2:]) != [1, 1]
+            or attrs.get("group", 1) != 1
+            or any(v != 1 for v in attrs.get("strides", [1, 1]))
+            or any(attrs.get("pads", [0]))
+            or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+        ):
             nodes.append(node)
             continue
         count += 1
         base = f"pw{count}_{node.output[0]}"
         matrix = numpy_helper.to_array(weight)[:, :, 0, 0].T.copy()  # C_in x C_out
         graph.initializer.append(numpy_helper.from_array(matrix, base + "_w"))
-        nodes.append(helper.make_node("Transpose", [node.input[0]], [base + "_nhwc"], perm=[0, 2, 3, 1],
-                                      name=base + "_in"))
+        nodes.append(
+            helper.make_node("Transpose", [node.input[0]], [base + "_nhwc"], perm=[0, 2, 3, 1], name=base + "_in")
+        )
         product = base + "_mm"
         nodes.append(helper.make_node("MatMul", [base + "_nhwc", base + "_w"], [product], name=product))
         if len(node.input) > 2 and node.input[2]:
             nodes.append(helper.make_node("Add", [product, node.input[2]], [base + "_bias"], name=base + "_bias"))
             product = base + "_bias"
-        nodes.append(helper.make_node("Transpose", [product], [node.output[0]], perm=[0, 3, 1, 2],
-                                      name=base + "_out"))
+        nodes.append(helper.make_node("Transpose", [product], [node.output[0]], perm=[0, 3, 1, 2], name=base + "_out"))
     del graph.node[:]
     graph.node.extend(nodes)
     used = {name for node in graph.node for name in node.input}

@@ -5,6 +5,7 @@ larger), so the host-to-device copy is a DMA without a fresh page-locked allocat
 16-bit precision is autocast: convolutions and matrix products in fp16/bf16, normalisation and
 softmax kept in fp32 by torch's autocast rules, weights kept in fp32.
 """
+
 from __future__ import annotations
 
 import threading

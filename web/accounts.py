@@ -3,6 +3,7 @@
 Passwords are hashed with werkzeug's scrypt-based ``generate_password_hash``; no user, team or
 password exists until an admin creates one (`teamocr user add`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -78,8 +79,10 @@ class AccountStore:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 self._conn.execute("INSERT OR IGNORE INTO teams (name, created_at) VALUES (?, ?)", (team, now))
-                self._conn.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?)",
-                                   (username, team, role, generate_password_hash(password), now))
+                self._conn.execute(
+                    "INSERT INTO users VALUES (?, ?, ?, ?, ?)",
+                    (username, team, role, generate_password_hash(password), now),
+                )
                 self._conn.execute("COMMIT")
             except sqlite3.IntegrityError:
                 self._conn.execute("ROLLBACK")
@@ -89,8 +92,9 @@ class AccountStore:
     def verify(self, username: str, password: str) -> User | None:
         """The user when the password matches, else None (same work either way)."""
         with self._lock:
-            row = self._conn.execute("SELECT username, team, role, password_hash FROM users WHERE username = ?",
-                                     (username,)).fetchone()
+            row = self._conn.execute(
+                "SELECT username, team, role, password_hash FROM users WHERE username = ?", (username,)
+            ).fetchone()
         if row is None:
             self._run_blocking(check_password_hash, _dummy_hash(), password)  # same timing for unknown users
             return None
@@ -99,8 +103,9 @@ class AccountStore:
 
     def get(self, username: str) -> User | None:
         with self._lock:
-            row = self._conn.execute("SELECT username, team, role FROM users WHERE username = ?",
-                                     (username,)).fetchone()
+            row = self._conn.execute(
+                "SELECT username, team, role FROM users WHERE username = ?", (username,)
+            ).fetchone()
         return User(*row) if row else None
 
     def first_team(self) -> str | None:

@@ -4,6 +4,7 @@ Every view needs a token (``require_auth``) and reads only what the caller's tea
 and searches pass ``g.principal.scope`` to the store, and a single result of another team answers
 404 exactly like an unknown id. The OpenAPI document of the whole app is served here too.
 """
+
 from __future__ import annotations
 
 import io
@@ -11,15 +12,15 @@ import logging
 import math
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import redis
 from flask import Blueprint, Response, abort, g, jsonify, request, send_file
 
-from daemon.results.events import EVENT, LatestCache
 from daemon.records import ResultRecord, parse_status
+from daemon.results.events import EVENT, LatestCache
 from daemon.results.store import MAX_LIMIT
 from engine.errors import ImageError
 from web import exports, images
@@ -68,7 +69,7 @@ def time_arg(name: str) -> float | None:
                 return value
         else:
             moment = datetime.fromisoformat(_LEAP_SECOND.sub(r"\1:59", text))
-            return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
     except (ValueError, OverflowError):
         pass
     abort(400, description=f"{name} must be epoch seconds or an ISO 8601 date/date-time, got {raw!r}")
@@ -82,8 +83,14 @@ def list_filters() -> dict[str, Any]:
             status = parse_status(status).value
         except ValueError as exc:
             abort(400, description=str(exc))
-    return {"channel": request.args.get("channel"), "status": status, "since": time_arg("since"),
-            "until": time_arg("until"), "uploader": request.args.get("uploader"), "scope": g.principal.scope}
+    return {
+        "channel": request.args.get("channel"),
+        "status": status,
+        "since": time_arg("since"),
+        "until": time_arg("until"),
+        "uploader": request.args.get("uploader"),
+        "scope": g.principal.scope,
+    }
 
 
 def visible_record(result_id: str) -> ResultRecord:
@@ -106,8 +113,13 @@ def list_results() -> Any:
     store = services().store
     records = store.list(limit=limit + 1, offset=offset, **filters)  # one more: is there a next page?
     more = len(records) > limit
-    return jsonify(items=[rec.to_public() for rec in records[:limit]], limit=limit, offset=offset,
-                   next_offset=offset + limit if more else None, counts=store.counts(scope=g.principal.scope))
+    return jsonify(
+        items=[rec.to_public() for rec in records[:limit]],
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if more else None,
+        counts=store.counts(scope=g.principal.scope),
+    )
 
 
 @blueprint.get("/results/<result_id>")
@@ -126,8 +138,7 @@ def search() -> Any:
     if "\x00" in query:  # never in a text, and SQLite's full-text parser stops at it
         abort(400, description="q must not contain NUL characters")
     limit = int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    records = services().store.search(query, limit=limit, channel=request.args.get("channel"),
-                                      scope=g.principal.scope)
+    records = services().store.search(query, limit=limit, channel=request.args.get("channel"), scope=g.principal.scope)
     return jsonify(items=[rec.to_public() for rec in records], query=query)
 
 
@@ -149,7 +160,7 @@ def export() -> Any:
         if len(page) < want:
             break
         services().offload.pause()  # other requests go on between the pages
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     response = Response(services().offload.run(fmt.render, items), mimetype=fmt.mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="teamocr-results-{stamp}.{fmt.extension}"'
     response.headers["X-Result-Count"] = str(len(items))
@@ -191,12 +202,14 @@ def result_annotated(result_id: str) -> Any:
             lines = primary.lines
     try:
         # decode, draw, encode: 0.4 s for a 12 MP photo, off the event loop
-        png = services().offload.run(images.annotated_png, _source(rec), lines, services().settings.engine,
-                                      rec.filename)
+        png = services().offload.run(
+            images.annotated_png, _source(rec), lines, services().settings.engine, rec.filename
+        )
     except ImageError as exc:
         abort(422, description=f"cannot draw on this file: {exc}")
-    response = send_file(io.BytesIO(png), mimetype="image/png",
-                         download_name=f"{Path(rec.filename).stem}.annotated.png")
+    response = send_file(
+        io.BytesIO(png), mimetype="image/png", download_name=f"{Path(rec.filename).stem}.annotated.png"
+    )
     response.headers["Cache-Control"] = "private, no-cache"
     return response
 

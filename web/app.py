@@ -4,6 +4,7 @@ The web reads results through the daemon's store and submits uploads through the
 intake; it never reaches the other way. Dependencies can be passed in (tests do), else they are
 built from the settings; the web needs a Redis URL (``teamocr run`` passes its embedded one).
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,11 +15,10 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 from config.settings import Settings
-from daemon.results.events import SOCKETIO_CHANNEL
 from daemon.intake.dedupe import Intake, file_md5
 from daemon.queue.redisconn import client_for
-from daemon.results.store import STORE_NAME
-from daemon.results.store import SqliteStore
+from daemon.results.events import SOCKETIO_CHANNEL
+from daemon.results.store import STORE_NAME, SqliteStore
 from daemon.results.teams import TeamMap
 from web import api, auth, dashboard, errors, health, limits, models_api, sockets, uploads
 from web.accounts import AccountStore
@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 ACCOUNTS_NAME = "accounts.sqlite3"
 
 
-def create_app(settings: Settings, *, redis_url: str | None = None, async_mode: str = "threading",
-               **overrides: Any) -> tuple[Flask, SocketIO]:
+def create_app(
+    settings: Settings, *, redis_url: str | None = None, async_mode: str = "threading", **overrides: Any
+) -> tuple[Flask, SocketIO]:
     """Build the app and its Socket.IO server. ``overrides`` replace built services by name.
 
     ``async_mode`` is how the app will be served: "threading" for any threaded WSGI server (what
@@ -49,12 +50,12 @@ def create_app(settings: Settings, *, redis_url: str | None = None, async_mode: 
         redis=client,
         redis_url=url,
         store=overrides.pop("store", None) or SqliteStore(settings.data_dir / STORE_NAME),
-        accounts=overrides.pop("accounts", None) or AccountStore(settings.data_dir / ACCOUNTS_NAME,
-                                                                 run_blocking=offload.run),
+        accounts=overrides.pop("accounts", None)
+        or AccountStore(settings.data_dir / ACCOUNTS_NAME, run_blocking=offload.run),
         tokens=overrides.pop("tokens", None) or TokenService(settings.web, load_secret(settings), client),
         teams=teams,
-        intake=overrides.pop("intake", None) or Intake(client, settings.engine.max_file_bytes, teams=teams,
-                                                              hasher=lambda path: offload.run(file_md5, path)),
+        intake=overrides.pop("intake", None)
+        or Intake(client, settings.engine.max_file_bytes, teams=teams, hasher=lambda path: offload.run(file_md5, path)),
         offload=offload,
     )
     training = overrides.pop("training", None)  # web.training.TrainingCommands (tests use tiny runs)
@@ -70,11 +71,11 @@ def create_app(settings: Settings, *, redis_url: str | None = None, async_mode: 
     for module in (auth, api, uploads, health, dashboard):
         app.register_blueprint(module.blueprint)
     socketio = SocketIO(
-        app, async_mode=async_mode,
+        app,
+        async_mode=async_mode,
         client_manager=sio.RedisManager(url, channel=SOCKETIO_CHANNEL),
     )
     built.socketio = socketio
     models_api.init_app(app, training)
     sockets.init_socketio(socketio)
     return app, socketio
-

@@ -3,6 +3,7 @@
 A request carries ``Authorization: Bearer <access token>``. The principal (user, team, what the
 team may read) is put on ``flask.g.principal``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,8 +16,7 @@ from werkzeug.exceptions import Unauthorized
 
 from daemon.results.teams import ChannelScope
 from web.accounts import User
-from web.limits import (api_limit, limiter, login_address_key, login_limit, login_name_key, refused_key,
-                        refused_limit)
+from web.limits import api_limit, limiter, login_address_key, login_limit, login_name_key, refused_key, refused_limit
 from web.services import services
 from web.tokens import TokenError
 
@@ -44,8 +44,9 @@ def principal_for(claims: dict[str, Any]) -> Principal:
         raise TokenError("user no longer exists")
     default = svc.settings.teams.default_team or svc.accounts.first_team()
     is_default = user.team == default
-    return Principal(user, claims, is_default, svc.teams.scope_for(user.team, is_default),
-                     svc.teams.rooms_for(user.team, is_default))
+    return Principal(
+        user, claims, is_default, svc.teams.scope_for(user.team, is_default), svc.teams.rooms_for(user.team, is_default)
+    )
 
 
 def bearer_token() -> str:
@@ -74,6 +75,7 @@ def require_auth(view: F) -> F:
 
 def refused(reason: str) -> Any:
     """401, counted per client address: a flood of missing or bad tokens gets 429 like any other."""
+
     def refuse() -> Any:
         abort(401, description=reason)
 

@@ -6,23 +6,26 @@ is loaded from elsewhere, and the page's Content-Security-Policy says so: script
 from this origin and never inline, images also as ``blob:`` (result images are fetched with the
 token and shown from blob URLs). Results are inserted as text, never as HTML, by the script.
 """
+
 from __future__ import annotations
 
 from flask import Blueprint, Response, make_response, render_template
 
 blueprint = Blueprint("dashboard", __name__, template_folder="templates")
 
-CSP = "; ".join([
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' blob: data:",
-    "connect-src 'self' ws: wss:",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-])
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' blob: data:",
+        "connect-src 'self' ws: wss:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 
 
 @blueprint.get("/")

@@ -1,4 +1,5 @@
 """Every error the web returns is JSON: {"error": "<what went wrong>", "status": <code>}."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Results as files a person downloads: CSV (for Excel), JSON (the public items) or plain text."""
+
 from __future__ import annotations
 
 import csv
@@ -6,7 +7,7 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 CSV_COLUMNS = ("id", "filename", "channel", "status", "created_at", "finished_at", "text")
@@ -27,7 +28,7 @@ def iso_time(epoch: float | None) -> str:
     """Epoch seconds as ISO 8601 UTC (``2024-05-01T12:00:00Z``); "" for None."""
     if epoch is None:
         return ""
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def safe_cell(value: str) -> str:
@@ -41,10 +42,17 @@ def to_csv(items: list[dict[str, Any]]) -> bytes:
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for item in items:
-        writer.writerow([
-            item["id"], safe_cell(item["filename"]), safe_cell(item["channel"]), item["status"],
-            iso_time(item["created_at"]), iso_time(item["finished_at"]), safe_cell(item["text"] or ""),
-        ])
+        writer.writerow(
+            [
+                item["id"],
+                safe_cell(item["filename"]),
+                safe_cell(item["channel"]),
+                item["status"],
+                iso_time(item["created_at"]),
+                iso_time(item["finished_at"]),
+                safe_cell(item["text"] or ""),
+            ]
+        )
     return out.getvalue().encode("utf-8-sig")
 
 

@@ -4,6 +4,7 @@ Neither needs a token, so neither says anything about a team: only service-wide 
 answer whatever is down (never 500): /healthz with 503 and the parts that failed, /metrics with
 ``teamocr_redis_up`` / ``teamocr_store_up`` at 0 and without the figures it could not read.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,9 +16,9 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, jsonify
 
+from daemon.queue.streams import DELAYED, JOBS, WORKERS_GROUP
 from daemon.records import Status
 from daemon.results.store import StoreError
-from daemon.queue.streams import DELAYED, JOBS, WORKERS_GROUP
 from daemon.worker.loop import heartbeat_age
 from web.services import services
 
@@ -100,8 +101,14 @@ def healthz() -> Any:
     state = redis_state(services().redis)
     store_up = store_counts() is not None
     ok = state.up and store_up
-    body = jsonify(status="ok" if ok else "degraded", redis=state.up, store=store_up, workers=state.workers,
-                   workers_alive=state.workers_alive, queue=asdict(state.queue))
+    body = jsonify(
+        status="ok" if ok else "degraded",
+        redis=state.up,
+        store=store_up,
+        workers=state.workers,
+        workers_alive=state.workers_alive,
+        queue=asdict(state.queue),
+    )
     body.status_code = 200 if ok else 503
     body.headers["Cache-Control"] = "no-store"
     return body
@@ -116,8 +123,9 @@ class MetricsText:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def family(self, name: str, kind: str, help_text: str,
-               samples: list[tuple[dict[str, str], float]] | float | None) -> None:
+    def family(
+        self, name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]] | float | None
+    ) -> None:
         """Add a metric family; a bare number is one unlabelled sample, None adds nothing."""
         if samples is None:
             return
@@ -154,25 +162,50 @@ def metrics() -> Any:
     out.family("teamocr_redis_up", "gauge", "1 when Redis answered this scrape.", float(state.up))
     out.family("teamocr_store_up", "gauge", "1 when the result store answered this scrape.", float(counts is not None))
     if counts is not None:
-        out.family("teamocr_files_seen_total", "counter", "Files recorded (every stored result, any status).",
-                   sum(counts.values()))
-        out.family("teamocr_results_total", "gauge", "Stored results by status.",
-                   [({"status": status.value}, counts.get(status.value, 0)) for status in Status])
-        out.family("teamocr_duplicates_total", "counter", "Files recognised as duplicates by MD5.",
-                   counts.get(Status.DUPLICATE.value, 0))
-        out.family("teamocr_failed_total", "gauge", "Results failed now (a retried result may still succeed).",
-                   counts.get(Status.FAILED.value, 0))
+        out.family(
+            "teamocr_files_seen_total",
+            "counter",
+            "Files recorded (every stored result, any status).",
+            sum(counts.values()),
+        )
+        out.family(
+            "teamocr_results_total",
+            "gauge",
+            "Stored results by status.",
+            [({"status": status.value}, counts.get(status.value, 0)) for status in Status],
+        )
+        out.family(
+            "teamocr_duplicates_total",
+            "counter",
+            "Files recognised as duplicates by MD5.",
+            counts.get(Status.DUPLICATE.value, 0),
+        )
+        out.family(
+            "teamocr_failed_total",
+            "gauge",
+            "Results failed now (a retried result may still succeed).",
+            counts.get(Status.FAILED.value, 0),
+        )
         out.family("teamocr_done_total", "counter", "Results OCRed successfully.", counts.get(Status.DONE.value, 0))
     if seconds is not None:
-        out.family("teamocr_ocr_seconds_total", "counter", "OCR seconds spent per stage over all done results.",
-                   [({"stage": stage}, value) for stage, value in seconds.items()])
+        out.family(
+            "teamocr_ocr_seconds_total",
+            "counter",
+            "OCR seconds spent per stage over all done results.",
+            [({"stage": stage}, value) for stage, value in seconds.items()],
+        )
     if state.up:
         out.family("teamocr_queue_depth", "gauge", "Jobs waiting for a worker (not yet handed out).", state.queue.lag)
-        out.family("teamocr_queue_pending", "gauge", "Jobs handed to a worker and not yet acknowledged.",
-                   state.queue.pending)
+        out.family(
+            "teamocr_queue_pending", "gauge", "Jobs handed to a worker and not yet acknowledged.", state.queue.pending
+        )
         out.family("teamocr_queue_delayed", "gauge", "Failed jobs waiting for their retry.", state.queue.delayed)
-        out.family("teamocr_workers_alive", "gauge", f"Workers with a heartbeat in the last {ALIVE_SECONDS:g} s.",
-                   state.workers_alive)
+        out.family(
+            "teamocr_workers_alive",
+            "gauge",
+            f"Workers with a heartbeat in the last {ALIVE_SECONDS:g} s.",
+            state.workers_alive,
+        )
     response = Response(out.text(), mimetype="text/plain")
     response.headers["Content-Type"] = PROMETHEUS_TYPE
     response.headers["Cache-Control"] = "no-store"

@@ -4,6 +4,7 @@ A store row names its file by path. The web serves that file only when the path 
 (symlinks followed) to a regular file inside the shared folder, so a row that points elsewhere,
 or a symlink planted in the folder, can never expose another file of the server.
 """
+
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,7 @@ address, the API per user. A refusal is 429 with Retry-After.
 
 The X-RateLimit-* and Retry-After headers go on refusals only (:func:`refusal_headers`): on every
 answered request they cost a second Redis round trip, a fifth of the API's time under load."""
+
 from __future__ import annotations
 
 import time
@@ -22,14 +23,17 @@ def refusal_headers() -> dict[str, str]:
     if current is None:
         return {"Retry-After": "1"}
     reset_at = current.reset_at
-    return {"Retry-After": str(max(1, int(reset_at - time.time()))),
-            "X-RateLimit-Limit": str(current.limit.amount), "X-RateLimit-Remaining": str(current.remaining),
-            "X-RateLimit-Reset": str(reset_at)}
+    return {
+        "Retry-After": str(max(1, int(reset_at - time.time()))),
+        "X-RateLimit-Limit": str(current.limit.amount),
+        "X-RateLimit-Remaining": str(current.remaining),
+        "X-RateLimit-Reset": str(reset_at),
+    }
 
 
 def storage_uri(redis_url: str) -> str:
     """The limits library spells a Unix-socket Redis as redis+unix://."""
-    return "redis+unix://" + redis_url[len("unix://"):] if redis_url.startswith("unix://") else redis_url
+    return "redis+unix://" + redis_url[len("unix://") :] if redis_url.startswith("unix://") else redis_url
 
 
 def init_app(app: Flask, redis_url: str, settings: WebSettings) -> None:

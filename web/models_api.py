@@ -6,6 +6,7 @@
 ``GET  /api/v1/training``          the team's latest job
 ``GET  /api/v1/training/<id>``     one job's state (its progress also arrives over Socket.IO)
 """
+
 from __future__ import annotations
 
 import logging
@@ -79,8 +80,10 @@ def _body() -> dict[str, Any]:
 @require_admin
 def list_models() -> Any:
     svc = services()
-    return jsonify(current=current_version(svc.redis, svc.settings.engine.model_set),
-                   versions=[public(v) for v in _registry().list()])
+    return jsonify(
+        current=current_version(svc.redis, svc.settings.engine.model_set),
+        versions=[public(v) for v in _registry().list()],
+    )
 
 
 @blueprint.post("/models/current")

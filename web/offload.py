@@ -5,6 +5,7 @@ Long means file copies, hashes, image codecs and password checks: work that leav
 interpreter lock, so a thread of the pool does it while the loop serves other requests. Such a
 call must not touch Redis, the store or the request: those belong to the loop.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -35,5 +36,4 @@ def offload_for(async_mode: str) -> Offload:
         return Offload()
     import gevent
 
-    return Offload(run=lambda fn, *args: gevent.get_hub().threadpool.apply(fn, args),
-                   pause=lambda: gevent.sleep(0))
+    return Offload(run=lambda fn, *args: gevent.get_hub().threadpool.apply(fn, args), pause=lambda: gevent.sleep(0))

@@ -11,8 +11,10 @@ every Redis round trip, which under load put the API's p99 at 4-5x its median. g
 the standard library before anything opens a socket or starts a thread, hence a process of its
 own, apart from the daemon's watcher and recorder threads.
 """
+
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 # Exit codes: 2 says "do not restart me" (bad settings, the port taken) to ``teamocr run``.
@@ -48,10 +50,8 @@ def serve(settings: Settings, follow_parent: bool = False) -> int:
         follow_parent_of(lambda: os._exit(0), "web")
     log.info("serving the team web on %s:%d (%s)", settings.host, settings.port, mode)
     print(f"teamocr web: http://{settings.host}:{settings.port}/", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -66,4 +66,3 @@ def _listen(app: Any, host: str, port: int, mode: str, log: logging.Logger) -> A
     from werkzeug.serving import make_server
 
     return make_server(host, port, app, threaded=True)
-

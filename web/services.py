@@ -1,4 +1,5 @@
 """The objects the web's views share, built once per app and passed in (never module globals)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

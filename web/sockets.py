@@ -12,6 +12,7 @@ client that refreshed its token sends ``renew`` ``{"token"}`` to extend the conn
 Expiry times are kept per connection (``request.sid``) in :class:`SocketSessions`, not in the
 Flask session (the threading server has no cookie session on the socket).
 """
+
 from __future__ import annotations
 
 import functools
@@ -111,8 +112,9 @@ def init_socketio(socketio: SocketIO) -> SocketSessions:
         if principal.user.is_admin:
             join_room(admin_room(principal.user.team))  # fine-tune progress (web.training)
         sid = request.sid  # type: ignore[attr-defined]
-        sessions.add(sid, SocketSession(principal.user.username, tuple(principal.rooms),
-                                        float(principal.claims["exp"])))
+        sessions.add(
+            sid, SocketSession(principal.user.username, tuple(principal.rooms), float(principal.claims["exp"]))
+        )
         log.debug("socket %s: %s joined %s", sid, principal.user.username, principal.rooms)
 
     @socketio.on("disconnect")

@@ -5,6 +5,7 @@ and carries iat/nbf/exp and a unique jti. Verification accepts only the configur
 (so "none" and any other algorithm are refused), checks audience, issuer and times, and refuses
 a token whose jti was revoked (logout).
 """
+
 from __future__ import annotations
 
 import os
@@ -72,17 +73,29 @@ class TokenService:
 
     def _encode(self, user: User, kind: str, ttl: int) -> str:
         now = int(time.time())
-        claims = {"sub": user.username, "team": user.team, "role": user.role, "typ": kind,
-                  "iat": now, "nbf": now, "exp": now + ttl, "jti": uuid.uuid4().hex,
-                  "iss": self.settings.jwt_issuer, "aud": self.settings.jwt_audience}
+        claims = {
+            "sub": user.username,
+            "team": user.team,
+            "role": user.role,
+            "typ": kind,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+            "iss": self.settings.jwt_issuer,
+            "aud": self.settings.jwt_audience,
+        }
         return jwt.encode(claims, self.secret, algorithm=self.settings.jwt_algorithm)
 
     def verify(self, token: str, kind: str = "access") -> dict[str, Any]:
         """The claims of a valid, unrevoked token of type ``kind``; TokenError otherwise."""
         try:
             claims = jwt.decode(
-                token, self.secret, algorithms=[self.settings.jwt_algorithm],
-                audience=self.settings.jwt_audience, issuer=self.settings.jwt_issuer,
+                token,
+                self.secret,
+                algorithms=[self.settings.jwt_algorithm],
+                audience=self.settings.jwt_audience,
+                issuer=self.settings.jwt_issuer,
                 options={"require": ["exp", "iat", "nbf", "jti", "sub", "typ", "iss", "aud"]},
                 leeway=0,
             )

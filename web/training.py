@@ -12,6 +12,7 @@ sent to the team's admins over Socket.IO (event ``training``) at every change. O
 time (training takes the machine's CPU). The commands' prefix and extra training arguments are
 configurable, so tests run the real commands with tiny settings.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,9 +72,15 @@ class TrainingCommands:
 class TrainingJobs:
     """Starts jobs, runs them in a background thread, keeps and announces their state."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, redis_url: str,
-                 emit: Callable[[str, dict[str, Any], str], None], commands: TrainingCommands | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        settings: Settings,
+        redis_url: str,
+        emit: Callable[[str, dict[str, Any], str], None],
+        commands: TrainingCommands | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.client = client
         self.settings = settings
         self.redis_url = redis_url
@@ -98,8 +105,11 @@ class TrainingJobs:
         for job_id in self.client.hvals(LATEST_KEY):
             state = self.get(str(job_id))
             if state is not None and state.get("state") not in FINAL and str(job_id) != self._running:
-                state.update(state="failed", error="interrupted: the web server stopped while the job ran",
-                             updated_at=self.clock())
+                state.update(
+                    state="failed",
+                    error="interrupted: the web server stopped while the job ran",
+                    updated_at=self.clock(),
+                )
                 self._save(state)
                 count += 1
         return count
@@ -114,15 +124,25 @@ class TrainingJobs:
             job_id = uuid.uuid4().hex[:12]
             now = self.clock()
             stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
-            state = {"id": job_id, "team": team, "user": user, "kind": kind, "source": source,
-                     "state": "queued", "created_at": now, "updated_at": now, "progress": None,
-                     "version": f"{_name_part(team)}-{kind}-{stamp}", "error": None, "result": None}
+            state = {
+                "id": job_id,
+                "team": team,
+                "user": user,
+                "kind": kind,
+                "source": source,
+                "state": "queued",
+                "created_at": now,
+                "updated_at": now,
+                "progress": None,
+                "version": f"{_name_part(team)}-{kind}-{stamp}",
+                "error": None,
+                "result": None,
+            }
             self._save(state)
             self.client.hset(LATEST_KEY, team, job_id)
             self._running = job_id
             answer = dict(state)  # the thread changes ``state`` from now on
-            self._thread = threading.Thread(target=self._run, args=(state,), name=f"training-{job_id}",
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._run, args=(state,), name=f"training-{job_id}", daemon=True)
             self._thread.start()
         return answer
 
@@ -146,9 +166,20 @@ class TrainingJobs:
             if not isinstance(checkpoint, str) or not checkpoint:
                 raise JobError("training ended without a checkpoint")
             self._update(state, state="registering", result=done)
-            self._call(state, ["model", "add", f"--{state['kind']}", checkpoint, "--name", state["version"],
-                               "--note", f"fine-tuned on {state['team']}'s corrections by {state['user']}",
-                               *self.commands.add_extra])
+            self._call(
+                state,
+                [
+                    "model",
+                    "add",
+                    f"--{state['kind']}",
+                    checkpoint,
+                    "--name",
+                    state["version"],
+                    "--note",
+                    f"fine-tuned on {state['team']}'s corrections by {state['user']}",
+                    *self.commands.add_extra,
+                ],
+            )
             self._update(state, state="done")
             log.info("fine-tune job %s registered model version %s", state["id"], state["version"])
         except JobError as exc:
@@ -165,16 +196,23 @@ class TrainingJobs:
         from config.settings import settings_env
 
         teams = self.settings.teams  # `corrections export --team` maps channels to teams
-        return {**os.environ, **settings_env(self.settings), "TEAMOCR_REDIS_URL": self.redis_url,
-                "TEAMOCR_TEAMS__CHANNELS": teams.channels, "TEAMOCR_TEAMS__DEFAULT_TEAM": teams.default_team,
-                "PYTHONUNBUFFERED": "1", **self.commands.env}
+        return {
+            **os.environ,
+            **settings_env(self.settings),
+            "TEAMOCR_REDIS_URL": self.redis_url,
+            "TEAMOCR_TEAMS__CHANNELS": teams.channels,
+            "TEAMOCR_TEAMS__DEFAULT_TEAM": teams.default_team,
+            "PYTHONUNBUFFERED": "1",
+            **self.commands.env,
+        }
 
     def _call(self, state: dict[str, Any], args: list[str]) -> str:
         argv = [*self.commands.prefix, *args]
         log.info("fine-tune job %s: %s", state["id"], " ".join(args))
         try:
-            done = subprocess.run(argv, env=self._env(), capture_output=True, text=True,
-                                  timeout=self.commands.timeout, check=False)
+            done = subprocess.run(
+                argv, env=self._env(), capture_output=True, text=True, timeout=self.commands.timeout, check=False
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise JobError(f"`teamocr {args[0]} {args[1]}` could not run: {exc}") from exc
         if done.returncode != 0:
@@ -182,13 +220,29 @@ class TrainingJobs:
         return done.stdout
 
     def _train(self, state: dict[str, Any], data: Path, work: Path) -> dict[str, Any]:
-        args = ["train", state["kind"], "--data", str(data), "--workdir", str(work / "train"),
-                "--progress", "json", *self.commands.train_extra]
+        args = [
+            "train",
+            state["kind"],
+            "--data",
+            str(data),
+            "--workdir",
+            str(work / "train"),
+            "--progress",
+            "json",
+            *self.commands.train_extra,
+        ]
         argv = [*self.commands.prefix, *args]
         log.info("fine-tune job %s: %s", state["id"], " ".join(args))
         try:
-            proc = subprocess.Popen(argv, env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, encoding="utf-8", errors="replace")
+            proc = subprocess.Popen(
+                argv,
+                env=self._env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+            )
         except OSError as exc:
             raise JobError(f"`teamocr train` could not run: {exc}") from exc
         errors: list[str] = []

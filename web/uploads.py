@@ -6,6 +6,7 @@ which the watcher skips, then linked into place in one step) and goes to the dae
 once, so the caller gets the result id in the reply. When the watcher later sees the same path
 with the same content, the intake's "seen" rule skips it.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -24,8 +25,7 @@ import redis
 from flask import Blueprint, abort, g, jsonify, request
 from werkzeug.datastructures import FileStorage
 
-from daemon.intake.filters import IMAGE_EXTENSIONS
-from daemon.intake.filters import is_clutter
+from daemon.intake.filters import IMAGE_EXTENSIONS, is_clutter
 from web import zipsafe
 from web.auth import Principal, require_auth
 from web.services import services
@@ -40,13 +40,21 @@ MAX_COPIES = 10_000  # " (2)" ... before giving up on a name
 FALLBACK_NAME = "upload"
 ZIP_EXTENSION = ".zip"
 # Extensions for parts sent without one (a pasted clipboard image arrives as "blob").
-_MIME_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/bmp": ".bmp", "image/webp": ".webp",
-                    "image/tiff": ".tif", "image/gif": ".gif", "application/zip": ZIP_EXTENSION,
-                    "application/x-zip-compressed": ZIP_EXTENSION}
+_MIME_EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/bmp": ".bmp",
+    "image/webp": ".webp",
+    "image/tiff": ".tif",
+    "image/gif": ".gif",
+    "application/zip": ZIP_EXTENSION,
+    "application/x-zip-compressed": ZIP_EXTENSION,
+}
 # Invisible characters that reorder text: "photo\u202egnp.exe" would display as "photoexe.png".
 _BIDI = dict.fromkeys(map(ord, "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
-_WINDOWS_RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
-                               *(f"lpt{i}" for i in range(1, 10))})
+_WINDOWS_RESERVED = frozenset(
+    {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+)
 _WINDOWS_FORBIDDEN = str.maketrans({c: "_" for c in '<>:"|?*'})  # the share may be served over SMB
 
 
@@ -85,7 +93,7 @@ def safe_name(raw: str, mimetype: str = "") -> str:
 def _fit(stem: str, tail: str) -> str:
     """``stem + tail`` cut (in the stem, on a character boundary) to MAX_NAME_BYTES of UTF-8."""
     room = MAX_NAME_BYTES - len(tail.encode("utf-8"))
-    cut = stem.encode("utf-8")[:max(room, 1)].decode("utf-8", "ignore").rstrip(". ")
+    cut = stem.encode("utf-8")[: max(room, 1)].decode("utf-8", "ignore").rstrip(". ")
     return (cut or FALLBACK_NAME) + tail
 
 
@@ -100,7 +108,7 @@ def numbered(name: str, n: int) -> str:
 
 
 def kind_of(name: str) -> str | None:
-    """"image", "zip", or None for anything else."""
+    """ "image", "zip", or None for anything else."""
     ext = os.path.splitext(name)[1].lower()
     if ext in IMAGE_EXTENSIONS:
         return "image"
@@ -119,9 +127,13 @@ def inside(root: Path, path: Path) -> bool:
 
 def valid_channel(channel: str) -> bool:
     """A channel is one plain, visible folder name."""
-    return (0 < len(channel.encode("utf-8")) <= 255 and channel not in (".", "..")
-            and not any(c in channel for c in "/\\") and channel.isprintable()
-            and is_clutter(Path(channel)) is None)
+    return (
+        0 < len(channel.encode("utf-8")) <= 255
+        and channel not in (".", "..")
+        and not any(c in channel for c in "/\\")
+        and channel.isprintable()
+        and is_clutter(Path(channel)) is None
+    )
 
 
 def resolve_channel(principal: Principal, requested: str | None) -> str:
@@ -206,9 +218,16 @@ class Batch:
         if record is None:
             self.error(path.name, "already recorded with this name and content")
             return
-        self.items.append({"id": record["id"], "filename": path.name, "channel": self.channel,
-                           "status": record["type"], "duplicate_of": record.get("duplicate_of"),
-                           "error": record.get("error")})
+        self.items.append(
+            {
+                "id": record["id"],
+                "filename": path.name,
+                "channel": self.channel,
+                "status": record["type"],
+                "duplicate_of": record.get("duplicate_of"),
+                "error": record.get("error"),
+            }
+        )
 
     def take(self, sent: str, name: str, fill: Callable[[BinaryIO], int]) -> bool:
         """Write and submit one file; False (with an error entry) when it was empty."""
@@ -273,10 +292,13 @@ def upload() -> Any:
     principal: Principal = g.principal
     sent = [f for f in request.files.getlist("files") if f.filename or f.mimetype in _MIME_EXTENSIONS]
     if not sent and "files" in request.form:  # a part whose header broke, e.g. a raw newline in its filename
-        abort(400, description="the \"files\" part came without a usable filename header (a raw line break "
-                               "in a file name breaks it; browsers send it as %0A)")
+        abort(
+            400,
+            description='the "files" part came without a usable filename header (a raw line break '
+            "in a file name breaks it; browsers send it as %0A)",
+        )
     if not sent:
-        abort(400, description="no files sent (multipart/form-data, field \"files\")")
+        abort(400, description='no files sent (multipart/form-data, field "files")')
     channel = resolve_channel(principal, request.form.get("channel", "").strip())
     root = services().settings.shared_dir
     folder = root / channel / UPLOADS_FOLDER / datetime.date.today().isoformat()
@@ -320,6 +342,9 @@ def _take_one(batch: Batch, storage: FileStorage) -> None:
             batch.take(sent, name, _copy_stream(storage.stream))
     except OSError as exc:  # the share is full, read-only, or its folder was swapped meanwhile
         log.warning("upload %r could not be saved in %s: %s", sent, batch.folder, exc)
-        reason = "refused: the upload folder leads outside the shared folder" if isinstance(exc, LeadsOutside) \
+        reason = (
+            "refused: the upload folder leads outside the shared folder"
+            if isinstance(exc, LeadsOutside)
             else f"could not be saved: {exc.strerror or 'write error'}"
+        )
         batch.error(sent, reason)

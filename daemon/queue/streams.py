@@ -5,6 +5,7 @@
                     result (queued, duplicate, processing, done, failed), applied to the store in order.
 A record is always added before the job it announces, so the recorder sees "queued" before "done".
 """
+
 from __future__ import annotations
 
 import json
@@ -55,7 +56,7 @@ class Job:
         return json.dumps(asdict(self), ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "Job":
+    def from_json(cls, text: str) -> Job:
         data = json.loads(text)
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
@@ -94,8 +95,9 @@ def parse_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
     return entries
 
 
-def take(client: redis.Redis, stream: str, group: str, consumer: str, count: int,
-         claim_idle_ms: int, block_ms: int) -> list[tuple[str, dict[str, str]]]:
+def take(
+    client: redis.Redis, stream: str, group: str, consumer: str, count: int, claim_idle_ms: int, block_ms: int
+) -> list[tuple[str, dict[str, str]]]:
     """Entries for ``consumer``: first ones whose consumer went quiet (a dead process), else new ones."""
     claimed = client.xautoclaim(stream, group, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=count)
     entries = parse_entries([(stream, claimed[1])]) if claimed and len(claimed) > 1 else []

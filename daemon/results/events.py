@@ -4,6 +4,7 @@ The web process (the team web) relays these to browsers; any other process can s
 same Redis channel and read the JSON messages. Each change is announced exactly once, by the
 recorder, after it is stored. The latest items are also cached in Redis for the dashboard.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 SOCKETIO_CHANNEL = "teamocr-socketio"
 EVENT = "result"
-LATEST = "teamocr:latest"          # sorted set: id scored by created_at
+LATEST = "teamocr:latest"  # sorted set: id scored by created_at
 LATEST_ITEMS = "teamocr:latest:items"  # hash: id -> item JSON
 
 
@@ -64,13 +65,22 @@ class SocketIOEvents:
             while True:
                 listening = int(dict(client.pubsub_numsub(self.channel)).get(self.channel.encode(), 0))
                 if listening >= expected:
-                    log.info("events: %d of %d listener(s) on %s back after the outage; announcing again",
-                             listening, expected, self.channel)
+                    log.info(
+                        "events: %d of %d listener(s) on %s back after the outage; announcing again",
+                        listening,
+                        expected,
+                        self.channel,
+                    )
                     return listening
                 if time.monotonic() >= deadline or stop.is_set():
-                    log.warning("events: %d of %d listener(s) on %s back after %.0fs; announcing anyway "
-                                "(a web process still reconnecting misses these events)",
-                                listening, expected, self.channel, timeout)
+                    log.warning(
+                        "events: %d of %d listener(s) on %s back after %.0fs; announcing anyway "
+                        "(a web process still reconnecting misses these events)",
+                        listening,
+                        expected,
+                        self.channel,
+                        timeout,
+                    )
                     return listening
                 stop.wait(0.1)
         finally:

@@ -4,6 +4,7 @@ It reads the records stream in order, applies each record to the store (every st
 idempotent, so a record seen twice after a crash changes nothing), announces the stored item
 once, and acknowledges the record only after that. It also applies the retention policy.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,11 +19,11 @@ from typing import Any
 
 import redis
 
-from daemon.results.events import EventSink, LatestCache
-from daemon.records import ResultRecord, Status
 from daemon.queue.redisconn import lost_groups, recreate_groups
-from daemon.results.store import ResultStore
 from daemon.queue.streams import RECORDER_GROUP, RECORDS, md5_key, parse_entries, take
+from daemon.records import ResultRecord, Status
+from daemon.results.events import EventSink, LatestCache
+from daemon.results.store import ResultStore
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,18 @@ LISTENERS_WAIT = 20.0  # after a Redis outage, how long to wait for event listen
 class Recorder:
     """Consumes ``teamocr:records``; ``run_once`` handles one read of the stream."""
 
-    def __init__(self, client: redis.Redis, store: ResultStore, events: EventSink, cache: LatestCache,
-                 name: str = "recorder", claim_idle_seconds: float = 30.0, retention_days: float = 0.0,
-                 delete_sources: bool = False, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        store: ResultStore,
+        events: EventSink,
+        cache: LatestCache,
+        name: str = "recorder",
+        claim_idle_seconds: float = 30.0,
+        retention_days: float = 0.0,
+        delete_sources: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.client = client
         self.store = store
         self.events = events
@@ -50,8 +60,9 @@ class Recorder:
 
     def run_once(self, block_ms: int = 1000) -> int:
         # Records a failed pass left unacknowledged come first, so that records apply in order.
-        entries = parse_entries(self.client.xreadgroup(RECORDER_GROUP, self.name, {RECORDS: "0"}, count=100)) \
-            or take(self.client, RECORDS, RECORDER_GROUP, self.name, 100, self.claim_idle_ms, block_ms)
+        entries = parse_entries(self.client.xreadgroup(RECORDER_GROUP, self.name, {RECORDS: "0"}, count=100)) or take(
+            self.client, RECORDS, RECORDER_GROUP, self.name, 100, self.claim_idle_ms, block_ms
+        )
         for entry_id, fields in entries:
             # A record stored but not announced (Redis went away in between) is announced when it
             # comes back: applying it again would change nothing, and so announce nothing.
@@ -105,16 +116,22 @@ class Recorder:
         kind = record["type"]
         rid = record["id"]
         before = self.store.get(rid)
-        if before is not None and before.status in (Status.DONE, Status.FAILED, Status.DUPLICATE) \
-                and kind != "done":
+        if before is not None and before.status in (Status.DONE, Status.FAILED, Status.DUPLICATE) and kind != "done":
             return None  # final rows never move again; a replay changes nothing
         if kind in ("queued", "duplicate", "failed") and before is None:
             fields = {**record, "status": kind}
-            row = self.store.add_duplicate(ResultRecord.from_item(fields)) if kind == "duplicate" \
+            row = (
+                self.store.add_duplicate(ResultRecord.from_item(fields))
+                if kind == "duplicate"
                 else self.store.add_queued(ResultRecord.from_item(fields))
+            )
             if kind == "failed" and row.status != Status.FAILED:
-                row = self.store.fail(rid, record.get("error") or "failed", record.get("attempts", 0),
-                                      record.get("finished_at") or self.clock())
+                row = self.store.fail(
+                    rid,
+                    record.get("error") or "failed",
+                    record.get("attempts", 0),
+                    record.get("finished_at") or self.clock(),
+                )
         elif kind == "queued":  # a retry waiting for its backoff
             row = before
             if row is not None:
@@ -125,12 +142,23 @@ class Recorder:
             if before is not None and before.status == Status.DONE:
                 return None
             row = self.store.complete(
-                rid, width=record["width"], height=record["height"], lines=record["lines"], text=record["text"],
-                timings=record["timings"], engine_version=record["engine_version"],
-                model_version=record["model_version"], finished_at=record["finished_at"])
+                rid,
+                width=record["width"],
+                height=record["height"],
+                lines=record["lines"],
+                text=record["text"],
+                timings=record["timings"],
+                engine_version=record["engine_version"],
+                model_version=record["model_version"],
+                finished_at=record["finished_at"],
+            )
         elif kind == "failed":
-            row = self.store.fail(rid, record.get("error") or "failed", record.get("attempts", 0),
-                                  record.get("finished_at") or self.clock())
+            row = self.store.fail(
+                rid,
+                record.get("error") or "failed",
+                record.get("attempts", 0),
+                record.get("finished_at") or self.clock(),
+            )
         else:
             raise ValueError(f"unknown record type {kind!r}")
         if row is None:

@@ -128,9 +128,7 @@ def open_connection(path: Path) -> sqlite3.Connection:
         raise StoreError(path, f"SQLite {sqlite3.sqlite_version} lacks FTS5 trigram (need {need}+)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
-        )
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(path, f"cannot open: {exc}") from exc
     try:
@@ -215,10 +213,7 @@ MAX_LIMIT = 500
 MIN_FTS_QUERY = 3
 
 _COLUMNS = tuple(sorted(FIELD_NAMES))
-INSERT_SQL = (
-    f"INSERT INTO results ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + name for name in _COLUMNS)})"
-)
+INSERT_SQL = f"INSERT INTO results ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + name for name in _COLUMNS)})"
 NEWEST_FIRST = "ORDER BY r.created_at DESC, r.seq DESC"
 
 
@@ -275,8 +270,9 @@ def list_query(
     return sql, [*params, check_limit(limit), check_offset(offset)]
 
 
-def search_query(query: str, *, limit: int, channel: str | None,
-                 scope: ChannelScope | None = None) -> tuple[str, list[Any]]:
+def search_query(
+    query: str, *, limit: int, channel: str | None, scope: ChannelScope | None = None
+) -> tuple[str, list[Any]]:
     """SQL and parameters of ``SqliteStore.search`` for a non-blank ``query``.
 
     3+ characters: one FTS5 phrase with inner quotes doubled, so user input can never be
@@ -285,17 +281,11 @@ def search_query(query: str, *, limit: int, channel: str | None,
     needle = query.strip()
     params: list[Any]
     if len(needle) >= MIN_FTS_QUERY:
-        sql = (
-            "SELECT r.* FROM results_fts AS f JOIN results AS r ON r.seq = f.rowid "
-            "WHERE results_fts MATCH ?"
-        )
+        sql = "SELECT r.* FROM results_fts AS f JOIN results AS r ON r.seq = f.rowid WHERE results_fts MATCH ?"
         params = ['"' + needle.replace('"', '""') + '"']
     else:
         pattern = "%" + escape_like(needle) + "%"
-        sql = (
-            "SELECT r.* FROM results AS r "
-            "WHERE (r.text LIKE ? ESCAPE '\\' OR r.filename LIKE ? ESCAPE '\\')"
-        )
+        sql = "SELECT r.* FROM results AS r WHERE (r.text LIKE ? ESCAPE '\\' OR r.filename LIKE ? ESCAPE '\\')"
         params = [pattern, pattern]
     if channel is not None:
         sql += " AND r.channel = ?"

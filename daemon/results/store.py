@@ -21,7 +21,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from daemon.records import ResultRecord, Status
-from daemon.results.teams import ChannelScope
 from daemon.results.schema import (
     INSERT_SQL,
     MAX_LIMIT,
@@ -34,6 +33,7 @@ from daemon.results.schema import (
     record_of,
     search_query,
 )
+from daemon.results.teams import ChannelScope
 from engine.layout import group_rows
 
 __all__ = ["MAX_LIMIT", "STORE_NAME", "ResultStore", "SqliteStore", "StoreError"]
@@ -62,9 +62,7 @@ class ResultStore(Protocol):
         model_version: str | None,
         finished_at: float,
     ) -> ResultRecord | None: ...
-    def fail(
-        self, result_id: str, error: str, attempts: int, finished_at: float
-    ) -> ResultRecord | None: ...
+    def fail(self, result_id: str, error: str, attempts: int, finished_at: float) -> ResultRecord | None: ...
     def get(self, result_id: str) -> ResultRecord | None: ...
     def by_md5(self, md5: str, scope: str | None = None) -> ResultRecord | None: ...
     def list(
@@ -124,9 +122,7 @@ class SqliteStore:
         result of the same scope (team) has the same md5; another scope's never counts.
         """
         if rec.status not in (Status.QUEUED, Status.FAILED):
-            raise ValueError(
-                f"add_queued needs a queued or failed record, got {rec.status} for {rec.path}"
-            )
+            raise ValueError(f"add_queued needs a queued or failed record, got {rec.status} for {rec.path}")
         with self._write() as conn:
             if (existing := self._get(conn, rec.id)) is not None:
                 return existing
@@ -150,7 +146,7 @@ class SqliteStore:
                 f"/ {rec.duplicate_of!r} for {rec.path}"
             )
         with self._write() as conn:
-            if (existing := self._get(conn, rec.id)) is None:
+            if self._get(conn, rec.id) is None:
                 conn.execute(INSERT_SQL, insert_params(rec))
             return self._require(conn, rec.id)
 
@@ -193,9 +189,7 @@ class SqliteStore:
             )  # fmt: skip
             return self._get(conn, result_id)
 
-    def fail(
-        self, result_id: str, error: str, attempts: int, finished_at: float
-    ) -> ResultRecord | None:
+    def fail(self, result_id: str, error: str, attempts: int, finished_at: float) -> ResultRecord | None:
         """Record a failure (queued/processing/failed -> failed); done and duplicate rows stay."""
         with self._write() as conn:
             conn.execute(
@@ -212,8 +206,9 @@ class SqliteStore:
             rows = conn.execute(
                 "SELECT * FROM results WHERE created_at < ? ORDER BY created_at, seq", (cutoff,)
             ).fetchall()
-            conn.execute("DELETE FROM corrections WHERE result_id IN "
-                         "(SELECT id FROM results WHERE created_at < ?)", (cutoff,))
+            conn.execute(
+                "DELETE FROM corrections WHERE result_id IN (SELECT id FROM results WHERE created_at < ?)", (cutoff,)
+            )
             conn.execute("DELETE FROM results WHERE created_at < ?", (cutoff,))
         if rows:
             log.info("result store %s: deleted %d results created before %s",
@@ -275,8 +270,9 @@ class SqliteStore:
         """The number of results in each status (every status present, zeros included)."""
         clause, params = (scope or ChannelScope()).sql()
         with self._read() as conn:
-            rows = conn.execute(f"SELECT status, COUNT(*) FROM results AS r WHERE {clause} GROUP BY status",
-                                params).fetchall()
+            rows = conn.execute(
+                f"SELECT status, COUNT(*) FROM results AS r WHERE {clause} GROUP BY status", params
+            ).fetchall()
         counts = {status.value: 0 for status in Status}
         counts.update({status: n for status, n in rows})
         return counts
@@ -289,7 +285,8 @@ class SqliteStore:
                 " COALESCE(SUM(json_extract(timings, '$.detect')), 0),"
                 " COALESCE(SUM(json_extract(timings, '$.recognize')), 0),"
                 " COALESCE(SUM(json_extract(timings, '$.total')), 0)"
-                " FROM results WHERE status = 'done'").fetchone()
+                " FROM results WHERE status = 'done'"
+            ).fetchone()
         return dict(zip(("decode", "detect", "recognize", "total"), map(float, row)))
 
     # -- corrections -------------------------------------------------------------------
@@ -307,20 +304,26 @@ class SqliteStore:
             if not 0 <= line_index < len(lines):
                 raise ValueError(f"result {result_id} has no line {line_index} (it has {len(lines)})")
             line = lines[line_index]
-            conn.execute("INSERT INTO corrections (result_id, line_index, original, text, user, at) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", (result_id, line_index, line["text"], text, user, at))
+            conn.execute(
+                "INSERT INTO corrections (result_id, line_index, original, text, user, at) VALUES (?, ?, ?, ?, ?, ?)",
+                (result_id, line_index, line["text"], text, user, at),
+            )
             line.setdefault("original_text", line["text"])
             line.update(text=text, corrected_by=user, corrected_at=at)
             full = _full_text(lines)
-            conn.execute("UPDATE results SET lines = ?, text = ? WHERE id = ?",
-                         (json.dumps(lines, ensure_ascii=False), full, result_id))
+            conn.execute(
+                "UPDATE results SET lines = ?, text = ? WHERE id = ?",
+                (json.dumps(lines, ensure_ascii=False), full, result_id),
+            )
             return self._get(conn, result_id)
 
     def corrections(self, result_id: str) -> builtins.list[dict[str, Any]]:
         """Every edit of a result, oldest first."""
         with self._read() as conn:
-            rows = conn.execute("SELECT line_index, original, text, user, at FROM corrections "
-                                "WHERE result_id = ? ORDER BY seq", (result_id,)).fetchall()
+            rows = conn.execute(
+                "SELECT line_index, original, text, user, at FROM corrections WHERE result_id = ? ORDER BY seq",
+                (result_id,),
+            ).fetchall()
         return [dict(zip(("line_index", "original", "text", "user", "at"), row)) for row in rows]
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ Deduplication is scoped by team too (:meth:`TeamMap.dedup_scope`): a file is onl
 of an earlier file of its own team. The scope is fixed when a result is stored; a later change of
 ``teams.channels`` or ``teams.default_team`` moves no stored result to another scope.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ DEFAULT_SCOPE = "*default*"
 
 
 def parse_channel_map(spec: str) -> dict[str, str]:
-    """"finance=accounting, sales=sales" -> {"finance": "accounting", "sales": "sales"}."""
+    """ "finance=accounting, sales=sales" -> {"finance": "accounting", "sales": "sales"}."""
     mapping: dict[str, str] = {}
     for part in spec.split(","):
         if not part.strip():
@@ -67,7 +68,7 @@ class TeamMap:
     default_team: str = ""
 
     @classmethod
-    def from_spec(cls, spec: str, default_team: str = "") -> "TeamMap":
+    def from_spec(cls, spec: str, default_team: str = "") -> TeamMap:
         return cls(parse_channel_map(spec), default_team.strip())
 
     def dedup_scope(self, channel: str) -> str:

@@ -4,6 +4,7 @@ Sources of torch networks: a registered or packaged version (:class:`daemon.vers
 or training checkpoints (``engine.training.checkpoint``). Every ONNX file written is verified
 against its torch network on real images (``engine.export.verify_onnx``) before it is kept.
 """
+
 from __future__ import annotations
 
 import logging
@@ -81,8 +82,9 @@ def with_checkpoints(base: Networks, paths: dict[str, Path]) -> Networks:
         if checkpoint.kind != kind:
             raise ModelVersionError(f"{path}: a {checkpoint.kind} checkpoint, given as the {kind} network")
         if checkpoint.model_set != base.model_set:
-            raise ModelVersionError(f"{path}: a {checkpoint.model_set} {kind} network; "
-                                    f"the base {base.source} is {base.model_set}")
+            raise ModelVersionError(
+                f"{path}: a {checkpoint.model_set} {kind} network; the base {base.source} is {base.model_set}"
+            )
         modules[kind] = checkpoint.module
         loaded[kind] = checkpoint
         if kind == "rec" and checkpoint.charset:
@@ -106,9 +108,16 @@ def write_charset(labels: list[str], path: Path) -> Path:
     return path
 
 
-def export_networks(nets: Networks, kinds: Sequence[str], out: Path, images: Sequence[Path], *,
-                    sizes: dict[str, tuple[int, int]] | None = None, int8: bool = False,
-                    threads: int = 1) -> dict[str, Any]:
+def export_networks(
+    nets: Networks,
+    kinds: Sequence[str],
+    out: Path,
+    images: Sequence[Path],
+    *,
+    sizes: dict[str, tuple[int, int]] | None = None,
+    int8: bool = False,
+    threads: int = 1,
+) -> dict[str, Any]:
     """Export ``kinds`` of ``nets`` into ``out`` (det.onnx, rec.onnx, charset.txt), verify each
     against torch, optionally add INT8 copies; returns a report (also written to parity.json)."""
     import json
@@ -118,8 +127,9 @@ def export_networks(nets: Networks, kinds: Sequence[str], out: Path, images: Seq
     charset = write_charset(nets.charset, out / "charset.txt")
     report: dict[str, Any] = {"source": nets.source, "model_set": nets.model_set, "files": {}, "parity": {}}
     written = {k: export_onnx(nets.modules[k], k, out / f"{k}.onnx", size=sizes.get(k)) for k in kinds}
-    files = ModelFiles(nets.model_set, written.get("det", out / "det.onnx"), written.get("rec", out / "rec.onnx"),
-                       charset, "export")
+    files = ModelFiles(
+        nets.model_set, written.get("det", out / "det.onnx"), written.get("rec", out / "rec.onnx"), charset, "export"
+    )
     for kind, path in written.items():
         parity = verify_onnx(kind, path, nets.modules, files, images, size=sizes.get(kind), threads=threads)
         report["files"][kind] = str(path)
@@ -153,9 +163,16 @@ class Added:
     parity: dict[str, dict[str, Any]]
 
 
-def add_from_checkpoints(registry: ModelRegistry, base: str, checkpoints: dict[str, Path],
-                         images: Sequence[Path], *, name: str | None = None, note: str = "",
-                         threads: int = 1) -> Added:
+def add_from_checkpoints(
+    registry: ModelRegistry,
+    base: str,
+    checkpoints: dict[str, Path],
+    images: Sequence[Path],
+    *,
+    name: str | None = None,
+    note: str = "",
+    threads: int = 1,
+) -> Added:
     """Register a version: ``base``'s networks with the checkpoints' put in, exported and verified."""
     if not checkpoints:
         raise ModelVersionError("give at least one checkpoint (--det or --rec)")
@@ -179,17 +196,33 @@ def add_from_checkpoints(registry: ModelRegistry, base: str, checkpoints: dict[s
                     shutil.copyfile(old, staging / f"{kind}.pt")
                     saved[kind] = f"{kind}.pt"
         files = ModelFiles(nets.model_set, staging / "det.onnx", staging / "rec.onnx", charset, name)
-        parity = {kind: {**_checked(verify_onnx(kind, staging / f"{kind}.onnx", nets.modules, files, images,
-                                                threads=threads)).to_dict(), "onnx": f"{kind}.onnx"}
-                  for kind in changed}
+        parity = {
+            kind: {
+                **_checked(
+                    verify_onnx(kind, staging / f"{kind}.onnx", nets.modules, files, images, threads=threads)
+                ).to_dict(),
+                "onnx": f"{kind}.onnx",
+            }
+            for kind in changed
+        }
         metrics: dict[str, Any] = {"parity": parity}
         for kind, checkpoint in nets.checkpoints.items():
             if checkpoint.meta.get("metrics"):
                 metrics[kind] = checkpoint.meta["metrics"]
         manifest = ModelVersion(
-            version=name, model_set=nets.model_set, created_at=_now(), change=f"fine-tune {'+'.join(changed)}",
-            det="det.onnx", rec="rec.onnx", charset="charset.txt", parent=base_version.version,
-            det_checkpoint=saved["det"], rec_checkpoint=saved["rec"], note=note, metrics=metrics)
+            version=name,
+            model_set=nets.model_set,
+            created_at=_now(),
+            change=f"fine-tune {'+'.join(changed)}",
+            det="det.onnx",
+            rec="rec.onnx",
+            charset="charset.txt",
+            parent=base_version.version,
+            det_checkpoint=saved["det"],
+            rec_checkpoint=saved["rec"],
+            note=note,
+            metrics=metrics,
+        )
         return Added(registry.commit(staging, manifest), parity)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -200,14 +233,28 @@ def _save_checkpoint(nets: Networks, kind: str, path: Path) -> str:
     from engine.training.checkpoint import save_checkpoint
 
     checkpoint = nets.checkpoints[kind]
-    save_checkpoint(path, kind=kind, model_set=nets.model_set, module=nets.modules[kind],
-                    charset=nets.charset if kind == "rec" else None, meta=checkpoint.meta)
+    save_checkpoint(
+        path,
+        kind=kind,
+        model_set=nets.model_set,
+        module=nets.modules[kind],
+        charset=nets.charset if kind == "rec" else None,
+        meta=checkpoint.meta,
+    )
     return path.name
 
 
-def add_from_onnx(registry: ModelRegistry, base: str, graphs: dict[str, Path], images: Sequence[Path], *,
-                  charset: Path | None = None, name: str | None = None, note: str = "",
-                  threads: int = 1) -> Added:
+def add_from_onnx(
+    registry: ModelRegistry,
+    base: str,
+    graphs: dict[str, Path],
+    images: Sequence[Path],
+    *,
+    charset: Path | None = None,
+    name: str | None = None,
+    note: str = "",
+    threads: int = 1,
+) -> Added:
     """Register a version from ONNX graphs (the others from ``base``), checked to load and read
     ``images`` with ONNX Runtime. Such a version runs on the ONNX Runtime backend."""
     from config.settings import EngineSettings
@@ -226,8 +273,9 @@ def add_from_onnx(registry: ModelRegistry, base: str, graphs: dict[str, Path], i
                 raise ModelVersionError(f"{source}: no such ONNX file")
             shutil.copyfile(source, staging / f"{kind}.onnx")
         shutil.copyfile(charset or base_files.charset, staging / "charset.txt")
-        files = ModelFiles(base_version.model_set, staging / "det.onnx", staging / "rec.onnx",
-                           staging / "charset.txt", name)
+        files = ModelFiles(
+            base_version.model_set, staging / "det.onnx", staging / "rec.onnx", staging / "charset.txt", name
+        )
         try:
             engine = build_engine(EngineSettings(backend="onnxruntime", threads=threads), files)
             lines = sum(len(engine.ocr(str(p)).lines) for p in images)
@@ -237,9 +285,17 @@ def add_from_onnx(registry: ModelRegistry, base: str, graphs: dict[str, Path], i
             raise ModelVersionError(f"the ONNX graphs read no text at all on {len(images)} test images")
         smoke = {"images": len(images), "lines": lines}
         manifest = ModelVersion(
-            version=name, model_set=base_version.model_set, created_at=_now(), change=f"import onnx {'+'.join(sorted(graphs))}",
-            det="det.onnx", rec="rec.onnx", charset="charset.txt", parent=base_version.version,
-            note=note, metrics={"smoke": smoke})
+            version=name,
+            model_set=base_version.model_set,
+            created_at=_now(),
+            change=f"import onnx {'+'.join(sorted(graphs))}",
+            det="det.onnx",
+            rec="rec.onnx",
+            charset="charset.txt",
+            parent=base_version.version,
+            note=note,
+            metrics={"smoke": smoke},
+        )
         return Added(registry.commit(staging, manifest), {"smoke": smoke})
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

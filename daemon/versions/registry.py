@@ -9,6 +9,7 @@ The packaged sets are versions too (``PP-OCRv6-small``, ``PP-OCRv6-tiny``), alwa
 Which version the workers use is the Redis key :data:`CURRENT_KEY`; when it is unset they use
 the packaged set of ``engine.model_set``. ``daemon.worker.hotswap`` follows the key in each worker.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,16 +72,26 @@ class ModelVersion:
 def check_name(name: str) -> str:
     """A version name: letters, digits, '.', '_' and '-', at most 64, not starting with a dot."""
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ModelVersionError(f"bad version name {name!r}: use letters, digits, '.', '_' and '-' "
-                                "(at most 64, starting with a letter or digit)")
+        raise ModelVersionError(
+            f"bad version name {name!r}: use letters, digits, '.', '_' and '-' "
+            "(at most 64, starting with a letter or digit)"
+        )
     return name
 
 
 def _builtin(model_set: str) -> ModelVersion:
     files = model_files(model_set)
-    return ModelVersion(version=files.version, model_set=model_set, created_at=0.0, change="packaged",
-                        det=str(files.det), rec=str(files.rec), charset=str(files.charset), builtin=True,
-                        note=f"PP-OCRv6 {model_set}, shipped with teamocr")
+    return ModelVersion(
+        version=files.version,
+        model_set=model_set,
+        created_at=0.0,
+        change="packaged",
+        det=str(files.det),
+        rec=str(files.rec),
+        charset=str(files.charset),
+        builtin=True,
+        note=f"PP-OCRv6 {model_set}, shipped with teamocr",
+    )
 
 
 class ModelRegistry:
@@ -138,8 +149,15 @@ class ModelRegistry:
 
         det, rec, charset = path(version.det), path(version.rec), path(version.charset)
         assert det is not None and rec is not None and charset is not None
-        return ModelFiles(version.model_set, det, rec, charset, version.version,
-                          path(version.det_checkpoint), path(version.rec_checkpoint))
+        return ModelFiles(
+            version.model_set,
+            det,
+            rec,
+            charset,
+            version.version,
+            path(version.det_checkpoint),
+            path(version.rec_checkpoint),
+        )
 
     def stage(self, name: str) -> Path:
         """A fresh temporary folder to assemble version ``name`` in (then :meth:`commit`)."""

@@ -7,6 +7,7 @@ in for the following calls. A call already running keeps the engine it started w
 is lost or read twice. When the new version fails to load, the error is logged and the old
 engine stays (the version is tried again after ``retry_seconds``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,9 +41,18 @@ def _build(settings: EngineSettings, files: ModelFiles) -> Any:
 class SwappingEngine:
     """The engine of the current model version; see the module docstring."""
 
-    def __init__(self, client: redis.Redis, registry: ModelRegistry, settings: EngineSettings, name: str, *,
-                 build: Builder = _build, check_seconds: float = CHECK_SECONDS,
-                 retry_seconds: float = RETRY_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        registry: ModelRegistry,
+        settings: EngineSettings,
+        name: str,
+        *,
+        build: Builder = _build,
+        check_seconds: float = CHECK_SECONDS,
+        retry_seconds: float = RETRY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.client = client
         self.registry = registry
         self.settings = settings
@@ -106,8 +116,14 @@ class SwappingEngine:
             try:
                 engine = self.build(self.settings, self.registry.files(wanted))
             except Exception as exc:  # noqa: BLE001 - any load failure keeps the old engine
-                log.error("worker %s: cannot switch model %s -> %s (%s); keeping %s", self.name, self.version,
-                          wanted, exc, self.version)
+                log.error(
+                    "worker %s: cannot switch model %s -> %s (%s); keeping %s",
+                    self.name,
+                    self.version,
+                    wanted,
+                    exc,
+                    self.version,
+                )
                 self._failed[wanted] = now + self.retry_seconds
                 return
             log.info("worker %s: model %s -> %s", self.name, self.version, wanted)

@@ -9,6 +9,7 @@ Jobs of a worker that died are taken over after ``claim_idle_seconds``. A bad im
 with its cause; other errors (a file briefly unreadable, an engine hiccup) retry with backoff up to
 ``max_attempts`` and then stay failed with the error recorded.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,10 +24,10 @@ import redis
 
 from config.settings import DaemonSettings
 from daemon.ports import Engine
-from daemon.worker.outputs import OutputWriter
 from daemon.queue.redisconn import lost_groups, recreate_groups
+from daemon.queue.streams import DELAYED, HEARTBEATS, JOBS, RECORDS, WORKERS_GROUP, Job, record_fields, take
+from daemon.worker.outputs import OutputWriter
 from daemon.worker.sourcefile import ShareAway, read_queued
-from daemon.queue.streams import (DELAYED, HEARTBEATS, JOBS, RECORDS, WORKERS_GROUP, Job, record_fields, take)
 from engine.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,15 @@ class Retry:
 class Worker:
     """One consumer of the jobs stream; ``run_once`` is one batch."""
 
-    def __init__(self, client: redis.Redis, engine: Engine, settings: DaemonSettings, name: str,
-                 outputs: OutputWriter | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        engine: Engine,
+        settings: DaemonSettings,
+        name: str,
+        outputs: OutputWriter | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.client = client
         self.engine = engine
         self.settings = settings
@@ -71,15 +79,25 @@ class Worker:
         """Take up to ``batch_size`` jobs and finish each; returns how many were handled."""
         self.client.hset(HEARTBEATS, self.name, self.clock())
         self._release(keys=[DELAYED, JOBS], args=[self.clock()])
-        entries = take(self.client, JOBS, WORKERS_GROUP, self.name, self.settings.batch_size,
-                       int(self.settings.claim_idle_seconds * 1000), block_ms)
-        jobs = [(entry_id, job) for entry_id, fields in entries
-                if (job := self._parse(entry_id, fields)) is not None]
+        entries = take(
+            self.client,
+            JOBS,
+            WORKERS_GROUP,
+            self.name,
+            self.settings.batch_size,
+            int(self.settings.claim_idle_seconds * 1000),
+            block_ms,
+        )
+        jobs = [(entry_id, job) for entry_id, fields in entries if (job := self._parse(entry_id, fields)) is not None]
         if jobs:
             pipe = self.client.pipeline(transaction=False)
             for _, job in jobs:
-                pipe.xadd(RECORDS, record_fields({"type": "processing", "id": job.id,
-                                                  "attempts": job.attempt + 1, "worker": self.name}))
+                pipe.xadd(
+                    RECORDS,
+                    record_fields(
+                        {"type": "processing", "id": job.id, "attempts": job.attempt + 1, "worker": self.name}
+                    ),
+                )
             pipe.execute()
             outcomes = self._read([job for _, job in jobs])
             for (entry_id, job), outcome in zip(jobs, outcomes):
@@ -115,8 +133,12 @@ class Worker:
         pipe = self.client.pipeline(transaction=True)
         if isinstance(outcome, Retry):
             pipe.zadd(DELAYED, {outcome.job.to_json(): outcome.due})
-            pipe.xadd(RECORDS, record_fields({"type": "queued", "id": job.id, "attempts": outcome.job.attempt,
-                                              "retry_at": outcome.due}))
+            pipe.xadd(
+                RECORDS,
+                record_fields(
+                    {"type": "queued", "id": job.id, "attempts": outcome.job.attempt, "retry_at": outcome.due}
+                ),
+            )
         else:
             pipe.xadd(RECORDS, record_fields(outcome))
         pipe.xack(JOBS, WORKERS_GROUP, entry_id)
@@ -159,22 +181,31 @@ class Worker:
             away = now - since
             if away < self.settings.share_wait_seconds:
                 if not job.away_since:
-                    log.warning("%s; waiting for it to come back (up to %.0f s)", outcome,
-                                self.settings.share_wait_seconds)
+                    log.warning(
+                        "%s; waiting for it to come back (up to %.0f s)", outcome, self.settings.share_wait_seconds
+                    )
                 pause = min(SHARE_RETRY_MAX, max(self.settings.retry_backoff, away))
                 return Retry(Job(**{**job.__dict__, "away_since": since}), now + pause)
             log.error("%s: its share stayed away for %.0f s; failed", job.path, away)
-            return {**base, "type": "failed", "finished_at": now,
-                    "error": f"the share holding it stayed away for {away:.0f} s: {outcome}"}
+            return {
+                **base,
+                "type": "failed",
+                "finished_at": now,
+                "error": f"the share holding it stayed away for {away:.0f} s: {outcome}",
+            }
         if isinstance(outcome, Exception):  # any other error is recorded, never fatal
             error = f"{type(outcome).__name__}: {outcome}"
             if attempts < self.settings.max_attempts:
                 log.warning("%s: attempt %d failed (%s); will retry", job.path, attempts, error)
-                due = self.clock() + self.settings.retry_backoff * (2 ** job.attempt)
+                due = self.clock() + self.settings.retry_backoff * (2**job.attempt)
                 return Retry(Job(**{**job.__dict__, "attempt": attempts, "away_since": 0.0}), due)
             log.error("%s: failed after %d attempts: %s", job.path, attempts, error)
-            return {**base, "type": "failed", "error": f"failed after {attempts} attempts: {error}",
-                    "finished_at": self.clock()}
+            return {
+                **base,
+                "type": "failed",
+                "error": f"failed after {attempts} attempts: {error}",
+                "finished_at": self.clock(),
+            }
         page = outcome
         result = page.to_dict()
         if self.outputs is not None:

@@ -2,6 +2,7 @@
 
 Written under ``<data_dir>/outputs/<run>/json`` and ``.../visualization``; off by default.
 """
+
 from __future__ import annotations
 
 import json

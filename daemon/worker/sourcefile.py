@@ -6,6 +6,7 @@ worker reads the bytes once, here, checks them against the job's size and MD5, a
 very bytes to the engine, so a result is never stored under an MD5 it does not belong to and a
 swapped-in link never gets its target read into a result.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,8 +45,9 @@ def read_queued(path: str, name: str, size: int, md5: str, folder: list[int] | N
             # soon than a file deleted.
             raise ShareAway(f"{name}: its folder {parent} is gone (share unmounted?)") from None
         if folder is not None and [where.st_dev, where.st_ino] != list(folder):
-            raise ShareAway(f"{name}: its folder {parent} is not the folder it was queued in "
-                            "(share unmounted or mounted again?)") from None
+            raise ShareAway(
+                f"{name}: its folder {parent} is not the folder it was queued in (share unmounted or mounted again?)"
+            ) from None
         raise ImageError(name, "file not found (deleted after it was queued)") from None
     except PermissionError:
         raise ImageError(name, "permission denied") from None

@@ -1,4 +1,5 @@
 """Differentiable-binarisation post-processing: probability map -> scored 4-point boxes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ def _box_score(prob: np.ndarray, quad: np.ndarray) -> float:
     mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), dtype=np.uint8)
     shifted = (quad - np.array([x0, y0], dtype=np.float32)).astype(np.int32)
     cv2.fillPoly(mask, [shifted], 1)
-    return float(cv2.mean(prob[y0:y1 + 1, x0:x1 + 1], mask)[0])
+    return float(cv2.mean(prob[y0 : y1 + 1, x0 : x1 + 1], mask)[0])
 
 
 def boxes_from_probmap(prob: np.ndarray, params: DBParams) -> list[tuple[np.ndarray, float]]:

@@ -5,6 +5,7 @@
 several jobs often has some. A batch that fails is retried image by image, so one bad image fails
 alone.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,11 +23,11 @@ from engine.detection.postprocess import DBParams, boxes_from_probmap
 class DetResize:
     """How an image is scaled for detection."""
 
-    min_side: int = 736          # smaller images are enlarged so small text survives
-    max_upscale: float = 2.0     # ... but never more than this (a 720x160 banner is not 3300x736)
-    max_side: int = 4000         # a very long side is shrunk to this
+    min_side: int = 736  # smaller images are enlarged so small text survives
+    max_upscale: float = 2.0  # ... but never more than this (a 720x160 banner is not 3300x736)
+    max_side: int = 4000  # a very long side is shrunk to this
     max_pixels: int = 4_000_000  # one network pass covers at most this many pixels; more -> strips
-    strip_overlap: int = 128     # strip overlap (network pixels), above the tallest line expected
+    strip_overlap: int = 128  # strip overlap (network pixels), above the tallest line expected
 
     def scale_for(self, h: int, w: int) -> float:
         """The factor an h x w image is scaled by before detection."""
@@ -106,7 +107,7 @@ class TextDetectorPredictor:
                 groups.setdefault((_ceil32(h), _ceil32(w)), []).append(i)
         for members in groups.values():
             for start in range(0, len(members), self.batch_size):
-                chunk = members[start:start + self.batch_size]
+                chunk = members[start : start + self.batch_size]
                 for i, found in zip(chunk, self._run_chunk([resized[i] for i in chunk])):
                     out[i] = found if isinstance(found, Exception) else self._to_image(found, images[i], resized[i])
         return out
@@ -178,5 +179,7 @@ class TextDetectorPredictor:
         ph = _ceil32(max(image.shape[0] for image in images))
         pw = _ceil32(max(image.shape[1] for image in images))
         probs = self.runner(fill_batch(images, ph, pw))
-        return [boxes_from_probmap(prob[0, :image.shape[0], :image.shape[1]], self.params)
-                for prob, image in zip(probs, images)]
+        return [
+            boxes_from_probmap(prob[0, : image.shape[0], : image.shape[1]], self.params)
+            for prob, image in zip(probs, images)
+        ]

@@ -3,6 +3,7 @@
 Input: N x 3 x H x W, normalised to [-1, 1], H and W multiples of 32.
 Output: N x 1 x H x W text probability map.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

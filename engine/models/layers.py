@@ -1,4 +1,5 @@
 """Building blocks shared by the detection and recognition networks (inference form)."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """PP-LCNetV4 backbone (inference form), shared by the PP-OCRv6 detector and recogniser."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,12 +37,17 @@ def stage(cin: int, cout: int, stride: tuple[int, int], se: str) -> Stage:
 def det_spec(widths: tuple[int, int, int, int], stem_mid: int) -> BackboneSpec:
     """Detector backbone: four stages of stride 4, 8, 16, 32."""
     c1, c2, c3, c4 = widths
-    return BackboneSpec("hg", stem_mid, c1, (
-        stage(c1, c1, (1, 1), "TF"),
-        stage(c1, c2, (2, 2), "FTF"),
-        stage(c2, c3, (2, 2), "FTFTF"),
-        stage(c3, c4, (2, 2), "FTF"),
-    ))
+    return BackboneSpec(
+        "hg",
+        stem_mid,
+        c1,
+        (
+            stage(c1, c1, (1, 1), "TF"),
+            stage(c1, c2, (2, 2), "FTF"),
+            stage(c2, c3, (2, 2), "FTFTF"),
+            stage(c3, c4, (2, 2), "FTF"),
+        ),
+    )
 
 
 class LCNetV4(nn.Module):
@@ -55,9 +61,7 @@ class LCNetV4(nn.Module):
             self.stem = ConvStem(spec.stem_mid, spec.stem_out)
         else:
             raise ValueError(f"unknown stem kind {spec.stem!r}")
-        self.stages = nn.ModuleList(
-            nn.Sequential(*(LCNetV4Block(*block) for block in stage)) for stage in spec.stages
-        )
+        self.stages = nn.ModuleList(nn.Sequential(*(LCNetV4Block(*block) for block in stage)) for stage in spec.stages)
         self.out_channels = [stage[-1][1] for stage in spec.stages]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -3,6 +3,7 @@
 The exported graphs list their parameters in execution order, and our modules register their
 layers in the same order, so loading is a walk down both lists with a shape check at every step.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

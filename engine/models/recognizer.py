@@ -5,6 +5,7 @@ Output: N x W/8 x C character probabilities (index 0 is the CTC blank).
 The small variant's sequence model is a light SVTR (two transformer blocks over the columns);
 the tiny variant's is a depthwise 1-D convolution over the columns.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,16 +28,36 @@ class RecSpec:
 
 
 REC_SPECS = {
-    "small": RecSpec(BackboneSpec("hg", 48, 96, (
-        stage(96, 96, (1, 1), "TFF"),
-        stage(96, 192, (2, 1), "FTFTFTF"),
-        stage(192, 384, (2, 1), "FTF"),
-    )), "svtr", 120, 18710),
-    "tiny": RecSpec(BackboneSpec("conv", 24, 48, (
-        stage(48, 48, (1, 1), "TF"),
-        stage(48, 96, (2, 1), "FTF"),
-        stage(96, 160, (2, 1), "FTFF"),
-    )), "conv", 80, 6906),
+    "small": RecSpec(
+        BackboneSpec(
+            "hg",
+            48,
+            96,
+            (
+                stage(96, 96, (1, 1), "TFF"),
+                stage(96, 192, (2, 1), "FTFTFTF"),
+                stage(192, 384, (2, 1), "FTF"),
+            ),
+        ),
+        "svtr",
+        120,
+        18710,
+    ),
+    "tiny": RecSpec(
+        BackboneSpec(
+            "conv",
+            24,
+            48,
+            (
+                stage(48, 48, (1, 1), "TF"),
+                stage(48, 96, (2, 1), "FTF"),
+                stage(96, 160, (2, 1), "FTFF"),
+            ),
+        ),
+        "conv",
+        80,
+        6906,
+    ),
 }
 
 
@@ -45,8 +66,9 @@ class ConvBNSwish(nn.Sequential):
 
     def __init__(self, cin: int, cout: int, kernel: tuple[int, int], groups: int = 1) -> None:
         pad = (kernel[0] // 2, kernel[1] // 2)
-        super().__init__(nn.Conv2d(cin, cout, kernel, 1, pad, groups=groups, bias=False),
-                         nn.BatchNorm2d(cout), nn.SiLU())
+        super().__init__(
+            nn.Conv2d(cin, cout, kernel, 1, pad, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.SiLU()
+        )
 
 
 class Attention(nn.Module):

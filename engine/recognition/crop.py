@@ -1,4 +1,5 @@
 """Cut a text line out of the page: perspective-rectified, upright."""
+
 from __future__ import annotations
 
 import cv2

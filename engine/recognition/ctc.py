@@ -1,4 +1,5 @@
 """Greedy CTC decoding, vectorised over the batch."""
+
 from __future__ import annotations
 
 import numpy as np

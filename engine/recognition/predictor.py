@@ -1,4 +1,5 @@
 """Recognition predictor: line crops in, (text, confidence) out, batched by width."""
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,7 @@ class RecParams:
     """Batching of recognition (from config)."""
 
     batch_size: int = 4
-    min_width: int = 0     # narrower crops are padded to this (0: only to the batch's widest)
+    min_width: int = 0  # narrower crops are padded to this (0: only to the batch's widest)
     max_width: int = 3200  # longer lines are squeezed to this
 
 
@@ -50,7 +51,7 @@ class TextRecognizerPredictor:
         results: list[tuple[str, float]] = [("", 0.0)] * len(inputs)
         size = max(1, self.params.batch_size)
         for start in range(0, len(order), size):
-            idx = order[start:start + size]
+            idx = order[start : start + size]
             width = max(self.params.min_width, max(inputs[i].shape[2] for i in idx))
             width = int(math.ceil(width / STRIDE)) * STRIDE
             batch = np.zeros((len(idx), 3, HEIGHT, width), dtype=np.float32)

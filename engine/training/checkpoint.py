@@ -8,6 +8,7 @@ under ``training`` and is ignored by :func:`load_checkpoint`.
 
 Files are read with ``torch.load(weights_only=True)``, so loading never runs pickled code.
 """
+
 from __future__ import annotations
 
 import os
@@ -59,9 +60,16 @@ def build_module(kind: str, model_set: str, classes: int | None = None) -> nn.Mo
     raise ModelError(f"unknown model kind {kind!r}; choose one of {list(KINDS)}")
 
 
-def save_checkpoint(path: str | os.PathLike[str], *, kind: str, model_set: str, module: nn.Module,
-                    charset: list[str] | None, meta: dict[str, Any],
-                    training: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    kind: str,
+    model_set: str,
+    module: nn.Module,
+    charset: list[str] | None,
+    meta: dict[str, Any],
+    training: dict[str, Any] | None = None,
+) -> Path:
     """Write the checkpoint atomically (temporary file, then rename); return its path."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -70,8 +78,12 @@ def save_checkpoint(path: str | os.PathLike[str], *, kind: str, model_set: str, 
     path = Path(path)
     state = {name: t.detach().to("cpu").clone() for name, t in module.state_dict().items()}
     payload: dict[str, Any] = {
-        "format": FORMAT, "version": VERSION, "kind": kind, "model_set": model_set,
-        "state_dict": state, "charset": list(charset) if charset is not None else None,
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": kind,
+        "model_set": model_set,
+        "state_dict": state,
+        "charset": list(charset) if charset is not None else None,
         "meta": dict(meta),
     }
     if training is not None:
@@ -110,5 +122,6 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         module.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
         raise ModelError(f"{path}: weights do not fit the {model_set} {kind} network ({exc})") from exc
-    return Checkpoint(kind, model_set, module.eval(), list(charset) if charset is not None else None,
-                      dict(payload.get("meta") or {}))
+    return Checkpoint(
+        kind, model_set, module.eval(), list(charset) if charset is not None else None, dict(payload.get("meta") or {})
+    )

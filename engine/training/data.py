@@ -16,6 +16,7 @@ A text of ``###`` marks a region to ignore. **Commas in the text**: the text mus
 as in CSV (``"1,000"``; a quote inside a quoted text is doubled); an unquoted text with a comma
 is refused, since tools disagree on what a ninth comma means (some add a script field).
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,7 +28,13 @@ import numpy as np
 from engine.errors import ImageError
 from engine.preprocess import load_image
 from engine.training.validate import (
-    DEFAULT_CAP, ImageFinder, Problems, check_relative, describe_chars, read_lines, unknown_characters,
+    DEFAULT_CAP,
+    ImageFinder,
+    Problems,
+    check_relative,
+    describe_chars,
+    read_lines,
+    unknown_characters,
 )
 
 IGNORE_TEXT = "###"
@@ -92,8 +99,9 @@ def read_image(path: Path) -> np.ndarray:
 REC_SPLITS = ("train.txt", "test.txt")
 
 
-def read_rec_dataset(root: Path, charset: list[str], *, extend_dict: bool = False,
-                     cap: int = DEFAULT_CAP) -> RecDataset:
+def read_rec_dataset(
+    root: Path, charset: list[str], *, extend_dict: bool = False, cap: int = DEFAULT_CAP
+) -> RecDataset:
     """Read and check ``root``; raise validate.DataError listing the problems, if any."""
     root = Path(root)
     problems = Problems(root, cap)
@@ -116,8 +124,11 @@ def read_rec_dataset(root: Path, charset: list[str], *, extend_dict: bool = Fals
                 continue
             unknown = unknown_characters(sample.text, known)
             if unknown and not extend_dict:
-                problems.add(label_file, number, f"characters not in the model's dictionary: "
-                             f"{describe_chars(unknown)} (--extend-dict adds them)")
+                problems.add(
+                    label_file,
+                    number,
+                    f"characters not in the model's dictionary: {describe_chars(unknown)} (--extend-dict adds them)",
+                )
                 continue
             new_chars += [c for c in unknown if c not in new_chars]
             samples.append(sample)
@@ -128,8 +139,9 @@ def read_rec_dataset(root: Path, charset: list[str], *, extend_dict: bool = Fals
     return RecDataset(root, splits[0], splits[1], tuple(new_chars))
 
 
-def _rec_line(root: Path, label_file: Path, number: int, line: str, finder: ImageFinder,
-              problems: Problems) -> LineSample | None:
+def _rec_line(
+    root: Path, label_file: Path, number: int, line: str, finder: ImageFinder, problems: Problems
+) -> LineSample | None:
     name, tab, text = line.partition("\t")
     if not tab:
         problems.add(label_file, number, "expected 'path<TAB>text'")
@@ -152,6 +164,7 @@ def _rec_line(root: Path, label_file: Path, number: int, line: str, finder: Imag
 
 
 # -- detection -----------------------------------------------------------------------------
+
 
 def read_det_dataset(root: Path, cap: int = DEFAULT_CAP) -> DetDataset:
     """Read and check an ICDAR 2015-style folder; raise validate.DataError listing the problems."""
@@ -179,8 +192,9 @@ def read_det_dataset(root: Path, cap: int = DEFAULT_CAP) -> DetDataset:
     return DetDataset(root, splits[0], splits[1])
 
 
-def _det_page(root: Path, split: str, list_file: Path, number: int, name: str, finder: ImageFinder,
-              problems: Problems) -> PageSample | None:
+def _det_page(
+    root: Path, split: str, list_file: Path, number: int, name: str, finder: ImageFinder, problems: Problems
+) -> PageSample | None:
     if not check_relative(name, list_file, number, problems):
         return None
     path = finder.find(root / f"{split}_images", name)
@@ -207,8 +221,7 @@ def _det_page(root: Path, split: str, list_file: Path, number: int, name: str, f
     return PageSample(path, name, tuple(boxes), w, h)
 
 
-def parse_gt_line(line: str, path: Path, number: int, size: tuple[int, int],
-                  problems: Problems) -> TextBox | None:
+def parse_gt_line(line: str, path: Path, number: int, size: tuple[int, int], problems: Problems) -> TextBox | None:
     """``x1,...,y4,text`` -> TextBox; a problem (and None) for anything malformed."""
     parts = line.split(",", 8)
     if len(parts) < 9:
@@ -225,8 +238,12 @@ def parse_gt_line(line: str, path: Path, number: int, size: tuple[int, int],
     points = np.array(coords, dtype=np.float32).reshape(4, 2)
     w, h = size
     xs, ys = points[:, 0], points[:, 1]
-    if xs.min() < -BOX_TOLERANCE or ys.min() < -BOX_TOLERANCE or xs.max() > w + BOX_TOLERANCE \
-            or ys.max() > h + BOX_TOLERANCE:
+    if (
+        xs.min() < -BOX_TOLERANCE
+        or ys.min() < -BOX_TOLERANCE
+        or xs.max() > w + BOX_TOLERANCE
+        or ys.max() > h + BOX_TOLERANCE
+    ):
         problems.add(path, number, f"box {coords} lies outside the {w}x{h} image")
         return None
     points[:, 0] = np.clip(xs, 0, w)
@@ -251,6 +268,6 @@ def _gt_text(field: str, path: Path, number: int, problems: Problems) -> str | N
             return None
         return values[0]
     if "," in field:
-        problems.add(path, number, f"text {field!r} contains a comma: quote it (\"...\", quotes inside doubled)")
+        problems.add(path, number, f'text {field!r} contains a comma: quote it ("...", quotes inside doubled)')
         return None
     return field

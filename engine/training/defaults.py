@@ -3,6 +3,7 @@
 Learning rates are low on purpose: the pretrained networks move fast under AdamW (their gradients
 are large), and the aim is to adapt them, not to retrain them.
 """
+
 from __future__ import annotations
 
 DEFAULTS: dict[str, dict[str, float | int]] = {

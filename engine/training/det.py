@@ -10,6 +10,7 @@ mask by D (a distance transform), which works for any polygon without a geometry
 Training pages are scaled the way inference scales them (DetResize), jittered, and cut into
 square crops that usually hold text.
 """
+
 from __future__ import annotations
 
 import random
@@ -29,8 +30,8 @@ from engine.training.data import PageSample, read_image
 from engine.training.evaluate import Tally, prediction_row, score_lines, write_jsonl
 
 SHRINK_RATIO = 0.4
-MIN_BOX_SIDE = 3.0      # boxes thinner than this (training pixels) are ignored
-NEGATIVE_RATIO = 3.0    # hard negatives per positive pixel in the BCE
+MIN_BOX_SIDE = 3.0  # boxes thinner than this (training pixels) are ignored
+NEGATIVE_RATIO = 3.0  # hard negatives per positive pixel in the BCE
 BCE_WEIGHT = 1.0
 DICE_WEIGHT = 1.0
 
@@ -44,7 +45,7 @@ def shrink_mask(shape: tuple[int, int], points: np.ndarray, ratio: float = SHRIN
     perimeter = float(np.sum(np.linalg.norm(pts - np.roll(pts, 1, axis=0), axis=1)))
     if area < 1 or perimeter <= 0:
         return None
-    distance = area * (1 - ratio ** 2) / perimeter
+    distance = area * (1 - ratio**2) / perimeter
     x0, y0 = max(0, int(np.floor(x.min())) - 1), max(0, int(np.floor(y.min())) - 1)
     x1, y1 = min(w, int(np.ceil(x.max())) + 2), min(h, int(np.ceil(y.max())) + 2)
     if x1 <= x0 or y1 <= y0:
@@ -57,7 +58,7 @@ def shrink_mask(shape: tuple[int, int], points: np.ndarray, ratio: float = SHRIN
     if not inside.any():
         return None
     out = np.zeros((h, w), bool)
-    out[y0:y1, x0:x1] = inside[1:1 + y1 - y0, 1:1 + x1 - x0]
+    out[y0:y1, x0:x1] = inside[1 : 1 + y1 - y0, 1 : 1 + x1 - x0]
     return out
 
 
@@ -108,22 +109,25 @@ class DetTask:
     def batches(self, rng: random.Random, batch_size: int) -> list[Sequence[int]]:
         order = list(range(len(self.train)))
         rng.shuffle(order)
-        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
     def sample(self, page: PageSample, rng: random.Random) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One training crop: normalised 3 x S x S image, its text map and its loss mask."""
         image = read_image(page.image)
         h, w = image.shape[:2]
         scale = self.resize.scale_for(h, w) * rng.uniform(0.7, 1.3)
-        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
-                           interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
+        image = cv2.resize(
+            image,
+            (max(1, round(w * scale)), max(1, round(h * scale))),
+            interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA,
+        )
         rh, rw = image.shape[:2]
         boxes = [(b.points * [rw / w, rh / h], b.ignore) for b in page.boxes]
         s = self.size
         x0, y0 = self._origin(rw, rh, [p for p, ign in boxes if not ign], rng)
         canvas = np.zeros((s, s, 3), np.uint8)  # inference pads with black too
-        part = image[y0:y0 + s, x0:x0 + s]
-        canvas[:part.shape[0], :part.shape[1]] = part
+        part = image[y0 : y0 + s, x0 : x0 + s]
+        canvas[: part.shape[0], : part.shape[1]] = part
         shifted = [(p - [x0, y0], ign) for p, ign in boxes]
         gt, mask = targets((s, s), shifted)
         return normalise(canvas)[0], gt, mask
@@ -152,8 +156,10 @@ class DetTask:
 
 def page_label(page: PageSample) -> dict[str, Any]:
     """A test page as a labelled row of the benchmark's format."""
-    return {"image": page.name, "lines": [
-        {"text": b.text, "points": b.points.tolist(), "ignore": b.ignore} for b in page.boxes]}
+    return {
+        "image": page.name,
+        "lines": [{"text": b.text, "points": b.points.tolist(), "ignore": b.ignore} for b in page.boxes],
+    }
 
 
 def evaluate_pages(ocr: Any, pages: Sequence[PageSample], predictions: Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ whose texts, read row by row and left to right, are compared by edit distance; u
 count as deleted, unlinked predictions as inserted (unless they fall in an ignored region).
 accuracy = 1 - edits / labelled characters. Boxes are compared as axis-aligned rectangles.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,7 +38,7 @@ class Tally:
     groups: int = 0
     exact: int = 0
 
-    def add(self, other: "Tally") -> None:
+    def add(self, other: Tally) -> None:
         self.pages += other.pages
         self.chars += other.chars
         self.edits += other.edits
@@ -46,8 +47,12 @@ class Tally:
 
     def metrics(self) -> dict[str, float | int]:
         cer = self.edits / max(1, self.chars)
-        return {"images": self.pages, "accuracy": round(max(0.0, 1.0 - cer), 4), "cer": round(cer, 4),
-                "exact": round(self.exact / max(1, self.groups), 4)}
+        return {
+            "images": self.pages,
+            "accuracy": round(max(0.0, 1.0 - cer), 4),
+            "cer": round(cer, 4),
+            "exact": round(self.exact / max(1, self.groups), 4),
+        }
 
 
 def normalise(text: str, casefold: bool = False) -> str:
@@ -97,8 +102,12 @@ def read_in_order(items: Sequence[tuple[Rect, str]]) -> str:
     return "".join(text for row in rows for _, text in sorted(row, key=lambda it: it[0][0]))
 
 
-def score_lines(labels: Iterable[dict[str, Any]], predictions: Iterable[dict[str, Any]],
-                ignore_regions: Iterable[Any] = (), casefold: bool = False) -> Tally:
+def score_lines(
+    labels: Iterable[dict[str, Any]],
+    predictions: Iterable[dict[str, Any]],
+    ignore_regions: Iterable[Any] = (),
+    casefold: bool = False,
+) -> Tally:
     """One line-labelled page."""
     truth: list[tuple[Rect, str]] = []
     ignored = [_rect(r["points"]) for r in ignore_regions]
@@ -165,9 +174,16 @@ def score_label(label: dict[str, Any], prediction: dict[str, Any] | None) -> Tal
 
 def prediction_row(image: str, lines: Iterable[tuple[str, Any]], seconds: float | None = None) -> dict[str, Any]:
     """A prediction file's row from (text, 4 points) pairs."""
-    row: dict[str, Any] = {"image": image, "lines": [
-        {"text": text, "points": [[round(float(x), 1), round(float(y), 1)] for x, y in np.asarray(pts).reshape(4, 2)]}
-        for text, pts in lines]}
+    row: dict[str, Any] = {
+        "image": image,
+        "lines": [
+            {
+                "text": text,
+                "points": [[round(float(x), 1), round(float(y), 1)] for x, y in np.asarray(pts).reshape(4, 2)],
+            }
+            for text, pts in lines
+        ],
+    }
     if seconds is not None:
         row["seconds"] = round(seconds, 4)
     return row
@@ -195,8 +211,9 @@ def run_pages(ocr: Any, dataset: Path, labels: list[dict[str, Any]], predictions
     for label in labels:
         start = time.perf_counter()
         page = ocr.ocr(Path(dataset) / label["image"])
-        row = prediction_row(label["image"], ((line.text, line.points) for line in page.lines),
-                             time.perf_counter() - start)
+        row = prediction_row(
+            label["image"], ((line.text, line.points) for line in page.lines), time.perf_counter() - start
+        )
         rows.append(row)
         tally.add(score_label(label, row))
     write_jsonl(predictions, rows)

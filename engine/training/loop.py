@@ -5,6 +5,7 @@ to score the test split; :func:`fit` does the rest: optimiser and schedule, froz
 progress, ``last.pt``/``best.pt`` each epoch, resuming, the test split before and after and the
 ``--guard`` set before and after.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,8 @@ class TrainOptions:
     device: str = "cpu"
     weight_decay: float = 1e-4
     max_steps: int | None = None  # stop after this many steps (smoke runs, benchmarks)
-    freeze_bn: bool = True        # keep batch-norm statistics as pretrained (small data sets)
-    clip: float = 5.0             # gradient-norm clip
+    freeze_bn: bool = True  # keep batch-norm statistics as pretrained (small data sets)
+    clip: float = 5.0  # gradient-norm clip
     seed: int = 0
     eval_each_epoch: bool = True  # score the test split after each epoch to pick best.pt
 
@@ -62,9 +63,16 @@ class Task(Protocol):
 Guard = Callable[[str], dict[str, Any]]  # tag -> metrics on the guard set with the current weights
 
 
-def fit(task: Task, options: TrainOptions, workdir: Path, progress: Progress, *,
-        resume: Path | None = None, guard: Guard | None = None,
-        meta: dict[str, Any] | None = None) -> dict[str, Any]:
+def fit(
+    task: Task,
+    options: TrainOptions,
+    workdir: Path,
+    progress: Progress,
+    *,
+    resume: Path | None = None,
+    guard: Guard | None = None,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Train, save checkpoints in ``workdir``; report the result to ``progress.done`` and return it."""
     started = time.monotonic()
     torch.manual_seed(options.seed)
@@ -84,8 +92,13 @@ def fit(task: Task, options: TrainOptions, workdir: Path, progress: Progress, *,
         module.load_state_dict(payload["state_dict"])
         training = payload.get("training") or {}
         optimiser.load_state_dict(training["optimiser"])
-        state.update({k: training[k] for k in ("epoch", "step", "best", "best_epoch", "history", "test_before",
-                                               "test_after", "guard_before") if k in training})
+        state.update(
+            {
+                k: training[k]
+                for k in ("epoch", "step", "best", "best_epoch", "history", "test_before", "test_after", "guard_before")
+                if k in training
+            }
+        )
         log.info("resuming %s from epoch %d, step %d", resume, state["epoch"], state["step"])
     else:
         state["test_before"] = task.evaluate("before", options.device)
@@ -128,20 +141,34 @@ def fit(task: Task, options: TrainOptions, workdir: Path, progress: Progress, *,
         # best.pt: the best test accuracy, else the lowest training loss; without per-epoch scoring, the last
         score = (metrics["accuracy"] if metrics else -mean_loss) if options.eval_each_epoch else float(epoch)
         state["history"].append({"epoch": epoch, "loss": round(mean_loss, 6), "test": metrics})
-        log.info("epoch %d: mean loss %.4f%s", epoch, mean_loss,
-                 f", test accuracy {metrics['accuracy']:.4f}" if metrics else "")
+        log.info(
+            "epoch %d: mean loss %.4f%s",
+            epoch,
+            mean_loss,
+            f", test accuracy {metrics['accuracy']:.4f}" if metrics else "",
+        )
         # a tie goes to the later epoch (so does a NaN, so that best.pt always exists)
         improved = state["best"] is None or not score < state["best"]
         if improved:
             state.update(best=score, best_epoch=epoch, test_after=metrics)
         state.update(epoch=epoch, step=step)
         common = {"kind": task.kind, "model_set": task.model_set, "module": module, "charset": task.charset}
-        info = {**meta, "epoch": epoch, "step": step, "loss": mean_loss, "test": metrics,
-                "test_before": state.get("test_before")}
+        info = {
+            **meta,
+            "epoch": epoch,
+            "step": step,
+            "loss": mean_loss,
+            "test": metrics,
+            "test_before": state.get("test_before"),
+        }
         if improved:
             save_checkpoint(workdir / "best.pt", meta=info, **common)
-        save_checkpoint(workdir / "last.pt", meta=info, training={
-            "optimiser": optimiser.state_dict(), **{k: v for k, v in state.items() if v is not None}}, **common)
+        save_checkpoint(
+            workdir / "last.pt",
+            meta=info,
+            training={"optimiser": optimiser.state_dict(), **{k: v for k, v in state.items() if v is not None}},
+            **common,
+        )
     best = workdir / "best.pt"
     module.load_state_dict(read_payload(best)["state_dict"])
     module.eval()
@@ -150,11 +177,20 @@ def fit(task: Task, options: TrainOptions, workdir: Path, progress: Progress, *,
     guard_after = guard("after") if guard else None
     if guard:
         _judge_guard(state.get("guard_before"), guard_after)
-    result = {"kind": task.kind, "model_set": task.model_set, "checkpoint": str(best),
-              "last": str(workdir / "last.pt"), "epochs": state["epoch"], "best_epoch": state["best_epoch"],
-              "steps": step, "seconds": round(time.monotonic() - started, 1),
-              "test_before": state.get("test_before"), "test_after": test_after,
-              "guard_before": state.get("guard_before"), "guard_after": guard_after}
+    result = {
+        "kind": task.kind,
+        "model_set": task.model_set,
+        "checkpoint": str(best),
+        "last": str(workdir / "last.pt"),
+        "epochs": state["epoch"],
+        "best_epoch": state["best_epoch"],
+        "steps": step,
+        "seconds": round(time.monotonic() - started, 1),
+        "test_before": state.get("test_before"),
+        "test_after": test_after,
+        "guard_before": state.get("guard_before"),
+        "guard_after": guard_after,
+    }
     progress.done(result)
     return result
 
@@ -179,8 +215,12 @@ def _judge_guard(before: dict[str, Any] | None, after: dict[str, Any] | None) ->
         return
     drop = before["accuracy"] - after["accuracy"]
     if drop > GUARD_DROP:
-        log.warning("!!! GUARD: accuracy on the guard set fell by %.1f points (%.4f -> %.4f): the model is "
-                    "forgetting what it knew; lower --lr or --epochs, or add general data !!!",
-                    100 * drop, before["accuracy"], after["accuracy"])
+        log.warning(
+            "!!! GUARD: accuracy on the guard set fell by %.1f points (%.4f -> %.4f): the model is "
+            "forgetting what it knew; lower --lr or --epochs, or add general data !!!",
+            100 * drop,
+            before["accuracy"],
+            after["accuracy"],
+        )
     else:
         log.info("guard set: accuracy %.4f -> %.4f", before["accuracy"], after["accuracy"])

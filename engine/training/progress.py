@@ -11,6 +11,7 @@ The JSON form is a stable interface (the dashboard reads it), one object per lin
 
 Readers should ignore types and keys they do not know.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,7 @@ class JsonProgress:
         self.stream = stream or sys.stdout
 
     def step(self, epoch: int, step: int, steps: int, loss: float, lr: float) -> None:
-        self._emit({"type": "progress", "epoch": epoch, "step": step, "steps": steps,
-                    "loss": _finite(loss), "lr": lr})
+        self._emit({"type": "progress", "epoch": epoch, "step": step, "steps": steps, "loss": _finite(loss), "lr": lr})
 
     def end_epoch(self) -> None:
         pass
@@ -97,7 +97,7 @@ class QuietProgress:
 
 
 def make_progress(kind: str) -> Progress:
-    """"bar" (default), "json" or "none"."""
+    """ "bar" (default), "json" or "none"."""
     if kind == "json":
         return JsonProgress()
     if kind == "none":

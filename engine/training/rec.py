@@ -4,6 +4,7 @@ Crops go in as the predictor feeds them (engine.recognition.predictor.prepare: h
 kept, [-1, 1]); a batch is padded on the right with zeros like an inference batch, and each row's
 CTC input length is its own width's time steps, the ones inference reads.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,7 +27,7 @@ from engine.training.data import LineSample, read_image
 from engine.training.evaluate import Tally, prediction_row, score_lines, write_jsonl
 
 MAX_TRAIN_WIDTH = 1600  # wider crops are squeezed (the longest lines cost the most memory)
-NEW_ROW_STD = 0.01      # new dictionary entries start near "never seen"
+NEW_ROW_STD = 0.01  # new dictionary entries start near "never seen"
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def augment(crop: np.ndarray, rng: random.Random) -> np.ndarray:
     if rng.random() < 0.5 and h > 8 and w > 8:
         top, bottom = rng.randint(0, max(1, h // 16)), rng.randint(0, max(1, h // 16))
         left, right = rng.randint(0, max(1, h // 8)), rng.randint(0, max(1, h // 8))
-        crop = crop[top:h - bottom or h, left:w - right or w]
+        crop = crop[top : h - bottom or h, left : w - right or w]
     if rng.random() < 0.5:
         alpha, beta = rng.uniform(0.7, 1.2), rng.uniform(-25, 25)
         crop = cv2.convertScaleAbs(crop, alpha=alpha, beta=beta)
@@ -102,8 +103,12 @@ class RecTask:
                 too_narrow.append(sample.image.name)
         if too_narrow:
             # CTC cannot emit more characters than time steps; these add nothing (zero_infinity)
-            log.warning("%d training crop(s) too narrow for their text at height 48, e.g. %s; they are "
-                        "not learnt from (crop wider, or split the text)", len(too_narrow), ", ".join(too_narrow[:5]))
+            log.warning(
+                "%d training crop(s) too narrow for their text at height 48, e.g. %s; they are "
+                "not learnt from (crop wider, or split the text)",
+                len(too_narrow),
+                ", ".join(too_narrow[:5]),
+            )
 
     def batches(self, rng: random.Random, batch_size: int) -> list[Sequence[int]]:
         """Shuffled, then sorted by width within pools of 8 batches so rows pad little."""
@@ -112,8 +117,8 @@ class RecTask:
         pool = batch_size * 8
         out: list[Sequence[int]] = []
         for start in range(0, len(order), pool):
-            chunk = sorted(order[start:start + pool], key=lambda i: self._crops[i].shape[1])
-            out += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+            chunk = sorted(order[start : start + pool], key=lambda i: self._crops[i].shape[1])
+            out += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
         rng.shuffle(out)
         return out
 
@@ -130,25 +135,27 @@ class RecTask:
         input_lengths = torch.tensor([min(logits.shape[1], math.ceil(item.shape[2] / STRIDE)) for item in inputs])
         target_lengths = torch.tensor([len(t) for t in targets])
         flat = torch.tensor([c for t in targets for c in t], dtype=torch.long, device=logits.device)
-        return F.ctc_loss(log_probs, flat, input_lengths, target_lengths, blank=0,
-                          reduction="mean", zero_infinity=True)
+        return F.ctc_loss(log_probs, flat, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=True)
 
     def evaluate(self, tag: str, device: str) -> dict[str, Any] | None:
         if not self.test:
             return None
-        return evaluate_lines(self.module, self.charset, self.test, device,
-                              self.workdir / "predictions" / f"test_{tag}.jsonl")
+        return evaluate_lines(
+            self.module, self.charset, self.test, device, self.workdir / "predictions" / f"test_{tag}.jsonl"
+        )
 
 
-def read_lines_text(module: nn.Module, charset: list[str], crops: list[np.ndarray],
-                    device: str = "cpu") -> list[tuple[str, float]]:
+def read_lines_text(
+    module: nn.Module, charset: list[str], crops: list[np.ndarray], device: str = "cpu"
+) -> list[tuple[str, float]]:
     """Run the engine's recognition predictor over crops with ``module`` (left in eval mode)."""
     predictor = TextRecognizerPredictor(TorchRunner(module, torch.device(device)), charset, RecParams(batch_size=16))
     return predictor(crops)
 
 
-def evaluate_lines(module: nn.Module, charset: list[str], samples: Sequence[LineSample], device: str,
-                   predictions: Path) -> dict[str, Any]:
+def evaluate_lines(
+    module: nn.Module, charset: list[str], samples: Sequence[LineSample], device: str, predictions: Path
+) -> dict[str, Any]:
     """Each crop is a page holding one labelled line that fills it; accuracy as the benchmark scores it."""
     crops = [read_image(s.image) for s in samples]
     texts = read_lines_text(module, charset, crops, device)

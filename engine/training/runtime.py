@@ -1,4 +1,5 @@
 """The packaged (pretrained) networks as torch modules, and an OCR engine around any pair of them."""
+
 from __future__ import annotations
 
 import torch
@@ -22,19 +23,30 @@ def pretrained(kind: str, model_set: str) -> tuple[nn.Module, list[str] | None]:
     return module, (load_charset(files.charset) if kind == "rec" else None)
 
 
-def make_ocr(det: nn.Module, rec: nn.Module, charset: list[str], settings: EngineSettings,
-             device: str = "cpu", version: str = "fine-tuned") -> OcrEngine:
+def make_ocr(
+    det: nn.Module,
+    rec: nn.Module,
+    charset: list[str],
+    settings: EngineSettings,
+    device: str = "cpu",
+    version: str = "fine-tuned",
+) -> OcrEngine:
     """An OcrEngine over our own modules, thresholds from ``settings``; the modules are put in
     eval mode on ``device`` (callers switch them back to training themselves)."""
     dev = torch.device(device)
     detector = TextDetectorPredictor(
         TorchRunner(det, dev),
-        DBParams(thresh=settings.det_thresh, box_thresh=settings.det_box_thresh,
-                 unclip_ratio=settings.det_unclip_ratio),
-        DetResize(min_side=settings.det_min_side, max_upscale=settings.det_max_upscale,
-                  max_side=settings.det_max_side, max_pixels=settings.det_max_pixels),
+        DBParams(
+            thresh=settings.det_thresh, box_thresh=settings.det_box_thresh, unclip_ratio=settings.det_unclip_ratio
+        ),
+        DetResize(
+            min_side=settings.det_min_side,
+            max_upscale=settings.det_max_upscale,
+            max_side=settings.det_max_side,
+            max_pixels=settings.det_max_pixels,
+        ),
     )
-    recognizer = TextRecognizerPredictor(TorchRunner(rec, dev), charset,
-                                         RecParams(batch_size=settings.rec_batch_size,
-                                                   min_width=settings.rec_min_width))
+    recognizer = TextRecognizerPredictor(
+        TorchRunner(rec, dev), charset, RecParams(batch_size=settings.rec_batch_size, min_width=settings.rec_min_width)
+    )
     return OcrEngine(detector, recognizer, settings, version, f"torch-{dev.type}")

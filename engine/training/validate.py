@@ -4,6 +4,7 @@ Every check adds a :class:`Problem` naming the file and (where there is one) the
 raises :class:`DataError` at the end when there were any. Only the first ``cap`` are kept, with a
 count of the rest, so a badly broken set does not flood the terminal.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -51,7 +51,7 @@ def test_user_file_overrides_defaults(in_tmp: Path) -> None:
 
 
 def test_user_file_from_env_and_env_wins(in_tmp: Path) -> None:
-    user = write(in_tmp / "team.toml", "port = 9000\nhost = \"0.0.0.0\"\n")
+    user = write(in_tmp / "team.toml", 'port = 9000\nhost = "0.0.0.0"\n')
     settings = load_settings(env={"TEAMOCR_CONFIG": str(user), "TEAMOCR_PORT": "9100"})
     assert (settings.host, settings.port) == ("0.0.0.0", 9100)
 
@@ -77,8 +77,7 @@ def test_env_override_and_nested_engine_keys(in_tmp: Path) -> None:
 
 @pytest.mark.parametrize(
     ("toml", "key"),
-    [("colour = 1\n", "colour"), ("[engine]\nbeam_width = 5\n", "engine.beam_width"),
-     ("[webui]\nport = 1\n", "webui")],
+    [("colour = 1\n", "colour"), ("[engine]\nbeam_width = 5\n", "engine.beam_width"), ("[webui]\nport = 1\n", "webui")],
 )
 def test_unknown_key_in_file_names_key_and_file(in_tmp: Path, toml: str, key: str) -> None:
     user = write(in_tmp / "team.toml", toml)
@@ -123,8 +122,14 @@ def test_type_error_says_expected_type_and_value() -> None:
 
 @pytest.mark.parametrize(
     ("text", "typ", "value"),
-    [("yes", bool, True), ("Off", bool, False), ("12", int, 12), ("0.5", float, 0.5),
-     ("a b", str, "a b"), ("/x/y", Path, Path("/x/y"))],
+    [
+        ("yes", bool, True),
+        ("Off", bool, False),
+        ("12", int, 12),
+        ("0.5", float, 0.5),
+        ("a b", str, "a b"),
+        ("/x/y", Path, Path("/x/y")),
+    ],
 )
 def test_env_text_coercion(text: str, typ: type, value: object) -> None:
     assert parse("some.key", text, typ, source="environment", from_text=True) == value
@@ -161,8 +166,6 @@ def test_import_reads_nothing() -> None:
     code = "import config, config.settings, cli.main; print('ok')"
     env = {"TEAMOCR_PORT": "not-a-port", "PATH": ""}
     repo = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True
-    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"

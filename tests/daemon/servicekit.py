@@ -1,4 +1,5 @@
 """Helpers for the daemon's end-to-end tests: settings on tmp_path, a running service, events."""
+
 from __future__ import annotations
 
 import json
@@ -18,13 +19,12 @@ import cv2
 import numpy as np
 import redis
 
-from config.settings import Settings, load_settings
-from daemon.results.events import SOCKETIO_CHANNEL
-from daemon.queue.redisconn import RedisHandle
-from daemon.results.store import STORE_NAME
 from cli.service import worker_command
+from config.settings import Settings, load_settings
+from daemon.queue.redisconn import RedisHandle
+from daemon.results.events import SOCKETIO_CHANNEL
+from daemon.results.store import STORE_NAME, SqliteStore
 from daemon.service import serve
-from daemon.results.store import SqliteStore
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,8 +53,16 @@ def text_image(path: Path, words: str, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     image = np.full((160, 720, 3), 255, np.uint8)
     cv2.putText(image, words, (20, 70), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 2, cv2.LINE_AA)
-    cv2.putText(image, f"ref {int(rng.integers(1000, 9999))}", (20, 130), cv2.FONT_HERSHEY_SIMPLEX, 1.0,
-                (40, 40, 40), 2, cv2.LINE_AA)
+    cv2.putText(
+        image,
+        f"ref {int(rng.integers(1000, 9999))}",
+        (20, 130),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        1.0,
+        (40, 40, 40),
+        2,
+        cv2.LINE_AA,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     ok, data = cv2.imencode(path.suffix or ".png", image)
     assert ok
@@ -64,11 +72,12 @@ def text_image(path: Path, words: str, seed: int = 0) -> Path:
 
 def write_slowly(path: Path, data: bytes, chunks: int = 8, pause: float = 0.15) -> threading.Thread:
     """Write ``data`` to ``path`` in chunks from a background thread (a slow copy)."""
+
     def run() -> None:
         step = max(1, len(data) // chunks)
         with open(path, "wb") as handle:
             for i in range(0, len(data), step):
-                handle.write(data[i:i + step])
+                handle.write(data[i : i + step])
                 handle.flush()
                 time.sleep(pause)
 
@@ -113,9 +122,17 @@ def running(settings: Settings, workers: int = 1) -> Iterator[RedisHandle]:
     """The service (recorder + watcher + ``workers`` worker processes) in a background thread."""
     stop = threading.Event()
     ready: list[RedisHandle] = []
-    thread = threading.Thread(target=serve, args=(settings,),
-                              kwargs={"workers": workers, "stop": stop, "ready": ready.append,
-                                      "worker_command": worker_command("--follow-parent")}, daemon=True)
+    thread = threading.Thread(
+        target=serve,
+        args=(settings,),
+        kwargs={
+            "workers": workers,
+            "stop": stop,
+            "ready": ready.append,
+            "worker_command": worker_command("--follow-parent"),
+        },
+        daemon=True,
+    )
     thread.start()
     try:
         wait_until(lambda: ready, 60, "service start")
@@ -132,10 +149,16 @@ def store_of(settings: Settings) -> SqliteStore:
 
 def start_worker(settings: Settings, url: str, **env: str) -> subprocess.Popen[bytes]:
     """A real `teamocr worker` process against ``url``."""
-    full = {**os.environ, "TEAMOCR_REDIS_URL": url, "TEAMOCR_DATA_DIR": str(settings.data_dir),
-            "TEAMOCR_SHARED_DIR": str(settings.shared_dir), "TEAMOCR_ENGINE__THREADS": "1",
-            "TEAMOCR_DAEMON__BATCH_SIZE": str(settings.daemon.batch_size),
-            "TEAMOCR_DAEMON__CLAIM_IDLE_SECONDS": str(settings.daemon.claim_idle_seconds), **env}
+    full = {
+        **os.environ,
+        "TEAMOCR_REDIS_URL": url,
+        "TEAMOCR_DATA_DIR": str(settings.data_dir),
+        "TEAMOCR_SHARED_DIR": str(settings.shared_dir),
+        "TEAMOCR_ENGINE__THREADS": "1",
+        "TEAMOCR_DAEMON__BATCH_SIZE": str(settings.daemon.batch_size),
+        "TEAMOCR_DAEMON__CLAIM_IDLE_SECONDS": str(settings.daemon.claim_idle_seconds),
+        **env,
+    }
     return subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=full, cwd=REPO)
 
 
@@ -158,10 +181,14 @@ class LogTail:
 
 def start_logged_worker(settings: Settings, url: str) -> tuple[subprocess.Popen[bytes], LogTail]:
     """A worker whose log lines the test can wait for."""
-    full = {**os.environ, "TEAMOCR_REDIS_URL": url, "TEAMOCR_DATA_DIR": str(settings.data_dir),
-            "TEAMOCR_SHARED_DIR": str(settings.shared_dir), "TEAMOCR_ENGINE__THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=full, cwd=REPO,
-                            stderr=subprocess.PIPE)
+    full = {
+        **os.environ,
+        "TEAMOCR_REDIS_URL": url,
+        "TEAMOCR_DATA_DIR": str(settings.data_dir),
+        "TEAMOCR_SHARED_DIR": str(settings.shared_dir),
+        "TEAMOCR_ENGINE__THREADS": "1",
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=full, cwd=REPO, stderr=subprocess.PIPE)
     return proc, LogTail(proc)
 
 
@@ -242,15 +269,33 @@ class RedisServer:
         folder.mkdir(parents=True, exist_ok=True)
 
     def start(self, timeout: float = 20.0) -> None:
-        args = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-                "--appendonly", "yes", "--appendfsync", "always", "--save", "60 1",
-                "--logfile", str(self.folder / "redis.log"), "--daemonize", "no"]
+        args = [
+            self.executable,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.folder),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--save",
+            "60 1",
+            "--logfile",
+            str(self.folder / "redis.log"),
+            "--daemonize",
+            "no",
+        ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
         try:
+
             def answers() -> bool:
-                assert self.proc is not None and self.proc.poll() is None, \
+                assert self.proc is not None and self.proc.poll() is None, (
                     f"redis-server exited: {(self.folder / 'redis.log').read_text(errors='replace')[-2000:]}"
+                )
                 try:
                     return bool(client.ping())
                 except redis.RedisError:

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from config.settings import EngineSettings
-from daemon.offline.batch import expand_paths, run_ocr, split_threads
 from cli.main import main
+from config.settings import EngineSettings
 from daemon.errors import EngineStartError
+from daemon.offline.batch import expand_paths, run_ocr, split_threads
 from daemon.offline.progress import ProgressBar
 from engine.errors import ImageError, ModelError
 
@@ -32,8 +32,15 @@ class FakePage:
     def to_dict(self) -> dict[str, Any]:
         line = {"text": self.text, "points": [[0, 0], [9, 0], [9, 9], [0, 9]], "confidence": 0.99}
         timings = {"decode": 0.0, "detect": 0.0, "recognize": 0.0, "total": 0.0}
-        return {"lines": [line], "text": self.text, "width": 10, "height": 10,
-                "timings": timings, "engine_version": "fake", "model_version": "fake"}
+        return {
+            "lines": [line],
+            "text": self.text,
+            "width": 10,
+            "height": 10,
+            "timings": timings,
+            "engine_version": "fake",
+            "model_version": "fake",
+        }
 
 
 class FakeEngine:
@@ -78,9 +85,7 @@ def rows(text: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("args", [["--help"], ["ocr", "--help"], ["run", "--help"]])
 def test_help_of_each_command(args: list[str]) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "cli", *args], cwd=REPO, capture_output=True, text=True
-    )
+    done = subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: teamocr")
 
@@ -183,15 +188,12 @@ def test_main_passes_overrides_to_engine(tmp_path: Path, monkeypatch: pytest.Mon
 
     path = str(image(tmp_path / "a.png"))
     monkeypatch.setenv("TEAMOCR_ENGINE__DET_THRESH", "0.4")
-    argv = ["ocr", path, "--jsonl", str(tmp_path / "o.jsonl"), "--model-set", "tiny",
-            "--det-box-thresh", "0.6"]
+    argv = ["ocr", path, "--jsonl", str(tmp_path / "o.jsonl"), "--model-set", "tiny", "--det-box-thresh", "0.6"]
     assert main(argv, engine_factory=factory) == 0
     assert (seen[0].model_set, seen[0].det_box_thresh, seen[0].det_thresh) == ("tiny", 0.6, 0.4)
 
 
-def test_main_reports_bad_settings_and_engine_failures(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_main_reports_bad_settings_and_engine_failures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(image(tmp_path / "a.png"))
     assert main(["ocr", path, "--config", str(tmp_path / "nope.toml")]) == 2
     assert "nope.toml" in capsys.readouterr().err

@@ -26,8 +26,13 @@ IMAGES = REPO / "tests" / "images"
 GOLDEN = json.loads((IMAGES / "golden.json").read_text(encoding="utf-8"))
 CHINESE_NAME = os.path.join("sub", "截图 深色.png")
 # name in the drop folder -> golden image it is a copy of (None: a bad file)
-DROP = {"en.png": "golden_en.png", "zh.png": "golden_zh.png", CHINESE_NAME: "golden_dark.png",
-        "corrupt.png": None, "empty.jpg": None}
+DROP = {
+    "en.png": "golden_en.png",
+    "zh.png": "golden_zh.png",
+    CHINESE_NAME: "golden_dark.png",
+    "corrupt.png": None,
+    "empty.jpg": None,
+}
 # os.walk order, sorted as full paths: "sub/..." falls between "en.png" and "zh.png"
 ORDER = ["corrupt.png", "empty.jpg", "en.png", CHINESE_NAME, "zh.png"]
 ERRORS = {"corrupt.png": "not a supported image", "empty.jpg": "empty file"}
@@ -51,10 +56,20 @@ def drop(tmp_path: Path) -> Path:
 
 
 def teamocr(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TEAMOCR_ENGINE__THREADS": "2",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, encoding="utf-8", timeout=240)
+    env = {
+        **os.environ,
+        "TEAMOCR_ENGINE__THREADS": "2",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=240,
+    )
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -87,8 +102,9 @@ def test_ocr_folder_to_jsonl(drop: Path, tmp_path: Path) -> None:
     done = teamocr("ocr", "drop", "--jsonl", "out/two.jsonl", "--workers", "2", cwd=tmp_path)
     assert done.returncode == 1, done.stderr
     again = read_rows(tmp_path / "out" / "two.jsonl")
-    assert [(r["image"], r.get("text"), r.get("error")) for r in again] == \
-        [(r["image"], r.get("text"), r.get("error")) for r in rows]
+    assert [(r["image"], r.get("text"), r.get("error")) for r in again] == [
+        (r["image"], r.get("text"), r.get("error")) for r in rows
+    ]
 
 
 def test_ocr_help_of_the_installed_command() -> None:

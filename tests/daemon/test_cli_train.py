@@ -1,4 +1,5 @@
 """`teamocr train`: the JSON progress the dashboard reads, checkpoints, and data refused up front."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,25 @@ from trainkit import TEXTS, write_rec_set  # noqa: E402
 def test_train_rec_prints_json_progress_and_saves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = write_rec_set(tmp_path / "data", TEXTS[:4], test=TEXTS[:2])
     work = tmp_path / "run"
-    code = main(["train", "rec", "--data", str(data), "--model-set", "tiny", "--epochs", "2", "--batch-size", "4",
-                 "--progress", "json", "--workdir", str(work), "--no-augment"])
+    code = main(
+        [
+            "train",
+            "rec",
+            "--data",
+            str(data),
+            "--model-set",
+            "tiny",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--progress",
+            "json",
+            "--workdir",
+            str(work),
+            "--no-augment",
+        ]
+    )
     assert code == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     progress = [r for r in rows if r["type"] == "progress"]
@@ -34,8 +52,9 @@ def test_train_rec_prints_json_progress_and_saves(tmp_path: Path, capsys: pytest
 
 def test_bad_data_is_refused_with_every_problem(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     data = write_rec_set(tmp_path / "data", TEXTS[:2])
-    (data / "train.txt").write_text("crops/00.png\thello 42\n\ncrops\\01.png\tx\nmissing.png\ty \u2603\n",
-                                    encoding="utf-8")
+    (data / "train.txt").write_text(
+        "crops/00.png\thello 42\n\ncrops\\01.png\tx\nmissing.png\ty \u2603\n", encoding="utf-8"
+    )
     with caplog.at_level(logging.ERROR):
         code = main(["train", "rec", "--data", str(data), "--model-set", "tiny", "--workdir", str(tmp_path / "w")])
     assert code == 2
@@ -47,8 +66,23 @@ def test_bad_data_is_refused_with_every_problem(tmp_path: Path, caplog: pytest.L
 
 def test_extend_dict_grows_the_checkpoint_charset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = write_rec_set(tmp_path / "data", ["snow \u2603", "ok"], test=[])
-    code = main(["train", "rec", "--data", str(data), "--model-set", "tiny", "--extend-dict", "--epochs", "1",
-                 "--progress", "json", "--workdir", str(tmp_path / "w")])
+    code = main(
+        [
+            "train",
+            "rec",
+            "--data",
+            str(data),
+            "--model-set",
+            "tiny",
+            "--extend-dict",
+            "--epochs",
+            "1",
+            "--progress",
+            "json",
+            "--workdir",
+            str(tmp_path / "w"),
+        ]
+    )
     assert code == 0
     done = json.loads(capsys.readouterr().out.splitlines()[-1])
     loaded = load_checkpoint(done["checkpoint"])

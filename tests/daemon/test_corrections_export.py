@@ -1,4 +1,5 @@
 """`teamocr corrections export`: corrected lines cut from their sources into a `train rec` set."""
+
 from __future__ import annotations
 
 import sys
@@ -10,8 +11,7 @@ import pytest
 from cli.main import main
 from daemon.offline.corrections import export_corrections, in_test_split
 from daemon.records import ResultRecord
-from daemon.results.store import STORE_NAME
-from daemon.results.store import SqliteStore
+from daemon.results.store import STORE_NAME, SqliteStore
 from daemon.results.teams import TeamMap
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
@@ -25,10 +25,28 @@ def _result(store: SqliteStore, shared: Path, rid: str, channel: str, texts: lis
     path = folder / f"{rid}.png"
     cv2.imwrite(str(path), image)
     lines = [{"text": t.upper(), "points": q.tolist(), "confidence": 0.9} for t, q in zip(texts, quads)]
-    store.add_queued(ResultRecord(id=rid, md5=rid, path=str(path), filename=path.name, channel=channel,
-                                  size=path.stat().st_size, created_at=1.0))
-    store.complete(rid, width=image.shape[1], height=image.shape[0], lines=lines, text="",
-                   timings={}, engine_version="e", model_version="m", finished_at=2.0)
+    store.add_queued(
+        ResultRecord(
+            id=rid,
+            md5=rid,
+            path=str(path),
+            filename=path.name,
+            channel=channel,
+            size=path.stat().st_size,
+            created_at=1.0,
+        )
+    )
+    store.complete(
+        rid,
+        width=image.shape[1],
+        height=image.shape[0],
+        lines=lines,
+        text="",
+        timings={},
+        engine_version="e",
+        model_version="m",
+        finished_at=2.0,
+    )
     return lines
 
 
@@ -63,8 +81,9 @@ def test_export_writes_crops_and_a_deterministic_split(store_dir: Path, tmp_path
         assert text == "hello world"
         crop = cv2.imread(str(out / name))
         assert crop is not None and crop.shape[1] > 3 * crop.shape[0]
-    assert {r.split("\t")[0] for r in test} == {f"crops/r{i}_0.png" for i in range(6) if in_test_split(f"r{i}", 0.3)} \
-        or summary.test == 1
+    assert {r.split("\t")[0] for r in test} == {
+        f"crops/r{i}_0.png" for i in range(6) if in_test_split(f"r{i}", 0.3)
+    } or summary.test == 1
     again = export_corrections(store_dir / STORE_NAME, tmp_path / "again", test_fraction=0.3)
     assert (tmp_path / "again" / "test.txt").read_text() == (out / "test.txt").read_text()
     assert again.as_dict()["train"] == summary.train
@@ -80,8 +99,9 @@ def test_export_crop_reads_like_the_engine_cut_it(store_dir: Path, tmp_path: Pat
     assert read_lines_text(module, charset, [cv2.imread(str(tmp_path / "set" / name))])[0][0] == "hello world"
 
 
-def test_team_scope_and_cli(store_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_team_scope_and_cli(
+    store_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     scope = TeamMap.from_spec("finance=accounting").scope_for("accounting", False)
     summary = export_corrections(store_dir / STORE_NAME, tmp_path / "acc", scope=scope, test_fraction=0.0)
     assert summary.train == 2 and summary.test == 0

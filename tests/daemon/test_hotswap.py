@@ -4,6 +4,7 @@ The first test is end to end: a real `teamocr worker` process on a real (embedde
 stream of real jobs; the current version is switched half-way; every job is done exactly once
 and the results' model_version goes from the packaged small set to a registered version.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,13 +17,21 @@ import redis
 
 from config.settings import EngineSettings
 from daemon.intake.dedupe import Intake
-from daemon.versions.registry import MANIFEST, ModelRegistry, use_version
-from daemon.versions.operations import add_from_onnx
-from daemon.worker.hotswap import SwappingEngine
 from daemon.queue.streams import JOBS, WORKERS_GROUP
+from daemon.versions.operations import add_from_onnx
+from daemon.versions.registry import MANIFEST, ModelRegistry, use_version
+from daemon.worker.hotswap import SwappingEngine
 from engine.weights import model_files
-from tests.daemon.servicekit import (REPO, embedded_redis, make_settings, records, start_logged_worker,
-                                     stop_process, text_image, wait_until)
+from tests.daemon.servicekit import (
+    REPO,
+    embedded_redis,
+    make_settings,
+    records,
+    start_logged_worker,
+    stop_process,
+    text_image,
+    wait_until,
+)
 
 JOBS_TOTAL = 24
 PAGE = REPO / "tests" / "images" / "golden_en.png"
@@ -78,14 +87,26 @@ def test_a_version_that_fails_to_load_keeps_the_old_engine(tmp_path: Path, caplo
     broken.mkdir(parents=True)
     for name in ("det.onnx", "rec.onnx", "charset.txt"):
         (broken / name).write_text("not a model", encoding="utf-8")
-    manifest = {"version": "broken", "model_set": "tiny", "created_at": 1.0, "change": "import onnx",
-                "det": "det.onnx", "rec": "rec.onnx", "charset": "charset.txt"}
+    manifest = {
+        "version": "broken",
+        "model_set": "tiny",
+        "created_at": 1.0,
+        "change": "import onnx",
+        "det": "det.onnx",
+        "rec": "rec.onnx",
+        "charset": "charset.txt",
+    }
     (broken / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
     clock = Clock()
     with embedded_redis(tmp_path / "data") as handle:
-        engine = SwappingEngine(handle.client, registry, EngineSettings(model_set="tiny", threads=1,
-                                                                       backend="onnxruntime"),
-                                "w1", check_seconds=1.0, clock=clock)
+        engine = SwappingEngine(
+            handle.client,
+            registry,
+            EngineSettings(model_set="tiny", threads=1, backend="onnxruntime"),
+            "w1",
+            check_seconds=1.0,
+            clock=clock,
+        )
         assert engine.model_version == "PP-OCRv6-tiny"
         use_version(handle.client, registry, "broken")
         clock.now += 0.5  # not yet due: no look at Redis

@@ -25,7 +25,7 @@ def done_record() -> ResultRecord:
 def test_status_values_are_plain_strings() -> None:
     assert [s.value for s in Status] == ["queued", "processing", "done", "duplicate", "failed"]
     assert Status.DONE == "done" and str(Status.DONE) == "done"
-    assert FINAL_STATUSES == {Status.DONE, Status.FAILED, Status.DUPLICATE}
+    assert {Status.DONE, Status.FAILED, Status.DUPLICATE} == FINAL_STATUSES
     assert parse_status("failed") is Status.FAILED
     with pytest.raises(ValueError, match="unknown status 'finished'.*queued"):
         parse_status("finished")

@@ -1,5 +1,6 @@
 """Model versions: the registry, adding versions from checkpoints and ONNX files, `model use`,
 and the `export onnx` / `model` commands. Real files, real models ("tiny"), real Redis."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,10 @@ import pytest
 import redis
 import torch
 
-from config.settings import EngineSettings
 from cli import main as cli
-from daemon.versions.registry import CURRENT_KEY, ModelRegistry, ModelVersionError, current_version, use_version
+from config.settings import EngineSettings
 from daemon.versions.operations import add_from_checkpoints, add_from_onnx
+from daemon.versions.registry import CURRENT_KEY, ModelRegistry, ModelVersionError, current_version, use_version
 from engine.models.recognizer import REC_SPECS, TextRecognizer
 from engine.pipeline import build_engine
 from engine.training.checkpoint import save_checkpoint
@@ -50,8 +51,14 @@ def extended_rec_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     state["head.bias"] = torch.cat([b[:-1], torch.full((1,), -50.0), b[-1:]])
     grown.load_state_dict(state)
     path = tmp_path_factory.mktemp("ckpt") / "rec.pt"
-    save_checkpoint(path, kind="rec", model_set="tiny", module=grown, charset=[*labels[:-1], NEW_CHAR, " "],
-                    meta={"metrics": {"val_accuracy": 0.97}})
+    save_checkpoint(
+        path,
+        kind="rec",
+        model_set="tiny",
+        module=grown,
+        charset=[*labels[:-1], NEW_CHAR, " "],
+        meta={"metrics": {"val_accuracy": 0.97}},
+    )
     return path
 
 
@@ -78,8 +85,9 @@ def test_unknown_version_names_the_known_ones(registry: ModelRegistry) -> None:
 
 
 def test_add_from_a_checkpoint_with_an_extended_charset(registry: ModelRegistry, extended_rec_checkpoint: Path) -> None:
-    added = add_from_checkpoints(registry, "PP-OCRv6-tiny", {"rec": extended_rec_checkpoint}, [PAGE],
-                                 name="tiny-ft1", note="first fine-tune")
+    added = add_from_checkpoints(
+        registry, "PP-OCRv6-tiny", {"rec": extended_rec_checkpoint}, [PAGE], name="tiny-ft1", note="first fine-tune"
+    )
     version = added.version
     assert (version.version, version.parent, version.change) == ("tiny-ft1", "PP-OCRv6-tiny", "fine-tune rec")
     assert version.metrics["rec"] == {"val_accuracy": 0.97}
@@ -132,27 +140,54 @@ def test_use_sets_the_current_version(registry: ModelRegistry, client: redis.Red
     assert current_version(client, "small") == "PP-OCRv6-tiny"
 
 
-def test_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                  caplog: pytest.LogCaptureFixture, extended_rec_checkpoint: Path) -> None:
+def test_commands(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    extended_rec_checkpoint: Path,
+) -> None:
     monkeypatch.setenv("TEAMOCR_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TEAMOCR_SHARED_DIR", str(tmp_path / "share"))
     monkeypatch.setenv("TEAMOCR_ENGINE__THREADS", "1")
 
     assert cli.main(["export", "onnx", str(tmp_path / "out"), "--det-size", "640x600"]) == 2
     assert "width 600 must be a multiple of 32" in caplog.text
-    assert cli.main(["export", "onnx", str(tmp_path / "out"), "--from", str(extended_rec_checkpoint),
-                     "--kind", "det"]) == 2
+    assert (
+        cli.main(["export", "onnx", str(tmp_path / "out"), "--from", str(extended_rec_checkpoint), "--kind", "det"])
+        == 2
+    )
     assert "a rec checkpoint, but --kind det" in caplog.text
 
-    assert cli.main(["export", "onnx", str(tmp_path / "out"), "--from", str(extended_rec_checkpoint),
-                     "--images", str(PAGE)]) == 0
+    assert (
+        cli.main(
+            ["export", "onnx", str(tmp_path / "out"), "--from", str(extended_rec_checkpoint), "--images", str(PAGE)]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert sorted(report["parity"]) == ["rec"] and report["parity"]["rec"]["same_text"]
     assert (tmp_path / "out" / "rec.onnx").is_file() and (tmp_path / "out" / "parity.json").is_file()
 
-    assert cli.main(["model", "add", "--rec-onnx", str(tmp_path / "out" / "rec.onnx"), "--charset",
-                     str(tmp_path / "out" / "charset.txt"), "--base", "PP-OCRv6-tiny", "--name", "v2",
-                     "--images", str(PAGE)]) == 0
+    assert (
+        cli.main(
+            [
+                "model",
+                "add",
+                "--rec-onnx",
+                str(tmp_path / "out" / "rec.onnx"),
+                "--charset",
+                str(tmp_path / "out" / "charset.txt"),
+                "--base",
+                "PP-OCRv6-tiny",
+                "--name",
+                "v2",
+                "--images",
+                str(PAGE),
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["version"]["parent"] == "PP-OCRv6-tiny"
     assert cli.main(["model", "use", "v2"]) == 0
     assert json.loads(capsys.readouterr().out) == {"current": "v2"}
@@ -163,8 +198,9 @@ def test_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytes
     assert listing["current"] == "v2" and [v["version"] for v in listing["versions"]][-1] == "v2"
 
 
-def test_use_joins_a_running_embedded_redis_and_leaves_it_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_use_joins_a_running_embedded_redis_and_leaves_it_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("TEAMOCR_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TEAMOCR_SHARED_DIR", str(tmp_path / "share"))
     monkeypatch.delenv("TEAMOCR_REDIS_URL", raising=False)

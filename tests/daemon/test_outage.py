@@ -5,6 +5,7 @@ file) in tmp_path; SIGTERM makes it save and exit, and it comes back on the same
 same data. Files dropped meanwhile must still end up done: the watcher hands them again at a
 rescan, the recorder and the worker reconnect with backoff.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,15 @@ import pytest
 
 from config.settings import Settings
 from daemon.records import Status
-from tests.daemon.servicekit import (RedisServer, make_settings, no_leaked_threads, running, store_of, text_image,
-                                     wait_until)
+from tests.daemon.servicekit import (
+    RedisServer,
+    make_settings,
+    no_leaked_threads,
+    running,
+    store_of,
+    text_image,
+    wait_until,
+)
 
 pytestmark = pytest.mark.usefixtures(no_leaked_threads.__name__)
 
@@ -32,12 +40,18 @@ def done_count(settings: Settings) -> int:
 
 
 def failed_handing(caplog: pytest.LogCaptureFixture, path: Path) -> bool:
-    return any(r.name == "daemon.intake.watcher" and r.levelno == logging.WARNING and str(path) in r.getMessage()
-               and "retried at the next rescan" in r.getMessage() for r in caplog.records)
+    return any(
+        r.name == "daemon.intake.watcher"
+        and r.levelno == logging.WARNING
+        and str(path) in r.getMessage()
+        and "retried at the next rescan" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_redis_outage_is_waited_out_and_files_dropped_meanwhile_are_done(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="daemon")
     server = RedisServer(tmp_path / "redis")
     server.start()
@@ -53,8 +67,11 @@ def test_redis_outage_is_waited_out_and_files_dropped_meanwhile_are_done(
                 text_image(share / "during" / f"down{i}.png", words, seed=i)
             dropped = sorted((share / "during").iterdir())
             # Each file reached the intake while Redis was away, and was given back for a rescan.
-            wait_until(lambda: all(failed_handing(caplog, path) for path in dropped), 60,
-                       "the watcher to fail handing each dropped file")
+            wait_until(
+                lambda: all(failed_handing(caplog, path) for path in dropped),
+                60,
+                "the watcher to fail handing each dropped file",
+            )
             server.start()  # same port, same data
 
             wait_until(lambda: done_count(settings) == 4, 120, "the files dropped during the outage")
@@ -71,7 +88,8 @@ def test_redis_outage_is_waited_out_and_files_dropped_meanwhile_are_done(
 
 
 def test_redis_back_without_its_data_gets_its_consumer_groups_again(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A Redis that restarts empty (no persistence, or flushed) loses the streams' consumer groups;
     the worker and the recorder create them again instead of failing with NOGROUP forever."""
     caplog.set_level(logging.INFO, logger="daemon")

@@ -4,6 +4,7 @@ Records are written by the real intake where it makes them (queued, duplicate, i
 and as the worker writes them otherwise. Events are read back from the Socket.IO Redis channel;
 "no event" is proven by a later marker record whose event arrives while the other does not.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,15 +19,14 @@ from typing import Any
 import pytest
 import redis
 
-from daemon.results.events import LATEST, LATEST_ITEMS, LatestCache, SocketIOEvents
 from daemon.intake.dedupe import Intake
+from daemon.queue.streams import RECORDER_GROUP, RECORDS, add_record, md5_key
 from daemon.records import ResultRecord, Status
+from daemon.results.events import LATEST, LATEST_ITEMS, LatestCache, SocketIOEvents
 from daemon.results.recorder import Recorder
 from daemon.results.store import SqliteStore
-from daemon.queue.streams import RECORDER_GROUP, RECORDS, add_record, md5_key
 from daemon.results.teams import TeamMap
-from tests.daemon.servicekit import (EventLog, embedded_redis, no_leaked_threads, text_image, wait_subscribed,
-                                     wait_until)
+from tests.daemon.servicekit import EventLog, embedded_redis, no_leaked_threads, text_image, wait_subscribed, wait_until
 
 pytestmark = pytest.mark.usefixtures(no_leaked_threads.__name__)
 
@@ -66,11 +66,21 @@ def sink(url: str) -> SocketIOEvents:
 
 def done_record(rid: str, finished_at: float = 1_700_000_100.0) -> dict[str, Any]:
     """A "done" record as the worker writes it."""
-    return {"type": "done", "id": rid, "attempts": 1, "finished_at": finished_at, "width": 720, "height": 160,
-            "lines": [{"text": "Invoice 1043 paid", "points": [[20, 40], [300, 40], [300, 80], [20, 80]],
-                       "confidence": 0.98}],
-            "text": "Invoice 1043 paid", "timings": {"decode": 0.01, "total": 0.5},
-            "engine_version": "teamocr-engine test", "model_version": "PP-OCRv6-small"}
+    return {
+        "type": "done",
+        "id": rid,
+        "attempts": 1,
+        "finished_at": finished_at,
+        "width": 720,
+        "height": 160,
+        "lines": [
+            {"text": "Invoice 1043 paid", "points": [[20, 40], [300, 40], [300, 80], [20, 80]], "confidence": 0.98}
+        ],
+        "text": "Invoice 1043 paid",
+        "timings": {"decode": 0.01, "total": 0.5},
+        "engine_version": "teamocr-engine test",
+        "model_version": "PP-OCRv6-small",
+    }
 
 
 def drain(recorder: Recorder) -> int:
@@ -166,8 +176,15 @@ def test_retention_removes_old_rows_their_md5_keys_and_maybe_their_files(rig: Ri
     young = submit(rig, "young.png", "Train ticket", seed=9, intake=Intake(rig.client, MAX_BYTES, clock=lambda: later))
     drain(rig.recorder)
     assert all(rig.client.get(md5_key(r["md5"], r["scope"])) == r["id"] for r in [*old, young])
-    keeper = Recorder(rig.client, rig.store, sink(rig.url), LatestCache(rig.client, 200),
-                      retention_days=1, delete_sources=delete_sources, clock=lambda: later)
+    keeper = Recorder(
+        rig.client,
+        rig.store,
+        sink(rig.url),
+        LatestCache(rig.client, 200),
+        retention_days=1,
+        delete_sources=delete_sources,
+        clock=lambda: later,
+    )
     assert keeper.run_once(BLOCK_MS) == 0  # no records, but retention is due at the first pass
     assert [r.id for r in rig.store.list()] == [young["id"]]
     assert all(rig.client.get(md5_key(r["md5"], r["scope"])) is None for r in old)
@@ -192,10 +209,25 @@ def test_the_same_content_in_two_teams_is_two_primaries_and_retention_frees_each
     assert rig.store.by_md5(alpha["md5"], "beta").id == beta["id"]  # type: ignore[union-attr]
     legacy = "f" * 32  # a claim from before dedup was scoped: the one global key
     rig.client.set(md5_key(legacy), "legacy-id")
-    rig.store.add_queued(ResultRecord(id="legacy-id", md5=legacy, path=str(rig.share / "old.png"),
-                                      filename="old.png", channel="", size=1, created_at=1.0))
-    keeper = Recorder(rig.client, rig.store, sink(rig.url), LatestCache(rig.client, 200),
-                      retention_days=1, clock=lambda: alpha["created_at"] + 2 * DAY)
+    rig.store.add_queued(
+        ResultRecord(
+            id="legacy-id",
+            md5=legacy,
+            path=str(rig.share / "old.png"),
+            filename="old.png",
+            channel="",
+            size=1,
+            created_at=1.0,
+        )
+    )
+    keeper = Recorder(
+        rig.client,
+        rig.store,
+        sink(rig.url),
+        LatestCache(rig.client, 200),
+        retention_days=1,
+        clock=lambda: alpha["created_at"] + 2 * DAY,
+    )
     assert keeper.apply_retention() == 4
     assert [rig.client.get(md5_key(r["md5"], r["scope"])) for r in (alpha, beta)] == [None, None]
     assert rig.client.get(md5_key(legacy)) is None
@@ -204,8 +236,12 @@ def test_the_same_content_in_two_teams_is_two_primaries_and_retention_frees_each
 def test_the_latest_cache_keeps_the_newest_items(rig: Rig) -> None:
     recorder = Recorder(rig.client, rig.store, sink(rig.url), LatestCache(rig.client, 3))
     clocks = [1_700_000_000.0 + i for i in range(5)]
-    ids = [submit(rig, f"n{i}.png", f"Gym schedule {i}", seed=i,
-                  intake=Intake(rig.client, MAX_BYTES, clock=lambda t=t: t))["id"] for i, t in enumerate(clocks)]
+    ids = [
+        submit(
+            rig, f"n{i}.png", f"Gym schedule {i}", seed=i, intake=Intake(rig.client, MAX_BYTES, clock=lambda t=t: t)
+        )["id"]
+        for i, t in enumerate(clocks)
+    ]
     assert drain(recorder) == 5
     items = LatestCache(rig.client, 3).items()
     assert [i["id"] for i in items] == ids[::-1][:3]
@@ -235,8 +271,9 @@ class LockedOnceStore:
         return self.real.mark_processing(result_id, attempts)
 
 
-def test_a_store_error_is_waited_out_and_the_records_applied_in_order(rig: Rig,
-                                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_a_store_error_is_waited_out_and_the_records_applied_in_order(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
     first = submit(rig, "invoice.png", "Invoice 1043 paid")["id"]
     add_record(rig.client, {"type": "processing", "id": first, "attempts": 1, "worker": "w1"})
     add_record(rig.client, done_record(first))
@@ -247,8 +284,11 @@ def test_a_store_error_is_waited_out_and_the_records_applied_in_order(rig: Rig,
     thread = threading.Thread(target=recorder.run, args=(stop,), name="recorder-under-test")
     thread.start()
     try:
-        wait_until(lambda: len(events_for(rig, first)) == 3 and events_for(rig, second), 10,
-                   "every record applied after the store error")
+        wait_until(
+            lambda: len(events_for(rig, first)) == 3 and events_for(rig, second),
+            10,
+            "every record applied after the store error",
+        )
     finally:
         stop.set()
         thread.join(10)

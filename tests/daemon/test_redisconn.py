@@ -1,4 +1,5 @@
 """The embedded Redis: a second opener joins the running server and leaves it running."""
+
 from __future__ import annotations
 
 from pathlib import Path

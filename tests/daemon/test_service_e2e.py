@@ -1,4 +1,5 @@
 """The daemon end to end: real folders, the embedded Redis, real worker processes, real weights."""
+
 from __future__ import annotations
 
 import shutil
@@ -6,14 +7,36 @@ import signal
 from dataclasses import replace
 from pathlib import Path
 
-from daemon.records import Status
 from daemon.queue.streams import JOBS, WORKERS_GROUP
-from tests.daemon.servicekit import (EventLog, make_settings, running, start_worker, stop_process, store_of,
-                                     text_image, wait_until, write_slowly)
+from daemon.records import Status
+from tests.daemon.servicekit import (
+    EventLog,
+    make_settings,
+    running,
+    start_worker,
+    stop_process,
+    store_of,
+    text_image,
+    wait_until,
+    write_slowly,
+)
 
-WORDS = ["Invoice 1043 paid", "Quarterly report", "Meeting at noon", "Server restarted", "Budget approved",
-         "Ticket closed", "Deploy finished", "Coffee order", "Lunch receipt", "Parking permit",
-         "Library card", "Train ticket", "Hotel booking", "Gym schedule"]
+WORDS = [
+    "Invoice 1043 paid",
+    "Quarterly report",
+    "Meeting at noon",
+    "Server restarted",
+    "Budget approved",
+    "Ticket closed",
+    "Deploy finished",
+    "Coffee order",
+    "Lunch receipt",
+    "Parking permit",
+    "Library card",
+    "Train ticket",
+    "Hotel booking",
+    "Gym schedule",
+]
 
 
 def test_twenty_drops_one_result_per_content(tmp_path: Path) -> None:
@@ -117,12 +140,15 @@ def test_worker_killed_mid_batch_loses_nothing(tmp_path: Path) -> None:
 def test_files_dropped_while_stopped_are_processed_on_start(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     text_image(settings.shared_dir / "before.png", "Before the stop", seed=1)
-    with running(settings, workers=1) as handle:
+    with running(settings, workers=1):
         wait_until(lambda: [r for r in store_of(settings).list() if r.status == Status.DONE], 120, "first result")
     for i in range(3):
         text_image(settings.shared_dir / "later" / f"while_down_{i}.png", f"Dropped while down {i}", seed=10 + i)
-    with running(settings, workers=1) as handle:
-        wait_until(lambda: len([r for r in store_of(settings).list() if r.status == Status.DONE]) >= 4, 180,
-                   "files dropped while down")
+    with running(settings, workers=1):
+        wait_until(
+            lambda: len([r for r in store_of(settings).list() if r.status == Status.DONE]) >= 4,
+            180,
+            "files dropped while down",
+        )
     rows = store_of(settings).list()
     assert len(rows) == 4 and {r.channel for r in rows} == {"", "later"}

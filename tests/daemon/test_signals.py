@@ -1,4 +1,5 @@
 """Stopping a worker: the first SIGTERM finishes the batch in hand, a second one stops at once."""
+
 from __future__ import annotations
 
 import shutil
@@ -6,8 +7,17 @@ import signal
 from pathlib import Path
 
 from daemon.records import Status
-from tests.daemon.servicekit import (EventLog, make_settings, running, start_logged_worker, start_worker,
-                                     stop_process, store_of, text_image, wait_until)
+from tests.daemon.servicekit import (
+    EventLog,
+    make_settings,
+    running,
+    start_logged_worker,
+    start_worker,
+    stop_process,
+    store_of,
+    text_image,
+    wait_until,
+)
 
 
 def test_first_sigterm_finishes_the_batch_second_stops_at_once(tmp_path: Path) -> None:
@@ -23,8 +33,11 @@ def test_first_sigterm_finishes_the_batch_second_stops_at_once(tmp_path: Path) -
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(120) == 0
             in_hand = {e["id"] for e in events.items if e["status"] == "processing"}
-            finished = wait_until(lambda: {e["id"] for e in events.items if e["status"] == "done"} >= in_hand
-                                  and in_hand, 30, "the batch in hand to finish")
+            finished = wait_until(
+                lambda: {e["id"] for e in events.items if e["status"] == "done"} >= in_hand and in_hand,
+                30,
+                "the batch in hand to finish",
+            )
             assert finished
             rows = {r.id: r for r in store_of(settings).list()}
             assert all(rows[i].status == Status.DONE for i in in_hand)
@@ -33,8 +46,11 @@ def test_first_sigterm_finishes_the_batch_second_stops_at_once(tmp_path: Path) -
             wait_until(lambda: len(events.final()) >= 4, 120, "the rest done by a new worker")
             # a big page keeps the worker busy long enough to be stopped in the middle of it
             shutil.copyfile(Path(__file__).parents[1] / "images" / "tall_phone.png", settings.shared_dir / "late.png")
-            wait_until(lambda: any(e["status"] == "processing" and e["filename"] == "late.png"
-                                   for e in events.items), 60, "late.png in hand")
+            wait_until(
+                lambda: any(e["status"] == "processing" and e["filename"] == "late.png" for e in events.items),
+                60,
+                "late.png in hand",
+            )
             second.send_signal(signal.SIGTERM)
             # signals sent back to back reach Python as one: wait until the first was handled
             wait_until(lambda: log.has("finishing current work"), 10, "the first SIGTERM handled")

@@ -1,4 +1,5 @@
 """The worker's read of a queued file when it is missing: deleted (final) or its share away (waited for)."""
+
 from __future__ import annotations
 
 import hashlib

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from daemon.records import ResultRecord, Status
-from daemon.results.store import MAX_LIMIT, SqliteStore, StoreError
 from daemon.results.schema import SCHEMA_VERSION
+from daemon.results.store import MAX_LIMIT, SqliteStore, StoreError
 
 LINE = {"text": "发票号码 Invoice No. 42", "points": [[1, 2], [90, 2], [90, 20], [1, 20]], "confidence": 0.98}
 WAIT = 60.0  # seconds; a deadline for joins, never a sleep
@@ -290,9 +290,7 @@ def ids(rows: list[ResultRecord]) -> list[str]:
         ("不存在的词", []),
     ],
 )
-def test_search_chinese_and_english_newest_first(
-    searchable: SqliteStore, query: str, expected: list[str]
-) -> None:
+def test_search_chinese_and_english_newest_first(searchable: SqliteStore, query: str, expected: list[str]) -> None:
     assert ids(searchable.search(query)) == expected
 
 

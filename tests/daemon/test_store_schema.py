@@ -1,4 +1,5 @@
 """The store's schema on real files: an older store migrates keeping its rows, a newer one is refused."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -7,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from daemon.records import Status
-from daemon.results.store import SqliteStore, StoreError
 from daemon.results.schema import SCHEMA_VERSION
+from daemon.results.store import SqliteStore, StoreError
 from tests.daemon.test_store import fts_in_sync, ids, rec
 
 

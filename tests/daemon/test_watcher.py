@@ -206,9 +206,7 @@ def test_symlinks_to_outside_are_refused(
         assert any("evil-dir:" in m for m in warnings)
 
 
-def test_an_exception_in_on_ready_does_not_stop_the_watcher(
-    root: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_an_exception_in_on_ready_does_not_stop_the_watcher(root: Path, caplog: pytest.LogCaptureFixture) -> None:
     good: list[Path] = []
 
     def on_ready(path: Path) -> None:
@@ -273,9 +271,7 @@ def test_stop_without_start_and_twice_is_harmless(root: Path, handed: Handed) ->
     watcher.stop()
 
 
-def test_a_file_closed_or_renamed_into_place_is_handed_without_the_full_wait(
-    root: Path, handed: Handed
-) -> None:
+def test_a_file_closed_or_renamed_into_place_is_handed_without_the_full_wait(root: Path, handed: Handed) -> None:
     """inotify's close-write and move events say the writer is done: no need to wait
     stable_seconds (here 5 s) before handing the file on."""
     with make(root, handed, False, stable_seconds=5.0):
@@ -288,9 +284,7 @@ def test_a_file_closed_or_renamed_into_place_is_handed_without_the_full_wait(
     assert sorted(p.name for p, _, _ in handed.calls) == ["closed.png", "renamed.png"]
 
 
-def test_a_file_appended_to_after_a_close_is_handed_again_in_its_final_form(
-    root: Path, handed: Handed
-) -> None:
+def test_a_file_appended_to_after_a_close_is_handed_again_in_its_final_form(root: Path, handed: Handed) -> None:
     """A writer that closes and reopens to append may have a partial version handed early (its
     close looked final); every later change hands the file again, so the final content is never
     missed (the partial one fails as truncated and the complete one is read)."""

@@ -4,6 +4,7 @@ Jobs come from the real intake, so each test starts with the records and the job
 daemon writes them. Retries use the worker's injected clock, so a backoff is proven by the job
 staying in the delayed set until the clock passes its due time, without waiting for it.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,9 @@ import redis
 
 from config.settings import DaemonSettings, EngineSettings
 from daemon.intake.dedupe import Intake
-from daemon.worker.outputs import OutputWriter
 from daemon.queue.streams import DELAYED, HEARTBEATS, JOBS, WORKERS_GROUP, Job
 from daemon.worker.loop import Worker
+from daemon.worker.outputs import OutputWriter
 from engine.pipeline import OcrEngine, build_engine
 from engine.types import PageResult
 from tests.daemon.servicekit import embedded_redis, no_leaked_threads, records, text_image, wait_until
@@ -109,8 +110,9 @@ def kinds(client: redis.Redis, rid: str) -> list[str]:
     return [r["type"] for r in records(client) if r["id"] == rid]
 
 
-def test_a_real_image_is_read_recorded_in_order_and_acked(client: redis.Redis, engine: OcrEngine,
-                                                          tmp_path: Path) -> None:
+def test_a_real_image_is_read_recorded_in_order_and_acked(
+    client: redis.Redis, engine: OcrEngine, tmp_path: Path
+) -> None:
     rid = submit(client, text_image(tmp_path / "share" / "invoice.png", "Invoice 1043 paid"))
     worker = Worker(client, engine, DaemonSettings(batch_size=2), "w1")
     assert worker.run_once(BLOCK_MS) == 1
@@ -126,8 +128,7 @@ def test_a_real_image_is_read_recorded_in_order_and_acked(client: redis.Redis, e
     assert worker.run_once(BLOCK_MS) == 0  # nothing left: acked, not redelivered
 
 
-def test_a_corrupt_file_fails_at_once_with_its_cause(client: redis.Redis, engine: OcrEngine,
-                                                     tmp_path: Path) -> None:
+def test_a_corrupt_file_fails_at_once_with_its_cause(client: redis.Redis, engine: OcrEngine, tmp_path: Path) -> None:
     bad = tmp_path / "share" / "broken.png"
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"this is not an image at all")
@@ -141,8 +142,9 @@ def test_a_corrupt_file_fails_at_once_with_its_cause(client: redis.Redis, engine
     assert client.zcard(DELAYED) == 0 and pending(client) == 0
 
 
-def test_jobs_in_hand_are_read_as_one_batch_and_a_bad_one_fails_alone(client: redis.Redis, engine: OcrEngine,
-                                                                       tmp_path: Path) -> None:
+def test_jobs_in_hand_are_read_as_one_batch_and_a_bad_one_fails_alone(
+    client: redis.Redis, engine: OcrEngine, tmp_path: Path
+) -> None:
     share = tmp_path / "share"
     good1 = submit(client, text_image(share / "a.png", "Invoice 1043 paid"))
     bad = share / "broken.png"
@@ -179,8 +181,9 @@ def test_a_batch_the_engine_cannot_run_is_retried_job_by_job(client: redis.Redis
     assert client.zcard(DELAYED) == 2 and pending(client) == 0
 
 
-def test_an_engine_error_is_retried_with_backoff_then_done(client: redis.Redis, engine: OcrEngine,
-                                                           tmp_path: Path) -> None:
+def test_an_engine_error_is_retried_with_backoff_then_done(
+    client: redis.Redis, engine: OcrEngine, tmp_path: Path
+) -> None:
     rid = submit(client, text_image(tmp_path / "share" / "report.png", "Quarterly report"))
     clock = Clock()
     flaky = FlakyEngine(engine, failures=2)
@@ -205,14 +208,15 @@ def test_an_engine_error_is_retried_with_backoff_then_done(client: redis.Redis, 
     assert kinds(client, rid) == ["queued", "processing", "queued", "processing", "queued", "processing", "done"]
     mine = [r for r in records(client) if r["id"] == rid]
     assert [r["attempts"] for r in mine[1:]] == [1, 1, 2, 2, 3, 3]
-    assert [r["retry_at"] for r in mine if r["type"] == "queued" and "retry_at" in r] == \
-        [1_700_000_005.0, 1_700_000_015.0]
+    assert [r["retry_at"] for r in mine if r["type"] == "queued" and "retry_at" in r] == [
+        1_700_000_005.0,
+        1_700_000_015.0,
+    ]
     assert "quarterly report" in mine[-1]["text"].lower()
     assert client.zcard(DELAYED) == 0 and pending(client) == 0
 
 
-def test_an_engine_that_keeps_failing_ends_failed_after_max_attempts(client: redis.Redis,
-                                                                     tmp_path: Path) -> None:
+def test_an_engine_that_keeps_failing_ends_failed_after_max_attempts(client: redis.Redis, tmp_path: Path) -> None:
     rid = submit(client, text_image(tmp_path / "share" / "meeting.png", "Meeting at noon"))
     clock = Clock()
     always = FlakyEngine(None, failures=0)
@@ -231,16 +235,18 @@ def test_an_engine_that_keeps_failing_ends_failed_after_max_attempts(client: red
     assert worker.run_once(BLOCK_MS) == 0  # nothing comes back
 
 
-def test_a_file_on_a_share_that_went_away_waits_without_spending_attempts(client: redis.Redis, engine: OcrEngine,
-                                                                         tmp_path: Path) -> None:
+def test_a_file_on_a_share_that_went_away_waits_without_spending_attempts(
+    client: redis.Redis, engine: OcrEngine, tmp_path: Path
+) -> None:
     """Queued at the share's root, then the share unmounted (its empty mount point left): the job
     waits for it (backoff growing to 30 s, no attempt spent) and is read once it is back; another
     file whose share stays away longer than share_wait_seconds fails saying so."""
     share, mounted = tmp_path / "share", tmp_path / "mounted"
     rid = submit(client, text_image(share / "invoice.png", "Invoice paid"))
     clock = Clock()
-    worker = Worker(client, engine, DaemonSettings(max_attempts=2, retry_backoff=2.0, share_wait_seconds=100.0),
-                    "w1", clock=clock)
+    worker = Worker(
+        client, engine, DaemonSettings(max_attempts=2, retry_backoff=2.0, share_wait_seconds=100.0), "w1", clock=clock
+    )
 
     def delayed() -> list[tuple[Job, float]]:
         return [(Job.from_json(m), s) for m, s in client.zrange(DELAYED, 0, -1, withscores=True)]
@@ -274,11 +280,12 @@ def test_a_file_on_a_share_that_went_away_waits_without_spending_attempts(client
     assert client.zcard(DELAYED) == 0 and pending(client) == 0
 
 
-@pytest.mark.parametrize("fields", [{"job": "{not json"}, {"other": "field"},
-                                    {"job": json.dumps({"id": "x", "path": "/nowhere.png"})}],
-                         ids=["bad-json", "no-job-field", "missing-keys"])
-def test_a_malformed_job_is_acked_and_dropped(client: redis.Redis, engine: OcrEngine,
-                                              fields: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "fields",
+    [{"job": "{not json"}, {"other": "field"}, {"job": json.dumps({"id": "x", "path": "/nowhere.png"})}],
+    ids=["bad-json", "no-job-field", "missing-keys"],
+)
+def test_a_malformed_job_is_acked_and_dropped(client: redis.Redis, engine: OcrEngine, fields: dict[str, str]) -> None:
     client.xadd(JOBS, fields)
     worker = Worker(client, engine, DaemonSettings(), "w1")
     assert worker.run_once(BLOCK_MS) == 1
@@ -287,8 +294,7 @@ def test_a_malformed_job_is_acked_and_dropped(client: redis.Redis, engine: OcrEn
     assert worker.run_once(BLOCK_MS) == 0
 
 
-def test_outputs_writes_json_and_a_visualization(client: redis.Redis, engine: OcrEngine,
-                                                 tmp_path: Path) -> None:
+def test_outputs_writes_json_and_a_visualization(client: redis.Redis, engine: OcrEngine, tmp_path: Path) -> None:
     source = text_image(tmp_path / "share" / "deploy notes.png", "Quarterly report")
     rid = submit(client, source)
     outputs = OutputWriter(tmp_path / "data" / "outputs", 50_000_000, MAX_BYTES, run="run1")
@@ -306,9 +312,9 @@ def test_outputs_writes_json_and_a_visualization(client: redis.Redis, engine: Oc
     assert sorted(p.name for p in run.iterdir()) == ["json", "visualization"]
 
 
-def test_run_creates_the_groups_again_when_redis_lost_its_data(client: redis.Redis, engine: OcrEngine,
-                                                               tmp_path: Path,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_run_creates_the_groups_again_when_redis_lost_its_data(
+    client: redis.Redis, engine: OcrEngine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     stop = threading.Event()
     worker = Worker(client, engine, DaemonSettings(), "w1")
     thread = threading.Thread(target=worker.run, args=(stop,), name="worker-under-test")

@@ -1,4 +1,5 @@
 """Image bytes and checks shared by the preprocessing tests (made with OpenCV, never committed)."""
+
 from __future__ import annotations
 
 import struct

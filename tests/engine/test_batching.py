@@ -15,15 +15,15 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from conftest import engine_settings
+from ocrcheck import IMAGES, normalise
 
 from engine.detection.predictor import TextDetectorPredictor
 from engine.errors import EngineError, ImageError
-from conftest import engine_settings
 from engine.pipeline import OcrEngine, build_engine
 from engine.quantize import RECIPE
 from engine.recognition.predictor import TextRecognizerPredictor
 from engine.types import PageResult
-from ocrcheck import IMAGES, normalise
 
 NAMES = ["golden_en.png", "golden_zh.png", "golden_dark.png", "tall_phone.png"]
 
@@ -36,10 +36,13 @@ def texts(page: PageResult | Exception) -> list[str]:
 def batched(engine: OcrEngine, det_batch: int, rec_batch: int) -> OcrEngine:
     """The same networks with other batch sizes."""
     det, rec = engine.detector, engine.recognizer
-    return OcrEngine(TextDetectorPredictor(det.runner, det.params, det.resize, batch_size=det_batch),
-                     TextRecognizerPredictor(rec.runner, rec.charset,
-                                             dataclasses.replace(rec.params, batch_size=rec_batch)),
-                     engine.settings, engine.model_version, engine.backend)
+    return OcrEngine(
+        TextDetectorPredictor(det.runner, det.params, det.resize, batch_size=det_batch),
+        TextRecognizerPredictor(rec.runner, rec.charset, dataclasses.replace(rec.params, batch_size=rec_batch)),
+        engine.settings,
+        engine.model_version,
+        engine.backend,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +52,16 @@ def many_pages(ort_engine: OcrEngine) -> list[PageResult | Exception]:
     return batched(ort_engine, 4, 8).ocr_many([IMAGES / n for n in [*NAMES, "golden_en.png"]])
 
 
-def test_a_batch_reads_what_one_by_one_reads(many_pages: list[PageResult | Exception],
-                                             ort_pages: dict[str, PageResult]) -> None:
+def test_a_batch_reads_what_one_by_one_reads(
+    many_pages: list[PageResult | Exception], ort_pages: dict[str, PageResult]
+) -> None:
     for name, page in zip([*NAMES, "golden_en.png"], many_pages):
         assert texts(page) == texts(ort_pages[name]), name
 
 
-def test_a_batch_keeps_boxes_sizes_and_timings(many_pages: list[PageResult | Exception],
-                                               ort_pages: dict[str, PageResult]) -> None:
+def test_a_batch_keeps_boxes_sizes_and_timings(
+    many_pages: list[PageResult | Exception], ort_pages: dict[str, PageResult]
+) -> None:
     for name, page in zip(NAMES, many_pages):
         one = ort_pages[name]
         assert isinstance(page, PageResult)
@@ -70,8 +75,9 @@ def test_a_batch_keeps_boxes_sizes_and_timings(many_pages: list[PageResult | Exc
 
 def test_a_bad_image_fails_alone_with_its_name_and_cause(ort_engine: OcrEngine) -> None:
     good = (IMAGES / "golden_en.png").read_bytes()
-    out = ort_engine.ocr_many([good, b"not an image", IMAGES / "missing.png", good],
-                              names=["a.png", "junk.png", None, "b.png"])
+    out = ort_engine.ocr_many(
+        [good, b"not an image", IMAGES / "missing.png", good], names=["a.png", "junk.png", None, "b.png"]
+    )
     assert texts(out[0]) == texts(out[3]) and texts(out[0])
     assert isinstance(out[1], ImageError) and out[1].source == "junk.png" and out[1].reason
     assert isinstance(out[2], ImageError) and "missing.png" in str(out[2])
@@ -95,8 +101,9 @@ def test_a_batch_with_only_bad_inputs_and_an_empty_batch(ort_engine: OcrEngine) 
         ort_engine.ocr_many([b"a"], names=["a", "b"])
 
 
-def test_torch_batched_path_on_cpu_reads_like_onnxruntime(torch_engine: OcrEngine,
-                                                         ort_pages: dict[str, PageResult]) -> None:
+def test_torch_batched_path_on_cpu_reads_like_onnxruntime(
+    torch_engine: OcrEngine, ort_pages: dict[str, PageResult]
+) -> None:
     names = ["golden_en.png", "golden_zh.png", "golden_en.png"]
     pages = batched(torch_engine, 4, 8).ocr_many([IMAGES / n for n in names])
     for name, page in zip(names, pages):
@@ -126,9 +133,9 @@ def test_detection_batches_group_images_of_one_shape(ort_engine: OcrEngine) -> N
         assert all(np.allclose(a[0], b[0]) for a, b in zip(boxes, alone))
 
 
-
-def test_int8_recogniser_is_made_once_into_the_cache_and_reads_the_same(ort_float_pages: dict[str, PageResult],
-                                                                         tmp_path: Path) -> None:
+def test_int8_recogniser_is_made_once_into_the_cache_and_reads_the_same(
+    ort_float_pages: dict[str, PageResult], tmp_path: Path
+) -> None:
     settings = dataclasses.replace(engine_settings("onnxruntime"), int8=True, cache_dir=str(tmp_path))
     engine = build_engine(settings)
     [made] = tmp_path.glob(f"*-{RECIPE}.onnx")
@@ -149,9 +156,13 @@ def test_torch_16_bit_autocast_path_reads_the_same(torch_engine: OcrEngine, ort_
 
     det, rec = torch_engine.detector, torch_engine.recognizer
     cpu = torch.device("cpu")
-    half = OcrEngine(TextDetectorPredictor(TorchRunner(det.runner.module, cpu, "bf16"), det.params, det.resize),
-                     TextRecognizerPredictor(TorchRunner(rec.runner.module, cpu, "bf16"), rec.charset, rec.params),
-                     torch_engine.settings, torch_engine.model_version, "torch-cpu-bf16")
+    half = OcrEngine(
+        TextDetectorPredictor(TorchRunner(det.runner.module, cpu, "bf16"), det.params, det.resize),
+        TextRecognizerPredictor(TorchRunner(rec.runner.module, cpu, "bf16"), rec.charset, rec.params),
+        torch_engine.settings,
+        torch_engine.model_version,
+        "torch-cpu-bf16",
+    )
     assert half.recognizer.runner.name == "torch-cpu-bf16"
     page = half.ocr(IMAGES / "golden_en.png")
     assert texts(page) == texts(ort_pages["golden_en.png"])

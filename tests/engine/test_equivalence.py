@@ -17,19 +17,19 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from ocrcheck import IMAGES
 from torch import nn
 
 from engine.detection.predictor import normalise as det_normalise
 from engine.models.detector import DET_SPECS, TextDetector
+from engine.models.loading import load_onnx_weights
 from engine.models.recognizer import REC_SPECS, TextRecognizer
 from engine.pipeline import OcrEngine
 from engine.recognition.crop import crop_quad
 from engine.recognition.ctc import ctc_greedy
 from engine.recognition.predictor import HEIGHT, STRIDE, RecParams, prepare
 from engine.types import PageResult
-from engine.models.loading import load_onnx_weights
 from engine.weights import load_charset, model_files
-from ocrcheck import IMAGES
 
 MAX_PROB_DIFF = 1e-3
 IMAGE_NAMES = ["golden_en.png", "golden_zh.png"]
@@ -57,7 +57,9 @@ def _session(path: Any) -> ort.InferenceSession:
 def nets(request: pytest.FixtureRequest) -> Networks:
     files = model_files(request.param)
     return Networks(
-        request.param, _session(files.det), _session(files.rec),
+        request.param,
+        _session(files.det),
+        _session(files.rec),
         load_onnx_weights(TextDetector(DET_SPECS[request.param]), files.det),
         load_onnx_weights(TextRecognizer(REC_SPECS[request.param]), files.rec),
         load_charset(files.charset),
@@ -110,8 +112,9 @@ def test_detector_matches_reference_graph(nets: Networks, ort_engine: OcrEngine,
 
 
 @pytest.mark.parametrize("name", IMAGE_NAMES)
-def test_recognizer_matches_reference_graph(nets: Networks, ort_engine: OcrEngine,
-                                            golden: dict[str, dict[str, Any]], name: str) -> None:
+def test_recognizer_matches_reference_graph(
+    nets: Networks, ort_engine: OcrEngine, golden: dict[str, dict[str, Any]], name: str
+) -> None:
     image = cv2.imread(str(IMAGES / name), cv2.IMREAD_COLOR)
     batch = line_batch(ort_engine, image)
     assert len(batch) == len(golden[name]["lines"])
@@ -126,9 +129,9 @@ def test_recognizer_matches_reference_graph(nets: Networks, ort_engine: OcrEngin
     assert all(text.strip() for text in ref_texts)  # real lines, not blanks
 
 
-def test_pipeline_on_torch_reads_like_onnxruntime(golden: dict[str, dict[str, Any]],
-                                                  torch_pages: dict[str, PageResult],
-                                                  ort_float_pages: dict[str, PageResult]) -> None:
+def test_pipeline_on_torch_reads_like_onnxruntime(
+    golden: dict[str, dict[str, Any]], torch_pages: dict[str, PageResult], ort_float_pages: dict[str, PageResult]
+) -> None:
     for name in golden:
         ours, reference = torch_pages[name], ort_float_pages[name]
         assert [line.text for line in ours.lines] == [line.text for line in reference.lines], name

@@ -2,6 +2,7 @@
 
 The "tiny" set keeps these quick; the small set's figures are in the README (same code path).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,11 +11,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from ocrcheck import IMAGES
 from torch import nn
 
 from engine.export import FixedInput, export_onnx, parse_size, quantize_int8, verify_onnx
 from engine.weights import ModelFiles, model_files, torch_modules
-from ocrcheck import IMAGES
 
 IMAGES_USED = [IMAGES / "golden_en.png", IMAGES / "golden_zh.png"]
 # one real page per network keeps CI quick; `teamocr export onnx` checks all of tests/images
@@ -29,14 +30,17 @@ def tiny() -> tuple[ModelFiles, dict[str, nn.Module]]:
 
 
 @pytest.fixture(scope="module")
-def exported(tiny: tuple[ModelFiles, dict[str, nn.Module]], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def exported(
+    tiny: tuple[ModelFiles, dict[str, nn.Module]], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("onnx")
     return {kind: export_onnx(module, kind, folder / f"{kind}.onnx") for kind, module in tiny[1].items()}
 
 
 @pytest.mark.parametrize("kind", ["det", "rec"])
-def test_dynamic_export_reads_like_torch(kind: str, tiny: tuple[ModelFiles, dict[str, nn.Module]],
-                                         exported: dict[str, Path]) -> None:
+def test_dynamic_export_reads_like_torch(
+    kind: str, tiny: tuple[ModelFiles, dict[str, nn.Module]], exported: dict[str, Path]
+) -> None:
     files, modules = tiny
     parity = verify_onnx(kind, exported[kind], modules, files, [PAGE[kind]]).check()
     assert parity.images == 1 and parity.lines >= 5 and parity.runs >= 1
@@ -44,13 +48,16 @@ def test_dynamic_export_reads_like_torch(kind: str, tiny: tuple[ModelFiles, dict
     assert parity.same_text
 
 
-@pytest.mark.parametrize(("kind", "shapes"), [
-    ("det", [(1, 3, 96, 128), (2, 3, 224, 64)]),
-    ("rec", [(1, 3, 48, 64), (3, 3, 48, 328)]),
-])
-def test_dynamic_axes_accept_other_shapes(kind: str, shapes: list[tuple[int, ...]],
-                                          tiny: tuple[ModelFiles, dict[str, nn.Module]],
-                                          exported: dict[str, Path]) -> None:
+@pytest.mark.parametrize(
+    ("kind", "shapes"),
+    [
+        ("det", [(1, 3, 96, 128), (2, 3, 224, 64)]),
+        ("rec", [(1, 3, 48, 64), (3, 3, 48, 328)]),
+    ],
+)
+def test_dynamic_axes_accept_other_shapes(
+    kind: str, shapes: list[tuple[int, ...]], tiny: tuple[ModelFiles, dict[str, nn.Module]], exported: dict[str, Path]
+) -> None:
     session = ort.InferenceSession(str(exported[kind]), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     for shape in shapes:
@@ -63,7 +70,8 @@ def test_dynamic_axes_accept_other_shapes(kind: str, shapes: list[tuple[int, ...
 
 
 def test_fixed_size_export_has_a_static_input_and_still_reads_like_torch(
-        tiny: tuple[ModelFiles, dict[str, nn.Module]], tmp_path: Path) -> None:
+    tiny: tuple[ModelFiles, dict[str, nn.Module]], tmp_path: Path
+) -> None:
     files, modules = tiny
     size = parse_size("320", "rec")
     path = export_onnx(modules["rec"], "rec", tmp_path / "rec_fixed.onnx", size=size)
@@ -73,14 +81,17 @@ def test_fixed_size_export_has_a_static_input_and_still_reads_like_torch(
     assert parity.same_text and parity.max_abs_diff < 1e-3
 
 
-@pytest.mark.parametrize(("text", "kind", "message"), [
-    ("640x630", "det", "width 630 must be a multiple of 32"),
-    ("100x640", "det", "height 100 must be a multiple of 32"),
-    ("100", "rec", "width 100 is not a multiple of 32"),
-    ("32x320", "rec", "height is always 48"),
-    ("axb", "det", "expected HxW"),
-    ("0x32", "det", "two positive whole numbers"),
-])
+@pytest.mark.parametrize(
+    ("text", "kind", "message"),
+    [
+        ("640x630", "det", "width 630 must be a multiple of 32"),
+        ("100x640", "det", "height 100 must be a multiple of 32"),
+        ("100", "rec", "width 100 is not a multiple of 32"),
+        ("32x320", "rec", "height is always 48"),
+        ("axb", "det", "expected HxW"),
+        ("0x32", "det", "two positive whole numbers"),
+    ],
+)
 def test_fixed_sizes_are_validated(text: str, kind: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_size(text, kind)
@@ -105,8 +116,9 @@ def test_fixed_input_adapter_feeds_a_static_network() -> None:
     assert seen == [(1, 3, 64, 96)] * 2 and out.shape == (2, 1, 100, 50)
 
 
-def test_int8_copy_is_smaller_and_reports_its_figures(tiny: tuple[ModelFiles, dict[str, nn.Module]],
-                                                     exported: dict[str, Path], tmp_path: Path) -> None:
+def test_int8_copy_is_smaller_and_reports_its_figures(
+    tiny: tuple[ModelFiles, dict[str, nn.Module]], exported: dict[str, Path], tmp_path: Path
+) -> None:
     files, modules = tiny
     quant = quantize_int8(exported["rec"], tmp_path / "rec.int8.onnx")
     assert quant.stat().st_size < exported["rec"].stat().st_size

@@ -13,18 +13,19 @@ from typing import Any
 
 import cv2
 import pytest
+from ocrcheck import IMAGES, boxes_match, char_error_rate, normalise, rect_of
 
 from engine.pipeline import OcrEngine
 from engine.types import PageResult
-from ocrcheck import IMAGES, boxes_match, char_error_rate, normalise, rect_of
 
 NAMES = ["golden_en.png", "golden_zh.png", "golden_dark.png", "tall_phone.png"]
 MAX_CER = 0.02
 
 
 @pytest.fixture(params=NAMES)
-def case(request: pytest.FixtureRequest, golden: dict[str, dict[str, Any]],
-         ort_pages: dict[str, PageResult]) -> tuple[dict[str, Any], PageResult]:
+def case(
+    request: pytest.FixtureRequest, golden: dict[str, dict[str, Any]], ort_pages: dict[str, PageResult]
+) -> tuple[dict[str, Any], PageResult]:
     """(golden record, the engine's page) for one golden image."""
     return golden[request.param], ort_pages[request.param]
 
@@ -37,8 +38,11 @@ def test_every_expected_line_is_found(case: tuple[dict[str, Any], PageResult]) -
     record, page = case
     full = normalise(page.text)
     lines = [normalise(line.text) for line in page.lines]
-    missing = [exp["text"] for exp in record["lines"]
-               if normalise(exp["text"]) not in full and normalise(exp["text"]) not in lines]
+    missing = [
+        exp["text"]
+        for exp in record["lines"]
+        if normalise(exp["text"]) not in full and normalise(exp["text"]) not in lines
+    ]
     assert not missing, f"not read: {missing}\ngot:\n{page.text}"
 
 
@@ -52,8 +56,11 @@ def test_page_character_error_rate(case: tuple[dict[str, Any], PageResult]) -> N
 def test_each_expected_box_overlaps_a_predicted_line(case: tuple[dict[str, Any], PageResult]) -> None:
     record, page = case
     predicted = [rect_of(line.points) for line in page.lines]
-    unmatched = [(exp["text"], exp["box"]) for exp in record["lines"]
-                 if not any(boxes_match(tuple(exp["box"]), rect) for rect in predicted)]
+    unmatched = [
+        (exp["text"], exp["box"])
+        for exp in record["lines"]
+        if not any(boxes_match(tuple(exp["box"]), rect) for rect in predicted)
+    ]
     assert not unmatched, f"no predicted line over: {unmatched}\npredicted: {predicted}"
 
 
@@ -81,16 +88,16 @@ def test_english_line_read_exactly(ort_pages: dict[str, PageResult]) -> None:
     assert "Owner: Alice Chen (alice@example.com)" in texts
 
 
-def test_lines_come_in_reading_order(golden: dict[str, dict[str, Any]],
-                                     ort_pages: dict[str, PageResult]) -> None:
+def test_lines_come_in_reading_order(golden: dict[str, dict[str, Any]], ort_pages: dict[str, PageResult]) -> None:
     page = ort_pages["tall_phone.png"]
     tops = [rect_of(line.points)[1] for line in page.lines]
     assert tops == sorted(tops)
     assert len(page.text.splitlines()) == len(golden["tall_phone.png"]["lines"])
 
 
-def test_small_line_on_a_tall_phone_screenshot(golden: dict[str, dict[str, Any]], ort_engine: OcrEngine,
-                                               ort_pages: dict[str, PageResult]) -> None:
+def test_small_line_on_a_tall_phone_screenshot(
+    golden: dict[str, dict[str, Any]], ort_engine: OcrEngine, ort_pages: dict[str, PageResult]
+) -> None:
     """The 14 px footer of a 1080 x 2400 screenshot survives: the page is not shrunk to fit.
 
     (Shrinking the detector's input to about 736 px on the long side garbles this line; milder

@@ -7,11 +7,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from ocrcheck import IMAGES
 
 from engine.errors import ImageError
 from engine.pipeline import OcrEngine
 from engine.types import PageResult
-from ocrcheck import IMAGES
+
 
 def write_png(path: Path, image: np.ndarray) -> Path:
     assert cv2.imwrite(str(path), image)
@@ -37,8 +38,9 @@ def test_blank_page_has_no_lines(ort_engine: OcrEngine, tmp_path: Path) -> None:
     assert {"decode", "detect", "recognize", "total"} <= set(page.timings)
 
 
-def test_sixteen_bit_png_reads_like_the_eight_bit_one(ort_engine: OcrEngine, ort_pages: dict[str, PageResult],
-                                                      tmp_path: Path) -> None:
+def test_sixteen_bit_png_reads_like_the_eight_bit_one(
+    ort_engine: OcrEngine, ort_pages: dict[str, PageResult], tmp_path: Path
+) -> None:
     image = cv2.imread(str(IMAGES / "golden_en.png"), cv2.IMREAD_COLOR)
     path = write_png(tmp_path / "deep.png", image.astype(np.uint16) * 257)
     assert cv2.imread(str(path), cv2.IMREAD_UNCHANGED).dtype == np.uint16
@@ -87,8 +89,9 @@ def test_missing_file_raises_image_error(ort_engine: OcrEngine, tmp_path: Path) 
         ort_engine.ocr(tmp_path / "gone.png")
 
 
-@pytest.mark.parametrize("image", [np.zeros((20, 20), np.uint8), np.zeros((20, 20, 4), np.uint8),
-                                   np.zeros((20, 20, 3), np.float32)])
+@pytest.mark.parametrize(
+    "image", [np.zeros((20, 20), np.uint8), np.zeros((20, 20, 4), np.uint8), np.zeros((20, 20, 3), np.float32)]
+)
 def test_decoded_image_of_the_wrong_layout_is_a_value_error(ort_engine: OcrEngine, image: np.ndarray) -> None:
     with pytest.raises(ValueError, match="uint8 BGR"):
         ort_engine(image)

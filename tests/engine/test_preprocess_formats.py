@@ -37,6 +37,7 @@ def pil_bytes(image: object, fmt: str, **options: object) -> bytes:
     image.save(buf, fmt, **options)  # type: ignore[attr-defined]
     return buf.getvalue()
 
+
 def test_animated_gif_uses_first_frame(tmp_path: Path) -> None:
     animation = cv2.Animation()
     animation.frames = [np.full((10, 12, 3), RED, np.uint8), np.full((10, 12, 3), GREEN, np.uint8)]

@@ -1,4 +1,5 @@
 """Checkpoint files: round trip, refusal of foreign files, and the progress stream's shape."""
+
 from __future__ import annotations
 
 import io
@@ -16,12 +17,22 @@ from engine.training.progress import BarProgress, JsonProgress
 def test_round_trip_keeps_weights_charset_and_meta(tmp_path: Path) -> None:
     module = build_module("rec", "tiny", classes=5)
     charset = ["<blank>", "a", "b", "c", " "]
-    path = save_checkpoint(tmp_path / "x" / "best.pt", kind="rec", model_set="tiny", module=module,
-                           charset=charset, meta={"epoch": 3, "test": {"accuracy": 0.9}},
-                           training={"step": 7})
+    path = save_checkpoint(
+        tmp_path / "x" / "best.pt",
+        kind="rec",
+        model_set="tiny",
+        module=module,
+        charset=charset,
+        meta={"epoch": 3, "test": {"accuracy": 0.9}},
+        training={"step": 7},
+    )
     loaded = load_checkpoint(path)
-    assert (loaded.kind, loaded.model_set, loaded.charset, loaded.meta) == \
-        ("rec", "tiny", charset, {"epoch": 3, "test": {"accuracy": 0.9}})
+    assert (loaded.kind, loaded.model_set, loaded.charset, loaded.meta) == (
+        "rec",
+        "tiny",
+        charset,
+        {"epoch": 3, "test": {"accuracy": 0.9}},
+    )
     assert not loaded.module.training
     for (name, a), (_, b) in zip(module.state_dict().items(), loaded.module.state_dict().items()):
         assert torch.equal(a, b), name
@@ -55,8 +66,10 @@ def test_progress_json_and_bar() -> None:
     progress.step(1, 1, 2, float("nan"), 1e-4)
     progress.done({"checkpoint": "w/best.pt"})
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert rows == [{"type": "progress", "epoch": 1, "step": 1, "steps": 2, "loss": None, "lr": 1e-4},
-                    {"type": "done", "checkpoint": "w/best.pt"}]
+    assert rows == [
+        {"type": "progress", "epoch": 1, "step": 1, "steps": 2, "loss": None, "lr": 1e-4},
+        {"type": "done", "checkpoint": "w/best.pt"},
+    ]
     err = io.StringIO()
     bar = BarProgress(err, interval=0.0, width=4)
     bar.step(1, 1, 2, 0.5, 1e-4)

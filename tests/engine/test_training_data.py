@@ -1,4 +1,5 @@
 """Training data checks: every problem is reported with its file and line, not just the first."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,11 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from trainkit import write_det_set, write_rec_set
 
 from engine.training.data import read_det_dataset, read_rec_dataset
 from engine.training.validate import DataError
 from engine.weights import load_charset, model_files
-from trainkit import write_det_set, write_rec_set
 
 
 @pytest.fixture(scope="module")
@@ -33,21 +34,29 @@ def test_every_det_problem_is_named(tmp_path: Path) -> None:
     cv2.imwrite(str(root / "train_images" / "c.JPG"), np.full((64, 64, 3), 255, np.uint8))
     (root / "train_images" / "c.jpg").unlink(missing_ok=True)
     (root / "train_gts" / "gt_a.txt").write_text(
-        "1,1,50,1,50,20,1,20,one, two\n"       # 1: unquoted comma
-        "\n"                                    # 2: blank
-        "1,1,5000,1,5000,20,1,20,far\n"         # 3: outside the 320x256 page
-        "1,1,50,1,50,20,1,20\n"                 # 4: no text field
-        "a,1,50,1,50,20,1,20,x\n",              # 5: not a number
-        encoding="utf-8")
+        "1,1,50,1,50,20,1,20,one, two\n"  # 1: unquoted comma
+        "\n"  # 2: blank
+        "1,1,5000,1,5000,20,1,20,far\n"  # 3: outside the 320x256 page
+        "1,1,50,1,50,20,1,20\n"  # 4: no text field
+        "a,1,50,1,50,20,1,20,x\n",  # 5: not a number
+        encoding="utf-8",
+    )
     (root / "train_list.txt").write_text("a.png\nsub\\b.png\nmissing.png\nc.jpg\n\n", encoding="utf-8")
     with pytest.raises(DataError) as err:
         read_det_dataset(root)
     text = str(err.value)
     gt, lst = root / "train_gts" / "gt_a.txt", root / "train_list.txt"
-    for expected in (f"{gt}:1: text 'one, two' contains a comma", f"{gt}:2: blank line",
-                     f"{gt}:3: box", "lies outside the 320x256 image", f"{gt}:4: expected x1,y1",
-                     f"{gt}:5: coordinates must be numbers", f"{lst}:2: backslash in image path",
-                     f"{lst}:3: image 'missing.png' not found", f"{lst}:5: blank line"):
+    for expected in (
+        f"{gt}:1: text 'one, two' contains a comma",
+        f"{gt}:2: blank line",
+        f"{gt}:3: box",
+        "lies outside the 320x256 image",
+        f"{gt}:4: expected x1,y1",
+        f"{gt}:5: coordinates must be numbers",
+        f"{lst}:2: backslash in image path",
+        f"{lst}:3: image 'missing.png' not found",
+        f"{lst}:5: blank line",
+    ):
         assert expected in text
     assert "c.jpg" not in text  # found as c.JPG
     assert err.value.total == 8
@@ -67,12 +76,13 @@ def test_rec_problems_and_extension_variants(tmp_path: Path, charset: list[str])
     root = write_rec_set(tmp_path / "rec", ["hello", "world"])
     (root / "crops" / "00.png").rename(root / "crops" / "00.PNG")
     (root / "train.txt").write_text(
-        "crops/00.png\thello\n"        # found as 00.PNG
-        "crops\\01.png\tworld\n"        # backslash
-        "crops/01.png\n"                # no tab
-        "crops/01.png\t \n"             # empty text
-        "/etc/passwd\tx\n",             # absolute
-        encoding="utf-8")
+        "crops/00.png\thello\n"  # found as 00.PNG
+        "crops\\01.png\tworld\n"  # backslash
+        "crops/01.png\n"  # no tab
+        "crops/01.png\t \n"  # empty text
+        "/etc/passwd\tx\n",  # absolute
+        encoding="utf-8",
+    )
     with pytest.raises(DataError) as err:
         read_rec_dataset(root, charset)
     text = str(err.value)

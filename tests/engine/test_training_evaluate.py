@@ -1,4 +1,5 @@
 """Our accuracy metric: groups, reading order, ignored regions, whitespace and case."""
+
 from __future__ import annotations
 
 from engine.training.evaluate import edit_distance, score_label, score_lines
@@ -14,10 +15,16 @@ def test_edit_distance() -> None:
 
 
 def test_one_box_over_two_cells_and_two_boxes_over_one_line_are_groups() -> None:
-    truth = [{"text": "Total", "points": box(0, 0, 50, 10)}, {"text": "13.50", "points": box(60, 0, 110, 10)},
-             {"text": "second line", "points": box(0, 20, 110, 30)}]
-    preds = [{"text": "Total 13.50", "points": box(0, 0, 110, 10)},
-             {"text": "second", "points": box(0, 20, 55, 30)}, {"text": "line", "points": box(56, 20, 110, 30)}]
+    truth = [
+        {"text": "Total", "points": box(0, 0, 50, 10)},
+        {"text": "13.50", "points": box(60, 0, 110, 10)},
+        {"text": "second line", "points": box(0, 20, 110, 30)},
+    ]
+    preds = [
+        {"text": "Total 13.50", "points": box(0, 0, 110, 10)},
+        {"text": "second", "points": box(0, 20, 55, 30)},
+        {"text": "line", "points": box(56, 20, 110, 30)},
+    ]
     tally = score_lines(truth, preds)
     assert (tally.edits, tally.chars, tally.groups, tally.exact) == (0, 20, 2, 2)
 

@@ -1,4 +1,5 @@
 """Fine-tuning the recogniser on the CPU: the loss falls, and the saved model reads."""
+
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from trainkit import TEXTS, hard_crop, write_rec_set
 
 from engine.training.checkpoint import load_checkpoint
 from engine.training.data import read_rec_dataset
@@ -14,7 +16,6 @@ from engine.training.loop import TrainOptions, fit
 from engine.training.progress import JsonProgress
 from engine.training.rec import RecTask, extend_charset, read_lines_text
 from engine.training.runtime import pretrained
-from trainkit import TEXTS, hard_crop, write_rec_set
 
 
 class Recorder(JsonProgress):
@@ -39,8 +40,9 @@ def test_finetune_lowers_the_loss_and_the_checkpoint_reads(tmp_path: Path) -> No
     data = read_rec_dataset(write_rec_set(tmp_path / "data"), charset)
     task = RecTask("tiny", module, charset, data.train, data.test, tmp_path / "work", augment=False)
     progress = Recorder()
-    result = fit(task, TrainOptions(epochs=10, batch_size=8, lr=1e-4, eval_each_epoch=False),
-                 tmp_path / "work", progress)
+    result = fit(
+        task, TrainOptions(epochs=10, batch_size=8, lr=1e-4, eval_each_epoch=False), tmp_path / "work", progress
+    )
 
     losses = [row["loss"] for row in progress.rows if row["type"] == "progress"]
     assert len(losses) == 10
@@ -65,13 +67,21 @@ def test_resume_continues_from_last(tmp_path: Path) -> None:
     module, charset = pretrained("rec", "tiny")
     data = read_rec_dataset(write_rec_set(tmp_path / "data", TEXTS[:4], test=[]), charset)
     work = tmp_path / "work"
-    first = fit(RecTask("tiny", module, charset, data.train, (), work, augment=False),
-                TrainOptions(epochs=1, batch_size=4, lr=1e-4), work, Recorder())
+    first = fit(
+        RecTask("tiny", module, charset, data.train, (), work, augment=False),
+        TrainOptions(epochs=1, batch_size=4, lr=1e-4),
+        work,
+        Recorder(),
+    )
     assert first["epochs"] == 1 and first["test_before"] is None
     progress = Recorder()
-    again = fit(RecTask("tiny", load_checkpoint(work / "last.pt").module, charset, data.train, (), work,
-                        augment=False),
-                TrainOptions(epochs=2, batch_size=4, lr=1e-4), work, progress, resume=work / "last.pt")
+    again = fit(
+        RecTask("tiny", load_checkpoint(work / "last.pt").module, charset, data.train, (), work, augment=False),
+        TrainOptions(epochs=2, batch_size=4, lr=1e-4),
+        work,
+        progress,
+        resume=work / "last.pt",
+    )
     steps = [row["step"] for row in progress.rows if row["type"] == "progress"]
     assert steps == [2] and again["epochs"] == 2
 
@@ -109,8 +119,13 @@ def test_guard_drop_is_reported_loudly(tmp_path: Path, caplog: pytest.LogCapture
         return {"images": 3, "accuracy": 0.99 if tag == "before" else 0.98}
 
     with caplog.at_level("WARNING"):
-        result = fit(RecTask("tiny", module, charset, data.train, (), tmp_path / "w", augment=False),
-                     TrainOptions(epochs=1, batch_size=2, lr=1e-5), tmp_path / "w", Recorder(), guard=guard)
+        result = fit(
+            RecTask("tiny", module, charset, data.train, (), tmp_path / "w", augment=False),
+            TrainOptions(epochs=1, batch_size=2, lr=1e-5),
+            tmp_path / "w",
+            Recorder(),
+            guard=guard,
+        )
     assert seen == ["before", "after"] and result["guard_after"]["accuracy"] == 0.98
     assert "GUARD: accuracy on the guard set fell by 1.0 points" in caplog.text
 

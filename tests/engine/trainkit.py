@@ -1,4 +1,5 @@
 """Small training sets made on the fly: line crops the tiny recogniser reads poorly, and pages."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,8 +17,9 @@ def hard_crop(text: str, shear: float = 0.8, blur: float = 3.0, contrast: float 
     img = np.full((h + 24, w + 40, 3), 255, np.uint8)
     cv2.putText(img, text, (20, h + 10), font, 1.0, (0, 0, 0), 2, cv2.LINE_AA)
     rows, cols = img.shape[:2]
-    img = cv2.warpAffine(img, np.float32([[1, shear, -shear * rows / 2], [0, 1, 0]]), (cols, rows),
-                         borderValue=(255, 255, 255))
+    img = cv2.warpAffine(
+        img, np.float32([[1, shear, -shear * rows / 2], [0, 1, 0]]), (cols, rows), borderValue=(255, 255, 255)
+    )
     img = cv2.GaussianBlur(img, (0, 0), blur)
     return (255 - (255 - img.astype(np.float32)) * contrast).astype(np.uint8)
 

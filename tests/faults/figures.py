@@ -3,6 +3,7 @@
 
 Not a ``TEAMOCR_*`` name on purpose: the tests' autouse fixture clears those.
 """
+
 from __future__ import annotations
 
 import json

@@ -10,6 +10,7 @@ or ``failed``) whose status is the stored one, and nothing for that result after
 events (``queued``, ``processing``) are state changes and may repeat when a job is retried or
 taken over from a killed worker; those repeats are counted, not refused.
 """
+
 from __future__ import annotations
 
 import random
@@ -24,12 +25,22 @@ from typing import Any
 import pytest
 import redis
 
-from daemon.records import Status
 from daemon.queue.streams import DELAYED, JOBS, RECORDER_GROUP, RECORDS, WORKERS_GROUP
+from daemon.records import Status
 from tests.daemon.servicekit import RedisServer, wait_until, write_slowly
 from tests.faults.figures import report
-from tests.faults.stack import (FINAL, Product, corpus, elapsed, final_events, kill, product, product_env,
-                                start_product, wait_for_workers)
+from tests.faults.stack import (
+    FINAL,
+    Product,
+    corpus,
+    elapsed,
+    final_events,
+    kill,
+    product,
+    product_env,
+    start_product,
+    wait_for_workers,
+)
 
 
 def dropped_plan(originals: list[Path], drops: int, seed: int = 7) -> list[tuple[Path, str]]:
@@ -67,8 +78,9 @@ def check_results(running: Product, dropped: list[Path], distinct: int) -> dict[
     assert sorted(r.path for r in rows) == sorted(str(p) for p in dropped), "every drop stored exactly once"
     primaries = [r for r in rows if r.status != Status.DUPLICATE]
     by_md5 = Counter((r.scope, r.md5) for r in primaries)
-    assert len({md5 for _, md5 in by_md5}) == distinct and set(by_md5.values()) == {1}, \
+    assert len({md5 for _, md5 in by_md5}) == distinct and set(by_md5.values()) == {1}, (
         f"one result per content and team: {by_md5.most_common(3)}"
+    )
     ids = {r.id: r for r in rows}
     for row in rows:
         if row.status == Status.DUPLICATE:
@@ -76,8 +88,7 @@ def check_results(running: Product, dropped: list[Path], distinct: int) -> dict[
             assert primary.md5 == row.md5 and primary.scope == row.scope and primary.status != Status.DUPLICATE
     counts = Counter(r.status.value for r in rows)
     assert counts["queued"] == counts["processing"] == 0, counts
-    return {"stored": len(rows), "done": counts["done"], "duplicates": counts["duplicate"],
-            "failed": counts["failed"]}
+    return {"stored": len(rows), "done": counts["done"], "duplicates": counts["duplicate"], "failed": counts["failed"]}
 
 
 def check_events(client: Any, running: Product, channels: set[str] | None = None) -> dict[str, int]:
@@ -103,10 +114,16 @@ def check_events(client: Any, running: Product, channels: set[str] | None = None
             seen_final.add(item["id"])
         elif item["status"] == "processing":
             processing[item["id"]] += 1
-    figures = {"events": len(client.results), "final_events": sum(map(len, finals.values())),
-               "missing_events": len(missing), "repeated_final": len(repeated), "wrong_status": len(wrong),
-               "stray_events": len(stray), "events_after_final": after,
-               "retaken": sum(1 for n in processing.values() if n > 1)}
+    figures = {
+        "events": len(client.results),
+        "final_events": sum(map(len, finals.values())),
+        "missing_events": len(missing),
+        "repeated_final": len(repeated),
+        "wrong_status": len(wrong),
+        "stray_events": len(stray),
+        "events_after_final": after,
+        "retaken": sum(1 for n in processing.values() if n > 1),
+    }
     assert not missing and not repeated and not wrong and not stray and not after, figures
     return figures
 
@@ -133,30 +150,38 @@ def check_queues(url: str) -> int:
     """Jobs still pending, delayed or unrecorded in Redis (0 when nothing is stuck)."""
     client = redis.Redis.from_url(url, decode_responses=True)
     try:
-        return (int(client.xpending(JOBS, WORKERS_GROUP)["pending"]) + int(client.zcard(DELAYED))
-                + int(client.xpending(RECORDS, RECORDER_GROUP)["pending"]))
+        return (
+            int(client.xpending(JOBS, WORKERS_GROUP)["pending"])
+            + int(client.zcard(DELAYED))
+            + int(client.xpending(RECORDS, RECORDER_GROUP)["pending"])
+        )
     finally:
         client.close()
 
 
 # -- chaos: worker processes SIGKILLed, Redis restarted, while files keep coming ----------------
 
+
 @dataclass(frozen=True)
 class ChaosSize:
-    drops: int          # files dropped, originals and duplicates under new names
-    distinct: int       # distinct contents among them
-    kills: int          # worker processes SIGKILLed, one every ``kill_every`` seconds
+    drops: int  # files dropped, originals and duplicates under new names
+    distinct: int  # distinct contents among them
+    kills: int  # worker processes SIGKILLed, one every ``kill_every`` seconds
     kill_every: float
     drop_seconds: float  # the drops are spread over this long; Redis restarts half-way
     workers: int = 2
 
 
 # Each scenario's test runs "short" in CI and "long" (marker ``long``) for benchmarks/reliability.py.
-SIZES = [pytest.param("short", id="short"),
-         pytest.param("long", id="long", marks=[pytest.mark.long, pytest.mark.timeout(3600)])]
+SIZES = [
+    pytest.param("short", id="short"),
+    pytest.param("long", id="long", marks=[pytest.mark.long, pytest.mark.timeout(3600)]),
+]
 
-CHAOS = {"short": ChaosSize(drops=60, distinct=20, kills=2, kill_every=4.0, drop_seconds=10.0),
-         "long": ChaosSize(drops=1000, distinct=250, kills=60, kill_every=4.0, drop_seconds=240.0)}
+CHAOS = {
+    "short": ChaosSize(drops=60, distinct=20, kills=2, kill_every=4.0, drop_seconds=10.0),
+    "long": ChaosSize(drops=1000, distinct=250, kills=60, kill_every=4.0, drop_seconds=240.0),
+}
 
 
 def chaos(tmp: Path, size: ChaosSize, label: str = "chaos") -> dict[str, Any]:
@@ -200,10 +225,14 @@ def chaos(tmp: Path, size: ChaosSize, label: str = "chaos") -> dict[str, Any]:
             chaos_thread.join(size.kills * size.kill_every + size.drop_seconds + 60)
             assert not chaos_thread.is_alive(), "the kills did not finish"
             wait_until(lambda: running.settled(size.drops), 120 + size.drops, "every drop stored", interval=0.5)
-            figures: dict[str, Any] = {"drops": size.drops, "distinct": size.distinct,
-                                       **check_results(running, dropped, size.distinct),
-                                       "stuck": check_queues(server.url), "sigkills": len(kills),
-                                       "redis_restarts": len(restarts)}
+            figures: dict[str, Any] = {
+                "drops": size.drops,
+                "distinct": size.distinct,
+                **check_results(running, dropped, size.distinct),
+                "stuck": check_queues(server.url),
+                "sigkills": len(kills),
+                "redis_restarts": len(restarts),
+            }
             figures.update(check_events(alice, running))
             figures["seconds"] = elapsed(start)
             lines = running.log.lines
@@ -233,18 +262,22 @@ def stop_mid_burst(tmp: Path, files: int, label: str = "stop mid-burst") -> dict
     try:
         wait_for_workers(first, 1)
         dropped = drop_all(first.shared_dir, [(src, src.name) for src in burst], 1.0, slow_every=0)
-        wait_until(lambda: sum(r.status == Status.DONE for r in first.rows()) >= 2, 120, "the burst under way",
-                   interval=0.1)
+        wait_until(
+            lambda: sum(r.status == Status.DONE for r in first.rows()) >= 2, 120, "the burst under way", interval=0.1
+        )
     finally:
         code = first.stop()  # SIGTERM: the batch in hand is finished, then it exits
     at_stop = Counter(r.status.value for r in first.rows())
     stop_lines = [line.strip() for line in first.log.lines if "SIGTERM" in line]
     dropped += drop_all(first.shared_dir, [(src, f"later/{src.name}") for src in late], 0.0, slow_every=0)
     with product(env, workers=1) as second:
-        wait_until(lambda: second.settled(files + len(late)), 120 + 2 * files, "the rest after the start",
-                   interval=0.5)
-        figures: dict[str, Any] = {"files": files + len(late), "done_at_stop": at_stop["done"],
-                                   "exit_code": code, **check_results(second, dropped, files + len(late))}
+        wait_until(lambda: second.settled(files + len(late)), 120 + 2 * files, "the rest after the start", interval=0.5)
+        figures: dict[str, Any] = {
+            "files": files + len(late),
+            "done_at_stop": at_stop["done"],
+            "exit_code": code,
+            **check_results(second, dropped, files + len(late)),
+        }
         resume = [line.strip() for line in second.log.lines if "resuming" in line]
     figures["seconds"] = elapsed(start)
     figures["log"] = message(resume[0], tmp) if resume else "no resuming line"
@@ -256,6 +289,7 @@ def stop_mid_burst(tmp: Path, files: int, label: str = "stop mid-burst") -> dict
 
 
 # -- mounts: a full data disk, the shared folder unmounted and mounted again ----------------------
+
 
 def mount(*args: str) -> str | None:
     """Run mount/umount; None when it worked, else why not (not root, no permission in a container)."""
@@ -285,8 +319,9 @@ def disk_full(tmp: Path, files: int, label: str = "disk full") -> dict[str, Any]
     start = time.monotonic()
     try:
         env = product_env(tmp)
-        originals = [text_image(tmp / "staging" / f"full{i:03d}.png", f"Disk full case {i}", seed=i)
-                     for i in range(files)]
+        originals = [
+            text_image(tmp / "staging" / f"full{i:03d}.png", f"Disk full case {i}", seed=i) for i in range(files)
+        ]
         with product(env, workers=1) as running:
             wait_for_workers(running, 1)
             drop_all(running.shared_dir, [(originals[0], "before.png")], 0.0, slow_every=0)
@@ -302,18 +337,28 @@ def disk_full(tmp: Path, files: int, label: str = "disk full") -> dict[str, Any]
             mark = len(running.log.lines)
             dropped = drop_all(running.shared_dir, [(src, src.name) for src in originals[1:]], 2.0, slow_every=0)
             full = ("No space left", "disk is full", "MISCONF")
-            wait_until(lambda: any(any(f in line for f in full) for line in running.log.lines[mark:]), 60,
-                       "a log line about the full disk", interval=0.2)
+            wait_until(
+                lambda: any(any(f in line for f in full) for line in running.log.lines[mark:]),
+                60,
+                "a log line about the full disk",
+                interval=0.2,
+            )
             full_lines = [line.strip() for line in running.log.lines[mark:] if any(f in line for f in full)]
             healthy_while_full = requests_ok(running.url + "/healthz")
             filler.unlink()  # space again
-            wait_until(lambda: running.settled(files), 120 + 3 * files, "everything recorded after space is freed",
-                       interval=0.5)
-            figures: dict[str, Any] = {"files": files, **check_results(running, [running.shared_dir / "before.png",
-                                                                                *dropped], files),
-                                       "service_up": running.proc.poll() is None,
-                                       "healthz_while_full": healthy_while_full,
-                                       "log": message(full_lines[0], tmp)}
+            wait_until(
+                lambda: running.settled(files),
+                120 + 3 * files,
+                "everything recorded after space is freed",
+                interval=0.5,
+            )
+            figures: dict[str, Any] = {
+                "files": files,
+                **check_results(running, [running.shared_dir / "before.png", *dropped], files),
+                "service_up": running.proc.poll() is None,
+                "healthz_while_full": healthy_while_full,
+                "log": message(full_lines[0], tmp),
+            }
     finally:
         mount("umount", "-l", str(data))
     figures["seconds"] = elapsed(start)
@@ -360,38 +405,64 @@ def unmount(tmp: Path, files: int, label: str = "unmount") -> dict[str, Any]:
         # the default retry schedule (2 s, then 4 s): a job whose folder is away is retried meanwhile
         with product(product_env(tmp, daemon__retry_backoff="2.0"), workers=1) as running:
             wait_for_workers(running, 1)
-            before = drop_all(share, [(src, f"before/{src.name}" if i % 2 else src.name)
-                                      for i, src in enumerate(originals[:files])], 0.0, slow_every=0)
+            before = drop_all(
+                share,
+                [(src, f"before/{src.name}" if i % 2 else src.name) for i, src in enumerate(originals[:files])],
+                0.0,
+                slow_every=0,
+            )
             # unmounted as soon as they are all queued, while most of them still wait for the worker
             wait_until(lambda: len(running.rows()) >= files, 120, "files before the unmount queued", interval=0.05)
             mark = len(running.log.lines)
             mount("umount", "-l", str(share))
             mounted = False
             away_from = time.monotonic()
-            wait_until(lambda: any("watched folder" in line and ("gone" in line or "replaced" in line)
-                                   for line in running.log.lines[mark:]), 30, "the watcher noticing", interval=0.2)
-            gone = [line.strip() for line in running.log.lines[mark:]
-                    if "watched folder" in line and ("gone" in line or "replaced" in line)]
+            wait_until(
+                lambda: any(
+                    "watched folder" in line and ("gone" in line or "replaced" in line)
+                    for line in running.log.lines[mark:]
+                ),
+                30,
+                "the watcher noticing",
+                interval=0.2,
+            )
+            gone = [
+                line.strip()
+                for line in running.log.lines[mark:]
+                if "watched folder" in line and ("gone" in line or "replaced" in line)
+            ]
             # meanwhile people keep saving files on the file server
-            during = drop_all(server, [(src, f"during/{src.name}") for src in originals[files:2 * files]], 1.0,
-                              slow_every=0)
+            during = drop_all(
+                server, [(src, f"during/{src.name}") for src in originals[files : 2 * files]], 1.0, slow_every=0
+            )
             time.sleep(max(0.0, away_from + SHARE_AWAY_S - time.monotonic()))
             mark = len(running.log.lines)
             assert mount("mount", "--bind", str(server), str(share)) is None
             mounted = True
-            wait_until(lambda: any(str(share) in line and ("back" in line or "replaced" in line)
-                                   for line in running.log.lines[mark:]), 30, "the watcher noticing the return",
-                       interval=0.2)
-            back = [line.strip() for line in running.log.lines[mark:]
-                    if "watched folder" in line and ("back" in line or "replaced" in line)]
-            after = drop_all(share, [(src, f"after/{src.name}") for src in originals[2 * files:]], 1.0, slow_every=0)
+            wait_until(
+                lambda: any(
+                    str(share) in line and ("back" in line or "replaced" in line) for line in running.log.lines[mark:]
+                ),
+                30,
+                "the watcher noticing the return",
+                interval=0.2,
+            )
+            back = [
+                line.strip()
+                for line in running.log.lines[mark:]
+                if "watched folder" in line and ("back" in line or "replaced" in line)
+            ]
+            after = drop_all(share, [(src, f"after/{src.name}") for src in originals[2 * files :]], 1.0, slow_every=0)
             wait_until(lambda: running.settled(3 * files), 120 + 3 * files, "every file recorded", interval=0.5)
             expected = [share / p.relative_to(server) for p in during] + before + after
-            figures: dict[str, Any] = {"files": 3 * files, **check_results(running, expected, 3 * files),
-                                       "away_seconds": SHARE_AWAY_S,
-                                       "waited_for_share": sum("waiting for it to come back" in line
-                                                               for line in running.log.lines),
-                                       "log_gone": message(gone[0], tmp), "log_back": message(back[0], tmp)}
+            figures: dict[str, Any] = {
+                "files": 3 * files,
+                **check_results(running, expected, 3 * files),
+                "away_seconds": SHARE_AWAY_S,
+                "waited_for_share": sum("waiting for it to come back" in line for line in running.log.lines),
+                "log_gone": message(gone[0], tmp),
+                "log_back": message(back[0], tmp),
+            }
     finally:
         if mounted:
             mount("umount", "-l", str(share))

@@ -4,6 +4,7 @@
 ``TEAMOCR_*`` variables, keeps every log line of it and its workers, and gives the test what it
 needs to watch it from outside: users and tokens, Socket.IO clients, the store, worker PIDs, RSS.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,7 @@ import psutil
 import requests
 
 from daemon.records import ResultRecord
-from daemon.results.store import STORE_NAME
-from daemon.results.store import SqliteStore
+from daemon.results.store import STORE_NAME, SqliteStore
 from tests.daemon.servicekit import REPO, LogTail, free_port, wait_until
 from tests.web.conftest import PASSWORD
 from web.accounts import AccountStore
@@ -114,8 +114,17 @@ class Product:
         for n, proc in enumerate(procs):
             try:
                 cmd = " ".join(proc.cmdline())
-                name = ("run" if n == 0 else "worker" if "worker" in cmd else "web" if "cli.webserver" in cmd
-                        else "redis" if "redis" in cmd else proc.name())
+                name = (
+                    "run"
+                    if n == 0
+                    else "worker"
+                    if "worker" in cmd
+                    else "web"
+                    if "cli.webserver" in cmd
+                    else "redis"
+                    if "redis" in cmd
+                    else proc.name()
+                )
                 name = name if name not in out else f"{name}{n}"
                 out[name] = proc.memory_info().rss / 2**20
             except psutil.NoSuchProcess:
@@ -125,8 +134,9 @@ class Product:
     # -- what the test does ------------------------------------------------------------------
 
     def token(self, username: str) -> str:
-        response = requests.post(f"{self.url}/api/v1/auth/login", json={"username": username, "password": PASSWORD},
-                                 timeout=30)
+        response = requests.post(
+            f"{self.url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}, timeout=30
+        )
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
 
@@ -156,14 +166,26 @@ class Product:
 def product_env(tmp: Path, *, redis_url: str = "", **settings: str) -> dict[str, str]:
     """Settings for a `teamocr run` on ``tmp`` (fast watcher, quick takeover of a dead worker's jobs)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMOCR_")}
-    env.update({"TEAMOCR_SHARED_DIR": str(tmp / "share"), "TEAMOCR_DATA_DIR": str(tmp / "data"),
-                "TEAMOCR_REDIS_URL": redis_url, "TEAMOCR_HOST": "127.0.0.1", "TEAMOCR_PORT": str(free_port()),
-                "TEAMOCR_ENGINE__THREADS": "1", "TEAMOCR_DAEMON__STABLE_SECONDS": "0.3",
-                "TEAMOCR_DAEMON__RESCAN_SECONDS": "2.0", "TEAMOCR_DAEMON__CLAIM_IDLE_SECONDS": "3.0",
-                "TEAMOCR_DAEMON__RETRY_BACKOFF": "0.2", "TEAMOCR_DAEMON__BATCH_SIZE": "2",
-                "TEAMOCR_TEAMS__DEFAULT_TEAM": "alpha", "TEAMOCR_TEAMS__CHANNELS": TEAMS,
-                "TEAMOCR_WEB__LOGIN_LIMIT": "10000 per minute", "TEAMOCR_WEB__API_LIMIT": "1000000 per minute",
-                "TEAMOCR_WEB__JWT_SECRET": "reliability-tests-secret-0123456789abcdef"})
+    env.update(
+        {
+            "TEAMOCR_SHARED_DIR": str(tmp / "share"),
+            "TEAMOCR_DATA_DIR": str(tmp / "data"),
+            "TEAMOCR_REDIS_URL": redis_url,
+            "TEAMOCR_HOST": "127.0.0.1",
+            "TEAMOCR_PORT": str(free_port()),
+            "TEAMOCR_ENGINE__THREADS": "1",
+            "TEAMOCR_DAEMON__STABLE_SECONDS": "0.3",
+            "TEAMOCR_DAEMON__RESCAN_SECONDS": "2.0",
+            "TEAMOCR_DAEMON__CLAIM_IDLE_SECONDS": "3.0",
+            "TEAMOCR_DAEMON__RETRY_BACKOFF": "0.2",
+            "TEAMOCR_DAEMON__BATCH_SIZE": "2",
+            "TEAMOCR_TEAMS__DEFAULT_TEAM": "alpha",
+            "TEAMOCR_TEAMS__CHANNELS": TEAMS,
+            "TEAMOCR_WEB__LOGIN_LIMIT": "10000 per minute",
+            "TEAMOCR_WEB__API_LIMIT": "1000000 per minute",
+            "TEAMOCR_WEB__JWT_SECRET": "reliability-tests-secret-0123456789abcdef",
+        }
+    )
     env.update({f"TEAMOCR_{k.upper()}": v for k, v in settings.items()})
     return env
 
@@ -183,8 +205,13 @@ def add_users(data_dir: Path, names: dict[str, str], admins: frozenset[str] = fr
 def start_product(env: dict[str, str], workers: int = 1, timeout: float = 120.0) -> Product:
     shared, data = Path(env["TEAMOCR_SHARED_DIR"]), Path(env["TEAMOCR_DATA_DIR"])
     add_users(data, {"alice": "alpha", "carol": "beta"})
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "run", "--workers", str(workers)], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "run", "--workers", str(workers)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     product = Product(proc, LogTail(proc), shared, data, f"http://127.0.0.1:{env['TEAMOCR_PORT']}", env)
 
     def answers() -> bool:
@@ -209,8 +236,12 @@ def product(env: dict[str, str], workers: int = 1) -> Iterator[Product]:
 
 def wait_for_workers(running: Product, count: int, timeout: float = 120.0) -> None:
     """Until ``count`` workers have started their loop (their heartbeat log line)."""
-    wait_until(lambda: sum("worker " in line and " started (pid" in line for line in running.log.lines) >= count,
-               timeout, f"{count} worker(s) started", interval=0.2)
+    wait_until(
+        lambda: sum("worker " in line and " started (pid" in line for line in running.log.lines) >= count,
+        timeout,
+        f"{count} worker(s) started",
+        interval=0.2,
+    )
 
 
 def final_events(client: Any) -> dict[str, list[dict[str, Any]]]:

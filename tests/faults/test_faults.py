@@ -3,6 +3,7 @@ a stop in the middle of a burst, a full data disk, the shared folder unmounted a
 
 The short versions run in CI; the long ones (marker ``long``) are benchmarks/reliability.py's.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,6 +4,7 @@ and one web app on the same Redis and store for the upload road.
 The worker is a child process of its own (not the service's supervisor's) so that a test can pause it
 (SIGSTOP) to change a file between the intake and the read.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,10 +21,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from config.settings import Settings
-from daemon.records import FINAL_STATUSES, ResultRecord
 from daemon.queue.redisconn import RedisHandle
-from daemon.results.store import SqliteStore
 from daemon.queue.streams import HEARTBEATS
+from daemon.records import FINAL_STATUSES, ResultRecord
+from daemon.results.store import SqliteStore
 from tests.daemon.servicekit import make_settings, running, start_worker, stop_process, store_of, wait_until
 from tests.web.conftest import PASSWORD, bearer, login
 from web.app import create_app
@@ -57,6 +58,7 @@ class Daemon:
 
     def final(self, path: Path, timeout: float = RESULT_SECONDS) -> ResultRecord:
         """The record of ``path`` once it is done, failed or a duplicate."""
+
         def find() -> ResultRecord | None:
             for rec in self.store.list(limit=500):
                 if rec.path == str(path) and rec.status in FINAL_STATUSES:
@@ -92,8 +94,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         base,
         engine=replace(base.engine, max_file_bytes=MAX_FILE_BYTES),
         teams=replace(base.teams, default_team="alpha", channels="finance=alpha, sales=beta"),
-        web=replace(base.web, max_request_bytes=8_000_000, api_limit="100000 per minute",
-                    login_limit="1000 per minute"),
+        web=replace(
+            base.web, max_request_bytes=8_000_000, api_limit="100000 per minute", login_limit="1000 per minute"
+        ),
     )
     settings.shared_dir.mkdir(parents=True, exist_ok=True)
     lines = LogLines()

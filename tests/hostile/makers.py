@@ -4,6 +4,7 @@ Every kind makes its bytes from a ``salt`` so that the folder run and the upload
 same content (the intake would record the second as a duplicate of the first). The bomb PNG is a
 header declaring 40000 x 40000 pixels in front of a small compressed IDAT: nothing is allocated.
 """
+
 from __future__ import annotations
 
 import struct
@@ -63,7 +64,7 @@ def png16(words: str, salt: int) -> bytes:
 def palette_alpha_png(words: str, salt: int) -> bytes:
     """A palette PNG whose white background index is fully transparent (a tRNS chunk)."""
     paletted = _pil(words, salt).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
-    white = min(range(16), key=lambda i: -sum(paletted.getpalette()[3 * i:3 * i + 3]))
+    white = min(range(16), key=lambda i: -sum(paletted.getpalette()[3 * i : 3 * i + 3]))
     return _pil_bytes(paletted, "PNG", transparency=white)
 
 
@@ -100,8 +101,10 @@ def truncated(data: bytes) -> bytes:
 
 
 def svg(salt: int) -> bytes:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="200" height="50"><text x="5" y="30">'
-            f'svg {salt}</text><script>alert(1)</script></svg>').encode()
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="200" height="50"><text x="5" y="30">'
+        f"svg {salt}</text><script>alert(1)</script></svg>"
+    ).encode()
 
 
 def html(salt: int) -> bytes:
@@ -121,7 +124,7 @@ def make_zip(members: list[tuple[str | zipfile.ZipInfo, bytes]], method: int = z
 
 def zip_symlink(salt: int) -> bytes:
     link = zipfile.ZipInfo("link.png")
-    link.external_attr = (0o120777 << 16)
+    link.external_attr = 0o120777 << 16
     return make_zip([(link, b"/etc/passwd"), (f"note{salt}.txt", b"x")])
 
 
@@ -189,14 +192,29 @@ KINDS: list[Kind] = [
     Kind("truncated_jpeg", "cut.jpg", lambda salt: truncated(jpeg(DONE_WORDS, salt)), TRUNCATED, TRUNCATED),
     Kind("truncated_png", "cut.png", lambda salt: truncated(png(DONE_WORDS, salt)), TRUNCATED, TRUNCATED),
     Kind("html_named_png", "page.png", html, Expect("failed", "looks like HTML"), Expect("failed", "looks like HTML")),
-    Kind("text_named_png", "notes.png", lambda salt: f"just some text {salt}\n".encode(),
-         Expect("failed", "looks like text"), Expect("failed", "looks like text")),
-    Kind("bomb_png_40000x40000", "bomb.png", bomb_png, Expect("failed", "over the limit"),
-         Expect("failed", "over the limit")),
+    Kind(
+        "text_named_png",
+        "notes.png",
+        lambda salt: f"just some text {salt}\n".encode(),
+        Expect("failed", "looks like text"),
+        Expect("failed", "looks like text"),
+    ),
+    Kind(
+        "bomb_png_40000x40000",
+        "bomb.png",
+        bomb_png,
+        Expect("failed", "over the limit"),
+        Expect("failed", "over the limit"),
+    ),
     Kind("one_pixel", "dot.png", one_pixel, Expect("done"), Expect("done")),
-    Kind("over_size_limit", "huge.png", lambda salt: png(DONE_WORDS, salt) + bytes(2_100_000),
-         Expect("failed", "over the limit"), Expect("failed", "over the limit"),
-         "engine.max_file_bytes is 2 MB in these tests"),
+    Kind(
+        "over_size_limit",
+        "huge.png",
+        lambda salt: png(DONE_WORDS, salt) + bytes(2_100_000),
+        Expect("failed", "over the limit"),
+        Expect("failed", "over the limit"),
+        "engine.max_file_bytes is 2 MB in these tests",
+    ),
     Kind("animated_gif", "anim.gif", _text(animated_gif, DONE_WORDS), DONE, DONE),
     Kind("cmyk_jpeg", "cmyk.jpg", _text(cmyk_jpeg, DONE_WORDS), DONE, DONE),
     Kind("png_16bit", "deep.png", _text(png16, DONE_WORDS), DONE, DONE),
@@ -212,12 +230,28 @@ KINDS: list[Kind] = [
     Kind("name_newline", "line\nbreak.png", _text(png, DONE_WORDS), DONE, Expect("refused", "filename header")),
     Kind("name_newline_encoded", "line%0Abreak.png", _text(png, DONE_WORDS), DONE, DONE),
     Kind("name_255_bytes", NAME_255, _text(png, DONE_WORDS), DONE, DONE),
-    Kind("script_in_ocr_text", "xss.png", _text(png, "<script>alert(1)</script>"), Expect("done", "script"),
-         Expect("done", "script"), "shown as text in the dashboard: tests/web/test_browser.py"),
-    Kind("zip_dotdot_path", "slip.zip", lambda salt: make_zip([("../../x.png", one_pixel(salt))]),
-         ZIP_IN_FOLDER, Expect("refused", "unsafe path in ZIP")),
-    Kind("zip_absolute_path", "abs.zip", lambda salt: make_zip([("/escape/abs.png", one_pixel(salt))]),
-         ZIP_IN_FOLDER, Expect("refused", "unsafe path in ZIP")),
+    Kind(
+        "script_in_ocr_text",
+        "xss.png",
+        _text(png, "<script>alert(1)</script>"),
+        Expect("done", "script"),
+        Expect("done", "script"),
+        "shown as text in the dashboard: tests/web/test_browser.py",
+    ),
+    Kind(
+        "zip_dotdot_path",
+        "slip.zip",
+        lambda salt: make_zip([("../../x.png", one_pixel(salt))]),
+        ZIP_IN_FOLDER,
+        Expect("refused", "unsafe path in ZIP"),
+    ),
+    Kind(
+        "zip_absolute_path",
+        "abs.zip",
+        lambda salt: make_zip([("/escape/abs.png", one_pixel(salt))]),
+        ZIP_IN_FOLDER,
+        Expect("refused", "unsafe path in ZIP"),
+    ),
     Kind("zip_symlink", "link.zip", zip_symlink, ZIP_IN_FOLDER, Expect("refused", "symlink in ZIP")),
     Kind("zip_bomb", "bomb.zip", zip_bomb, ZIP_IN_FOLDER, Expect("refused", "ZIP bomb")),
     Kind("zip_nested", "nested.zip", nested_zip, ZIP_IN_FOLDER, Expect("refused", "nested ZIP not opened")),

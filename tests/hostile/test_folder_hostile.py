@@ -5,6 +5,7 @@ for things that are not files (a FIFO, a socket, a folder, a link leading outsid
 a log line saying why; the daemon stays up throughout and still reads a good file at the end.
 The byte-level kinds come from the shared table in ``makers.py``; the folder-only ones are below.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -124,7 +125,7 @@ def test_hidden_lock_and_partial_files(daemon: Daemon) -> None:
     for i, name in enumerate(names):
         (folder / name).write_bytes(makers.one_pixel(7010 + i))
     for name in names:
-        wait_until(lambda: daemon.log.has("skipping", name), 30, f"the skip of {name}")
+        wait_until(lambda name=name: daemon.log.has("skipping", name), 30, f"the skip of {name}")
     sentinel = daemon.final(good_file(folder))
     assert sentinel.status == Status.DONE
     assert all(daemon.records_of(folder / name) == [] for name in names)
@@ -168,6 +169,7 @@ def test_deleted_before_it_is_read(daemon: Daemon) -> None:
 
 def test_replaced_after_it_was_queued(daemon: Daemon, tmp_path: Path) -> None:
     """The queued content is gone: its record fails saying so, the new content gets its own result."""
+
     def replace(path: Path) -> None:
         temp = path.with_name(".new.tmp")
         temp.write_bytes(makers.png("Invoice replaced", 7040))
@@ -175,8 +177,14 @@ def test_replaced_after_it_was_queued(daemon: Daemon, tmp_path: Path) -> None:
         wait_until(lambda: len(daemon.records_of(path)) == 2, 30, "the new content's record")
 
     (path,) = _queued_then(daemon, "replaced", replace)
-    wait_until(lambda: all(r.status in (Status.DONE, Status.FAILED) for r in daemon.records_of(path))
-               and len(daemon.records_of(path)) == 2, 120, "both records final")
+    wait_until(
+        lambda: (
+            all(r.status in (Status.DONE, Status.FAILED) for r in daemon.records_of(path))
+            and len(daemon.records_of(path)) == 2
+        ),
+        120,
+        "both records final",
+    )
     first, second = sorted(daemon.records_of(path), key=lambda r: r.created_at)
     assert first.status == Status.FAILED and first.error and "changed after it was queued" in first.error
     assert second.status == Status.DONE and "invoice" in second.text.lower()

@@ -7,6 +7,7 @@ record (read back through the API, processed by the running daemon's worker) end
 text or failed with a readable cause. Kinds an upload cannot carry (FIFOs, links, folders, files
 changed behind the reader's back) are listed in ``makers.FOLDER_ONLY`` and tested through the folder.
 """
+
 from __future__ import annotations
 
 from io import BytesIO
@@ -17,8 +18,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from tests.daemon.servicekit import wait_until
-from tests.hostile.conftest import RESULT_SECONDS, Daemon
 from tests.hostile import makers
+from tests.hostile.conftest import RESULT_SECONDS, Daemon
 from tests.hostile.makers import FOLDER_ONLY, KINDS, Kind
 from web.uploads import numbered, safe_name
 
@@ -27,8 +28,12 @@ FINAL = ("done", "failed", "duplicate")
 
 
 def post(client: FlaskClient, headers: dict[str, str], content: bytes, filename: str) -> TestResponse:
-    return client.post("/api/v1/upload", data={"files": [(BytesIO(content), filename)]}, headers=headers,
-                       content_type="multipart/form-data")
+    return client.post(
+        "/api/v1/upload",
+        data={"files": [(BytesIO(content), filename)]},
+        headers=headers,
+        content_type="multipart/form-data",
+    )
 
 
 def final_item(client: FlaskClient, headers: dict[str, str], result_id: str) -> dict[str, Any]:
@@ -74,8 +79,14 @@ def test_upload_kind(web_client: FlaskClient, alice: dict[str, str], daemon: Dae
 
 def test_hostile_kinds_inside_a_zip(web_client: FlaskClient, alice: dict[str, str], daemon: Daemon) -> None:
     """The byte kinds again, as members of one ZIP (member names are made safe like part names)."""
-    inside = [k for k in KINDS if k.upload is not None and k.upload.status in ("done", "failed")
-              and not k.filename.endswith((".zip", ".svg")) and k.name != "over_size_limit"]
+    inside = [
+        k
+        for k in KINDS
+        if k.upload is not None
+        and k.upload.status in ("done", "failed")
+        and not k.filename.endswith((".zip", ".svg"))
+        and k.name != "over_size_limit"
+    ]
     members = [(f"deep/{k.name}/{k.filename}", k.make(UPLOAD_SALT + 100 + KINDS.index(k))) for k in inside]
     response = post(web_client, alice, makers.make_zip(members), "hostile.zip")
     assert response.status_code == 202, response.get_json()
@@ -92,8 +103,9 @@ def test_hostile_kinds_inside_a_zip(web_client: FlaskClient, alice: dict[str, st
     daemon.assert_alive()
 
 
-def test_body_over_the_request_limit_is_json_413(web_client: FlaskClient, alice: dict[str, str],
-                                                 daemon: Daemon) -> None:
+def test_body_over_the_request_limit_is_json_413(
+    web_client: FlaskClient, alice: dict[str, str], daemon: Daemon
+) -> None:
     response = post(web_client, alice, bytes(daemon.settings.web.max_request_bytes + 1), "big.png")
     assert response.status_code == 413
     assert "larger than" in response.get_json()["error"]
@@ -101,24 +113,27 @@ def test_body_over_the_request_limit_is_json_413(web_client: FlaskClient, alice:
 
 
 def test_not_a_multipart_body(web_client: FlaskClient, alice: dict[str, str]) -> None:
-    response = web_client.post("/api/v1/upload", data=b"\x89PNG not multipart", headers=alice,
-                               content_type="image/png")
+    response = web_client.post("/api/v1/upload", data=b"\x89PNG not multipart", headers=alice, content_type="image/png")
     assert response.status_code == 400 and "no files sent" in response.get_json()["error"]
 
 
 def test_broken_multipart_body(web_client: FlaskClient, alice: dict[str, str]) -> None:
-    body = b"--xyz\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.png\"\r\n\r\n\x89PNG"
-    response = web_client.post("/api/v1/upload", data=body, headers=alice,
-                               content_type="multipart/form-data; boundary=xyz")
+    body = b'--xyz\r\nContent-Disposition: form-data; name="files"; filename="a.png"\r\n\r\n\x89PNG'
+    response = web_client.post(
+        "/api/v1/upload", data=body, headers=alice, content_type="multipart/form-data; boundary=xyz"
+    )
     assert response.status_code == 400, response.get_json()
 
 
 def test_name_that_is_not_utf8(web_client: FlaskClient, alice: dict[str, str]) -> None:
     """Raw Latin-1 bytes in the multipart filename: werkzeug drops the part; a 400, never a 5xx."""
-    body = (b"--xyz\r\nContent-Disposition: form-data; name=\"files\"; filename=\"re\xe7u \xff.png\"\r\n"
-            b"Content-Type: image/png\r\n\r\n" + makers.one_pixel(UPLOAD_SALT + 90) + b"\r\n--xyz--\r\n")
-    response = web_client.post("/api/v1/upload", data=body, headers=alice,
-                               content_type="multipart/form-data; boundary=xyz")
+    body = (
+        b'--xyz\r\nContent-Disposition: form-data; name="files"; filename="re\xe7u \xff.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + makers.one_pixel(UPLOAD_SALT + 90) + b"\r\n--xyz--\r\n"
+    )
+    response = web_client.post(
+        "/api/v1/upload", data=body, headers=alice, content_type="multipart/form-data; boundary=xyz"
+    )
     assert response.status_code == 400 and response.get_json()["error"]
 
 

@@ -166,15 +166,30 @@ def scenes() -> list[Scene]:
         Line("错误 0 个，警告 2 个", 96, 388, 26, light),
     ]
     rows = [
-        "Alice: the report is ready", "陈伟：发票已经上传到共享文件夹", "Meeting moved to 3:30 PM",
-        "明天上午十点开会", "Photo OCR test 照片识别测试", "Order #58213 shipped", "快递已送达前台",
-        "Battery 87% remaining", "设置 > 通知 > 邮件", "Download complete: scan_0042.pdf", "本周共识别 1,024 张截图",
-        "Reply to Bob about the invoice", "天气晴，最高气温 26 度", "Wi-Fi connected to TeamOffice",
-        "请在周五前提交报销单", "Storage 12.4 GB of 64 GB used", "共享相册新增 8 张照片", "Tap to view all notifications",
+        "Alice: the report is ready",
+        "陈伟：发票已经上传到共享文件夹",
+        "Meeting moved to 3:30 PM",
+        "明天上午十点开会",
+        "Photo OCR test 照片识别测试",
+        "Order #58213 shipped",
+        "快递已送达前台",
+        "Battery 87% remaining",
+        "设置 > 通知 > 邮件",
+        "Download complete: scan_0042.pdf",
+        "本周共识别 1,024 张截图",
+        "Reply to Bob about the invoice",
+        "天气晴，最高气温 26 度",
+        "Wi-Fi connected to TeamOffice",
+        "请在周五前提交报销单",
+        "Storage 12.4 GB of 64 GB used",
+        "共享相册新增 8 张照片",
+        "Tap to view all notifications",
     ]
     phone = [Line("9:41", 56, 70, 28, ink, bold=True), Line("Messages 消息", 56, 190, 36, ink, bold=True)]
-    phone += [Line(text, 56, 300 + 112 * i, (28, 32, 30, 34)[i % 4], grey if i % 3 == 2 else ink)
-              for i, text in enumerate(rows)]
+    phone += [
+        Line(text, 56, 300 + 112 * i, (28, 32, 30, 34)[i % 4], grey if i % 3 == 2 else ink)
+        for i, text in enumerate(rows)
+    ]
     phone.append(Line("Version 2.4.1 (build 5830) 版本信息", 56, 2330, 14, grey))
     return [
         Scene("golden_en.png", (900, 500), "#ffffff", en, "light", button=(100, 404, 262, 450)),
@@ -203,8 +218,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent, help="output folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    fonts = Fonts(find_font("cjk", args.cjk_font), find_font("latin", args.latin_font),
-                  find_font("latin_bold", args.latin_bold_font))
+    fonts = Fonts(
+        find_font("cjk", args.cjk_font),
+        find_font("latin", args.latin_font),
+        find_font("latin_bold", args.latin_bold_font),
+    )
     logger.info("fonts: %s", fonts)
     golden: dict[str, dict[str, Any]] = {}
     for scene in scenes():

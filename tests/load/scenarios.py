@@ -3,6 +3,7 @@
 Like :mod:`tests.faults.scenarios` (whose result and event checks they share), each drives a real
 `teamocr run`, asserts what must hold afterwards and returns the figures it measured.
 """
+
 from __future__ import annotations
 
 import random
@@ -18,29 +19,30 @@ from daemon.records import Status
 from tests.daemon.servicekit import wait_until
 from tests.faults.figures import report
 from tests.faults.scenarios import check_events, check_results
-from tests.faults.stack import (Product, add_users, elapsed, final_events, product, product_env,
-                                wait_for_workers)
-
+from tests.faults.stack import Product, add_users, elapsed, final_events, product, product_env, wait_for_workers
 
 # -- load: API clients and Socket.IO clients while files are being read ---------------------------
+
 
 @dataclass(frozen=True)
 class LoadSize:
     seconds: float
     api_clients: int
     socket_clients: int
-    drop_rate: float = 2.0    # files per second into the share while the clients run
-    think: float = 0.25       # each API client's pause between requests
-    p99_limit: float = 1.0    # seconds; asserted (the target, 0.2 s, is reported against)
-    flood_rate: float = 0.0   # requests per second of one more user's flood, from a process of its own
-    users_per_team: int = 5   # the API clients are spread over this many users of each team
+    drop_rate: float = 2.0  # files per second into the share while the clients run
+    think: float = 0.25  # each API client's pause between requests
+    p99_limit: float = 1.0  # seconds; asserted (the target, 0.2 s, is reported against)
+    flood_rate: float = 0.0  # requests per second of one more user's flood, from a process of its own
+    users_per_team: int = 5  # the API clients are spread over this many users of each team
     # The per-user API limit: about twice what one user's share of the clients can ask in the run
     # (at most 4 requests/s per client), so the clients are never refused while the flooder soon is.
     api_limit: str = "2400 per minute"
 
 
-LOAD = {"short": LoadSize(seconds=10, api_clients=10, socket_clients=5, flood_rate=50, api_limit="100 per minute"),
-        "long": LoadSize(seconds=60, api_clients=50, socket_clients=20, flood_rate=200)}
+LOAD = {
+    "short": LoadSize(seconds=10, api_clients=10, socket_clients=5, flood_rate=50, api_limit="100 per minute"),
+    "long": LoadSize(seconds=60, api_clients=50, socket_clients=20, flood_rate=200),
+}
 P99_TARGET = 0.2
 
 
@@ -56,7 +58,7 @@ class Dropper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dropper", daemon=True)
 
-    def __enter__(self) -> "Dropper":
+    def __enter__(self) -> Dropper:
         self._thread.start()
         return self
 
@@ -88,8 +90,7 @@ class Dropper:
         return len(self.sources)
 
 
-def api_client(url: str, token: str, until: float, think: float, out: list[tuple[float, int, str]],
-               seed: int) -> None:
+def api_client(url: str, token: str, until: float, think: float, out: list[tuple[float, int, str]], seed: int) -> None:
     """One API client: lists, one result, search; (seconds, HTTP status or 0, kind) per request."""
     import requests
 
@@ -189,23 +190,32 @@ def load(tmp: Path, size: LoadSize, label: str = "load") -> dict[str, Any]:
     with product(env, workers=1) as running:
         wait_for_workers(running, 1)
         tokens = {user: running.token(user) for user in users}
-        sockets = [(teams[i % 2], running.socket("alice" if i % 2 == 0 else "carol"))
-                   for i in range(size.socket_clients)]
+        sockets = [
+            (teams[i % 2], running.socket("alice" if i % 2 == 0 else "carol")) for i in range(size.socket_clients)
+        ]
         samples: list[list[tuple[float, int, str]]] = [[] for _ in range(size.api_clients)]
         spawn = multiprocessing.get_context("spawn")
         flood_out, go = spawn.Queue(), spawn.Event()
-        flooder = spawn.Process(target=flood, name="flooder", daemon=True,
-                                args=(running.url, running.token("mallory"), size.flood_rate, size.seconds,
-                                      flood_out, go))
+        flooder = spawn.Process(
+            target=flood,
+            name="flooder",
+            daemon=True,
+            args=(running.url, running.token("mallory"), size.flood_rate, size.seconds, flood_out, go),
+        )
         if size.flood_rate:
             flooder.start()
             assert flood_out.get(timeout=120) == "ready"
         with Dropper(running.shared_dir, tmp / "staging", size.drop_rate) as dropper:
             until = time.monotonic() + size.seconds
-            threads = [threading.Thread(target=api_client, name=f"api{i}", daemon=True,
-                                        args=(running.url, tokens[users[i % len(users)]], until, size.think,
-                                              samples[i], i))
-                       for i in range(size.api_clients)]
+            threads = [
+                threading.Thread(
+                    target=api_client,
+                    name=f"api{i}",
+                    daemon=True,
+                    args=(running.url, tokens[users[i % len(users)]], until, size.think, samples[i], i),
+                )
+                for i in range(size.api_clients)
+            ]
             go.set()
             for thread in threads:
                 thread.start()
@@ -219,16 +229,28 @@ def load(tmp: Path, size: LoadSize, label: str = "load") -> dict[str, Any]:
         rss = running.rss_mib()
     latencies = [s for client in samples for s, _, _ in client]
     errors = sum(1 for client in samples for _, status, _ in client if status != 200)
-    by_kind = {kind: round(1000 * percentile([s for c in samples for s, _, k in c if k == kind], 0.99), 1)
-               for kind in ("list", "get", "search")}
-    figures = {"api_clients": size.api_clients, "socket_clients": size.socket_clients, "seconds": size.seconds,
-               "requests": len(latencies), "errors": errors,
-               "p50_ms": round(1000 * percentile(latencies, 0.5), 1),
-               "p99_ms": round(1000 * percentile(latencies, 0.99), 1),
-               "p99_target_met": percentile(latencies, 0.99) <= P99_TARGET, "p99_ms_by_kind": by_kind,
-               "flood_rate": size.flood_rate, "flood": flooded,
-               "drops": len(dropped), **results, **delivery,
-               "rss_mib": {k: round(v) for k, v in rss.items()}, "wall_seconds": elapsed(start)}
+    by_kind = {
+        kind: round(1000 * percentile([s for c in samples for s, _, k in c if k == kind], 0.99), 1)
+        for kind in ("list", "get", "search")
+    }
+    figures = {
+        "api_clients": size.api_clients,
+        "socket_clients": size.socket_clients,
+        "seconds": size.seconds,
+        "requests": len(latencies),
+        "errors": errors,
+        "p50_ms": round(1000 * percentile(latencies, 0.5), 1),
+        "p99_ms": round(1000 * percentile(latencies, 0.99), 1),
+        "p99_target_met": percentile(latencies, 0.99) <= P99_TARGET,
+        "p99_ms_by_kind": by_kind,
+        "flood_rate": size.flood_rate,
+        "flood": flooded,
+        "drops": len(dropped),
+        **results,
+        **delivery,
+        "rss_mib": {k: round(v) for k, v in rss.items()},
+        "wall_seconds": elapsed(start),
+    }
     report(label, figures)  # before the checks, so that a failure still leaves its figures
     assert errors == 0 and delivery["differing_clients"] == 0, figures
     assert percentile(latencies, 0.99) <= size.p99_limit, figures
@@ -239,6 +261,7 @@ def load(tmp: Path, size: LoadSize, label: str = "load") -> dict[str, Any]:
 
 
 # -- soak: a steady drop rate for minutes; memory of every process at start and end ---------------
+
 
 @dataclass(frozen=True)
 class SoakSize:
@@ -277,14 +300,19 @@ def soak(tmp: Path, size: SoakSize, label: str = "soak") -> dict[str, Any]:
     redis_growth = growth.pop("redis", 0.0) * rss_start.get("redis", 0.0)
     per_file = redis_growth * 2**20 / max(1, len(dropper.dropped))
     alpha = [r for r in rows if r.channel != "sales"]
-    figures = {"seconds": size.seconds, "drops": len(dropper.dropped), "stored": len(rows),
-               "failed": sum(r.status == Status.FAILED for r in rows),
-               "alpha_final_events": sum(1 for r in alpha if len(events.get(r.id, [])) == 1),
-               "alpha_results": len(alpha),
-               "rss_start_mib": {k: round(v, 1) for k, v in rss_start.items()},
-               "rss_end_mib": {k: round(v, 1) for k, v in rss_end.items()},
-               "max_growth_pct": round(100 * max(growth.values()), 1),
-               "redis_bytes_per_file": round(per_file), "wall_seconds": elapsed(start)}
+    figures = {
+        "seconds": size.seconds,
+        "drops": len(dropper.dropped),
+        "stored": len(rows),
+        "failed": sum(r.status == Status.FAILED for r in rows),
+        "alpha_final_events": sum(1 for r in alpha if len(events.get(r.id, [])) == 1),
+        "alpha_results": len(alpha),
+        "rss_start_mib": {k: round(v, 1) for k, v in rss_start.items()},
+        "rss_end_mib": {k: round(v, 1) for k, v in rss_end.items()},
+        "max_growth_pct": round(100 * max(growth.values()), 1),
+        "redis_bytes_per_file": round(per_file),
+        "wall_seconds": elapsed(start),
+    }
     report(label, figures)  # before the checks, so that a failure still leaves its figures
     assert len(rows) == total and figures["failed"] == 0, figures
     assert set(rss_end) == set(rss_start), figures  # no process died or was added

@@ -3,6 +3,7 @@ read; a steady drop rate with every process's memory at the start and the end.
 
 The short versions run in CI; the long ones (marker ``long``) are benchmarks/reliability.py's.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """Helpers for tests against a served app: a real HTTP server on a free port, Socket.IO clients,
 and headless Debian Chromium (selenium) driving the dashboard."""
+
 from __future__ import annotations
 
 import functools
@@ -33,8 +34,9 @@ def serving(app: Flask) -> Iterator[str]:
     Socket.IO middleware is already wrapped around ``app.wsgi_app``.
     """
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              name="test-web-server", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="test-web-server", daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
@@ -60,8 +62,12 @@ def served_web(settings: Settings, redis_url: str) -> Iterator[str]:
     if settings.web.jwt_secret:
         env["TEAMOCR_WEB__JWT_SECRET"] = settings.web.jwt_secret
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "cli.webserver"], env=env, cwd=Path(__file__).resolve().parents[2],
-                            stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.webserver"],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.DEVNULL,
+    )
 
     def answers() -> bool:
         assert proc.poll() is None, f"python -m cli.webserver exited with {proc.returncode}"
@@ -161,8 +167,16 @@ def screenshot(path: Path, words: str, seed: int = 0) -> Path:
     image[:48] = (235, 235, 235)
     cv2.putText(image, "Report viewer", (20, 32), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (60, 60, 60), 2, cv2.LINE_AA)
     cv2.putText(image, words, (40, 200), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(image, f"ref {int(rng.integers(1000, 9999))}", (40, 300), cv2.FONT_HERSHEY_SIMPLEX, 1.2,
-                (40, 40, 40), 2, cv2.LINE_AA)
+    cv2.putText(
+        image,
+        f"ref {int(rng.integers(1000, 9999))}",
+        (40, 300),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        1.2,
+        (40, 40, 40),
+        2,
+        cv2.LINE_AA,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     ok, data = cv2.imencode(path.suffix or ".png", image)
     if not ok:
@@ -178,10 +192,20 @@ def chrome(profile: Path) -> Any:
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--no-default-browser-check", "--lang=en-US",
-                f"--user-data-dir={profile}", "--window-size=1280,900"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--lang=en-US",
+        f"--user-data-dir={profile}",
+        "--window-size=1280,900",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
@@ -239,11 +263,13 @@ class Dashboard:
             return {status: node.dataset.status, filename: text('[data-testid=item-filename]'),
                     text: text('[data-testid=item-text]'), error: text('[data-testid=item-error]'),
                     visible: node.offsetParent !== null};""",
-            FEED_ITEM.format(id=result_id))
+            FEED_ITEM.format(id=result_id),
+        )
 
     def feed_ids(self) -> list[str]:
-        return list(self.js("return [...document.querySelectorAll('#feed [data-testid=feed-item]')]"
-                            ".map(n => n.dataset.id)"))
+        return list(
+            self.js("return [...document.querySelectorAll('#feed [data-testid=feed-item]')].map(n => n.dataset.id)")
+        )
 
     def find_by_filename(self, filename: str) -> dict[str, Any] | None:
         return self.js(
@@ -253,24 +279,37 @@ class Dashboard:
                    status: node.dataset.status, html: node.innerHTML,
                    text: (node.querySelector('[data-testid=item-text]') || {}).textContent || ''};
                }
-               return null;""", filename)
+               return null;""",
+            filename,
+        )
 
     def open_viewer(self, result_id: str) -> None:
         self.css(FEED_ITEM.format(id=result_id)).click()
-        poll(lambda: self.js("const v = document.getElementById('viewer');"
-                             "return !v.hidden && v.dataset.id === arguments[0] && v.dataset.state === 'ready' && "
-                             "document.querySelectorAll('[data-testid=viewer-line]').length > 0", result_id),
-             10, "the viewer with its lines")
+        poll(
+            lambda: self.js(
+                "const v = document.getElementById('viewer');"
+                "return !v.hidden && v.dataset.id === arguments[0] && v.dataset.state === 'ready' && "
+                "document.querySelectorAll('[data-testid=viewer-line]').length > 0",
+                result_id,
+            ),
+            10,
+            "the viewer with its lines",
+        )
 
     def viewer_lines(self) -> list[str]:
-        return list(self.js("return [...document.querySelectorAll('[data-testid=viewer-line] "
-                            "[data-testid=line-text]')].map(n => n.textContent)"))
+        return list(
+            self.js(
+                "return [...document.querySelectorAll('[data-testid=viewer-line] "
+                "[data-testid=line-text]')].map(n => n.textContent)"
+            )
+        )
 
     def online(self) -> bool:
         return bool(self.js("return document.getElementById('connection').dataset.state === 'online'"))
 
     def wait_final(self, filename: str, timeout: float) -> dict[str, Any]:
         """The feed item of ``filename`` once it is done, duplicate or failed."""
+
         def final() -> dict[str, Any] | None:
             found = self.find_by_filename(filename)
             return found if found and found["status"] in ("done", "failed", "duplicate") else None
@@ -290,37 +329,54 @@ class Dashboard:
 
     def feed_history(self, result_id: str) -> dict[str, Any] | None:
         """Since :meth:`watch_feed`: the statuses shown, whether it is still the same element, reloads."""
-        return self.js("""const log = window.__seen && window.__seen[arguments[0]];
+        return self.js(
+            """const log = window.__seen && window.__seen[arguments[0]];
             return log ? {statuses: log.statuses, reloaded: !window.__noReload,
                           same: log.node === document.querySelector(arguments[1])} : null;""",
-                       result_id, FEED_ITEM.format(id=result_id))
+            result_id,
+            FEED_ITEM.format(id=result_id),
+        )
 
     def select_channel(self, value: str) -> None:
-        self.js("const s = document.getElementById('channel-filter'); s.value = arguments[0];"
-                "s.dispatchEvent(new Event('change'))", value)
+        self.js(
+            "const s = document.getElementById('channel-filter'); s.value = arguments[0];"
+            "s.dispatchEvent(new Event('change'))",
+            value,
+        )
 
     def visible_channels(self) -> list[str]:
-        return list(self.js("return [...document.querySelectorAll('#feed [data-testid=feed-item]')]"
-                            ".filter(n => !n.hidden).map(n => n.dataset.channel)"))
+        return list(
+            self.js(
+                "return [...document.querySelectorAll('#feed [data-testid=feed-item]')]"
+                ".filter(n => !n.hidden).map(n => n.dataset.channel)"
+            )
+        )
 
     def refresh_then_ping(self) -> dict[str, Any]:
         """Refresh the page's tokens, then ping over its socket: the ack, the new token, the stored session."""
-        return dict(self.driver.execute_async_script(
-            """const done = arguments[arguments.length - 1];
+        return dict(
+            self.driver.execute_async_script(
+                """const done = arguments[arguments.length - 1];
             const t = window.teamocr;
             t.session.refresh()
               .then(() => new Promise((ok) => setTimeout(ok, 200)))  // "renew" goes out on the tokens event
               .then(() => t.socket.timeout(5000).emitWithAck('ping'))
               .then((ack) => done({ack, token: t.session.accessToken,
                                    stored: sessionStorage.getItem('teamocr.session')}))
-              .catch((err) => done({error: String(err)}));"""))
+              .catch((err) => done({error: String(err)}));"""
+            )
+        )
 
     def fetch_status(self, path: str, token: str) -> int:
         """The HTTP status of GET ``path`` with ``token``, fetched by the page."""
-        return int(self.driver.execute_async_script(
-            """const done = arguments[arguments.length - 1];
+        return int(
+            self.driver.execute_async_script(
+                """const done = arguments[arguments.length - 1];
             fetch(arguments[0], {headers: {Authorization: 'Bearer ' + arguments[1]}}).then((r) => done(r.status));""",
-            path, token))
+                path,
+                token,
+            )
+        )
 
     def alert_open(self) -> bool:
         from selenium.common.exceptions import NoAlertPresentException

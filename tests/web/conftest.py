@@ -2,6 +2,7 @@
 
 They build on each other: settings -> redis_handle -> app -> client -> users -> auth headers.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -24,8 +25,9 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    base = load_settings(env={"TEAMOCR_SHARED_DIR": str(tmp_path / "share"),
-                              "TEAMOCR_DATA_DIR": str(tmp_path / "data")})
+    base = load_settings(
+        env={"TEAMOCR_SHARED_DIR": str(tmp_path / "share"), "TEAMOCR_DATA_DIR": str(tmp_path / "data")}
+    )
     base.shared_dir.mkdir(parents=True, exist_ok=True)
     teams = replace(base.teams, default_team="alpha", channels="finance=alpha, sales=beta")
     return replace(base, teams=teams)

@@ -1,5 +1,6 @@
 """The account store on a real SQLite file: salted hashes only, checked names and passwords,
 no duplicates, the first team remembered, and a wrong password verifies to None."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -67,8 +68,24 @@ def test_eight_characters_are_enough(accounts: AccountStore) -> None:
     assert accounts.verify("alice", "12345678") == User("alice", "alpha", "member")
 
 
-@pytest.mark.parametrize("name", ["", "a b", "x" * 65, "alice\n", "alice\r\n", "\nalice", "../admin", "al/ice",
-                                  "ali;ce", "al'ice", "名字", "alïce", "alice\x00"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "a b",
+        "x" * 65,
+        "alice\n",
+        "alice\r\n",
+        "\nalice",
+        "../admin",
+        "al/ice",
+        "ali;ce",
+        "al'ice",
+        "名字",
+        "alïce",
+        "alice\x00",
+    ],
+)
 def test_bad_names_refused(accounts: AccountStore, name: str) -> None:
     with pytest.raises(AccountError, match="user name"):
         accounts.add_user(name, PASSWORD, "alpha")

@@ -3,6 +3,7 @@
 alice and bob (team alpha, the default team) see the root channel "" and "finance"; carol (team
 beta) sees only "sales". Rows go straight into the store; image files are real, made with cv2.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,19 +27,44 @@ BOX = [[40, 30], [300, 30], [300, 90], [40, 90]]
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
 
-def add_result(svc: Services, channel: str, filename: str = "page.png", *, text: str = "hello world",
-               status: str = "done", created_at: float = T0, uploader: str | None = None,
-               path: Path | None = None) -> ResultRecord:
+def add_result(
+    svc: Services,
+    channel: str,
+    filename: str = "page.png",
+    *,
+    text: str = "hello world",
+    status: str = "done",
+    created_at: float = T0,
+    uploader: str | None = None,
+    path: Path | None = None,
+) -> ResultRecord:
     """Store a result the way the recorder would: queued, then done or failed."""
     file = path or svc.settings.shared_dir / channel / filename
-    rec = svc.store.add_queued(ResultRecord(id=uuid.uuid4().hex, md5=uuid.uuid4().hex, path=str(file),
-                                            filename=filename, channel=channel, size=1234,
-                                            created_at=created_at, uploader=uploader))
+    rec = svc.store.add_queued(
+        ResultRecord(
+            id=uuid.uuid4().hex,
+            md5=uuid.uuid4().hex,
+            path=str(file),
+            filename=filename,
+            channel=channel,
+            size=1234,
+            created_at=created_at,
+            uploader=uploader,
+        )
+    )
     if status == "done":
         lines = [{"text": word, "points": BOX, "confidence": 0.9} for word in text.split("\n")]
-        rec = svc.store.complete(rec.id, width=640, height=160, lines=lines, text=text,
-                                 timings={"decode": 0.01, "detect": 0.1, "recognize": 0.2, "total": 0.31},
-                                 engine_version="1", model_version="small", finished_at=created_at + 1)
+        rec = svc.store.complete(
+            rec.id,
+            width=640,
+            height=160,
+            lines=lines,
+            text=text,
+            timings={"decode": 0.01, "detect": 0.1, "recognize": 0.2, "total": 0.31},
+            engine_version="1",
+            model_version="small",
+            finished_at=created_at + 1,
+        )
     elif status == "failed":
         rec = svc.store.fail(rec.id, "not an image", 1, created_at + 1)
     assert rec is not None
@@ -72,8 +98,14 @@ def ids(response: Any) -> list[str]:
     return [item["id"] for item in response.get_json()["items"]]
 
 
-ENDPOINTS = ["/api/v1/results", "/api/v1/results/{id}", "/api/v1/results/{id}/image",
-             "/api/v1/results/{id}/annotated", "/api/v1/search?q=hello", "/api/v1/export"]
+ENDPOINTS = [
+    "/api/v1/results",
+    "/api/v1/results/{id}",
+    "/api/v1/results/{id}/image",
+    "/api/v1/results/{id}/annotated",
+    "/api/v1/search?q=hello",
+    "/api/v1/export",
+]
 
 
 @pytest.mark.parametrize("url", ENDPOINTS)
@@ -120,8 +152,20 @@ FILTERS = [
     ("since=2023-11-15", []),
     ("uploader=bob", ["root"]),
 ]
-BAD_QUERIES = ["limit=0", "limit=501", "limit=abc", "limit=-1", "limit=1.5", "offset=-1", "offset=x", "status=bogus",
-               "since=yesterday", "until=2024-13-01", "since=nan", "until=1e999"]
+BAD_QUERIES = [
+    "limit=0",
+    "limit=501",
+    "limit=abc",
+    "limit=-1",
+    "limit=1.5",
+    "offset=-1",
+    "offset=x",
+    "status=bogus",
+    "since=yesterday",
+    "until=2024-13-01",
+    "since=nan",
+    "until=1e999",
+]
 
 
 def test_list_filters(client: FlaskClient, auth: dict, rows: dict) -> None:
@@ -157,7 +201,9 @@ def test_search_is_scoped(client: FlaskClient, auth: dict, rows: dict) -> None:
     assert ids(found) == [rows["sales"].id] and found.get_json()["query"] == "secret"
     assert ids(client.get("/api/v1/search?q=REPORT", headers=auth["bob"])) == [rows["finance"].id]
     assert ids(client.get("/api/v1/search?q=.png&channel=finance", headers=auth["bob"])) == [
-        rows["queued"].id, rows["finance"].id]
+        rows["queued"].id,
+        rows["finance"].id,
+    ]
     assert ids(client.get("/api/v1/search?q=.png&limit=1", headers=auth["carol"])) == [rows["sales"].id]
     for query in ("", "?q=", "?q=%20%20", "?q=x&limit=0", "?q=%00abc"):
         response = client.get(f"/api/v1/search{query}", headers=auth["bob"])
@@ -183,11 +229,9 @@ def test_export_formats_parse_back(client: FlaskClient, auth: dict, rows: dict) 
     assert client.get("/api/v1/export?limit=5001", headers=auth["bob"]).status_code == 400
 
 
-def test_export_pages_past_the_store_limit_and_guards_formulas(client: FlaskClient, auth: dict,
-                                                               svc: Services) -> None:
+def test_export_pages_past_the_store_limit_and_guards_formulas(client: FlaskClient, auth: dict, svc: Services) -> None:
     for n in range(505):
-        add_result(svc, "sales", f"{n}.png", text="=HYPERLINK(\"x\")" if n == 0 else f"row {n}",
-                   created_at=T0 + n)
+        add_result(svc, "sales", f"{n}.png", text='=HYPERLINK("x")' if n == 0 else f"row {n}", created_at=T0 + n)
     add_result(svc, "finance", "hidden.png")
     items = json.loads(client.get("/api/v1/export?format=json", headers=auth["carol"]).data)
     assert len(items) == 505 and {i["channel"] for i in items} == {"sales"}
@@ -195,12 +239,13 @@ def test_export_pages_past_the_store_limit_and_guards_formulas(client: FlaskClie
     part = client.get("/api/v1/export?format=json&limit=502&offset=2", headers=auth["carol"])
     assert len(json.loads(part.data)) == 502 and part.headers["X-Result-Count"] == "502"
     table = list(csv.reader(io.StringIO(client.get("/api/v1/export", headers=auth["carol"]).data.decode("utf-8-sig"))))
-    assert table[-1][-1] == "'=HYPERLINK(\"x\")"  # shown as text by Excel, not run
+    assert table[-1][-1] == '\'=HYPERLINK("x")'  # shown as text by Excel, not run
 
 
 @pytest.mark.parametrize("ext, mimetype", [(".png", "image/png"), (".jpg", "image/jpeg")])
-def test_image_is_served_with_its_format(client: FlaskClient, auth: dict, svc: Services, ext: str,
-                                         mimetype: str) -> None:
+def test_image_is_served_with_its_format(
+    client: FlaskClient, auth: dict, svc: Services, ext: str, mimetype: str
+) -> None:
     rec = add_result(svc, "finance", f"scan{ext}")
     data = write_image(Path(rec.path), ext)
     response = client.get(f"/api/v1/results/{rec.id}/image", headers=auth["bob"])
@@ -244,8 +289,18 @@ def test_annotated_draws_the_boxes(client: FlaskClient, auth: dict, svc: Service
     assert client.get(f"/api/v1/results/{rec.id}/annotated", headers=auth["carol"]).status_code == 404
     copy = svc.settings.shared_dir / "finance" / "copy.jpg"  # a duplicate has no lines of its own
     write_image(copy, ".jpg")
-    dup = svc.store.add_duplicate(replace(rec, id=uuid.uuid4().hex, path=str(copy), filename="copy.jpg",
-                                          channel="finance", status="duplicate", duplicate_of=rec.id, lines=[]))
+    dup = svc.store.add_duplicate(
+        replace(
+            rec,
+            id=uuid.uuid4().hex,
+            path=str(copy),
+            filename="copy.jpg",
+            channel="finance",
+            status="duplicate",
+            duplicate_of=rec.id,
+            lines=[],
+        )
+    )
     drawn = client.get(f"/api/v1/results/{dup.id}/annotated", headers=auth["bob"])
     b, g, r = (int(v) for v in cv2.imdecode(np.frombuffer(drawn.data, np.uint8), cv2.IMREAD_COLOR)[30, 170])
     assert g > 120 and b < 80 and r < 80  # the primary's boxes
@@ -265,8 +320,7 @@ def emitted(svc: Services, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, .
     return calls
 
 
-def test_correction_is_stored_kept_and_broadcast(client: FlaskClient, auth: dict, rows: dict,
-                                                 emitted: list) -> None:
+def test_correction_is_stored_kept_and_broadcast(client: FlaskClient, auth: dict, rows: dict, emitted: list) -> None:
     before = time.time()
     url = f"/api/v1/results/{rows['finance'].id}/lines/0"
     response = client.post(url, json={"text": "finance report 2024"}, headers=auth["bob"])
@@ -277,7 +331,9 @@ def test_correction_is_stored_kept_and_broadcast(client: FlaskClient, auth: dict
     client.post(url, json={"text": "finance report 2025"}, headers=auth["alice"])
     detail = client.get(f"/api/v1/results/{rows['finance'].id}", headers=auth["bob"]).get_json()
     assert [(c["user"], c["original"], c["text"]) for c in detail["corrections"]] == [
-        ("bob", "finance report", "finance report 2024"), ("alice", "finance report 2024", "finance report 2025")]
+        ("bob", "finance report", "finance report 2024"),
+        ("alice", "finance report 2024", "finance report 2025"),
+    ]
     assert before <= detail["corrections"][0]["at"] <= time.time()
     assert detail["lines"][0]["original_text"] == "finance report"
     event, payload, options = emitted[0]
@@ -303,7 +359,9 @@ def test_correction_refusals(client: FlaskClient, auth: dict, rows: dict, emitte
         response = client.post(f"/api/v1/results/{rows['finance'].id}/lines/{index}", json=body, headers=auth[who])
         assert response.status_code == status and response.get_json()["status"] == status, (who, index, body)
     assert client.post("/api/v1/results/nope/lines/0", json={"text": "x"}, headers=auth["bob"]).status_code == 404
-    assert client.post(f"/api/v1/results/{rows['queued'].id}/lines/0", json={"text": "x"},
-                       headers=auth["bob"]).status_code == 404  # no lines yet
+    assert (
+        client.post(f"/api/v1/results/{rows['queued'].id}/lines/0", json={"text": "x"}, headers=auth["bob"]).status_code
+        == 404
+    )  # no lines yet
     assert emitted == []
     assert client.get(f"/api/v1/results/{rows['finance'].id}", headers=auth["bob"]).get_json()["corrections"] == []

@@ -1,4 +1,5 @@
 """Login, me, refresh and logout on the real app and Redis."""
+
 from __future__ import annotations
 
 from flask.testing import FlaskClient

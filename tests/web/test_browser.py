@@ -1,9 +1,11 @@
 """The dashboard in real headless Chromium, against the real app and the real daemon.
 
 One service (embedded Redis, watcher, recorder, one OCR worker with real weights) and one web
-server (``python -m cli.webserver``, gevent, as `teamocr run` serves it) serve the whole module; alice and bob (team alpha, the default team) and carol (team beta)
-each have their own browser. Files are dropped into the shared folder the way people do.
+server (``python -m cli.webserver``, gevent, as `teamocr run` serves it) serve the whole module;
+alice and bob (team alpha, the default team) and carol (team beta) each have their own browser.
+Files are dropped into the shared folder the way people do.
 """
+
 from __future__ import annotations
 
 import time
@@ -22,8 +24,11 @@ from tests.web.conftest import PASSWORD
 MISSING = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(bool(MISSING), reason=f"browser tests need Debian chromium and chromium-driver; missing: "
-                                             f"{', '.join(MISSING)} (apt-get install chromium chromium-driver)"),
+    pytest.mark.skipif(
+        bool(MISSING),
+        reason=f"browser tests need Debian chromium and chromium-driver; missing: "
+        f"{', '.join(MISSING)} (apt-get install chromium chromium-driver)",
+    ),
 ]
 
 MODEL_LOAD_S = 60.0  # first result: worker start and model load included
@@ -34,8 +39,11 @@ DROP_TO_VISIBLE_S = 5.0  # a warm worker: file copied -> result with its text in
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("dashboard")
     base = make_settings(tmp)
-    settings = replace(base, teams=replace(base.teams, default_team="alpha", channels="finance=alpha, sales=beta"),
-                       engine=replace(base.engine, threads=2))
+    settings = replace(
+        base,
+        teams=replace(base.teams, default_team="alpha", channels="finance=alpha, sales=beta"),
+        engine=replace(base.engine, threads=2),
+    )
     settings.shared_dir.mkdir(parents=True, exist_ok=True)
     add_users(settings.data_dir, {"alice": "alpha", "bob": "alpha", "carol": "beta"}, admins=frozenset({"alice"}))
     with running(settings, workers=1) as handle, served_web(settings, handle.url) as url:
@@ -90,9 +98,11 @@ def live_drop(stack: Stack) -> LiveDrop:
         store.close()
     assert rec is not None and rec.finished_at is not None
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in rec.timings.items())
-    print(f"\ndrop-to-visible (warm worker): alice {seconds['alice']:.2f}s, bob {seconds['bob']:.2f}s "
-          f"[copy->queued {rec.created_at - wall:.2f}s, queued->finished {rec.finished_at - rec.created_at:.2f}s "
-          f"({stages}), finished->visible {wall + max(seconds.values()) - rec.finished_at:.2f}s]")
+    print(
+        f"\ndrop-to-visible (warm worker): alice {seconds['alice']:.2f}s, bob {seconds['bob']:.2f}s "
+        f"[copy->queued {rec.created_at - wall:.2f}s, queued->finished {rec.finished_at - rec.created_at:.2f}s "
+        f"({stages}), finished->visible {wall + max(seconds.values()) - rec.finished_at:.2f}s]"
+    )
     return LiveDrop(rec.id, seconds)
 
 
@@ -115,12 +125,17 @@ def test_edit_in_the_viewer_reaches_the_other_member_as_text(stack: Stack, live_
     alice, bob = stack.browsers["alice"], stack.browsers["bob"]
     alice.open_viewer(live_drop.result_id)
     bob.open_viewer(live_drop.result_id)
-    poll(lambda: bob.js("return document.getElementById('viewer').dataset.image") == "loaded", 10,
-         "the image in bob's viewer")
-    image = bob.js("const i = document.getElementById('viewer-image'); const r = i.getBoundingClientRect();"
-                   "const s = document.getElementById('viewer-boxes').getBoundingClientRect();"
-                   "return {natural: i.naturalWidth, blob: i.src.startsWith('blob:'), width: r.width, height: r.height,"
-                   "svgWidth: s.width, svgHeight: s.height, boxes: document.querySelectorAll('#viewer-boxes polygon').length}")
+    poll(
+        lambda: bob.js("return document.getElementById('viewer').dataset.image") == "loaded",
+        10,
+        "the image in bob's viewer",
+    )
+    image = bob.js(
+        "const i = document.getElementById('viewer-image'); const r = i.getBoundingClientRect();"
+        "const s = document.getElementById('viewer-boxes').getBoundingClientRect();"
+        "return {natural: i.naturalWidth, blob: i.src.startsWith('blob:'), width: r.width, height: r.height,"
+        "svgWidth: s.width, svgHeight: s.height, boxes: document.querySelectorAll('#viewer-boxes polygon').length}"
+    )
     assert image["natural"] == 1024 and image["blob"] and image["boxes"] == len(bob.viewer_lines()) > 0
     # the overlay has the displayed image's size, so its viewBox (image pixels) scales with it
     assert abs(image["svgWidth"] - image["width"]) < 1 and abs(image["svgHeight"] - image["height"]) < 1
@@ -134,8 +149,10 @@ def test_edit_in_the_viewer_reaches_the_other_member_as_text(stack: Stack, live_
     poll(lambda: edited in (bob.feed_item(live_drop.result_id) or {}).get("text", ""), 10, "the edit in bob's feed")
     assert alice.viewer_lines()[0] == edited
     for page in (alice, bob):
-        assert page.js("return document.querySelectorAll('#viewer-lines img, #viewer-lines b, #feed img, #feed b')"
-                       ".length") == 0
+        assert (
+            page.js("return document.querySelectorAll('#viewer-lines img, #viewer-lines b, #feed img, #feed b').length")
+            == 0
+        )
         assert not page.alert_open()
 
 
@@ -143,8 +160,11 @@ def test_clicking_a_line_copies_it(stack: Stack, live_drop: LiveDrop) -> None:
     bob = stack.browsers["bob"]
     bob.open_viewer(live_drop.result_id)
     bob.css("[data-testid=viewer-line][data-index='1'] [data-testid=line-text]").click()
-    poll(lambda: bob.js("const t = document.getElementById('toast'); return !t.hidden && t.textContent"),
-         5, "the copy notice")
+    poll(
+        lambda: bob.js("const t = document.getElementById('toast'); return !t.hidden && t.textContent"),
+        5,
+        "the copy notice",
+    )
     assert bob.js("return document.getElementById('toast').textContent") == "Copied"
 
 
@@ -184,9 +204,17 @@ def test_search_finds_a_result(stack: Stack, live_drop: LiveDrop) -> None:
     alice = stack.browsers["alice"]
     alice.css("[data-testid=search-input]").send_keys("warm")
     alice.css("[data-testid=search-submit]").click()
-    poll(lambda: alice.js("return [...document.querySelectorAll('[data-testid=search-item] "
-                          "[data-testid=item-filename]')].map(n => n.textContent)") == ["warm up.png"],
-         10, "the search result")
+    poll(
+        lambda: (
+            alice.js(
+                "return [...document.querySelectorAll('[data-testid=search-item] "
+                "[data-testid=item-filename]')].map(n => n.textContent)"
+            )
+            == ["warm up.png"]
+        ),
+        10,
+        "the search result",
+    )
     alice.css("[data-testid=search-clear]").click()
 
 
@@ -207,8 +235,10 @@ def test_phone_width(stack: Stack, live_drop: LiveDrop) -> None:
     bob.driver.set_window_size(375, 812)
     try:
         if bob.js("return window.innerWidth") > 375:  # a minimum window size: emulate the viewport instead
-            bob.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                                       {"width": 375, "height": 812, "deviceScaleFactor": 2, "mobile": True})
+            bob.driver.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": 375, "height": 812, "deviceScaleFactor": 2, "mobile": True},
+            )
         poll(lambda: bob.js("return window.innerWidth") == 375, 5, "a 375px viewport")
         layout = bob.js("""const root = document.documentElement;
             const box = (sel) => document.querySelector(sel).getBoundingClientRect();
@@ -256,10 +286,18 @@ def test_logout_ends_the_session(stack: Stack) -> None:
     carol = stack.browsers["carol"]
     token = carol.js("return window.teamocr.session.accessToken")
     carol.css("[data-testid=logout]").click()
-    poll(lambda: carol.js("return !document.getElementById('login-view').hidden && "
-                          "document.getElementById('app-view').hidden && "
-                          "sessionStorage.getItem('teamocr.session') === null") and not carol.online(),
-         10, "the login form")
+    poll(
+        lambda: (
+            carol.js(
+                "return !document.getElementById('login-view').hidden && "
+                "document.getElementById('app-view').hidden && "
+                "sessionStorage.getItem('teamocr.session') === null"
+            )
+            and not carol.online()
+        ),
+        10,
+        "the login form",
+    )
     assert carol.fetch_status("/api/v1/auth/me", token) == 401  # revoked on the server, not only forgotten
 
 
@@ -271,7 +309,9 @@ def test_first_language_follows_the_browser(stack: Stack) -> None:
     try:
         carol.driver.refresh()
         assert carol.js("return navigator.language") == "zh-CN"
-        assert (carol.css("[data-testid=login-submit]").text, carol.css("[data-testid=lang-toggle]").text) == \
-            ("登录", "English")
+        assert (carol.css("[data-testid=login-submit]").text, carol.css("[data-testid=lang-toggle]").text) == (
+            "登录",
+            "English",
+        )
     finally:
         carol.driver.execute_cdp_cmd("Emulation.setUserAgentOverride", {"userAgent": agent, "acceptLanguage": "en-US"})

@@ -4,6 +4,7 @@ alice (admin) sees the versions, switches the current one and starts a fine-tune
 arrives live; bob (member of the same team) never sees the panel. The fine-tune commands are the
 real command line given an option it refuses, so the job fails at its first step, quickly.
 """
+
 from __future__ import annotations
 
 import sys
@@ -13,8 +14,8 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from daemon.versions.registry import CURRENT_KEY
 from daemon.queue.redisconn import RedisHandle
+from daemon.versions.registry import CURRENT_KEY
 from tests.web.browserkit import CHROMEDRIVER, CHROMIUM, Dashboard, chrome, poll, serving
 from tests.web.conftest import PASSWORD
 from web.app import create_app
@@ -25,8 +26,11 @@ from web.training import TrainingCommands
 MISSING = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(bool(MISSING), reason=f"browser tests need Debian chromium and chromium-driver; missing: "
-                                             f"{', '.join(MISSING)} (apt-get install chromium chromium-driver)"),
+    pytest.mark.skipif(
+        bool(MISSING),
+        reason=f"browser tests need Debian chromium and chromium-driver; missing: "
+        f"{', '.join(MISSING)} (apt-get install chromium chromium-driver)",
+    ),
 ]
 
 
@@ -76,8 +80,7 @@ def test_admins_see_switch_and_fine_tune_members_do_not_see_it(pages: dict[str, 
     assert pages["redis"].get(CURRENT_KEY) == "PP-OCRv6-tiny"
 
     alice.css("[data-testid=train-start]").click()
-    done = poll(lambda: (lambda p: p if p["status"] == "failed" else None)(panel(alice)), 60,
-                "the job's failure, live")
+    done = poll(lambda: (lambda p: p if p["status"] == "failed" else None)(panel(alice)), 60, "the job's failure, live")
     assert "Failed:" in done["statusText"] and "corrections export" in done["statusText"]
     assert alice.js("return document.querySelector('[data-testid=train-start]').disabled") is False
     assert panel(bob)["hidden"] and panel(bob)["status"] is None

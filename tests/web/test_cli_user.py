@@ -3,6 +3,7 @@
 The password comes on stdin, as a script or an admin piping it would send it; the user created
 must then log in through the app built on the same data folder.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,15 +24,29 @@ from web.services import services
 REPO = Path(__file__).resolve().parents[2]
 
 
-def teamocr(*args: str, settings: Settings, password: str | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def teamocr(
+    *args: str, settings: Settings, password: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     extra = env or {}
     env = {name: value for name, value in os.environ.items() if not name.startswith("TEAMOCR_")}
-    env.update({"TEAMOCR_DATA_DIR": str(settings.data_dir), "TEAMOCR_SHARED_DIR": str(settings.shared_dir),
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))})
+    env.update(
+        {
+            "TEAMOCR_DATA_DIR": str(settings.data_dir),
+            "TEAMOCR_SHARED_DIR": str(settings.shared_dir),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
+    )
     env.update(extra)
-    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, encoding="utf-8", input=password, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        input=password,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -101,8 +116,10 @@ def test_refused_users_cannot_log_in(settings: Settings, web_client: FlaskClient
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize(("command", "usage"), [(["run"], "usage: teamocr run"), (["web"], "usage: teamocr web"),
-                                                (["user", "add"], "usage: teamocr user add")])
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [(["run"], "usage: teamocr run"), (["web"], "usage: teamocr web"), (["user", "add"], "usage: teamocr user add")],
+)
 def test_help(settings: Settings, command: list[str], usage: str) -> None:
     done = teamocr(*command, "--help", settings=settings)
     assert done.returncode == 0, done.stderr

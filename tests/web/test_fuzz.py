@@ -7,6 +7,7 @@ A few stored results (with real image files) give the id-taking endpoints someth
 The example count is bounded (100 per operation, about 2,000 requests) so the run takes well under a
 minute and a half on a CI core.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,11 @@ import schemathesis
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
-                                               status_code_conformance)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from config.settings import load_settings
 from daemon.queue.redisconn import open_redis
@@ -61,8 +65,10 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     app, _ = create_app(settings, redis_url=handle.url)
     svc = services(app)
     try:
-        users = {"alice": svc.accounts.add_user("alice", PASSWORD, "alpha", admin=True),
-                 "bob": svc.accounts.add_user("bob", PASSWORD, "alpha")}
+        users = {
+            "alice": svc.accounts.add_user("alice", PASSWORD, "alpha", admin=True),
+            "bob": svc.accounts.add_user("bob", PASSWORD, "alpha"),
+        }
         tokens = {name: bearer(svc.tokens.issue(user)["access_token"]) for name, user in users.items()}
         ids = []
         for channel, name in (("", "root.png"), ("finance", "fin.png"), ("sales", "sales.png")):
@@ -82,8 +88,12 @@ AS_MEMBER = {("POST", "/api/v1/training"), ("POST", "/api/v1/auth/logout")}
 
 
 # (method, path) of every operation, read from the document itself so none is left out.
-OPERATIONS = [(method.upper(), path) for path, item in json.loads(OPENAPI_DOCUMENT.read_text())["paths"].items()
-              for method in item if method in ("get", "post", "put", "patch", "delete")]
+OPERATIONS = [
+    (method.upper(), path)
+    for path, item in json.loads(OPENAPI_DOCUMENT.read_text())["paths"].items()
+    for method in item
+    if method in ("get", "post", "put", "patch", "delete")
+]
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
@@ -94,8 +104,13 @@ def test_api_answers_within_its_document(target: Target, method: str, path: str)
     ids = st.sampled_from([None, *target.result_ids])
 
     @hypothesis.given(case=cases, result_id=ids)
-    @hypothesis.settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                         suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(hypothesis.HealthCheck),
+    )
     def run(case: Any, result_id: str | None) -> None:
         if result_id is not None and "result_id" in (case.path_parameters or {}):
             case.path_parameters["result_id"] = result_id  # a stored result: own team's, another's, failed

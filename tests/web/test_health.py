@@ -1,4 +1,5 @@
 """/healthz, /metrics and the OpenAPI document on the real app, Redis and store (Redis or the store down too)."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,10 @@ from tests.web.test_api import T0, add_result
 from web.services import Services
 
 # name{labels} value, as the Prometheus text format 0.0.4 writes a sample
-SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<labels>[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"'
-                    r'(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*)\})? (?P<value>\S+)$')
+SAMPLE = re.compile(
+    r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<labels>[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"'
+    r'(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*)\})? (?P<value>\S+)$'
+)
 
 
 @pytest.fixture
@@ -101,9 +104,10 @@ def test_metrics_are_prometheus_text(client: FlaskClient, busy: None) -> None:
     assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     samples, families = parse_metrics(response.get_data(as_text=True))
     assert samples["teamocr_files_seen_total"] == 3
-    assert {key: samples[f'teamocr_results_total{{status="{key}"}}'] for key in
-            ("queued", "processing", "done", "duplicate", "failed")} == {
-        "queued": 1, "processing": 0, "done": 1, "duplicate": 0, "failed": 1}
+    assert {
+        key: samples[f'teamocr_results_total{{status="{key}"}}']
+        for key in ("queued", "processing", "done", "duplicate", "failed")
+    } == {"queued": 1, "processing": 0, "done": 1, "duplicate": 0, "failed": 1}
     assert samples["teamocr_done_total"] == 1 and samples["teamocr_failed_total"] == 1
     assert samples["teamocr_duplicates_total"] == 0
     assert samples["teamocr_queue_depth"] == 2 and samples["teamocr_queue_pending"] == 1
@@ -122,8 +126,7 @@ def refs(node: Any) -> list[str]:
     return [r for value in node for r in refs(value)] if isinstance(node, list) else []
 
 
-def test_openapi_document_describes_every_endpoint(client: FlaskClient, app: Flask, auth: dict,
-                                                   svc: Services) -> None:
+def test_openapi_document_describes_every_endpoint(client: FlaskClient, app: Flask, auth: dict, svc: Services) -> None:
     response = client.get("/api/v1/openapi.json")  # no token
     assert response.status_code == 200 and response.mimetype == "application/json"
     doc = response.get_json()

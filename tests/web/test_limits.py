@@ -5,6 +5,7 @@ Retry-After. An oversized body is a JSON 413.
 Limits are small here ("3 per minute" logins, "5 per minute" API calls) so every count is
 exact: the moving window cannot roll over during a test that lasts well under a minute.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -30,10 +31,13 @@ def settings(settings: Settings) -> Settings:
     return replace(settings, web=web)
 
 
-def attempt(client: FlaskClient, username: str, password: str = "wrong password", address: str = "127.0.0.1",
-            ) -> TestResponse:
-    return client.post(LOGIN, json={"username": username, "password": password},
-                       environ_base={"REMOTE_ADDR": address})
+def attempt(
+    client: FlaskClient,
+    username: str,
+    password: str = "wrong password",
+    address: str = "127.0.0.1",
+) -> TestResponse:
+    return client.post(LOGIN, json={"username": username, "password": password}, environ_base={"REMOTE_ADDR": address})
 
 
 def access(svc: Services, user: Any) -> dict[str, str]:
@@ -95,8 +99,7 @@ def test_refused_tokens_do_not_use_the_users_budget(client: FlaskClient, svc: Se
     assert client.get(ME, headers=access(svc, users["alice"])).status_code == 200
 
 
-def test_counters_live_in_redis(client: FlaskClient, svc: Services, redis_handle: RedisHandle,
-                                users: dict) -> None:
+def test_counters_live_in_redis(client: FlaskClient, svc: Services, redis_handle: RedisHandle, users: dict) -> None:
     attempt(client, "bob")
     client.get(ME, headers=access(svc, users["carol"]))
     keys = set(redis_handle.client.scan_iter(match="*teamocr-limits*"))

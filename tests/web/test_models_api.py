@@ -3,6 +3,7 @@
 Versions, switching the current one, and fine-tune jobs: their state in Redis, their progress
 over Socket.IO to the team's admins only, and a failing step reported with its cause.
 """
+
 from __future__ import annotations
 
 import sys
@@ -14,9 +15,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from config.settings import Settings
-from daemon.versions.registry import CURRENT_KEY, ModelRegistry
-from daemon.versions.operations import add_from_onnx
 from daemon.queue.redisconn import RedisHandle
+from daemon.versions.operations import add_from_onnx
+from daemon.versions.registry import CURRENT_KEY, ModelRegistry
 from engine.weights import model_files
 from tests.web.browserkit import SocketClient, poll, serving
 from tests.web.conftest import login
@@ -27,9 +28,13 @@ from web.training import TrainingCommands
 
 
 def test_endpoints_are_for_admins_only(client: FlaskClient, auth: dict[str, dict[str, str]]) -> None:
-    calls = [("get", "/api/v1/models", None), ("post", "/api/v1/models/current", {"version": "PP-OCRv6-tiny"}),
-             ("post", "/api/v1/training", {"kind": "rec", "source": "corrections"}),
-             ("get", "/api/v1/training", None), ("get", "/api/v1/training/abc", None)]
+    calls = [
+        ("get", "/api/v1/models", None),
+        ("post", "/api/v1/models/current", {"version": "PP-OCRv6-tiny"}),
+        ("post", "/api/v1/training", {"kind": "rec", "source": "corrections"}),
+        ("get", "/api/v1/training", None),
+        ("get", "/api/v1/training/abc", None),
+    ]
     for method, url, body in calls:
         assert getattr(client, method)(url, json=body).status_code == 401, url
         response = getattr(client, method)(url, json=body, headers=auth["bob"])
@@ -40,8 +45,14 @@ def test_endpoints_are_for_admins_only(client: FlaskClient, auth: dict[str, dict
 
 def test_versions_and_switching(client: FlaskClient, auth: dict[str, dict[str, str]], svc: Services) -> None:
     tiny = model_files("tiny")
-    add_from_onnx(ModelRegistry.for_data_dir(svc.settings.data_dir), "PP-OCRv6-tiny", {"rec": tiny.rec}, [],
-                  name="tiny-2", note="copy")
+    add_from_onnx(
+        ModelRegistry.for_data_dir(svc.settings.data_dir),
+        "PP-OCRv6-tiny",
+        {"rec": tiny.rec},
+        [],
+        name="tiny-2",
+        note="copy",
+    )
     listing = client.get("/api/v1/models", headers=auth["alice"]).get_json()
     assert listing["current"] == "PP-OCRv6-small"
     names = [v["version"] for v in listing["versions"]]
@@ -81,7 +92,10 @@ def test_a_failing_job_is_reported_to_the_teams_admins(failing_app: Flask) -> No
     tokens = {name: login(client, name) for name in ("alice", "bob")}
     headers = {"Authorization": f"Bearer {tokens['alice']['access_token']}"}
     with serving(failing_app) as url:
-        admin, member = SocketClient(url, tokens["alice"]["access_token"]), SocketClient(url, tokens["bob"]["access_token"])
+        admin, member = (
+            SocketClient(url, tokens["alice"]["access_token"]),
+            SocketClient(url, tokens["bob"]["access_token"]),
+        )
         seen: dict[str, list[dict[str, Any]]] = {"alice": [], "bob": []}
         admin.sio.on("training", seen["alice"].append)
         member.sio.on("training", seen["bob"].append)
@@ -117,13 +131,13 @@ def test_bad_training_requests(client: FlaskClient, auth: dict[str, dict[str, st
 # -- a real fine-tune job: corrections -> `teamocr corrections export` -> `teamocr train rec` ->
 # `teamocr model add`, all real commands, with a tiny model set, a few corrected lines and 2 steps
 
+
 def corrected_results(settings: Settings, count: int = 6) -> None:
     """Stored results with their images in the shared folder, each with a corrected first line."""
     import cv2
 
     from daemon.records import ResultRecord
-    from daemon.results.store import STORE_NAME
-    from daemon.results.store import SqliteStore
+    from daemon.results.store import STORE_NAME, SqliteStore
     from tests.engine.trainkit import page
 
     store = SqliteStore(settings.data_dir / STORE_NAME)
@@ -132,12 +146,32 @@ def corrected_results(settings: Settings, count: int = 6) -> None:
             image, quads = page(["hello world", f"total {i}3.50"])
             path = settings.shared_dir / f"r{i}.png"
             cv2.imwrite(str(path), image)
-            lines = [{"text": t, "points": q.tolist(), "confidence": 0.9}
-                     for t, q in zip(["hel1o wor1d", f"total {i}3.50"], quads)]
-            store.add_queued(ResultRecord(id=f"r{i}", md5=f"r{i}", path=str(path), filename=path.name, channel="",
-                                          size=path.stat().st_size, created_at=1.0))
-            store.complete(f"r{i}", width=image.shape[1], height=image.shape[0], lines=lines, text="", timings={},
-                           engine_version="e", model_version="PP-OCRv6-tiny", finished_at=2.0)
+            lines = [
+                {"text": t, "points": q.tolist(), "confidence": 0.9}
+                for t, q in zip(["hel1o wor1d", f"total {i}3.50"], quads)
+            ]
+            store.add_queued(
+                ResultRecord(
+                    id=f"r{i}",
+                    md5=f"r{i}",
+                    path=str(path),
+                    filename=path.name,
+                    channel="",
+                    size=path.stat().st_size,
+                    created_at=1.0,
+                )
+            )
+            store.complete(
+                f"r{i}",
+                width=image.shape[1],
+                height=image.shape[0],
+                lines=lines,
+                text="",
+                timings={},
+                engine_version="e",
+                model_version="PP-OCRv6-tiny",
+                finished_at=2.0,
+            )
             store.correct(f"r{i}", 0, "hello world", "alice", 3.0)
     finally:
         store.close()
@@ -150,8 +184,10 @@ def training_app(settings: Settings, redis_handle: RedisHandle) -> Iterator[Flas
     from tests.daemon.servicekit import REPO
 
     tiny = replace(settings, engine=replace(settings.engine, model_set="tiny", threads=1))
-    commands = TrainingCommands(train_extra=["--epochs", "1", "--max-steps", "2", "--batch-size", "4", "--no-augment"],
-                                add_extra=["--images", str(REPO / "tests" / "images" / "golden_en.png")])
+    commands = TrainingCommands(
+        train_extra=["--epochs", "1", "--max-steps", "2", "--batch-size", "4", "--no-augment"],
+        add_extra=["--images", str(REPO / "tests" / "images" / "golden_en.png")],
+    )
     app, _ = create_app(tiny, redis_url=redis_handle.url, training=commands)
     yield app
     training_jobs(app).wait(240)
@@ -187,8 +223,9 @@ def test_a_fine_tune_job_registers_a_new_version(training_app: Flask) -> None:
     assert listing["current"] == "PP-OCRv6-tiny"  # registered, not switched to
 
 
-def test_a_job_left_running_by_an_earlier_web_process_is_marked_failed(settings: Settings,
-                                                                       redis_handle: RedisHandle) -> None:
+def test_a_job_left_running_by_an_earlier_web_process_is_marked_failed(
+    settings: Settings, redis_handle: RedisHandle
+) -> None:
     import json
 
     from web.training import KEY_PREFIX, LATEST_KEY

@@ -3,6 +3,7 @@ with Retry-After) without refusing other users, and a flood of refused tokens is
 address. (Login brute force and the per-user budget are in test_limits.py; the latency figures
 under load belong to the load benchmark.)
 """
+
 from __future__ import annotations
 
 import threading

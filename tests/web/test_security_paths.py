@@ -5,6 +5,7 @@ refused with a 4xx; a channel or upload folder replaced by a symlink leading out
 a result whose source file was later replaced by a link leading outside is no longer served.
 (tests/web/test_uploads.py covers ``../`` and sub-folder names and the ZIP member paths.)
 """
+
 from __future__ import annotations
 
 from io import BytesIO
@@ -39,8 +40,9 @@ HOSTILE_NAMES = {
 }
 
 
-def test_upload_names_stay_in_the_upload_folder(client: FlaskClient, auth: dict, settings: Settings,
-                                                tmp_path: Path) -> None:
+def test_upload_names_stay_in_the_upload_folder(
+    client: FlaskClient, auth: dict, settings: Settings, tmp_path: Path
+) -> None:
     """All the hostile names in one request (one app for all: cheap), each its own part and item."""
     outside = tmp_path / "outside" / "abs.png"  # an absolute name into a real, writable folder
     outside.parent.mkdir()
@@ -53,17 +55,37 @@ def test_upload_names_stay_in_the_upload_folder(client: FlaskClient, auth: dict,
     assert all(e["error"].startswith("not an image or ZIP") for e in body["errors"])
     names = assert_only_in_uploads(tmp_path, settings)
     assert {item["filename"] for item in body["items"]} == names and len(names) == len(sent) - len(refused)
-    assert all(len(name.encode()) <= MAX_NAME_BYTES and "/" not in name and "\\" not in name
-               and "\x00" not in name and not name.startswith(".") for name in names)
+    assert all(
+        len(name.encode()) <= MAX_NAME_BYTES
+        and "/" not in name
+        and "\\" not in name
+        and "\x00" not in name
+        and not name.startswith(".")
+        for name in names
+    )
     assert not outside.exists()
 
 
-HOSTILE_CHANNELS = ["..", "../..", "/etc", "finance/../..", "finance/x", "a\x00b", "..\\x", ".", ".git", "@eaDir",
-                    "C:", "x" * 300, "a\nb", "~$x", "uploads/../../.."]
+HOSTILE_CHANNELS = [
+    "..",
+    "../..",
+    "/etc",
+    "finance/../..",
+    "finance/x",
+    "a\x00b",
+    "..\\x",
+    ".",
+    ".git",
+    "@eaDir",
+    "C:",
+    "x" * 300,
+    "a\nb",
+    "~$x",
+    "uploads/../../..",
+]
 
 
-def test_hostile_channel_names_are_refused(client: FlaskClient, auth: dict, settings: Settings,
-                                           tmp_path: Path) -> None:
+def test_hostile_channel_names_are_refused(client: FlaskClient, auth: dict, settings: Settings, tmp_path: Path) -> None:
     for channel in HOSTILE_CHANNELS:
         response = post(client, auth["alice"], [(png(1), "a.png")], channel=channel)
         assert 400 <= response.status_code < 500, (channel, response.get_json())
@@ -72,8 +94,9 @@ def test_hostile_channel_names_are_refused(client: FlaskClient, auth: dict, sett
 
 
 @pytest.mark.parametrize("linked", ["channel", "uploads"])
-def test_a_symlinked_upload_folder_leading_outside_is_refused(client: FlaskClient, auth: dict, settings: Settings,
-                                                              tmp_path: Path, linked: str) -> None:
+def test_a_symlinked_upload_folder_leading_outside_is_refused(
+    client: FlaskClient, auth: dict, settings: Settings, tmp_path: Path, linked: str
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     channel = settings.shared_dir / "finance"
@@ -88,8 +111,9 @@ def test_a_symlinked_upload_folder_leading_outside_is_refused(client: FlaskClien
     assert list(outside.rglob("*")) == [] or all(p.is_dir() for p in outside.rglob("*"))
 
 
-def test_source_replaced_by_a_link_outside_is_no_longer_served(client: FlaskClient, auth: dict,
-                                                               svc: Services, tmp_path: Path) -> None:
+def test_source_replaced_by_a_link_outside_is_no_longer_served(
+    client: FlaskClient, auth: dict, svc: Services, tmp_path: Path
+) -> None:
     rec = add_result(svc, "finance", "scan.png")
     write_image(Path(rec.path))
     for kind in ("image", "annotated"):
@@ -103,8 +127,9 @@ def test_source_replaced_by_a_link_outside_is_no_longer_served(client: FlaskClie
         assert response.status_code == 404 and b"secret" not in response.data
 
 
-def test_channel_folder_replaced_by_a_link_outside_is_no_longer_served(client: FlaskClient, auth: dict,
-                                                                       svc: Services, tmp_path: Path) -> None:
+def test_channel_folder_replaced_by_a_link_outside_is_no_longer_served(
+    client: FlaskClient, auth: dict, svc: Services, tmp_path: Path
+) -> None:
     rec = add_result(svc, "finance", "scan.png")
     write_image(Path(rec.path))
     elsewhere = tmp_path / "elsewhere"
@@ -121,8 +146,9 @@ def test_odd_result_ids_are_plain_404s(client: FlaskClient, auth: dict, result_i
         assert response.status_code == 404 and response.is_json, (suffix, response.status_code)
 
 
-def test_upload_form_with_only_a_hostile_blob(client: FlaskClient, auth: dict, settings: Settings,
-                                              tmp_path: Path) -> None:
+def test_upload_form_with_only_a_hostile_blob(
+    client: FlaskClient, auth: dict, settings: Settings, tmp_path: Path
+) -> None:
     """A pasted clipboard image has no name; a hostile mimetype gives it no path either."""
     data = {"files": [(BytesIO(png(3)), "", "image/png"), (BytesIO(b"x"), "", "../../x")]}
     response = client.post("/api/v1/upload", data=data, headers=auth["bob"], content_type="multipart/form-data")
@@ -131,8 +157,9 @@ def test_upload_form_with_only_a_hostile_blob(client: FlaskClient, auth: dict, s
 
 
 @pytest.mark.parametrize("blocker", ["uploads", "uploads/{today}"])
-def test_a_file_where_the_upload_folder_should_be(client: FlaskClient, auth: dict, settings: Settings,
-                                                 blocker: str) -> None:
+def test_a_file_where_the_upload_folder_should_be(
+    client: FlaskClient, auth: dict, settings: Settings, blocker: str
+) -> None:
     """Someone dropped a file named like the upload folder: a clear refusal, not a server error."""
     import datetime
 

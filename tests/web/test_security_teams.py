@@ -5,6 +5,7 @@ uploads and sockets show nothing of the other team, not even in a count or an er
 alice and bob are team alpha (the default team: channels "" and "finance"), carol is team beta
 ("sales"). Rows go straight into the store, with real image files behind them.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,8 @@ import socketio
 from flask import Flask
 from flask.testing import FlaskClient
 
-from daemon.results.events import SOCKETIO_CHANNEL
 from daemon.queue.redisconn import RedisHandle
+from daemon.results.events import SOCKETIO_CHANNEL
 from tests.daemon.servicekit import wait_subscribed
 from tests.web.browserkit import SocketClient, poll, serving
 from tests.web.conftest import login
@@ -28,16 +29,23 @@ from web.services import Services
 
 OWNER = {"alpha": ("", "finance"), "beta": ("sales",)}
 # Every operation that names a result, from the document (so a new one cannot be forgotten here).
-ID_OPERATIONS = [(method.upper(), path)
-                 for path, item in json.loads(OPENAPI_DOCUMENT.read_text())["paths"].items()
-                 if "{result_id}" in path for method in item if method in ("get", "post", "put", "patch", "delete")]
+ID_OPERATIONS = [
+    (method.upper(), path)
+    for path, item in json.loads(OPENAPI_DOCUMENT.read_text())["paths"].items()
+    if "{result_id}" in path
+    for method in item
+    if method in ("get", "post", "put", "patch", "delete")
+]
 
 
 @pytest.fixture
 def rows(svc: Services) -> dict[str, Any]:
     made = {}
-    for channel, name, text in (("", "root.png", "alpha root invoice"), ("finance", "fin.png", "alpha finance invoice"),
-                                ("sales", "sales.png", "beta sales invoice")):
+    for channel, name, text in (
+        ("", "root.png", "alpha root invoice"),
+        ("finance", "fin.png", "alpha finance invoice"),
+        ("sales", "sales.png", "beta sales invoice"),
+    ):
         write_image(svc.settings.shared_dir / channel / name)
         made[channel or "root"] = add_result(svc, channel, name, text=text)
     return made
@@ -52,8 +60,16 @@ def call(client: FlaskClient, method: str, path: str, result_id: str, headers: d
 
 @pytest.mark.parametrize(("method", "path"), ID_OPERATIONS, ids=[f"{m} {p}" for m, p in ID_OPERATIONS])
 @pytest.mark.parametrize(("user", "victims"), [("carol", ("root", "finance")), ("bob", ("sales",))])
-def test_other_teams_ids_answer_like_unknown_ids(client: FlaskClient, auth: dict, rows: dict, svc: Services,
-                                                 method: str, path: str, user: str, victims: tuple[str, ...]) -> None:
+def test_other_teams_ids_answer_like_unknown_ids(
+    client: FlaskClient,
+    auth: dict,
+    rows: dict,
+    svc: Services,
+    method: str,
+    path: str,
+    user: str,
+    victims: tuple[str, ...],
+) -> None:
     unknown = call(client, method, path, uuid.uuid4().hex, auth[user])
     assert unknown.status_code == 404
     for victim in victims:
@@ -67,8 +83,7 @@ def test_other_teams_ids_answer_like_unknown_ids(client: FlaskClient, auth: dict
     assert call(client, method, path, own.id, auth[user]).status_code == 200  # the control: own ids work
 
 
-def test_lists_counts_searches_and_exports_hold_only_the_own_team(client: FlaskClient, auth: dict,
-                                                                   rows: dict) -> None:
+def test_lists_counts_searches_and_exports_hold_only_the_own_team(client: FlaskClient, auth: dict, rows: dict) -> None:
     listed = client.get("/api/v1/results", headers=auth["carol"]).get_json()
     assert [i["id"] for i in listed["items"]] == [rows["sales"].id]
     assert sum(listed["counts"].values()) == 1  # counts are of the team's results only
@@ -85,8 +100,7 @@ def test_lists_counts_searches_and_exports_hold_only_the_own_team(client: FlaskC
     assert {i["id"] for i in alpha["items"]} == {rows["root"].id, rows["finance"].id}
 
 
-def test_uploads_to_another_teams_channel_look_like_uploads_to_a_missing_one(client: FlaskClient,
-                                                                             auth: dict) -> None:
+def test_uploads_to_another_teams_channel_look_like_uploads_to_a_missing_one(client: FlaskClient, auth: dict) -> None:
     answers = []
     for channel in ("finance", "", "no-such-channel"):
         data = {"files": [(BytesIO(b"\x89PNG\r\n\x1a\n"), "a.png")], "channel": channel or "uploads"}
@@ -95,8 +109,7 @@ def test_uploads_to_another_teams_channel_look_like_uploads_to_a_missing_one(cli
     assert answers[0] == answers[2] and answers[0][0] == 403, answers
 
 
-def test_a_duplicate_of_another_teams_file_names_nothing_of_it(client: FlaskClient, auth: dict,
-                                                               svc: Services) -> None:
+def test_a_duplicate_of_another_teams_file_names_nothing_of_it(client: FlaskClient, auth: dict, svc: Services) -> None:
     content = write_image(svc.settings.shared_dir / "finance" / "shared.png")
     primary = svc.intake.submit(svc.settings.shared_dir / "finance" / "shared.png", "finance")
     assert primary is not None
@@ -106,14 +119,19 @@ def test_a_duplicate_of_another_teams_file_names_nothing_of_it(client: FlaskClie
     assert item["duplicate_of"] != primary["id"] and item["status"] != "duplicate"
     assert item["status"] == "queued" and primary["id"] not in reply.get_data(as_text=True)
     # within beta, the same content again is a duplicate of beta's own result
-    again = client.post("/api/v1/upload", data={"files": [(BytesIO(content), "again.png")], "channel": "sales"},
-                        headers=auth["carol"], content_type="multipart/form-data")
+    again = client.post(
+        "/api/v1/upload",
+        data={"files": [(BytesIO(content), "again.png")], "channel": "sales"},
+        headers=auth["carol"],
+        content_type="multipart/form-data",
+    )
     (dup,) = again.get_json()["items"]
     assert dup["status"] == "duplicate" and dup["duplicate_of"] == item["id"]
 
 
-def test_sockets_cannot_join_another_teams_room(app: Flask, client: FlaskClient, users: dict,
-                                               redis_handle: RedisHandle) -> None:
+def test_sockets_cannot_join_another_teams_room(
+    app: Flask, client: FlaskClient, users: dict, redis_handle: RedisHandle
+) -> None:
     with serving(app) as url:
         carol = SocketClient(url, login(client, "carol")["access_token"], None)
         try:

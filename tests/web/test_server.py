@@ -1,7 +1,9 @@
 """The served web (``python -m cli.webserver``): gevent with live Socket.IO, a clear refusal when its
 port is taken, and no orphans (web or workers) when the `teamocr run` that started them is killed."""
+
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -13,8 +15,8 @@ import psutil
 import requests
 
 from config.settings import Settings
-from daemon.results.events import SOCKETIO_CHANNEL, SocketIOEvents
 from daemon.queue.redisconn import RedisHandle
+from daemon.results.events import SOCKETIO_CHANNEL, SocketIOEvents
 from daemon.results.teams import TeamMap
 from tests.daemon.servicekit import wait_until
 from tests.faults.stack import add_users
@@ -32,7 +34,8 @@ def login(url: str, name: str) -> str:
 
 
 def test_the_gevent_server_answers_the_api_and_pushes_events_over_websocket(
-        settings: Settings, redis_handle: RedisHandle) -> None:
+    settings: Settings, redis_handle: RedisHandle
+) -> None:
     add_users(settings.data_dir, {"alice": "alpha"})
     with served_web(settings, redis_handle.url) as url:
         token = login(url, "alice")
@@ -42,7 +45,12 @@ def test_the_gevent_server_answers_the_api_and_pushes_events_over_websocket(
         client = SocketClient(url, token)
         try:
             events = SocketIOEvents(redis_handle.url, TeamMap.from_spec(settings.teams.channels))
-            wait_until(lambda: dict(redis_handle.client.pubsub_numsub(SOCKETIO_CHANNEL))[SOCKETIO_CHANNEL] >= 1, 30, "the web to listen for events", interval=0.1)
+            wait_until(
+                lambda: dict(redis_handle.client.pubsub_numsub(SOCKETIO_CHANNEL))[SOCKETIO_CHANNEL] >= 1,
+                30,
+                "the web to listen for events",
+                interval=0.1,
+            )
             item = {"id": "r1", "status": "done", "channel": "", "filename": "a.png", "text": "hello"}
             events.publish(item)
             wait_until(lambda: client.results, 30, "the event over the WebSocket", interval=0.05)
@@ -57,24 +65,39 @@ def test_a_taken_port_is_a_clear_error_and_run_stops(settings: Settings, redis_h
         taken.listen()
         port = taken.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMOCR_")}
-        env.update({"TEAMOCR_DATA_DIR": str(settings.data_dir), "TEAMOCR_SHARED_DIR": str(settings.shared_dir),
-                    "TEAMOCR_REDIS_URL": redis_handle.url, "TEAMOCR_HOST": "127.0.0.1", "TEAMOCR_PORT": str(port)})
-        alone = subprocess.run([sys.executable, "-m", "cli.webserver"], cwd=REPO, env=env, capture_output=True,
-                               text=True, timeout=120)
+        env.update(
+            {
+                "TEAMOCR_DATA_DIR": str(settings.data_dir),
+                "TEAMOCR_SHARED_DIR": str(settings.shared_dir),
+                "TEAMOCR_REDIS_URL": redis_handle.url,
+                "TEAMOCR_HOST": "127.0.0.1",
+                "TEAMOCR_PORT": str(port),
+            }
+        )
+        alone = subprocess.run(
+            [sys.executable, "-m", "cli.webserver"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        )
         assert alone.returncode == 2
         assert f"cannot serve the web on 127.0.0.1:{port}" in alone.stderr
         assert "Traceback" not in alone.stderr
         env["TEAMOCR_REDIS_URL"] = ""  # `teamocr run` on its embedded Redis
-        run = subprocess.run([sys.executable, "-m", "cli", "run", "--workers", "1"], cwd=REPO, env=env,
-                             capture_output=True, text=True, timeout=300)
+        run = subprocess.run(
+            [sys.executable, "-m", "cli", "run", "--workers", "1"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert run.returncode == 2, run.stderr
         assert f"cannot serve the web on 127.0.0.1:{port}" in run.stderr
         assert "the web process exited with 2" in run.stderr
 
 
 def test_unknown_arguments_are_refused(settings: Settings) -> None:
-    done = subprocess.run([sys.executable, "-m", "cli.webserver", "--port", "80"], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.webserver", "--port", "80"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2 and "unknown argument(s) --port 80" in done.stderr
 
 
@@ -94,10 +117,8 @@ def test_the_web_and_the_workers_leave_with_a_killed_run(settings: Settings, tmp
     finally:
         running.stop()
         for proc in others:  # the embedded Redis outlives a SIGKILLed run (the next start joins it)
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-            except psutil.NoSuchProcess:
-                pass
 
 
 def test_teamocr_web_becomes_the_gevent_server(settings: Settings, redis_handle: RedisHandle) -> None:
@@ -106,8 +127,11 @@ def test_teamocr_web_becomes_the_gevent_server(settings: Settings, redis_handle:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = teamocr("web", settings=settings, env={"TEAMOCR_REDIS_URL": redis_handle.url,
-                                                      "TEAMOCR_HOST": "127.0.0.1", "TEAMOCR_PORT": str(port)})
+        done = teamocr(
+            "web",
+            settings=settings,
+            env={"TEAMOCR_REDIS_URL": redis_handle.url, "TEAMOCR_HOST": "127.0.0.1", "TEAMOCR_PORT": str(port)},
+        )
     assert done.returncode == 2
     assert f"cannot serve the web on 127.0.0.1:{port}" in done.stderr
 
@@ -122,8 +146,7 @@ def test_drawing_a_large_photo_leaves_the_loop_serving_others(settings: Settings
     import numpy as np
 
     from daemon.records import ResultRecord
-    from daemon.results.store import STORE_NAME
-    from daemon.results.store import SqliteStore
+    from daemon.results.store import STORE_NAME, SqliteStore
 
     photo = settings.shared_dir / "photo.jpg"
     noise = np.random.default_rng(0).integers(0, 255, (3000, 4000, 3)).astype(np.uint8)
@@ -133,11 +156,29 @@ def test_drawing_a_large_photo_leaves_the_loop_serving_others(settings: Settings
     store = SqliteStore(settings.data_dir / STORE_NAME)
     ids = {}
     for path in (photo, broken):
-        rec = store.add_queued(ResultRecord(id=uuid.uuid4().hex, md5=uuid.uuid4().hex, path=str(path),
-                                            filename=path.name, channel="", size=path.stat().st_size, created_at=1.0))
+        rec = store.add_queued(
+            ResultRecord(
+                id=uuid.uuid4().hex,
+                md5=uuid.uuid4().hex,
+                path=str(path),
+                filename=path.name,
+                channel="",
+                size=path.stat().st_size,
+                created_at=1.0,
+            )
+        )
         box = [[10, 10], [900, 10], [900, 80], [10, 80]]
-        store.complete(rec.id, width=4000, height=3000, lines=[{"text": "x", "points": box, "confidence": 0.9}],
-                       text="x", timings={}, engine_version="1", model_version="small", finished_at=2.0)
+        store.complete(
+            rec.id,
+            width=4000,
+            height=3000,
+            lines=[{"text": "x", "points": box, "confidence": 0.9}],
+            text="x",
+            timings={},
+            engine_version="1",
+            model_version="small",
+            finished_at=2.0,
+        )
         ids[path.name] = rec.id
     store.close()
     add_users(settings.data_dir, {"alice": "alpha"})
@@ -147,8 +188,9 @@ def test_drawing_a_large_photo_leaves_the_loop_serving_others(settings: Settings
         done = threading.Event()
 
         def draw() -> None:
-            drawn.append(requests.get(f"{url}/api/v1/results/{ids['photo.jpg']}/annotated", headers=headers,
-                                      timeout=60))
+            drawn.append(
+                requests.get(f"{url}/api/v1/results/{ids['photo.jpg']}/annotated", headers=headers, timeout=60)
+            )
             done.set()
 
         answered_meanwhile = 0
@@ -184,8 +226,10 @@ def test_uploads_and_exports_through_the_gevent_server(settings: Settings, redis
     add_users(settings.data_dir, {"alice": "alpha"})
     with served_web(settings, redis_handle.url) as url:
         headers = {"Authorization": f"Bearer {login(url, 'alice')}"}
-        files = [("files", ("one.png", png.tobytes(), "image/png")),
-                 ("files", ("pack.zip", packed.getvalue(), "application/zip"))]
+        files = [
+            ("files", ("one.png", png.tobytes(), "image/png")),
+            ("files", ("pack.zip", packed.getvalue(), "application/zip")),
+        ]
         answer = requests.post(f"{url}/api/v1/upload", headers=headers, files=files, timeout=60)
         assert answer.status_code == 202, answer.text
         items = answer.json()["items"]
@@ -205,8 +249,9 @@ def test_a_fine_tune_job_runs_its_commands_under_gevent(settings: Settings, redi
     add_users(settings.data_dir, {"alice": "alpha"}, admins=frozenset({"alice"}))
     with served_web(settings, redis_handle.url) as url:
         headers = {"Authorization": f"Bearer {login(url, 'alice')}"}
-        started = requests.post(f"{url}/api/v1/training", json={"kind": "rec", "source": "corrections"},
-                                headers=headers, timeout=30)
+        started = requests.post(
+            f"{url}/api/v1/training", json={"kind": "rec", "source": "corrections"}, headers=headers, timeout=30
+        )
         assert started.status_code == 202, started.text
         job = started.json()
         deadline = time.monotonic() + 120

@@ -4,6 +4,7 @@ Flask-SocketIO's ``test_client`` refuses an app with a message queue (ours relay
 events through Redis), so these tests serve the app on a free port and connect real
 python-socketio clients over WebSocket; refusals and long-polling are checked on the wire.
 """
+
 from __future__ import annotations
 
 import time
@@ -17,8 +18,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from config.settings import Settings
-from daemon.results.events import SOCKETIO_CHANNEL
 from daemon.queue.redisconn import RedisHandle
+from daemon.results.events import SOCKETIO_CHANNEL
 from daemon.results.teams import DEFAULT_ROOM
 from tests.daemon.servicekit import wait_subscribed
 from tests.web.browserkit import SocketClient, handshake, poll, serving
@@ -58,8 +59,7 @@ def refused(base_url: str, token: str | None) -> str:
     return str(message)
 
 
-def test_refused_without_a_valid_access_token(base_url: str, tokens: dict[str, dict[str, Any]],
-                                              svc: Services) -> None:
+def test_refused_without_a_valid_access_token(base_url: str, tokens: dict[str, dict[str, Any]], svc: Services) -> None:
     assert refused(base_url, None).startswith("unauthorized: missing token")
     assert refused(base_url, "").startswith("unauthorized: missing token")
     assert refused(base_url, "not-a-jwt") == "unauthorized: malformed token"
@@ -71,8 +71,7 @@ def test_refused_without_a_valid_access_token(base_url: str, tokens: dict[str, d
     assert refused(base_url, tokens["carol"]["access_token"]) == "unauthorized: token revoked"
 
 
-def test_refused_with_an_expired_token(base_url: str, svc: Services, users: dict[str, Any],
-                                       settings: Settings) -> None:
+def test_refused_with_an_expired_token(base_url: str, svc: Services, users: dict[str, Any], settings: Settings) -> None:
     svc.tokens.settings = replace(settings.web, access_ttl=-5)  # issued already expired
     expired = svc.tokens.issue(users["bob"])["access_token"]
     assert refused(base_url, expired) == "unauthorized: token expired"
@@ -83,21 +82,24 @@ def test_python_client_sees_the_refusal(connect: Any) -> None:
         connect(None)
 
 
-def test_accepted_and_joined_to_the_team_rooms(connect: Any, tokens: dict[str, dict[str, Any]],
-                                               app: Flask) -> None:
+def test_accepted_and_joined_to_the_team_rooms(connect: Any, tokens: dict[str, dict[str, Any]], app: Flask) -> None:
     rooms = {}
     for name in ("alice", "bob", "carol"):
         client = connect(tokens[name]["access_token"])
         rooms[name] = client.sio.call("subscribe", timeout=10)["rooms"]
         assert client.sio.call("ping", timeout=10)["ok"] is True
-    assert rooms == {"alice": ["team:alpha", DEFAULT_ROOM], "bob": ["team:alpha", DEFAULT_ROOM],
-                     "carol": ["team:beta"]}
+    assert rooms == {"alice": ["team:alpha", DEFAULT_ROOM], "bob": ["team:alpha", DEFAULT_ROOM], "carol": ["team:beta"]}
     server = app.extensions["socketio"].server
-    joined = {frozenset(r for r in server.manager.get_rooms(sid, "/") if r != sid)
-              for sid in server.manager.rooms.get("/", {}).get(None, {})}
+    joined = {
+        frozenset(r for r in server.manager.get_rooms(sid, "/") if r != sid)
+        for sid in server.manager.rooms.get("/", {}).get(None, {})
+    }
     # alice is an admin: she also hears her team's fine-tune jobs (web.training.admin_room)
-    assert joined == {frozenset(["team:alpha", DEFAULT_ROOM, "admins:alpha"]), frozenset(["team:alpha", DEFAULT_ROOM]),
-                      frozenset(["team:beta"])}
+    assert joined == {
+        frozenset(["team:alpha", DEFAULT_ROOM, "admins:alpha"]),
+        frozenset(["team:alpha", DEFAULT_ROOM]),
+        frozenset(["team:beta"]),
+    }
 
 
 def test_long_polling_is_accepted_too(base_url: str, tokens: dict[str, dict[str, Any]]) -> None:
@@ -105,8 +107,7 @@ def test_long_polling_is_accepted_too(base_url: str, tokens: dict[str, dict[str,
     assert outcome == "connected" and data["sid"]
 
 
-def test_events_after_expiry_disconnect(connect: Any, svc: Services, users: dict[str, Any],
-                                        settings: Settings) -> None:
+def test_events_after_expiry_disconnect(connect: Any, svc: Services, users: dict[str, Any], settings: Settings) -> None:
     svc.tokens.settings = replace(settings.web, access_ttl=2)
     pair = svc.tokens.issue(users["bob"])
     client = connect(pair["access_token"])
@@ -118,8 +119,9 @@ def test_events_after_expiry_disconnect(connect: Any, svc: Services, users: dict
     assert client.errors == [{"error": "token expired"}]
 
 
-def test_renew_extends_the_connection_for_the_same_user_only(connect: Any, svc: Services,
-                                                             users: dict[str, Any], settings: Settings) -> None:
+def test_renew_extends_the_connection_for_the_same_user_only(
+    connect: Any, svc: Services, users: dict[str, Any], settings: Settings
+) -> None:
     svc.tokens.settings = replace(settings.web, access_ttl=2)
     client = connect(svc.tokens.issue(users["bob"])["access_token"])
     svc.tokens.settings = settings.web
@@ -138,8 +140,9 @@ def test_unknown_events_are_answered(connect: Any, tokens: dict[str, dict[str, A
     assert client.sio.call("nonsense", {"x": 1}, timeout=10) == {"error": "unknown event 'nonsense'"}
 
 
-def test_results_reach_only_the_team_room(connect: Any, tokens: dict[str, dict[str, Any]],
-                                          redis_handle: RedisHandle) -> None:
+def test_results_reach_only_the_team_room(
+    connect: Any, tokens: dict[str, dict[str, Any]], redis_handle: RedisHandle
+) -> None:
     clients = {name: connect(tokens[name]["access_token"]) for name in ("alice", "bob", "carol")}
     wait_subscribed(redis_handle.client, SOCKETIO_CHANNEL)
     emitter = socketio.RedisManager(redis_handle.url, channel=SOCKETIO_CHANNEL, write_only=True)

@@ -4,6 +4,7 @@ is generated safely on first start, kept private, and reused.
 Tokens are crafted here with PyJWT (or by hand, for alg "none") against the real app and its
 real embedded Redis; a crafted valid token is accepted, so each refusal is down to one change.
 """
+
 from __future__ import annotations
 
 import base64
@@ -36,9 +37,18 @@ def claims_for(svc: Services, username: str = "bob", **changes: Any) -> dict[str
     """Valid access-token claims for ``username``, with ``changes`` applied (DROP removes one)."""
     now = int(time.time())
     web = svc.settings.web
-    claims: dict[str, Any] = {"sub": username, "team": "alpha", "role": "member", "typ": "access",
-                              "iat": now, "nbf": now, "exp": now + 300, "jti": uuid.uuid4().hex,
-                              "iss": web.jwt_issuer, "aud": web.jwt_audience}
+    claims: dict[str, Any] = {
+        "sub": username,
+        "team": "alpha",
+        "role": "member",
+        "typ": "access",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": uuid.uuid4().hex,
+        "iss": web.jwt_issuer,
+        "aud": web.jwt_audience,
+    }
     claims.update(changes)
     return {name: value for name, value in claims.items() if value is not DROP}
 
@@ -103,8 +113,9 @@ def test_tampered_payload_keeps_old_signature(client: FlaskClient, svc: Services
 
 def test_expired_token(client: FlaskClient, svc: Services, users: dict) -> None:
     now = int(time.time())
-    assert_refused(client, bearer(sign(svc, claims_for(svc, iat=now - 120, nbf=now - 120, exp=now - 60))),
-                   "token expired")
+    assert_refused(
+        client, bearer(sign(svc, claims_for(svc, iat=now - 120, nbf=now - 120, exp=now - 60))), "token expired"
+    )
 
 
 def test_no_leeway_on_expiry(client: FlaskClient, svc: Services, users: dict) -> None:
@@ -114,8 +125,12 @@ def test_no_leeway_on_expiry(client: FlaskClient, svc: Services, users: dict) ->
     assert_refused(client, bearer(token), "token expired")
     with pytest.raises(TokenError, match="expired"):
         svc.tokens.verify(token)
-    assert jwt.decode(token, svc.tokens.secret, algorithms=["HS256"], audience=svc.settings.web.jwt_audience,
-                      leeway=5)["exp"] == now  # proof that only the missing leeway refuses it
+    assert (
+        jwt.decode(token, svc.tokens.secret, algorithms=["HS256"], audience=svc.settings.web.jwt_audience, leeway=5)[
+            "exp"
+        ]
+        == now
+    )  # proof that only the missing leeway refuses it
 
 
 def test_not_yet_valid_token(client: FlaskClient, svc: Services, users: dict) -> None:
@@ -142,8 +157,9 @@ def test_unknown_token_type(client: FlaskClient, svc: Services, users: dict) -> 
 def test_token_revoked_by_logout(client: FlaskClient, users: dict) -> None:
     tokens = login(client, "bob")
     assert client.get(ME, headers=bearer(tokens["access_token"])).status_code == 200
-    out = client.post("/api/v1/auth/logout", headers=bearer(tokens["access_token"]),
-                      json={"refresh_token": tokens["refresh_token"]})
+    out = client.post(
+        "/api/v1/auth/logout", headers=bearer(tokens["access_token"]), json={"refresh_token": tokens["refresh_token"]}
+    )
     assert out.status_code == 200
     assert_refused(client, bearer(tokens["access_token"]), "token revoked")
     again = client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]})
@@ -183,8 +199,9 @@ def test_algorithm_confusion(client: FlaskClient, svc: Services, users: dict, al
     assert_refused(client, bearer(token), "algorithm not allowed")
 
 
-def test_first_start_creates_no_user_and_a_private_secret(client: FlaskClient, svc: Services,
-                                                          settings: Settings) -> None:
+def test_first_start_creates_no_user_and_a_private_secret(
+    client: FlaskClient, svc: Services, settings: Settings
+) -> None:
     for username, password in [("admin", "admin"), ("admin", "password"), ("root", "root")]:
         response = client.post("/api/v1/auth/login", json={"username": username, "password": password})
         assert response.status_code == 401 and response.is_json
@@ -195,8 +212,9 @@ def test_first_start_creates_no_user_and_a_private_secret(client: FlaskClient, s
     assert len(secret) >= 32 and svc.tokens.secret == secret
 
 
-def test_secret_is_reused_by_the_next_app(client: FlaskClient, settings: Settings, redis_handle: RedisHandle,
-                                          users: dict) -> None:
+def test_secret_is_reused_by_the_next_app(
+    client: FlaskClient, settings: Settings, redis_handle: RedisHandle, users: dict
+) -> None:
     secret = (settings.data_dir / SECRET_FILE).read_text(encoding="ascii")
     token = login(client, "carol")["access_token"]
     app2, _ = create_app(settings, redis_url=redis_handle.url)
@@ -212,8 +230,7 @@ def test_secret_is_reused_by_the_next_app(client: FlaskClient, settings: Setting
 
 def test_configured_secret_is_used_and_no_file_written(settings: Settings, redis_handle: RedisHandle) -> None:
     configured = "configured-secret-" + "x" * 40
-    app, _ = create_app(replace(settings, web=replace(settings.web, jwt_secret=configured)),
-                        redis_url=redis_handle.url)
+    app, _ = create_app(replace(settings, web=replace(settings.web, jwt_secret=configured)), redis_url=redis_handle.url)
     svc = services(app)
     try:
         assert svc.tokens.secret == configured

@@ -3,6 +3,7 @@
 ZIPs are built in memory, hostile ones included; every hostile kind must give its error entry and
 leave nothing anywhere but the upload folder.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,9 @@ def png(seed: int = 0) -> bytes:
     return out.getvalue()
 
 
-def post(client: FlaskClient, headers: dict[str, str] | None, files: list[tuple[bytes, str]],
-         **form: str) -> TestResponse:
+def post(
+    client: FlaskClient, headers: dict[str, str] | None, files: list[tuple[bytes, str]], **form: str
+) -> TestResponse:
     data: dict[str, Any] = {"files": [(BytesIO(content), name) for content, name in files], **form}
     return client.post("/api/v1/upload", data=data, headers=headers or {}, content_type="multipart/form-data")
 
@@ -83,7 +85,7 @@ def patch_entry(data: bytes, name: str, *, usize: int | None = None, flags: int 
     encoded = name.encode()
     for magic, flag_at, size_at, name_at in ((b"PK\x03\x04", 6, 22, 30), (b"PK\x01\x02", 8, 24, 46)):
         at = blob.find(magic)
-        while blob[at + name_at:at + name_at + len(encoded)] != encoded:
+        while blob[at + name_at : at + name_at + len(encoded)] != encoded:
             at = blob.find(magic, at + 1)
         if usize is not None:
             struct.pack_into("<L", blob, at + size_at, usize)
@@ -100,8 +102,9 @@ def zip_errors(response: TestResponse) -> list[str]:
 # --- single files ---------------------------------------------------------------------------------
 
 
-def test_single_image_is_stored_and_queued(client: FlaskClient, auth: Headers, svc: Services,
-                                           settings: Settings, tmp_path: Path) -> None:
+def test_single_image_is_stored_and_queued(
+    client: FlaskClient, auth: Headers, svc: Services, settings: Settings, tmp_path: Path
+) -> None:
     content = png(1)
     response = post(client, auth["bob"], [(content, "scan.png")])
     assert response.status_code == 202
@@ -157,15 +160,19 @@ def test_channel_allowed_or_refused(client: FlaskClient, auth: Headers, settings
     assert not (settings.shared_dir / "Finance").exists()
 
 
-@pytest.mark.parametrize(("sent", "stored"), [
-    ("发票 2024年.png", "发票 2024年.png"),
-    ("my scan 😀.jpg", "my scan 😀.jpg"),
-    ("../../evil.png", "evil.png"),
-    ("a/b/c.png", "c.png"),
-    ("..png", "upload.png"),
-])
-def test_names_are_made_safe(client: FlaskClient, auth: Headers, settings: Settings, tmp_path: Path,
-                             sent: str, stored: str) -> None:
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("发票 2024年.png", "发票 2024年.png"),
+        ("my scan 😀.jpg", "my scan 😀.jpg"),
+        ("../../evil.png", "evil.png"),
+        ("a/b/c.png", "c.png"),
+        ("..png", "upload.png"),
+    ],
+)
+def test_names_are_made_safe(
+    client: FlaskClient, auth: Headers, settings: Settings, tmp_path: Path, sent: str, stored: str
+) -> None:
     response = post(client, auth["bob"], [(png(9), sent)])
     assert response.get_json()["items"][0]["filename"] == stored
     assert (upload_dir(settings) / stored).is_file()
@@ -178,7 +185,7 @@ def test_safe_name_rules() -> None:
     assert safe_name(".hidden.png") == "hidden.png" and safe_name("~$lock.png") == "lock.png"
     assert safe_name("C:\\Users\\x\\d.png") == "d.png"  # an old browser's full Windows path
     assert safe_name("blob", "image/png") == "blob.png"
-    assert safe_name("CON.png") == "upload_CON.png" and safe_name('a:b?.png') == "a_b_.png"
+    assert safe_name("CON.png") == "upload_CON.png" and safe_name("a:b?.png") == "a_b_.png"
     long = safe_name("x" * 300 + ".png")
     assert long.endswith(".png") and len(long.encode()) == MAX_NAME_BYTES
     chinese = safe_name("中" * 100 + ".tiff")  # 3 bytes each: cut on a character boundary
@@ -193,10 +200,12 @@ def test_long_names_stay_within_the_cap_when_numbered(client: FlaskClient, auth:
     assert max(len(first.encode()), len(second.encode())) <= MAX_NAME_BYTES
 
 
-def test_obviously_wrong_uploads_are_refused_early(client: FlaskClient, auth: Headers, svc: Services,
-                                                   settings: Settings, tmp_path: Path) -> None:
-    response = post(client, auth["bob"], [(b"", "empty.png"), (b"%PDF-1.7", "doc.pdf"), (b"hi", "notes"),
-                                          (png(12), "fine.PNG")])
+def test_obviously_wrong_uploads_are_refused_early(
+    client: FlaskClient, auth: Headers, svc: Services, settings: Settings, tmp_path: Path
+) -> None:
+    response = post(
+        client, auth["bob"], [(b"", "empty.png"), (b"%PDF-1.7", "doc.pdf"), (b"hi", "notes"), (png(12), "fine.PNG")]
+    )
     body = response.get_json()
     assert response.status_code == 202 and [i["filename"] for i in body["items"]] == ["fine.PNG"]
     errors = {e["filename"]: e["error"] for e in body["errors"]}
@@ -219,11 +228,21 @@ def test_no_files_no_token_and_oversize(client: FlaskClient, auth: Headers, app:
 # --- ZIPs -----------------------------------------------------------------------------------------
 
 
-def test_zip_members_are_flattened_and_queued(client: FlaskClient, auth: Headers, svc: Services,
-                                              settings: Settings, tmp_path: Path) -> None:
+def test_zip_members_are_flattened_and_queued(
+    client: FlaskClient, auth: Headers, svc: Services, settings: Settings, tmp_path: Path
+) -> None:
     folder = zipfile.ZipInfo("scans/")
-    data = make_zip([(folder, b""), ("scans/a.png", png(20)), ("b.jpg", png(21)), ("more/deep/a.png", png(22)),
-                     ("__MACOSX/scans/._a.png", b"junk"), ("scans/.DS_Store", b"junk"), ("票据/发票.png", png(23))])
+    data = make_zip(
+        [
+            (folder, b""),
+            ("scans/a.png", png(20)),
+            ("b.jpg", png(21)),
+            ("more/deep/a.png", png(22)),
+            ("__MACOSX/scans/._a.png", b"junk"),
+            ("scans/.DS_Store", b"junk"),
+            ("票据/发票.png", png(23)),
+        ]
+    )
     response = post(client, auth["carol"], [(data, "batch.zip")])
     assert zip_errors(response) == []
     items = response.get_json()["items"]
@@ -234,21 +253,37 @@ def test_zip_members_are_flattened_and_queued(client: FlaskClient, auth: Headers
     assert assert_only_in_uploads(tmp_path, settings, "sales") == {"a.png", "b.jpg", "a (2).png", "发票.png"}
 
 
-def test_hostile_members_are_skipped_by_name(client: FlaskClient, auth: Headers, settings: Settings,
-                                            tmp_path: Path) -> None:
+def test_hostile_members_are_skipped_by_name(
+    client: FlaskClient, auth: Headers, settings: Settings, tmp_path: Path
+) -> None:
     link = zipfile.ZipInfo("link.png")
     link.create_system = 3
     link.external_attr = 0o120777 << 16
-    data = make_zip([("../x.png", png(30)), ("/abs.png", png(31)), ("C:/drive.png", png(32)),
-                     ("..\\win.png", png(33)), ("a/../../x.png", png(34)), (link, b"/etc/passwd"),
-                     ("inner.zip", make_zip([("a.png", png(35))])), ("notes.txt", b"hello"),
-                     ("ok.png", png(36))])
+    data = make_zip(
+        [
+            ("../x.png", png(30)),
+            ("/abs.png", png(31)),
+            ("C:/drive.png", png(32)),
+            ("..\\win.png", png(33)),
+            ("a/../../x.png", png(34)),
+            (link, b"/etc/passwd"),
+            ("inner.zip", make_zip([("a.png", png(35))])),
+            ("notes.txt", b"hello"),
+            ("ok.png", png(36)),
+        ]
+    )
     assert "/abs.png" in zipfile.ZipFile(BytesIO(data)).namelist()
     response = post(client, auth["bob"], [(data, "hostile.zip")])
     assert zip_errors(response) == [
-        "unsafe path in ZIP: ../x.png", "unsafe path in ZIP: /abs.png", "unsafe path in ZIP: C:/drive.png",
-        "unsafe path in ZIP: ..\\win.png", "unsafe path in ZIP: a/../../x.png",
-        "symlink in ZIP not followed: link.png", "nested ZIP not opened: inner.zip", "not an image: notes.txt"]
+        "unsafe path in ZIP: ../x.png",
+        "unsafe path in ZIP: /abs.png",
+        "unsafe path in ZIP: C:/drive.png",
+        "unsafe path in ZIP: ..\\win.png",
+        "unsafe path in ZIP: a/../../x.png",
+        "symlink in ZIP not followed: link.png",
+        "nested ZIP not opened: inner.zip",
+        "not an image: notes.txt",
+    ]
     assert {e["filename"] for e in response.get_json()["errors"]} == {"hostile.zip"}
     assert [i["filename"] for i in response.get_json()["items"]] == ["ok.png"]
     assert assert_only_in_uploads(tmp_path, settings) == {"ok.png"}
@@ -268,8 +303,9 @@ def test_zip_bomb_by_ratio(client: FlaskClient, auth: Headers, settings: Setting
     assert assert_only_in_uploads(tmp_path, settings) == {"ok.png"}
 
 
-def test_zip_bomb_by_declared_total(client: FlaskClient, auth: Headers, svc: Services, settings: Settings,
-                                    tmp_path: Path) -> None:
+def test_zip_bomb_by_declared_total(
+    client: FlaskClient, auth: Headers, svc: Services, settings: Settings, tmp_path: Path
+) -> None:
     svc.settings = replace(svc.settings, web=replace(svc.settings.web, max_zip_bytes=3000))
     data = make_zip([("a.png", bytes(2000)), ("b.png", bytes(2000))])
     errors = zip_errors(post(client, auth["bob"], [(data, "big.zip")]))
@@ -277,11 +313,15 @@ def test_zip_bomb_by_declared_total(client: FlaskClient, auth: Headers, svc: Ser
     assert assert_only_in_uploads(tmp_path, settings) == set()
 
 
-def test_member_inflating_past_its_declared_size(client: FlaskClient, auth: Headers, settings: Settings,
-                                                 tmp_path: Path) -> None:
+def test_member_inflating_past_its_declared_size(
+    client: FlaskClient, auth: Headers, settings: Settings, tmp_path: Path
+) -> None:
     for method in (zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED):
-        data = patch_entry(make_zip([("liar.png", bytes(range(256)) * 400), ("ok.png", png(41 + method))],
-                                    method), "liar.png", usize=1000)
+        data = patch_entry(
+            make_zip([("liar.png", bytes(range(256)) * 400), ("ok.png", png(41 + method))], method),
+            "liar.png",
+            usize=1000,
+        )
         errors = zip_errors(post(client, auth["bob"], [(data, "liar.zip")]))
         assert errors == ["ZIP bomb: liar.png inflates past its declared size of 1000 bytes"]
     # The bomb stops the ZIP: members after it are not read.
@@ -300,8 +340,7 @@ def test_overlapping_members(client: FlaskClient, auth: Headers, settings: Setti
     assert assert_only_in_uploads(tmp_path, settings) == set()
 
 
-def test_too_many_files(client: FlaskClient, auth: Headers, svc: Services, settings: Settings,
-                        tmp_path: Path) -> None:
+def test_too_many_files(client: FlaskClient, auth: Headers, svc: Services, settings: Settings, tmp_path: Path) -> None:
     svc.settings = replace(svc.settings, web=replace(svc.settings.web, max_zip_files=3))
     data = make_zip([(f"p{i}.png", png(60 + i)) for i in range(4)] + [("readme.txt", b"x")])
     assert zip_errors(post(client, auth["bob"], [(data, "many.zip")])) == ["ZIP has 4 files, over the limit of 3"]
@@ -310,8 +349,7 @@ def test_too_many_files(client: FlaskClient, auth: Headers, svc: Services, setti
     assert assert_only_in_uploads(tmp_path, settings) == set()
 
 
-def test_unreadable_zips_and_members(client: FlaskClient, auth: Headers, settings: Settings,
-                                     tmp_path: Path) -> None:
+def test_unreadable_zips_and_members(client: FlaskClient, auth: Headers, settings: Settings, tmp_path: Path) -> None:
     good = make_zip([("a.png", png(70))])
     sent = [(b"PK\x03\x04 not really", "fake.zip"), (good[: len(good) // 2], "cut.zip"), (b"", "empty.zip")]
     response = post(client, auth["bob"], sent)
@@ -320,7 +358,7 @@ def test_unreadable_zips_and_members(client: FlaskClient, auth: Headers, setting
     locked = patch_entry(make_zip([("secret.png", png(71)), ("open.png", png(72))]), "secret.png", flags=1)
     corrupt = bytearray(make_zip([("bad.png", bytes(range(256)) * 40), ("ok.png", png(73))]))
     at = corrupt.find(b"bad.png") + len(b"bad.png") + 20  # inside its compressed data
-    corrupt[at:at + 8] = b"\xff" * 8
+    corrupt[at : at + 8] = b"\xff" * 8
     response = post(client, auth["bob"], [(locked, "locked.zip"), (bytes(corrupt), "corrupt.zip")])
     errors = zip_errors(response)
     assert errors[0] == "encrypted member not opened: secret.png"
