@@ -1,8 +1,15 @@
-"""The result record: one row per dropped file, as it moves queued -> processing -> done/failed.
+"""The result record, and the typed messages that move it through the records stream.
 
-A :class:`ResultRecord` is what intake and the workers send through the records stream (as
-JSON, via :meth:`ResultRecord.to_item` and :meth:`ResultRecord.from_item`), what the store
-keeps, and what the web shows. It is immutable: a change of state is a new record.
+A :class:`ResultRecord` is one row per dropped file, as it moves queued -> processing ->
+done/failed: what the store keeps and the web shows (as JSON via :meth:`ResultRecord.to_item`).
+It is immutable: a change of state is a new record. :class:`DroppedFile` holds the fields a record
+shares with the job that reads it (``daemon.queue.streams.Job``).
+
+Intake and the workers tell the recorder of each change with one message on ``teamocr:records``,
+one TypedDict per kind (its ``type`` field names it): :class:`QueuedMessage`,
+:class:`DuplicateMessage`, :class:`FailedMessage`, :class:`ProcessingMessage`,
+:class:`RetryMessage` (a ``queued`` message for a result that exists: a retry waits for its
+backoff) and :class:`DoneMessage`. :func:`decode_message` checks a message read back from JSON.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 
 class Status(StrEnum):
@@ -29,7 +36,22 @@ FINAL_STATUSES = frozenset({Status.DONE, Status.FAILED, Status.DUPLICATE})
 
 
 @dataclass(frozen=True, kw_only=True)
-class ResultRecord:
+class DroppedFile:
+    """A file dropped into the shared folder (or uploaded), as intake found it: what a result
+    record and the job that reads it both carry. ``id`` is the result's, ``channel`` the sub-folder
+    of the shared folder ("" for its root), ``created_at`` epoch seconds."""
+
+    id: str
+    md5: str
+    path: str
+    filename: str
+    channel: str
+    size: int
+    created_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultRecord(DroppedFile):
     """One dropped file and its OCR result.
 
     Keyword-only: there are twenty fields, and a positional call would be unreadable.
@@ -42,13 +64,6 @@ class ResultRecord:
     scoped by team); server-side only, like ``path``.
     """
 
-    id: str
-    md5: str
-    path: str
-    filename: str
-    channel: str
-    size: int
-    created_at: float
     status: Status = Status.QUEUED
     width: int | None = None
     height: int | None = None
@@ -120,3 +135,102 @@ def parse_status(value: str) -> Status:
 
 def _json_or(text: str | None, empty: Any) -> Any:
     return empty if text is None or text == "" else json.loads(text)
+
+
+# -- the messages of the records stream ---------------------------------------------------------
+
+
+class FileMessage(TypedDict):
+    """The dropped file's fields, as intake sends them with a new result."""
+
+    id: str
+    path: str
+    filename: str
+    channel: str
+    created_at: float
+    uploader: str | None
+    scope: str
+    md5: str
+    size: int
+
+
+class QueuedMessage(FileMessage):
+    """Intake: a new result, its job queued."""
+
+    type: Literal["queued"]
+
+
+class DuplicateMessage(FileMessage):
+    """Intake: content the team has seen, stored as a duplicate of its first result."""
+
+    type: Literal["duplicate"]
+    duplicate_of: str
+
+
+class FailedMessage(TypedDict):
+    """A result that failed: from intake (a new result, with the file's fields) or from a worker
+    (an existing one, with ``attempts``)."""
+
+    type: Literal["failed"]
+    id: str
+    error: str
+    finished_at: float
+    attempts: NotRequired[int]
+    path: NotRequired[str]
+    filename: NotRequired[str]
+    channel: NotRequired[str]
+    created_at: NotRequired[float]
+    uploader: NotRequired[str | None]
+    scope: NotRequired[str]
+    md5: NotRequired[str]
+    size: NotRequired[int]
+
+
+class ProcessingMessage(TypedDict):
+    """A worker took the job (its ``attempts``-th try)."""
+
+    type: Literal["processing"]
+    id: str
+    attempts: int
+    worker: str
+
+
+class RetryMessage(TypedDict):
+    """A worker's try failed in a way worth another: the job waits until ``retry_at``."""
+
+    type: Literal["queued"]
+    id: str
+    attempts: int
+    retry_at: float
+
+
+class DoneMessage(TypedDict):
+    """A worker read the file: the page (``engine.types.PageResult.to_dict``) and when."""
+
+    type: Literal["done"]
+    id: str
+    attempts: int
+    finished_at: float
+    width: int
+    height: int
+    lines: list[dict[str, Any]]
+    text: str
+    timings: dict[str, float]
+    engine_version: str | None
+    model_version: str | None
+
+
+RecordMessage = QueuedMessage | DuplicateMessage | FailedMessage | ProcessingMessage | RetryMessage | DoneMessage
+
+MESSAGE_TYPES = frozenset({"queued", "duplicate", "failed", "processing", "done"})
+
+
+def decode_message(text: str) -> RecordMessage:
+    """A records-stream message from its JSON text; ValueError when it is not one (no object, no
+    ``id``, or a ``type`` that is none of :data:`MESSAGE_TYPES`)."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        raise ValueError(f"not a record message: {text[:80]!r}")
+    if data.get("type") not in MESSAGE_TYPES:
+        raise ValueError(f"unknown record type {data.get('type')!r}")
+    return cast(RecordMessage, data)  # its kind checked above; the fields are the sender's

@@ -16,13 +16,15 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from daemon.queue.streams import JOBS, RECORDS, SEEN, Job, md5_key
+from daemon.queue.streams import JOBS, RECORDS, SEEN, Job, add_record, md5_key
+from daemon.records import DuplicateMessage, FailedMessage, FileMessage, QueuedMessage
 from daemon.results.teams import TeamMap
 
 log = logging.getLogger(__name__)
@@ -82,69 +84,94 @@ class Intake:
         self.teams = teams or TeamMap({})
         self._claim = client.register_script(_CLAIM)
 
-    def submit(self, path: Path, channel: str, uploader: str | None = None) -> dict[str, Any] | None:
-        """Queue ``path``; returns the record written (type queued, duplicate or failed), or None
+    def submit(self, path: Path, channel: str, uploader: str | None = None) -> IntakeMessage | None:
+        """Queue ``path``; returns the message written (type queued, duplicate or failed), or None
         when there is nothing to record: the file vanished before it could be read, or this path
         was already recorded with this content (a rescan after a restart)."""
         rid = uuid.uuid4().hex
-        base: dict[str, Any] = {
-            "id": rid,
-            "path": str(path),
-            "filename": path.name,
-            "channel": channel,
-            "created_at": self.clock(),
-            "uploader": uploader,
-            "scope": self.teams.dedup_scope(channel),
-        }
+        created_at = self.clock()
+        scope = self.teams.dedup_scope(channel)
         if not (_is_utf8(str(path)) and _is_utf8(channel)):
             # Redis, the JSON records and SQLite all need UTF-8: record why, with the name made readable.
             shown = Path(_readable(str(path)))
-            base.update(path=str(shown), filename=shown.name, channel=_readable(channel))
             return self._fail(
-                base, 0, "the file name is not valid UTF-8 (a legacy encoding?); rename the file to have it read"
+                FileFields(rid, str(shown), shown.name, _readable(channel), created_at, uploader, scope),
+                0,
+                "the file name is not valid UTF-8 (a legacy encoding?); rename the file to have it read",
             )
+        file = FileFields(rid, str(path), path.name, channel, created_at, uploader, scope)
         try:
             size = os.stat(path).st_size
             if size > self.max_bytes:
-                return self._fail(base, size, f"file is {size} bytes, over the limit of {self.max_bytes}")
+                return self._fail(file, size, f"file is {size} bytes, over the limit of {self.max_bytes}")
             md5 = self.hasher(path)
             where = os.stat(path.parent)
         except FileNotFoundError:
             log.warning("%s: vanished before it could be read; skipped", path)
             return None
         except OSError as exc:
-            return self._fail(base, 0, f"cannot read the file: {exc.strerror or exc}")
-        queued = {**base, "type": "queued", "md5": md5, "size": size}
-        duplicate = {**base, "type": "duplicate", "md5": md5, "size": size}
+            return self._fail(file, 0, f"cannot read the file: {exc.strerror or exc}")
+        queued = QueuedMessage(type="queued", **file.fields(md5, size))
         job = Job(
-            rid,
-            md5,
-            str(path),
-            path.name,
-            channel,
-            size,
-            base["created_at"],
+            id=rid,
+            md5=md5,
+            path=str(path),
+            filename=path.name,
+            channel=channel,
+            size=size,
+            created_at=created_at,
             uploader=uploader,
             folder=[where.st_dev, where.st_ino],
         )
+        # The duplicate's message without its duplicate_of: the script adds the id it finds.
+        duplicate_template = {"type": "duplicate", **file.fields(md5, size)}
         existing = self._claim(
-            keys=[md5_key(md5, base["scope"]), RECORDS, JOBS, SEEN],
-            args=[rid, _dumps(queued), _dumps(duplicate), job.to_json(), str(path), md5],
+            keys=[md5_key(md5, scope), RECORDS, JOBS, SEEN],
+            args=[rid, _dumps(queued), _dumps(duplicate_template), job.to_json(), str(path), md5],
         )
         if existing == "seen":
             log.debug("%s: already recorded with this content", path)
             return None
         if existing:
-            log.info("%s: duplicate of result %s (md5 %s, scope %r)", path, existing, md5, base["scope"])
-            return {**duplicate, "duplicate_of": existing}
+            log.info("%s: duplicate of result %s (md5 %s, scope %r)", path, existing, md5, scope)
+            return DuplicateMessage(type="duplicate", duplicate_of=existing, **file.fields(md5, size))
         log.info("%s: queued as %s (md5 %s, channel %r)", path, rid, md5, channel)
         return queued
 
-    def _fail(self, base: dict[str, Any], size: int, error: str) -> dict[str, Any]:
-        record = {**base, "type": "failed", "md5": "", "size": size, "error": error, "finished_at": self.clock()}
-        log.warning("%s: %s", base["path"], error)
-        self.client.xadd(RECORDS, {"record": _dumps(record)})
-        return record
+    def _fail(self, file: FileFields, size: int, error: str) -> FailedMessage:
+        message = FailedMessage(type="failed", error=error, finished_at=self.clock(), **file.fields("", size))
+        log.warning("%s: %s", file.path, error)
+        add_record(self.client, message)
+        return message
+
+
+@dataclass(frozen=True)
+class FileFields:
+    """What intake knows of a file before it reads it: the fields of every message it sends."""
+
+    id: str
+    path: str
+    filename: str
+    channel: str
+    created_at: float
+    uploader: str | None
+    scope: str
+
+    def fields(self, md5: str, size: int) -> FileMessage:
+        return FileMessage(
+            id=self.id,
+            path=self.path,
+            filename=self.filename,
+            channel=self.channel,
+            created_at=self.created_at,
+            uploader=self.uploader,
+            scope=self.scope,
+            md5=md5,
+            size=size,
+        )
+
+
+IntakeMessage = QueuedMessage | DuplicateMessage | FailedMessage
 
 
 def _is_utf8(text: str) -> bool:
@@ -161,5 +188,5 @@ def _readable(text: str) -> str:
     return os.fsencode(text).decode("utf-8", "replace")
 
 
-def _dumps(data: dict[str, Any]) -> str:
+def _dumps(data: Mapping[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False)

@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis
+from redis.typing import EncodableT, FieldT
+
+from daemon.records import DroppedFile, RecordMessage
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +38,9 @@ def md5_key(md5: str, scope: str = "") -> str:
 
 
 @dataclass(frozen=True)
-class Job:
-    """One file to OCR; ``attempt`` counts earlier tries."""
+class Job(DroppedFile):
+    """One file to OCR (the dropped file's fields, then these); ``attempt`` counts earlier tries."""
 
-    id: str
-    md5: str
-    path: str
-    filename: str
-    channel: str
-    size: int
-    created_at: float
     attempt: int = 0
     uploader: str | None = None
     # [st_dev, st_ino] of the file's folder when it was queued: a missing file whose folder is now
@@ -71,12 +67,12 @@ def ensure_groups(client: redis.Redis) -> None:
                 raise
 
 
-def record_fields(record: dict[str, Any]) -> dict[str, str]:
-    """A record as stream fields: one JSON field, so nested lines survive intact."""
+def record_fields(record: RecordMessage) -> dict[FieldT, EncodableT]:
+    """A records-stream message as stream fields: one JSON field, so nested lines survive intact."""
     return {"record": json.dumps(record, ensure_ascii=False)}
 
 
-def add_record(client: redis.Redis | redis.client.Pipeline, record: dict[str, Any]) -> None:
+def add_record(client: redis.Redis | redis.client.Pipeline, record: RecordMessage) -> None:
     client.xadd(RECORDS, record_fields(record))
 
 

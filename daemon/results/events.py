@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import redis
 
@@ -91,8 +91,9 @@ def _raising_manager(redis_url: str, channel: str) -> Any:
     """python-socketio's write-only Redis manager, except that a failed publish raises."""
     import socketio
 
-    class RaisingRedisManager(socketio.RedisManager):  # type: ignore[misc]
+    class RaisingRedisManager(socketio.RedisManager):
         receivers = 0
+        connected: bool  # set by RedisManager
 
         def _publish(self, data: Any) -> None:
             try:
@@ -124,6 +125,6 @@ class LatestCache:
             self.client.hdel(LATEST_ITEMS, *old)
 
     def items(self, limit: int = 50) -> list[dict[str, Any]]:
-        ids = self.client.zrevrange(LATEST, 0, limit - 1)
+        ids = cast(list[str], self.client.zrevrange(LATEST, 0, limit - 1))  # our clients decode replies
         raw = self.client.hmget(LATEST_ITEMS, ids) if ids else []
         return [json.loads(r) for r in raw if r]

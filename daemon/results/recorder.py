@@ -7,7 +7,6 @@ once, and acknowledges the record only after that. It also applies the retention
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
@@ -15,13 +14,26 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from daemon.queue.redisconn import lost_groups, recreate_groups
 from daemon.queue.streams import RECORDER_GROUP, RECORDS, md5_key, parse_entries, take
-from daemon.records import ResultRecord, Status
+from daemon.records import (
+    FINAL_STATUSES,
+    MESSAGE_TYPES,
+    DoneMessage,
+    DuplicateMessage,
+    FailedMessage,
+    ProcessingMessage,
+    QueuedMessage,
+    RecordMessage,
+    ResultRecord,
+    RetryMessage,
+    Status,
+    decode_message,
+)
 from daemon.results.events import EventSink, LatestCache
 from daemon.results.store import ResultStore
 
@@ -69,8 +81,7 @@ class Recorder:
             item = self._unannounced.pop(entry_id, None)
             if item is None:
                 try:
-                    record = json.loads(fields["record"])
-                    item = self.apply(record)
+                    item = self.apply(decode_message(fields["record"]))
                 except (KeyError, ValueError, TypeError) as exc:
                     log.error("record %s is malformed (%s); dropped", entry_id, exc)
                     item = None
@@ -111,60 +122,69 @@ class Recorder:
                 stop.wait(delay)
                 delay = min(30.0, delay * 2)
 
-    def apply(self, record: dict[str, Any]) -> dict[str, Any] | None:
-        """Store one record; returns the (public) item to announce, or None when nothing changed."""
+    def apply(self, record: RecordMessage) -> dict[str, Any] | None:
+        """Store one message; returns the (public) item to announce, or None when nothing changed."""
         kind = record["type"]
         rid = record["id"]
-        before = self.store.get(rid)
-        if before is not None and before.status in (Status.DONE, Status.FAILED, Status.DUPLICATE) and kind != "done":
-            return None  # final rows never move again; a replay changes nothing
-        if kind in ("queued", "duplicate", "failed") and before is None:
-            fields = {**record, "status": kind}
-            row = (
-                self.store.add_duplicate(ResultRecord.from_item(fields))
-                if kind == "duplicate"
-                else self.store.add_queued(ResultRecord.from_item(fields))
-            )
-            if kind == "failed" and row.status != Status.FAILED:
-                row = self.store.fail(
-                    rid,
-                    record.get("error") or "failed",
-                    record.get("attempts", 0),
-                    record.get("finished_at") or self.clock(),
-                )
-        elif kind == "queued":  # a retry waiting for its backoff
-            row = before
-            if row is not None:
-                return {**row.to_public(), "status": "queued", "attempts": record.get("attempts", row.attempts)}
-        elif kind == "processing":
-            row = self.store.mark_processing(rid, record.get("attempts", 1))
-        elif kind == "done":
-            if before is not None and before.status == Status.DONE:
-                return None
-            row = self.store.complete(
-                rid,
-                width=record["width"],
-                height=record["height"],
-                lines=record["lines"],
-                text=record["text"],
-                timings=record["timings"],
-                engine_version=record["engine_version"],
-                model_version=record["model_version"],
-                finished_at=record["finished_at"],
-            )
-        elif kind == "failed":
-            row = self.store.fail(
-                rid,
-                record.get("error") or "failed",
-                record.get("attempts", 0),
-                record.get("finished_at") or self.clock(),
-            )
-        else:
+        if kind not in MESSAGE_TYPES:
             raise ValueError(f"unknown record type {kind!r}")
+        before = self.store.get(rid)
+        if before is not None and before.status in FINAL_STATUSES and kind != "done":
+            return None  # final rows never move again; a replay changes nothing
+        row: ResultRecord | None
+        match kind:
+            case "queued" | "duplicate" | "failed" if before is None:  # intake: a new result
+                row = self._add(cast(QueuedMessage | DuplicateMessage | FailedMessage, record))
+            case "queued":  # a retry waiting for its backoff
+                return self._retrying(cast(RetryMessage, record), before)
+            case "processing":
+                row = self.store.mark_processing(rid, cast(ProcessingMessage, record).get("attempts", 1))
+            case "done":
+                if before is not None and before.status == Status.DONE:
+                    return None
+                row = self._complete(cast(DoneMessage, record))
+            case "failed":
+                row = self._fail(cast(FailedMessage, record))
         if row is None:
             log.warning("record %s for unknown result %s ignored", kind, rid)
             return None
         return row.to_public()
+
+    def _add(self, record: QueuedMessage | DuplicateMessage | FailedMessage) -> ResultRecord | None:
+        row_of = ResultRecord.from_item({**record, "status": record["type"]})
+        if record["type"] == "duplicate":
+            return self.store.add_duplicate(row_of)
+        row = self.store.add_queued(row_of)
+        if record["type"] == "failed" and row.status != Status.FAILED:
+            return self._fail(record)
+        return row
+
+    def _retrying(self, record: RetryMessage, before: ResultRecord | None) -> dict[str, Any] | None:
+        if before is None:
+            log.warning("record queued for unknown result %s ignored", record["id"])
+            return None
+        return {**before.to_public(), "status": "queued", "attempts": record.get("attempts", before.attempts)}
+
+    def _complete(self, record: DoneMessage) -> ResultRecord | None:
+        return self.store.complete(
+            record["id"],
+            width=record["width"],
+            height=record["height"],
+            lines=record["lines"],
+            text=record["text"],
+            timings=record["timings"],
+            engine_version=record["engine_version"],
+            model_version=record["model_version"],
+            finished_at=record["finished_at"],
+        )
+
+    def _fail(self, record: FailedMessage) -> ResultRecord | None:
+        return self.store.fail(
+            record["id"],
+            record.get("error") or "failed",
+            record.get("attempts", 0),
+            record.get("finished_at") or self.clock(),
+        )
 
     def apply_retention(self) -> int:
         """Remove results older than the retention period (and, if configured, their files)."""

@@ -12,20 +12,22 @@ with its cause; other errors (a file briefly unreadable, an engine hiccup) retry
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from config.settings import DaemonSettings
 from daemon.ports import Engine
 from daemon.queue.redisconn import lost_groups, recreate_groups
-from daemon.queue.streams import DELAYED, HEARTBEATS, JOBS, RECORDS, WORKERS_GROUP, Job, record_fields, take
+from daemon.queue.streams import DELAYED, HEARTBEATS, JOBS, WORKERS_GROUP, Job, add_record, take
+from daemon.records import DoneMessage, FailedMessage, ProcessingMessage, RetryMessage
 from daemon.worker.outputs import OutputWriter
 from daemon.worker.sourcefile import ShareAway, read_queued
 from engine.errors import EngineError
@@ -53,6 +55,9 @@ class Retry:
 
     job: Job
     due: float
+
+
+Outcome = FailedMessage | DoneMessage | Retry  # what a worker makes of one job
 
 
 class Worker:
@@ -92,11 +97,8 @@ class Worker:
         if jobs:
             pipe = self.client.pipeline(transaction=False)
             for _, job in jobs:
-                pipe.xadd(
-                    RECORDS,
-                    record_fields(
-                        {"type": "processing", "id": job.id, "attempts": job.attempt + 1, "worker": self.name}
-                    ),
+                add_record(
+                    pipe, ProcessingMessage(type="processing", id=job.id, attempts=job.attempt + 1, worker=self.name)
                 )
             pipe.execute()
             outcomes = self._read([job for _, job in jobs])
@@ -128,19 +130,14 @@ class Worker:
             self.client.xack(JOBS, WORKERS_GROUP, entry_id)
             return None
 
-    def _finish(self, entry_id: str, job: Job, outcome: dict[str, Any] | Retry) -> None:
+    def _finish(self, entry_id: str, job: Job, outcome: Outcome) -> None:
         """Store the outcome record (or schedule the retry) and acknowledge the job, in one transaction."""
         pipe = self.client.pipeline(transaction=True)
         if isinstance(outcome, Retry):
             pipe.zadd(DELAYED, {outcome.job.to_json(): outcome.due})
-            pipe.xadd(
-                RECORDS,
-                record_fields(
-                    {"type": "queued", "id": job.id, "attempts": outcome.job.attempt, "retry_at": outcome.due}
-                ),
-            )
+            add_record(pipe, RetryMessage(type="queued", id=job.id, attempts=outcome.job.attempt, retry_at=outcome.due))
         else:
-            pipe.xadd(RECORDS, record_fields(outcome))
+            add_record(pipe, outcome)
         pipe.xack(JOBS, WORKERS_GROUP, entry_id)
         pipe.xdel(JOBS, entry_id)  # a finished job would otherwise stay in Redis for good
         pipe.execute()
@@ -167,14 +164,13 @@ class Worker:
             outcomes[k] = page
         return outcomes
 
-    def _record(self, job: Job, outcome: Any) -> dict[str, Any] | Retry:
+    def _record(self, job: Job, outcome: Any) -> Outcome:
         """The outcome record, or when and how the job is tried again."""
         attempts = job.attempt + 1
-        base = {"id": job.id, "attempts": attempts}
         if isinstance(outcome, EngineError):  # the image itself is bad: retrying cannot help
             reason = getattr(outcome, "reason", None) or str(outcome)
             log.warning("%s: failed: %s", job.path, reason)
-            return {**base, "type": "failed", "error": reason, "finished_at": self.clock()}
+            return FailedMessage(type="failed", id=job.id, attempts=attempts, error=reason, finished_at=self.clock())
         if isinstance(outcome, ShareAway):  # wait for the share (no attempt spent), up to share_wait_seconds
             now = self.clock()
             since = job.away_since or now
@@ -185,34 +181,40 @@ class Worker:
                         "%s; waiting for it to come back (up to %.0f s)", outcome, self.settings.share_wait_seconds
                     )
                 pause = min(SHARE_RETRY_MAX, max(self.settings.retry_backoff, away))
-                return Retry(Job(**{**job.__dict__, "away_since": since}), now + pause)
+                return Retry(dataclasses.replace(job, away_since=since), now + pause)
             log.error("%s: its share stayed away for %.0f s; failed", job.path, away)
-            return {
-                **base,
-                "type": "failed",
-                "finished_at": now,
-                "error": f"the share holding it stayed away for {away:.0f} s: {outcome}",
-            }
+            return FailedMessage(
+                type="failed",
+                id=job.id,
+                attempts=attempts,
+                finished_at=now,
+                error=f"the share holding it stayed away for {away:.0f} s: {outcome}",
+            )
         if isinstance(outcome, Exception):  # any other error is recorded, never fatal
             error = f"{type(outcome).__name__}: {outcome}"
             if attempts < self.settings.max_attempts:
                 log.warning("%s: attempt %d failed (%s); will retry", job.path, attempts, error)
                 due = self.clock() + self.settings.retry_backoff * (2**job.attempt)
-                return Retry(Job(**{**job.__dict__, "attempt": attempts, "away_since": 0.0}), due)
+                return Retry(dataclasses.replace(job, attempt=attempts, away_since=0.0), due)
             log.error("%s: failed after %d attempts: %s", job.path, attempts, error)
-            return {
-                **base,
-                "type": "failed",
-                "error": f"failed after {attempts} attempts: {error}",
-                "finished_at": self.clock(),
-            }
+            return FailedMessage(
+                type="failed",
+                id=job.id,
+                attempts=attempts,
+                error=f"failed after {attempts} attempts: {error}",
+                finished_at=self.clock(),
+            )
         page = outcome
         result = page.to_dict()
         if self.outputs is not None:
             self.outputs.write(job, result)
-        return {**base, "type": "done", "finished_at": self.clock(), **result}
+        # the page's own fields (PageResult.to_dict) as they are: what it gains, the record carries
+        return cast(
+            DoneMessage, {"type": "done", "id": job.id, "attempts": attempts, "finished_at": self.clock(), **result}
+        )
 
 
 def heartbeat_age(client: redis.Redis, now: float) -> dict[str, float]:
     """Seconds since each worker's last beat (for /healthz)."""
-    return {name: now - float(beat) for name, beat in client.hgetall(HEARTBEATS).items()}
+    beats = cast(dict[str, str], client.hgetall(HEARTBEATS))  # our clients decode replies (redisconn)
+    return {name: now - float(beat) for name, beat in beats.items()}
