@@ -20,7 +20,7 @@ from daemon.queue.redisconn import client_for
 from daemon.results.events import SOCKETIO_CHANNEL
 from daemon.results.store import STORE_NAME, SqliteStore
 from daemon.results.teams import TeamMap
-from web import api, auth, dashboard, errors, health, limits, models_api, sockets, uploads
+from web import api, auth, dashboard, health, http_errors, limits, models_api, sockets, uploads
 from web.accounts import AccountStore
 from web.offload import offload_for
 from web.services import EXTENSION, Services
@@ -66,7 +66,7 @@ def create_app(
     app.config["JSON_AS_ASCII"] = False
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = built
-    errors.init_app(app)
+    http_errors.init_app(app)
     limits.init_app(app, url, settings.web)
     for module in (auth, api, uploads, health, dashboard):
         app.register_blueprint(module.blueprint)

@@ -1,4 +1,4 @@
-"""Every error the web returns is JSON: {"error": "<what went wrong>", "status": <code>}."""
+"""HTTP errors as JSON: every error the web returns is {"error": "<what went wrong>", "status": <code>}."""
 
 from __future__ import annotations
 
