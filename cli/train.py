@@ -257,14 +257,12 @@ def _guard(args: argparse.Namespace, workdir: Path, candidate: Any) -> Any:
 def _cmd_export(args: argparse.Namespace, settings: Settings, factory: Any) -> int:
     from daemon.offline.corrections import export_corrections
     from daemon.results.store import STORE_NAME
-    from daemon.results.teams import TeamMap
+    from daemon.results.teams import TeamMap, is_default_team
 
     scope = None
     if args.team:
         teams = TeamMap.from_spec(settings.teams.channels)
-        owns = args.team in teams.channels.values()
-        is_default = args.team == settings.teams.default_team or (not settings.teams.default_team and not owns)
-        scope = teams.scope_for(args.team, is_default)
+        scope = teams.scope_for(args.team, is_default_team(args.team, settings.teams.default_team, teams))
     summary = export_corrections(
         settings.data_dir / STORE_NAME,
         args.folder,

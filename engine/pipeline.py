@@ -213,15 +213,15 @@ def _runners(settings: EngineSettings, files: ModelFiles) -> tuple[Runner, Runne
     backend, device = choose(settings.backend, settings.device)
     threads = resolve_threads(settings.threads)
     if backend == "onnxruntime":
-        rec = files.rec
+        rec_path = files.rec
         if settings.int8 and device == "cpu":  # MatMulInteger is a CPU (VNNI) win; GPUs run float
             from engine.quantize import default_cache_dir, int8_model
 
-            rec = int8_model(files.rec, Path(settings.cache_dir) if settings.cache_dir else default_cache_dir())
+            rec_path = int8_model(files.rec, Path(settings.cache_dir) if settings.cache_dir else default_cache_dir())
             backend += "-int8"
         return (
             OrtRunner(files.det, threads, cuda=device == "cuda", spinning=settings.spin),
-            OrtRunner(rec, threads, cuda=device == "cuda", spinning=settings.spin),
+            OrtRunner(rec_path, threads, cuda=device == "cuda", spinning=settings.spin),
             backend,
         )
     if settings.int8:
@@ -255,6 +255,34 @@ def assemble_engine(
     Batch sizes follow the device: a GPU wants many images and lines per pass, a CPU few.
     """
     gpu = "cuda" in det_runner.name
+    engine = engine_around(
+        settings,
+        det_runner,
+        rec_runner,
+        load_charset(files.charset),
+        files.version,
+        backend,
+        det_batch_size=settings.gpu_det_batch_size if gpu else settings.det_batch_size,
+        rec_batch_size=settings.gpu_rec_batch_size if gpu else settings.rec_batch_size,
+    )
+    log.info("engine ready: %s models on %s", files.version, backend)
+    return engine
+
+
+def engine_around(
+    settings: EngineSettings,
+    det_runner: Runner,
+    rec_runner: Runner,
+    charset: list[str],
+    model_version: str,
+    backend: str,
+    *,
+    det_batch_size: int,
+    rec_batch_size: int,
+) -> OcrEngine:
+    """The detector and recogniser over two runners, thresholds and sizes from ``settings``, and
+    the engine around them (:func:`assemble_engine`, and ``engine.training.runtime.make_ocr``
+    for modules being trained)."""
     detector = TextDetectorPredictor(
         det_runner,
         DBParams(
@@ -266,14 +294,9 @@ def assemble_engine(
             max_side=settings.det_max_side,
             max_pixels=settings.det_max_pixels,
         ),
-        batch_size=settings.gpu_det_batch_size if gpu else settings.det_batch_size,
+        batch_size=det_batch_size,
     )
     recognizer = TextRecognizerPredictor(
-        rec_runner,
-        load_charset(files.charset),
-        RecParams(
-            batch_size=settings.gpu_rec_batch_size if gpu else settings.rec_batch_size, min_width=settings.rec_min_width
-        ),
+        rec_runner, charset, RecParams(batch_size=rec_batch_size, min_width=settings.rec_min_width)
     )
-    log.info("engine ready: %s models on %s", files.version, backend)
-    return OcrEngine(detector, recognizer, settings, files.version, backend)
+    return OcrEngine(detector, recognizer, settings, model_version, backend)

@@ -25,6 +25,7 @@ from daemon.results.store import MAX_LIMIT
 from engine.errors import ImageError
 from web import exports, images
 from web.auth import require_auth
+from web.bodies import json_body
 from web.services import services
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ MAX_EXPORT = 5000
 MAX_OFFSET = 1_000_000_000
 MAX_CORRECTION_CHARS = 2000
 NOT_FOUND = "result not found"
+_TEXT_BODY = 'expected a JSON body {"text": "<the corrected line>"}'
 _DIGITS = re.compile(r"[0-9]+")
 _NUMBER = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(E[-+]?[0-9]+)?")
 _LEAP_SECOND = re.compile(r"(T[0-9]{2}:[0-9]{2}):60")  # RFC 3339 allows :60; Python does not
@@ -222,10 +224,9 @@ def result_annotated(result_id: str) -> Any:
 def correct_line(result_id: str, index: int) -> Any:
     """Replace one line's text; the store keeps who, when and the text it replaced."""
     rec = visible_record(result_id)
-    body = request.get_json(silent=True)
-    text = body.get("text") if isinstance(body, dict) else None
+    text = json_body(_TEXT_BODY).get("text")
     if not isinstance(text, str):
-        abort(400, description='expected a JSON body {"text": "<the corrected line>"}')
+        abort(400, description=_TEXT_BODY)
     if len(text) > MAX_CORRECTION_CHARS:
         abort(400, description=f"text is {len(text)} characters, over the limit of {MAX_CORRECTION_CHARS}")
     if _CONTROL.search(text):

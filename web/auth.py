@@ -9,13 +9,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import Blueprint, abort, g, jsonify, request
 from werkzeug.exceptions import Unauthorized
 
-from daemon.results.teams import ChannelScope
+from daemon.results.teams import ChannelScope, is_default_team
 from web.accounts import User
+from web.bodies import json_body
 from web.limits import api_limit, limiter, login_address_key, login_limit, login_name_key, refused_key, refused_limit
 from web.services import services
 from web.tokens import TokenError
@@ -42,8 +43,7 @@ def principal_for(claims: dict[str, Any]) -> Principal:
     user = svc.accounts.get(str(claims["sub"]))
     if user is None:
         raise TokenError("user no longer exists")
-    default = svc.settings.teams.default_team or svc.accounts.first_team()
-    is_default = user.team == default
+    is_default = is_default_team(user.team, svc.settings.teams.default_team, svc.teams, svc.accounts.first_team)
     return Principal(
         user, claims, is_default, svc.teams.scope_for(user.team, is_default), svc.teams.rooms_for(user.team, is_default)
     )
@@ -86,7 +86,7 @@ def limited(view: F) -> F:
     from web.limits import user_key
 
     # One budget per user over the whole API (a plain limit would be per user *and endpoint*).
-    return limiter.shared_limit(api_limit, scope="api", key_func=user_key)(view)  # type: ignore[no-any-return]
+    return cast(F, limiter.shared_limit(api_limit, scope="api", key_func=user_key)(view))
 
 
 def require_admin(view: F) -> F:
@@ -99,18 +99,11 @@ def require_admin(view: F) -> F:
     return require_auth(wrapper)  # type: ignore[return-value]
 
 
-def _json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, description="expected a JSON object body")
-    return body
-
-
 @blueprint.post("/login")
 @limiter.limit(login_limit, key_func=login_name_key)
 @limiter.limit(login_limit, key_func=login_address_key)
 def login() -> Any:
-    body = _json_body()
+    body = json_body()
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         abort(400, description="username and password (strings) are required")
@@ -123,7 +116,7 @@ def login() -> Any:
 @blueprint.post("/refresh")
 @limiter.limit(login_limit, key_func=login_address_key)
 def refresh() -> Any:
-    body = _json_body()
+    body = json_body()
     token = body.get("refresh_token")
     if not isinstance(token, str):
         abort(400, description="refresh_token (string) is required")

@@ -13,10 +13,11 @@ import logging
 from typing import Any
 
 import redis
-from flask import Blueprint, Flask, abort, current_app, g, jsonify, request
+from flask import Blueprint, Flask, abort, current_app, g, jsonify
 
 from daemon.versions.registry import ModelRegistry, ModelVersion, ModelVersionError, current_version, use_version
 from web.auth import require_admin
+from web.bodies import json_body
 from web.services import services
 from web.training import KINDS, SOURCES, TrainingBusy, TrainingCommands, TrainingJobs
 
@@ -48,7 +49,7 @@ def init_app(app: Flask, commands: TrainingCommands | None = None) -> TrainingJo
 
 def training_jobs(app: Flask | None = None) -> TrainingJobs:
     """The app's fine-tune job runner (default: the current app's)."""
-    return (app or current_app).extensions[EXTENSION]  # type: ignore[no-any-return]
+    return (app or current_app).extensions[EXTENSION]
 
 
 def _registry() -> ModelRegistry:
@@ -69,13 +70,6 @@ def public(version: ModelVersion) -> dict[str, Any]:
     return item
 
 
-def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, description="expected a JSON object body")
-    return body
-
-
 @blueprint.get("/models")
 @require_admin
 def list_models() -> Any:
@@ -89,7 +83,7 @@ def list_models() -> Any:
 @blueprint.post("/models/current")
 @require_admin
 def set_current() -> Any:
-    name = _body().get("version")
+    name = json_body().get("version")
     if not isinstance(name, str) or not name:
         abort(400, description="version (string) is required")
     registry = _registry()
@@ -108,7 +102,7 @@ def set_current() -> Any:
 @blueprint.post("/training")
 @require_admin
 def start_training() -> Any:
-    body = _body()
+    body = json_body()
     kind, source = body.get("kind", "rec"), body.get("source", "corrections")
     if kind not in KINDS:
         abort(400, description=f"kind must be one of {list(KINDS)}")

@@ -13,6 +13,7 @@ of an earlier file of its own team. The scope is fixed when a result is stored; 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,3 +102,20 @@ class TeamMap:
             return UPLOADS_CHANNEL
         own = sorted(c for c, t in self.channels.items() if t == team)
         return own[0] if own else None
+
+
+def is_default_team(
+    team: str, default_team: str, teams: TeamMap, first_team: Callable[[], str | None] | None = None
+) -> bool:
+    """Whether ``team`` is the default team (it owns the root and the unmapped channels).
+
+    ``default_team`` is the setting ``teams.default_team`` as configured. When it is set, that team.
+    When it is empty, the team created first: ``first_team()`` (the web's accounts; asked only then),
+    and no team at all when it answers None. Without ``first_team`` (the command line, which reads
+    no accounts), a team that owns no channel of ``teams`` counts as the default team.
+    """
+    if default_team:
+        return team == default_team
+    if first_team is not None:
+        return team == first_team()
+    return team not in teams.channels.values()

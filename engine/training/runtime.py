@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import torch
 from torch import nn
 
 from config.settings import EngineSettings
-from engine.detection.postprocess import DBParams
-from engine.detection.predictor import DetResize, TextDetectorPredictor
 from engine.models.loading import load_onnx_weights
-from engine.pipeline import OcrEngine
-from engine.recognition.predictor import RecParams, TextRecognizerPredictor
+from engine.pipeline import OcrEngine, engine_around
 from engine.torch_runner import TorchRunner
 from engine.training.checkpoint import build_module
 from engine.weights import load_charset, model_files
 
 
+@overload
+def pretrained(kind: Literal["rec"], model_set: str) -> tuple[nn.Module, list[str]]: ...
+@overload
+def pretrained(kind: Literal["det"], model_set: str) -> tuple[nn.Module, None]: ...
+@overload
+def pretrained(kind: str, model_set: str) -> tuple[nn.Module, list[str] | None]: ...
 def pretrained(kind: str, model_set: str) -> tuple[nn.Module, list[str] | None]:
     """The packaged network of ``kind`` ("det" or "rec") in eval mode, and the rec charset."""
     files = model_files(model_set)
@@ -32,21 +37,17 @@ def make_ocr(
     version: str = "fine-tuned",
 ) -> OcrEngine:
     """An OcrEngine over our own modules, thresholds from ``settings``; the modules are put in
-    eval mode on ``device`` (callers switch them back to training themselves)."""
+    eval mode on ``device`` (callers switch them back to training themselves). Unlike the
+    service's engine, one image per detection pass and ``engine.rec_batch_size`` lines per
+    recognition batch on any device."""
     dev = torch.device(device)
-    detector = TextDetectorPredictor(
+    return engine_around(
+        settings,
         TorchRunner(det, dev),
-        DBParams(
-            thresh=settings.det_thresh, box_thresh=settings.det_box_thresh, unclip_ratio=settings.det_unclip_ratio
-        ),
-        DetResize(
-            min_side=settings.det_min_side,
-            max_upscale=settings.det_max_upscale,
-            max_side=settings.det_max_side,
-            max_pixels=settings.det_max_pixels,
-        ),
+        TorchRunner(rec, dev),
+        charset,
+        version,
+        f"torch-{dev.type}",
+        det_batch_size=1,
+        rec_batch_size=settings.rec_batch_size,
     )
-    recognizer = TextRecognizerPredictor(
-        TorchRunner(rec, dev), charset, RecParams(batch_size=settings.rec_batch_size, min_width=settings.rec_min_width)
-    )
-    return OcrEngine(detector, recognizer, settings, version, f"torch-{dev.type}")

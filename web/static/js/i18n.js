@@ -1,6 +1,6 @@
 // The dashboard's words in English and Chinese. The first choice follows navigator.language
 // (zh* -> Chinese); the toggle button switches, and the choice is kept in localStorage.
-// Labels are set with textContent only.
+// Labels are set with textContent only. The one table for every script of the page (models.js too).
 
 const STORAGE_KEY = "teamocr.lang";
 
@@ -54,6 +54,24 @@ const WORDS = {
     "status.done": "done",
     "status.duplicate": "duplicate",
     "status.failed": "failed",
+    // the admins' Models panel (models.js)
+    "models.title": "Models",
+    "models.current": "Current version: {v}",
+    "models.use": "Use",
+    "models.inUse": "in use",
+    "models.packaged": "packaged",
+    "models.parent": "from {p}",
+    "models.train": "Fine-tune on corrections",
+    "models.switched": "Workers switch to {v} within seconds.",
+    "models.switchFailed": "Switch failed: {error}",
+    "models.trainFailed": "Could not start: {error}",
+    "models.state.queued": "Queued",
+    "models.state.exporting": "Collecting corrections…",
+    "models.state.training": "Training…",
+    "models.state.registering": "Exporting and checking the new version…",
+    "models.state.done": "Done: version {v} registered (not switched to).",
+    "models.state.failed": "Failed: {error}",
+    "models.step": "epoch {epoch}, step {step}/{steps}, loss {loss}",
   },
   zh: {
     toggle: "English",
@@ -104,6 +122,23 @@ const WORDS = {
     "status.done": "完成",
     "status.duplicate": "重复",
     "status.failed": "失败",
+    "models.title": "模型",
+    "models.current": "当前版本：{v}",
+    "models.use": "使用",
+    "models.inUse": "使用中",
+    "models.packaged": "内置",
+    "models.parent": "基于 {p}",
+    "models.train": "用更正数据微调",
+    "models.switched": "工作进程将在几秒内切换到 {v}。",
+    "models.switchFailed": "切换失败：{error}",
+    "models.trainFailed": "无法开始：{error}",
+    "models.state.queued": "排队中",
+    "models.state.exporting": "正在收集更正数据…",
+    "models.state.training": "正在训练…",
+    "models.state.registering": "正在导出并检查新版本…",
+    "models.state.done": "完成：已登记版本 {v}（未自动切换）。",
+    "models.state.failed": "失败：{error}",
+    "models.step": "第 {epoch} 轮，第 {step}/{steps} 步，损失 {loss}",
   },
 };
 

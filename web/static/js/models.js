@@ -6,49 +6,6 @@ import { el, toast } from "./dom.js";
 
 const API = "/api/v1";
 
-const WORDS = {
-  en: {
-    title: "Models",
-    current: "Current version: {v}",
-    use: "Use",
-    inUse: "in use",
-    packaged: "packaged",
-    parent: "from {p}",
-    train: "Fine-tune on corrections",
-    switched: "Workers switch to {v} within seconds.",
-    switchFailed: "Switch failed: {error}",
-    trainFailed: "Could not start: {error}",
-    "state.queued": "Queued",
-    "state.exporting": "Collecting corrections…",
-    "state.training": "Training…",
-    "state.registering": "Exporting and checking the new version…",
-    "state.done": "Done: version {v} registered (not switched to).",
-    "state.failed": "Failed: {error}",
-    step: "epoch {epoch}, step {step}/{steps}, loss {loss}",
-    loadFailed: "Loading failed: {error}",
-  },
-  zh: {
-    title: "模型",
-    current: "当前版本：{v}",
-    use: "使用",
-    inUse: "使用中",
-    packaged: "内置",
-    parent: "基于 {p}",
-    train: "用更正数据微调",
-    switched: "工作进程将在几秒内切换到 {v}。",
-    switchFailed: "切换失败：{error}",
-    trainFailed: "无法开始：{error}",
-    "state.queued": "排队中",
-    "state.exporting": "正在收集更正数据…",
-    "state.training": "正在训练…",
-    "state.registering": "正在导出并检查新版本…",
-    "state.done": "完成：已登记版本 {v}（未自动切换）。",
-    "state.failed": "失败：{error}",
-    step: "第 {epoch} 轮，第 {step}/{steps} 步，损失 {loss}",
-    loadFailed: "加载失败：{error}",
-  },
-};
-
 export class ModelsPanel {
   constructor(session, i18n) {
     this.session = session;
@@ -68,12 +25,6 @@ export class ModelsPanel {
       if (button) this.use(button.dataset.version);
     });
     i18n.addEventListener("change", () => this.render());
-  }
-
-  t(key, vars = {}) {
-    const words = WORDS[this.i18n.lang] || WORDS.en;
-    const text = words[key] ?? WORDS.en[key] ?? key;
-    return text.replace(/\{(\w+)\}/g, (_m, name) => (name in vars ? String(vars[name]) : `{${name}}`));
   }
 
   /** Show the panel to admins (and load it); hide it from everyone else. */
@@ -102,18 +53,18 @@ export class ModelsPanel {
     try {
       this.data = await this.session.json(`${API}/models`);
     } catch (err) {
-      this.current.textContent = this.t("loadFailed", { error: err.message });
+      this.current.textContent = this.i18n.t("loadFailed", { error: err.message });
       return;
     }
     this.render();
   }
 
   render() {
-    document.getElementById("models-title").textContent = this.t("title");
-    this.startButton.textContent = this.t("train");
+    document.getElementById("models-title").textContent = this.i18n.t("models.title");
+    this.startButton.textContent = this.i18n.t("models.train");
     this.renderJob();
     if (!this.data) return;
-    this.current.textContent = this.t("current", { v: this.data.current });
+    this.current.textContent = this.i18n.t("models.current", { v: this.data.current });
     this.current.dataset.version = this.data.current;
     this.list.replaceChildren();
     for (const version of [...this.data.versions].reverse()) {
@@ -121,15 +72,15 @@ export class ModelsPanel {
       const item = el("li", { "data-testid": "model-version", "data-name": version.version,
         class: inUse ? "model current" : "model" });
       item.append(el("strong", {}, version.version));
-      const facts = [version.builtin ? this.t("packaged") : version.change];
-      if (version.parent) facts.push(this.t("parent", { p: version.parent }));
+      const facts = [version.builtin ? this.i18n.t("models.packaged") : version.change];
+      if (version.parent) facts.push(this.i18n.t("models.parent", { p: version.parent }));
       if (version.note) facts.push(version.note);
       item.append(el("span", { class: "muted" }, ` ${facts.join(" · ")} `));
       if (inUse) {
-        item.append(el("span", { class: "badge", "data-testid": "model-in-use" }, this.t("inUse")));
+        item.append(el("span", { class: "badge", "data-testid": "model-in-use" }, this.i18n.t("models.inUse")));
       } else {
         item.append(el("button", { type: "button", "data-version": version.version, "data-testid": "model-use" },
-          this.t("use")));
+          this.i18n.t("models.use")));
       }
       this.list.append(item);
     }
@@ -140,9 +91,9 @@ export class ModelsPanel {
       await this.session.json(`${API}/models/current`, {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ version: name }),
       });
-      toast(this.t("switched", { v: name }));
+      toast(this.i18n.t("models.switched", { v: name }));
     } catch (err) {
-      toast(this.t("switchFailed", { error: err.message }));
+      toast(this.i18n.t("models.switchFailed", { error: err.message }));
     }
     await this.load();
   }
@@ -156,7 +107,7 @@ export class ModelsPanel {
       });
       this.onJob(job);
     } catch (err) {
-      this.status.textContent = this.t("trainFailed", { error: err.message });
+      this.status.textContent = this.i18n.t("models.trainFailed", { error: err.message });
       this.startButton.disabled = false;
     }
   }
@@ -181,14 +132,14 @@ export class ModelsPanel {
     const running = !["done", "failed"].includes(job.state);
     this.startButton.disabled = running;
     this.status.dataset.state = job.state;
-    let text = this.t(`state.${job.state}`, { v: job.version, error: job.error || "" });
+    let text = this.i18n.t(`models.state.${job.state}`, { v: job.version, error: job.error || "" });
     const p = job.progress;
     if (job.state === "training" && p && p.steps) {
       this.progress.hidden = false;
       this.progress.max = p.steps;
       this.progress.value = p.step;
       const loss = typeof p.loss === "number" ? p.loss.toFixed(4) : "–";
-      text = `${text} ${this.t("step", { epoch: p.epoch, step: p.step, steps: p.steps, loss })}`;
+      text = `${text} ${this.i18n.t("models.step", { epoch: p.epoch, step: p.step, steps: p.steps, loss })}`;
     } else {
       this.progress.hidden = !running;
       if (running) this.progress.removeAttribute("value");
