@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -262,7 +263,8 @@ def _cmd_export(args: argparse.Namespace, settings: Settings, factory: Any) -> i
     scope = None
     if args.team:
         teams = TeamMap.from_spec(settings.teams.channels)
-        scope = teams.scope_for(args.team, is_default_team(args.team, settings.teams.default_team, teams))
+        is_default = is_default_team(args.team, settings.teams.default_team, _first_team(settings))
+        scope = teams.scope_for(args.team, is_default)
     summary = export_corrections(
         settings.data_dir / STORE_NAME,
         args.folder,
@@ -277,3 +279,22 @@ def _cmd_export(args: argparse.Namespace, settings: Settings, factory: Any) -> i
         f"image(s) in {summary.folder} (skipped: {skipped})"
     )
     return 0
+
+
+def _first_team(settings: Settings) -> Callable[[], str | None]:
+    """The accounts' first team, as the web asks it (None while no account exists)."""
+
+    def first() -> str | None:
+        from web.accounts import AccountStore
+        from web.app import ACCOUNTS_NAME
+
+        path = settings.data_dir / ACCOUNTS_NAME
+        if not path.exists():
+            return None
+        accounts = AccountStore(path)
+        try:
+            return accounts.first_team()
+        finally:
+            accounts.close()
+
+    return first

@@ -43,7 +43,7 @@ def principal_for(claims: dict[str, Any]) -> Principal:
     user = svc.accounts.get(str(claims["sub"]))
     if user is None:
         raise TokenError("user no longer exists")
-    is_default = is_default_team(user.team, svc.settings.teams.default_team, svc.teams, svc.accounts.first_team)
+    is_default = is_default_team(user.team, svc.settings.teams.default_team, svc.accounts.first_team)
     return Principal(
         user, claims, is_default, svc.teams.scope_for(user.team, is_default), svc.teams.rooms_for(user.team, is_default)
     )

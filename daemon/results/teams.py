@@ -104,18 +104,14 @@ class TeamMap:
         return own[0] if own else None
 
 
-def is_default_team(
-    team: str, default_team: str, teams: TeamMap, first_team: Callable[[], str | None] | None = None
-) -> bool:
-    """Whether ``team`` is the default team (it owns the root and the unmapped channels).
+def is_default_team(team: str, default_team: str, first_team: Callable[[], str | None]) -> bool:
+    """Whether ``team`` is the default team (it owns the root and the unmapped channels): the one
+    rule the web (a member's scope) and training (``corrections export --team``) both ask.
 
-    ``default_team`` is the setting ``teams.default_team`` as configured. When it is set, that team.
-    When it is empty, the team created first: ``first_team()`` (the web's accounts; asked only then),
-    and no team at all when it answers None. Without ``first_team`` (the command line, which reads
-    no accounts), a team that owns no channel of ``teams`` counts as the default team.
+    ``default_team`` is the setting ``teams.default_team`` as configured: when it is set, that team.
+    When it is empty, the team created first, ``first_team()`` (the accounts; asked only then), and
+    no team at all when there is none yet.
     """
     if default_team:
         return team == default_team
-    if first_team is not None:
-        return team == first_team()
-    return team not in teams.channels.values()
+    return team == first_team()
