@@ -30,7 +30,7 @@ class Engine(Protocol):
 
     def ocr_many(
         self, sources: Sequence[str | bytes], names: Sequence[str | None] | None = None
-    ) -> list[Page | Exception]: ...
+    ) -> Sequence[Page | Exception]: ...
 
 
 EngineFactory = Callable[[EngineSettings], Engine]

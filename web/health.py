@@ -11,7 +11,7 @@ import logging
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 from flask import Blueprint, Response, jsonify
@@ -83,7 +83,10 @@ def _group_state(client: redis.Redis) -> tuple[int | None, int | None]:
     pending = int(group.get("pending") or 0)
     if "lag" in group:  # Redis 7+; None when Redis cannot tell
         return pending, None if group["lag"] is None else int(group["lag"])
-    waiting = client.xrange(JOBS, min=f"({group['last-delivered-id']}", max="+", count=LAG_SCAN_LIMIT + 1)
+    # XRANGE always answers an array; redis-py's type allows None
+    waiting = cast(
+        list[Any], client.xrange(JOBS, min=f"({group['last-delivered-id']}", max="+", count=LAG_SCAN_LIMIT + 1)
+    )
     return pending, len(waiting) if len(waiting) <= LAG_SCAN_LIMIT else None
 
 

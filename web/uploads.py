@@ -172,7 +172,7 @@ class Batch:
     def write(self, name: str, fill: Callable[[BinaryIO], int]) -> Path:
         """Write a new file named like ``name`` through a hidden temp file; EmptyUpload for no bytes.
         File work only (copy, unzip, fsync), so it runs off the web's event loop."""
-        return services().offload.run(self._write, name, fill)  # type: ignore[no-any-return]
+        return services().offload.run(self._write, name, fill)
 
     def _write(self, name: str, fill: Callable[[BinaryIO], int]) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     Paths that do not exist are kept, so that the run reports them as failed rows.
     """
     found: list[str] = []
-    for path in map(os.fspath, paths):
+    for path in (os.fspath(p) for p in paths):
         if os.path.isdir(path):
             found.extend(sorted(_walk_images(path)))
         else:

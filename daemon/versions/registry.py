@@ -12,6 +12,7 @@ the packaged set of ``engine.model_set``. ``daemon.worker.hotswap`` follows the 
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import re
@@ -104,7 +105,7 @@ class ModelRegistry:
     def for_data_dir(cls, data_dir: Path) -> ModelRegistry:
         return cls(Path(data_dir) / FOLDER)
 
-    def list(self) -> list[ModelVersion]:
+    def list(self) -> builtins.list[ModelVersion]:
         """Packaged versions first, then registered ones, oldest first. Broken folders are skipped."""
         found = [_builtin(s) for s in builtin_sets()]
         if self.root.is_dir():
@@ -119,7 +120,7 @@ class ModelRegistry:
             found.extend(sorted(registered, key=lambda v: (v.created_at, v.version)))
         return found
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         return [v.version for v in self.list()]
 
     def get(self, name: str) -> ModelVersion:

@@ -96,7 +96,7 @@ class SwappingEngine:
         return self.engine().ocr(source, name=name)
 
     def ocr_many(self, sources: Sequence[Any], names: Sequence[str | None] | None = None) -> list[Any]:
-        return self.engine().ocr_many(sources, names)  # type: ignore[no-any-return]
+        return self.engine().ocr_many(sources, names)
 
     def _maybe_swap(self) -> None:
         now = self.clock()

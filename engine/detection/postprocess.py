@@ -45,7 +45,7 @@ def boxes_from_probmap(prob: np.ndarray, params: DBParams) -> list[tuple[np.ndar
     """Boxes (4x2 float32, map pixels, ordered tl-tr-br-bl) and their scores."""
     if prob.ndim != 2:
         raise ValueError(f"probability map must be 2-D, got shape {prob.shape}")
-    mask = (prob > params.thresh).astype(np.uint8)
+    mask: np.ndarray = (prob > params.thresh).astype(np.uint8)
     mask = cv2.dilate(mask, np.ones((2, 2), np.uint8))
     contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     out: list[tuple[np.ndarray, float]] = []

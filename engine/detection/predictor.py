@@ -120,7 +120,7 @@ class TextDetectorPredictor:
             return image
         return cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
 
-    def _run_chunk(self, chunk: list[np.ndarray]) -> list[Boxes | Exception]:
+    def _run_chunk(self, chunk: list[np.ndarray]) -> Sequence[Boxes | Exception]:
         """One network pass for the chunk; when it fails, each image again alone."""
         try:
             if len(chunk) == 1:

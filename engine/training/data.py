@@ -174,7 +174,7 @@ def read_det_dataset(root: Path, cap: int = DEFAULT_CAP) -> DetDataset:
         problems.add(root, None, "data folder not found")
         problems.raise_if_any()
     finder = ImageFinder()
-    splits = []
+    splits: list[tuple[PageSample, ...]] = []
     for split in ("train", "test"):
         list_file = root / f"{split}_list.txt"
         if split == "test" and not list_file.exists():

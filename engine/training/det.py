@@ -17,7 +17,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import cv2
 import numpy as np
@@ -28,6 +28,9 @@ from torch import nn
 from engine.detection.predictor import DetResize, normalise
 from engine.training.data import PageSample, read_image
 from engine.training.evaluate import Tally, prediction_row, score_lines, write_jsonl
+
+if TYPE_CHECKING:
+    from engine.models.detector import TextDetector
 
 SHRINK_RATIO = 0.4
 MIN_BOX_SIDE = 3.0  # boxes thinner than this (training pixels) are ignored
@@ -146,7 +149,7 @@ class DetTask:
         x = torch.from_numpy(np.stack([it[0] for it in items])).to(device)
         gt = torch.from_numpy(np.stack([it[1] for it in items]))[:, None].to(device)
         mask = torch.from_numpy(np.stack([it[2] for it in items]))[:, None].to(device)
-        return db_loss(self.module.logits(x), gt, mask)
+        return db_loss(cast("TextDetector", self.module).logits(x), gt, mask)
 
     def evaluate(self, tag: str, device: str) -> dict[str, Any] | None:
         if not self.test:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import numpy as np
 import torch
@@ -43,6 +43,15 @@ class TrainOptions:
     clip: float = 5.0  # gradient-norm clip
     seed: int = 0
     eval_each_epoch: bool = True  # score the test split after each epoch to pick best.pt
+
+
+class _Identity(TypedDict):
+    """The keyword arguments of ``save_checkpoint`` that name what is saved."""
+
+    kind: str
+    model_set: str
+    module: nn.Module
+    charset: list[str] | None
 
 
 class Task(Protocol):
@@ -152,7 +161,7 @@ def fit(
         if improved:
             state.update(best=score, best_epoch=epoch, test_after=metrics)
         state.update(epoch=epoch, step=step)
-        common = {"kind": task.kind, "model_set": task.model_set, "module": module, "charset": task.charset}
+        common: _Identity = {"kind": task.kind, "model_set": task.model_set, "module": module, "charset": task.charset}
         info = {
             **meta,
             "epoch": epoch,

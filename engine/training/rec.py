@@ -13,7 +13,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import cv2
 import numpy as np
@@ -25,6 +25,9 @@ from engine.recognition.predictor import HEIGHT, STRIDE, RecParams, TextRecogniz
 from engine.torch_runner import TorchRunner
 from engine.training.data import LineSample, read_image
 from engine.training.evaluate import Tally, prediction_row, score_lines, write_jsonl
+
+if TYPE_CHECKING:
+    from engine.models.recognizer import TextRecognizer
 
 MAX_TRAIN_WIDTH = 1600  # wider crops are squeezed (the longest lines cost the most memory)
 NEW_ROW_STD = 0.01  # new dictionary entries start near "never seen"
@@ -41,7 +44,7 @@ def extend_charset(module: nn.Module, charset: list[str], new_chars: Sequence[st
     fresh = [c for c in dict.fromkeys(new_chars) if c not in set(charset)]
     if not fresh:
         return list(charset)
-    head: nn.Linear = module.head
+    head = cast(nn.Linear, module.head)  # a TextRecognizer's CTC head
     old_w, old_b = head.weight.data, head.bias.data
     n_new = len(fresh)
     new_head = nn.Linear(head.in_features, head.out_features + n_new).to(old_w.device)
@@ -129,7 +132,7 @@ class RecTask:
         x = np.zeros((len(inputs), 3, HEIGHT, width), dtype=np.float32)
         for row, item in enumerate(inputs):
             x[row, :, :, : item.shape[2]] = item
-        logits = self.module.logits(torch.from_numpy(x).to(device))
+        logits = cast("TextRecognizer", self.module).logits(torch.from_numpy(x).to(device))
         log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # T x N x C
         targets = [self._targets[i] for i in batch]
         input_lengths = torch.tensor([min(logits.shape[1], math.ceil(item.shape[2] / STRIDE)) for item in inputs])
