@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -21,24 +21,14 @@ import redis
 
 from cli.service import worker_command
 from config.settings import Settings, load_settings
-from daemon.queue.redisconn import RedisHandle
+from daemon.queue.redisconn import RedisHandle, open_redis
+from daemon.queue.streams import RECORDS, ensure_groups
 from daemon.results.events import SOCKETIO_CHANNEL
 from daemon.results.store import STORE_NAME, SqliteStore
 from daemon.service import serve
+from tests.polling import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def wait_until(pred: Callable[[], Any], timeout: float, what: str = "condition", interval: float = 0.05) -> Any:
-    """Poll ``pred`` until it is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def make_settings(tmp: Path, **daemon: Any) -> Settings:
@@ -204,23 +194,6 @@ def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> No
 
 # -- helpers for the worker, recorder and outage tests -------------------------------------------
 
-import pytest  # noqa: E402
-
-from daemon.queue.redisconn import open_redis  # noqa: E402
-from daemon.queue.streams import RECORDS, ensure_groups  # noqa: E402
-
-
-@pytest.fixture
-def no_leaked_threads() -> Iterator[None]:
-    """Fail the test when it leaves threads behind (waits briefly for ones that are stopping)."""
-    before = set(threading.enumerate())
-    yield
-    try:
-        wait_until(lambda: not (set(threading.enumerate()) - before), 5.0, "threads to stop")
-    except AssertionError:
-        leaked = set(threading.enumerate()) - before
-        raise AssertionError(f"leaked threads: {sorted(t.name for t in leaked)}") from None
-
 
 @contextmanager
 def embedded_redis(tmp: Path) -> Iterator[RedisHandle]:
@@ -238,7 +211,7 @@ def records(client: redis.Redis) -> list[dict[str, Any]]:
     return [json.loads(fields["record"]) for _, fields in client.xrange(RECORDS)]
 
 
-def wait_subscribed(client: redis.Redis, channel: str = SOCKETIO_CHANNEL, timeout: float = 10.0) -> None:
+def wait_subscribed(client: redis.Redis, channel: str = SOCKETIO_CHANNEL, timeout: float = 60.0) -> None:
     """Wait until someone listens on ``channel`` (so no published event is missed)."""
     wait_until(lambda: dict(client.pubsub_numsub(channel)).get(channel, 0) > 0, timeout, f"a subscriber on {channel}")
 

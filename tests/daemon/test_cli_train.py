@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import pytest
 
 from cli.main import main
 from engine.training.checkpoint import load_checkpoint
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
-from trainkit import TEXTS, write_rec_set  # noqa: E402
+from tests.engine.trainkit import TEXTS, write_rec_set
 
 
 def test_train_rec_prints_json_progress_and_saves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

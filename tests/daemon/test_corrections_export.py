@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
@@ -13,9 +12,7 @@ from daemon.offline.corrections import export_corrections, in_test_split
 from daemon.records import ResultRecord
 from daemon.results.store import STORE_NAME, SqliteStore
 from daemon.results.teams import TeamMap
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
-from trainkit import page  # noqa: E402
+from tests.engine.trainkit import page
 
 
 def _result(store: SqliteStore, shared: Path, rid: str, channel: str, texts: list[str]) -> list[dict]:

@@ -16,17 +16,10 @@ import pytest
 
 from config.settings import Settings
 from daemon.records import Status
-from tests.daemon.servicekit import (
-    RedisServer,
-    make_settings,
-    no_leaked_threads,
-    running,
-    store_of,
-    text_image,
-    wait_until,
-)
+from tests.daemon.servicekit import RedisServer, make_settings, running, store_of, text_image
+from tests.polling import wait_until
 
-pytestmark = pytest.mark.usefixtures(no_leaked_threads.__name__)
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 WORDS = ["Invoice 1043 paid", "Quarterly report", "Meeting at noon", "Server restarted"]
 

@@ -26,9 +26,10 @@ from daemon.results.events import LATEST, LATEST_ITEMS, LatestCache, SocketIOEve
 from daemon.results.recorder import Recorder
 from daemon.results.store import SqliteStore
 from daemon.results.teams import TeamMap
-from tests.daemon.servicekit import EventLog, embedded_redis, no_leaked_threads, text_image, wait_subscribed, wait_until
+from tests.daemon.servicekit import EventLog, embedded_redis, text_image, wait_subscribed
+from tests.polling import wait_until
 
-pytestmark = pytest.mark.usefixtures(no_leaked_threads.__name__)
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 MAX_BYTES = 50 * 1024 * 1024
 BLOCK_MS = 20
@@ -110,7 +111,7 @@ def test_queued_processing_done_are_stored_and_announced_once_each(rig: Rig) -> 
         assert drain(rig.recorder) == 1
         stored.append(rig.store.get(rid))
     assert [r.status for r in stored] == [Status.QUEUED, Status.PROCESSING, Status.DONE]
-    wait_until(lambda: len(events_for(rig, rid)) >= 3, 10, "3 events")
+    wait_until(lambda: len(events_for(rig, rid)) >= 3, 60, "3 events")
     assert events_for(rig, rid) == ["queued", "processing", "done"]
     final = rig.events.items[-1]
     assert final["text"] == "Invoice 1043 paid" and final["width"] == 720 and final["attempts"] == 1
@@ -126,13 +127,13 @@ def test_replaying_a_done_record_changes_nothing_and_announces_nothing(rig: Rig)
     drain(rig.recorder)
     before = rig.store.get(rid)
     assert before is not None and before.status == Status.DONE
-    wait_until(lambda: "done" in events_for(rig, rid), 10, "the done event")
+    wait_until(lambda: "done" in events_for(rig, rid), 60, "the done event")
     assert rig.recorder.apply(done_record(rid, finished_at=1_700_000_999.0)) is None
     add_record(rig.client, done_record(rid, finished_at=1_700_000_999.0))
     add_record(rig.client, {"type": "processing", "id": rid, "attempts": 2, "worker": "w2"})  # a late straggler
     marker = submit(rig, "marker.png", "Quarterly report", seed=1)["id"]
     assert drain(rig.recorder) == 3
-    wait_until(lambda: events_for(rig, marker), 10, "the marker's event")
+    wait_until(lambda: events_for(rig, marker), 60, "the marker's event")
     assert rig.store.get(rid) == before
     assert events_for(rig, rid) == ["queued", "done"]
     assert rig.client.xpending(RECORDS, RECORDER_GROUP)["pending"] == 0
@@ -150,7 +151,7 @@ def test_a_duplicate_is_stored_pointing_at_the_primary(rig: Rig) -> None:
     assert row is not None and row.status == Status.DUPLICATE and row.duplicate_of == first["id"]
     assert row.channel == "finance" and row.md5 == first["md5"]
     assert rig.store.by_md5(first["md5"]).id == first["id"]  # type: ignore[union-attr]
-    wait_until(lambda: events_for(rig, dup["id"]), 10, "the duplicate's event")
+    wait_until(lambda: events_for(rig, dup["id"]), 60, "the duplicate's event")
     assert events_for(rig, dup["id"]) == ["duplicate"]
     assert rig.events.items[-1]["duplicate_of"] == first["id"]
 
@@ -164,7 +165,7 @@ def test_an_intake_failure_is_stored_failed_with_its_cause(rig: Rig) -> None:
     assert row is not None and row.status == Status.FAILED and row.md5 == ""
     assert row.error is not None and "over the limit of 100" in row.error and row.filename == "poster.png"
     assert row.finished_at is not None
-    wait_until(lambda: events_for(rig, record["id"]), 10, "the failure's event")
+    wait_until(lambda: events_for(rig, record["id"]), 60, "the failure's event")
     assert events_for(rig, record["id"]) == ["failed"]
 
 
@@ -286,7 +287,7 @@ def test_a_store_error_is_waited_out_and_the_records_applied_in_order(
     try:
         wait_until(
             lambda: len(events_for(rig, first)) == 3 and events_for(rig, second),
-            10,
+            60,
             "every record applied after the store error",
         )
     finally:
@@ -315,6 +316,6 @@ def test_an_event_whose_publish_failed_is_announced_once_when_its_record_comes_b
     assert rig.store.get(rid).status == Status.QUEUED  # stored, then the announcement failed
     rig.recorder.events = working
     assert drain(rig.recorder) == 2
-    wait_until(lambda: any(e["status"] == "done" for e in rig.events.items), 10, "the done event")
+    wait_until(lambda: any(e["status"] == "done" for e in rig.events.items), 60, "the done event")
     assert [e["status"] for e in rig.events.items if e["id"] == rid] == ["queued", "done"]
     assert rig.client.xpending(RECORDS, RECORDER_GROUP)["pending"] == 0

@@ -17,9 +17,9 @@ from tests.daemon.servicekit import (
     stop_process,
     store_of,
     text_image,
-    wait_until,
     write_slowly,
 )
+from tests.polling import wait_until
 
 WORDS = [
     "Invoice 1043 paid",

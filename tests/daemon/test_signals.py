@@ -16,8 +16,8 @@ from tests.daemon.servicekit import (
     stop_process,
     store_of,
     text_image,
-    wait_until,
 )
+from tests.polling import wait_until
 
 
 def test_first_sigterm_finishes_the_batch_second_stops_at_once(tmp_path: Path) -> None:
@@ -35,7 +35,7 @@ def test_first_sigterm_finishes_the_batch_second_stops_at_once(tmp_path: Path) -
             in_hand = {e["id"] for e in events.items if e["status"] == "processing"}
             finished = wait_until(
                 lambda: {e["id"] for e in events.items if e["status"] == "done"} >= in_hand and in_hand,
-                30,
+                60,
                 "the batch in hand to finish",
             )
             assert finished
@@ -53,9 +53,9 @@ def test_first_sigterm_finishes_the_batch_second_stops_at_once(tmp_path: Path) -
             )
             second.send_signal(signal.SIGTERM)
             # signals sent back to back reach Python as one: wait until the first was handled
-            wait_until(lambda: log.has("finishing current work"), 10, "the first SIGTERM handled")
+            wait_until(lambda: log.has("finishing current work"), 60, "the first SIGTERM handled")
             second.send_signal(signal.SIGTERM)
-            assert second.wait(30) == 128 + signal.SIGTERM  # stopped at once, not after the job
+            assert second.wait(60) == 128 + signal.SIGTERM  # stopped at once, not after the job
         finally:
             events.close()
             stop_process(worker)

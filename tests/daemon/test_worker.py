@@ -25,9 +25,10 @@ from daemon.worker.loop import Worker
 from daemon.worker.outputs import OutputWriter
 from engine.pipeline import OcrEngine, build_engine
 from engine.types import PageResult
-from tests.daemon.servicekit import embedded_redis, no_leaked_threads, records, text_image, wait_until
+from tests.daemon.servicekit import embedded_redis, records, text_image
+from tests.polling import wait_until
 
-pytestmark = pytest.mark.usefixtures(no_leaked_threads.__name__)
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 MAX_BYTES = 50 * 1024 * 1024
 BLOCK_MS = 20  # run_once waits this long for new jobs (0 would block forever)
@@ -320,7 +321,7 @@ def test_run_creates_the_groups_again_when_redis_lost_its_data(
     thread = threading.Thread(target=worker.run, args=(stop,), name="worker-under-test")
     thread.start()
     try:
-        wait_until(lambda: client.hexists(HEARTBEATS, "w1"), 10, "the worker's first beat")
+        wait_until(lambda: client.hexists(HEARTBEATS, "w1"), 60, "the worker's first beat")
         client.flushall()  # as a Redis without persistence coming back: no streams, no groups
         rid = submit(client, text_image(tmp_path / "share" / "after.png", "Invoice 1043 paid"))
         wait_until(lambda: kinds(client, rid)[-1:] == ["done"], 60, "the job after the data loss")

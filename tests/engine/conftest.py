@@ -13,11 +13,11 @@ import json
 from typing import Any
 
 import pytest
-from ocrcheck import IMAGES
 
 from config.settings import EngineSettings
 from engine.pipeline import OcrEngine, build_engine
 from engine.types import PageResult
+from tests.engine.ocrcheck import IMAGES
 
 THREADS = 2
 

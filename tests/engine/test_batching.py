@@ -16,7 +16,6 @@ import cv2
 import numpy as np
 import pytest
 from conftest import engine_settings
-from ocrcheck import IMAGES, normalise
 
 from engine.detection.predictor import TextDetectorPredictor
 from engine.errors import EngineError, ImageError
@@ -24,6 +23,7 @@ from engine.pipeline import OcrEngine, build_engine
 from engine.quantize import RECIPE
 from engine.recognition.predictor import TextRecognizerPredictor
 from engine.types import PageResult
+from tests.engine.ocrcheck import IMAGES, normalise
 
 NAMES = ["golden_en.png", "golden_zh.png", "golden_dark.png", "tall_phone.png"]
 

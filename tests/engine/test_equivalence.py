@@ -17,7 +17,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from ocrcheck import IMAGES
 from torch import nn
 
 from engine.detection.predictor import normalise as det_normalise
@@ -30,6 +29,7 @@ from engine.recognition.ctc import ctc_greedy
 from engine.recognition.predictor import HEIGHT, STRIDE, RecParams, prepare
 from engine.types import PageResult
 from engine.weights import load_charset, model_files
+from tests.engine.ocrcheck import IMAGES
 
 MAX_PROB_DIFF = 1e-3
 IMAGE_NAMES = ["golden_en.png", "golden_zh.png"]

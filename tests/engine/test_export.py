@@ -11,11 +11,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from ocrcheck import IMAGES
 from torch import nn
 
 from engine.export import FixedInput, export_onnx, parse_size, quantize_int8, verify_onnx
 from engine.weights import ModelFiles, model_files, torch_modules
+from tests.engine.ocrcheck import IMAGES
 
 IMAGES_USED = [IMAGES / "golden_en.png", IMAGES / "golden_zh.png"]
 # one real page per network keeps CI quick; `teamocr export onnx` checks all of tests/images

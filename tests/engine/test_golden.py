@@ -13,10 +13,10 @@ from typing import Any
 
 import cv2
 import pytest
-from ocrcheck import IMAGES, boxes_match, char_error_rate, normalise, rect_of
 
 from engine.pipeline import OcrEngine
 from engine.types import PageResult
+from tests.engine.ocrcheck import IMAGES, boxes_match, char_error_rate, normalise, rect_of
 
 NAMES = ["golden_en.png", "golden_zh.png", "golden_dark.png", "tall_phone.png"]
 MAX_CER = 0.02

@@ -7,11 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from ocrcheck import IMAGES
 
 from engine.errors import ImageError
 from engine.pipeline import OcrEngine
 from engine.types import PageResult
+from tests.engine.ocrcheck import IMAGES
 
 
 def write_png(path: Path, image: np.ndarray) -> Path:

@@ -7,11 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from trainkit import write_det_set, write_rec_set
 
 from engine.training.data import read_det_dataset, read_rec_dataset
 from engine.training.validate import DataError
 from engine.weights import load_charset, model_files
+from tests.engine.trainkit import write_det_set, write_rec_set
 
 
 @pytest.fixture(scope="module")

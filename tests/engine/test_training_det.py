@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from trainkit import write_det_set
 
 from config.settings import EngineSettings
 from engine.training.checkpoint import load_checkpoint
@@ -17,6 +16,7 @@ from engine.training.det import DetTask, shrink_mask, targets
 from engine.training.loop import TrainOptions, fit
 from engine.training.progress import JsonProgress
 from engine.training.runtime import make_ocr, pretrained
+from tests.engine.trainkit import write_det_set
 
 
 def test_shrink_follows_the_db_rule() -> None:

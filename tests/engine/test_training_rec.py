@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from trainkit import TEXTS, hard_crop, write_rec_set
 
 from engine.training.checkpoint import load_checkpoint
 from engine.training.data import read_rec_dataset
@@ -16,6 +15,7 @@ from engine.training.loop import TrainOptions, fit
 from engine.training.progress import JsonProgress
 from engine.training.rec import RecTask, extend_charset, read_lines_text
 from engine.training.runtime import pretrained
+from tests.engine.trainkit import TEXTS, hard_crop, write_rec_set
 
 
 class Recorder(JsonProgress):

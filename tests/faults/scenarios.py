@@ -27,7 +27,7 @@ import redis
 
 from daemon.queue.streams import DELAYED, JOBS, RECORDER_GROUP, RECORDS, WORKERS_GROUP
 from daemon.records import Status
-from tests.daemon.servicekit import RedisServer, wait_until, write_slowly
+from tests.daemon.servicekit import RedisServer, write_slowly
 from tests.faults.figures import report
 from tests.faults.stack import (
     FINAL,
@@ -41,6 +41,7 @@ from tests.faults.stack import (
     start_product,
     wait_for_workers,
 )
+from tests.polling import wait_until
 
 
 def dropped_plan(originals: list[Path], drops: int, seed: int = 7) -> list[tuple[Path, str]]:
@@ -95,7 +96,7 @@ def check_events(client: Any, running: Product, channels: set[str] | None = None
     """One final event per stored result (of ``channels``), with the stored status; repeats counted."""
     rows = [r for r in running.rows() if channels is None or r.channel in channels]
     try:
-        wait_until(lambda: set(final_events(client)) >= {r.id for r in rows}, 30, "every final event", interval=0.2)
+        wait_until(lambda: set(final_events(client)) >= {r.id for r in rows}, 60, "every final event", interval=0.2)
     except AssertionError:
         pass  # counted as missing below
     finals = final_events(client)
@@ -422,7 +423,7 @@ def unmount(tmp: Path, files: int, label: str = "unmount") -> dict[str, Any]:
                     "watched folder" in line and ("gone" in line or "replaced" in line)
                     for line in running.log.lines[mark:]
                 ),
-                30,
+                60,
                 "the watcher noticing",
                 interval=0.2,
             )
@@ -443,7 +444,7 @@ def unmount(tmp: Path, files: int, label: str = "unmount") -> dict[str, Any]:
                 lambda: any(
                     str(share) in line and ("back" in line or "replaced" in line) for line in running.log.lines[mark:]
                 ),
-                30,
+                60,
                 "the watcher noticing the return",
                 interval=0.2,
             )

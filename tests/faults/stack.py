@@ -25,7 +25,8 @@ import requests
 
 from daemon.records import ResultRecord
 from daemon.results.store import STORE_NAME, SqliteStore
-from tests.daemon.servicekit import REPO, LogTail, free_port, wait_until
+from tests.daemon.servicekit import REPO, LogTail, free_port
+from tests.polling import wait_until
 from tests.web.conftest import PASSWORD
 from web.accounts import AccountStore
 from web.app import ACCOUNTS_NAME

@@ -25,7 +25,8 @@ from daemon.queue.redisconn import RedisHandle
 from daemon.queue.streams import HEARTBEATS
 from daemon.records import FINAL_STATUSES, ResultRecord
 from daemon.results.store import SqliteStore
-from tests.daemon.servicekit import make_settings, running, start_worker, stop_process, store_of, wait_until
+from tests.daemon.servicekit import make_settings, running, start_worker, stop_process, store_of
+from tests.polling import wait_until
 from tests.web.conftest import PASSWORD, bearer, login
 from web.app import create_app
 from web.services import services

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from daemon.records import Status
-from tests.daemon.servicekit import wait_until
 from tests.hostile import makers
 from tests.hostile.conftest import Daemon
 from tests.hostile.makers import KINDS, Kind
+from tests.polling import wait_until
 
 FOLDER_SALT = 0  # the upload run uses other salts, so no content is shared between the two runs
 _sentinels = itertools.count(1)
@@ -63,7 +63,7 @@ def test_file_kind(daemon: Daemon, kind: Kind) -> None:
 
 def expect_skipped(daemon: Daemon, folder: Path, path: Path, *log_parts: str) -> None:
     """No record for ``path``, a log line with ``log_parts``, and the watcher went on past it."""
-    wait_until(lambda: daemon.log.has(*log_parts), 30, f"a log line with {log_parts}")
+    wait_until(lambda: daemon.log.has(*log_parts), 60, f"a log line with {log_parts}")
     sentinel = daemon.final(good_file(folder))
     assert sentinel.status == Status.DONE
     assert daemon.records_of(path) == []
@@ -125,7 +125,7 @@ def test_hidden_lock_and_partial_files(daemon: Daemon) -> None:
     for i, name in enumerate(names):
         (folder / name).write_bytes(makers.one_pixel(7010 + i))
     for name in names:
-        wait_until(lambda name=name: daemon.log.has("skipping", name), 30, f"the skip of {name}")
+        wait_until(lambda name=name: daemon.log.has("skipping", name), 60, f"the skip of {name}")
     sentinel = daemon.final(good_file(folder))
     assert sentinel.status == Status.DONE
     assert all(daemon.records_of(folder / name) == [] for name in names)
@@ -153,7 +153,7 @@ def _queued_then(daemon: Daemon, name: str, change: Callable[[Path], None]) -> l
     daemon.pause_worker()
     try:
         path.write_bytes(makers.png("Receipt original", 7030 + next(_sentinels)))
-        wait_until(lambda: daemon.records_of(path), 30, "the queued record")
+        wait_until(lambda: daemon.records_of(path), 60, "the queued record")
         change(path)
     finally:
         daemon.resume_worker()
@@ -174,7 +174,7 @@ def test_replaced_after_it_was_queued(daemon: Daemon, tmp_path: Path) -> None:
         temp = path.with_name(".new.tmp")
         temp.write_bytes(makers.png("Invoice replaced", 7040))
         os.replace(temp, path)
-        wait_until(lambda: len(daemon.records_of(path)) == 2, 30, "the new content's record")
+        wait_until(lambda: len(daemon.records_of(path)) == 2, 60, "the new content's record")
 
     (path,) = _queued_then(daemon, "replaced", replace)
     wait_until(

@@ -17,10 +17,10 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests.daemon.servicekit import wait_until
 from tests.hostile import makers
 from tests.hostile.conftest import RESULT_SECONDS, Daemon
 from tests.hostile.makers import FOLDER_ONLY, KINDS, Kind
+from tests.polling import wait_until
 from web.uploads import numbered, safe_name
 
 UPLOAD_SALT = 500  # the folder run uses salts from 0

@@ -20,7 +20,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from config.settings import Settings
-from tests.daemon.servicekit import wait_until
+from tests.polling import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -86,9 +86,6 @@ def served_web(settings: Settings, redis_url: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-poll = wait_until  # the one polling helper of the tests
 
 
 def handshake(base_url: str, auth: Any) -> tuple[str, Any]:
@@ -249,7 +246,7 @@ class Dashboard:
         self.css("[data-testid=login-username]").send_keys(username)
         self.css("[data-testid=login-password]").send_keys(password)
         self.css("[data-testid=login-submit]").click()
-        poll(self.online, 15, f"{username}'s live connection")
+        wait_until(self.online, 60, f"{username}'s live connection")
 
     def js(self, script: str, *args: Any) -> Any:
         return self.driver.execute_script(script, *args)
@@ -285,14 +282,14 @@ class Dashboard:
 
     def open_viewer(self, result_id: str) -> None:
         self.css(FEED_ITEM.format(id=result_id)).click()
-        poll(
+        wait_until(
             lambda: self.js(
                 "const v = document.getElementById('viewer');"
                 "return !v.hidden && v.dataset.id === arguments[0] && v.dataset.state === 'ready' && "
                 "document.querySelectorAll('[data-testid=viewer-line]').length > 0",
                 result_id,
             ),
-            10,
+            60,
             "the viewer with its lines",
         )
 
@@ -314,7 +311,7 @@ class Dashboard:
             found = self.find_by_filename(filename)
             return found if found and found["status"] in ("done", "failed", "duplicate") else None
 
-        return poll(final, timeout, f"{filename} to finish")
+        return wait_until(final, timeout, f"{filename} to finish")
 
     def watch_feed(self) -> None:
         """Record, per result, its first <li> and every status it showed, and mark the page so a

@@ -18,7 +18,8 @@ import pytest
 
 from tests.daemon.servicekit import make_settings, running, store_of
 from tests.faults.stack import add_users
-from tests.web.browserkit import CHROMEDRIVER, CHROMIUM, Dashboard, Stack, chrome, poll, screenshot, served_web
+from tests.polling import wait_until
+from tests.web.browserkit import CHROMEDRIVER, CHROMIUM, Dashboard, Stack, chrome, screenshot, served_web
 from tests.web.conftest import PASSWORD
 
 MISSING = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
@@ -31,8 +32,10 @@ pytestmark = [
     ),
 ]
 
-MODEL_LOAD_S = 60.0  # first result: worker start and model load included
-DROP_TO_VISIBLE_S = 5.0  # a warm worker: file copied -> result with its text in both feeds
+# Generous deadlines (a busy CI core may be slow): they prove that results appear live, not how
+# fast; the drop-to-visible figure is printed, and the real numbers are benchmarks/daemon_latency.py's.
+MODEL_LOAD_S = 120.0  # first result: worker start and model load included
+DROP_TO_VISIBLE_S = 60.0  # a warm worker: file copied -> result with its text in both feeds
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +92,9 @@ def live_drop(stack: Stack) -> LiveDrop:
                 ids.add(item["id"])
         return len(seconds) == 2
 
-    poll(visible_in_both, 30, "quarterly.png done with its text in alice's and bob's feeds", interval=0.02)
+    wait_until(
+        visible_in_both, DROP_TO_VISIBLE_S, "quarterly.png done with its text in alice's and bob's feeds", interval=0.02
+    )
     assert len(ids) == 1
     store = store_of(stack.settings)
     try:
@@ -125,9 +130,9 @@ def test_edit_in_the_viewer_reaches_the_other_member_as_text(stack: Stack, live_
     alice, bob = stack.browsers["alice"], stack.browsers["bob"]
     alice.open_viewer(live_drop.result_id)
     bob.open_viewer(live_drop.result_id)
-    poll(
+    wait_until(
         lambda: bob.js("return document.getElementById('viewer').dataset.image") == "loaded",
-        10,
+        60,
         "the image in bob's viewer",
     )
     image = bob.js(
@@ -145,8 +150,10 @@ def test_edit_in_the_viewer_reaches_the_other_member_as_text(stack: Stack, live_
     field.clear()
     field.send_keys(edited)
     alice.css("[data-testid=line-save]").click()
-    poll(lambda: bob.viewer_lines()[:1] == [edited], 10, "alice's edit in bob's viewer")
-    poll(lambda: edited in (bob.feed_item(live_drop.result_id) or {}).get("text", ""), 10, "the edit in bob's feed")
+    wait_until(lambda: bob.viewer_lines()[:1] == [edited], 60, "alice's edit in bob's viewer")
+    wait_until(
+        lambda: edited in (bob.feed_item(live_drop.result_id) or {}).get("text", ""), 60, "the edit in bob's feed"
+    )
     assert alice.viewer_lines()[0] == edited
     for page in (alice, bob):
         assert (
@@ -160,9 +167,9 @@ def test_clicking_a_line_copies_it(stack: Stack, live_drop: LiveDrop) -> None:
     bob = stack.browsers["bob"]
     bob.open_viewer(live_drop.result_id)
     bob.css("[data-testid=viewer-line][data-index='1'] [data-testid=line-text]").click()
-    poll(
+    wait_until(
         lambda: bob.js("const t = document.getElementById('toast'); return !t.hidden && t.textContent"),
-        5,
+        60,
         "the copy notice",
     )
     assert bob.js("return document.getElementById('toast').textContent") == "Copied"
@@ -173,7 +180,7 @@ def test_html_in_a_file_name_shows_as_text(stack: Stack) -> None:
     stack.drop(screenshot(stack.staging / "html.png", "Budget approved", seed=3), name)
     for viewer in ("alice", "bob"):
         page = stack.browsers[viewer]
-        assert page.wait_final(name, 30)["status"] == "done"
+        assert page.wait_final(name, 60)["status"] == "done"
         assert page.js("return document.querySelectorAll('#feed b, #feed img, #feed script').length") == 0
         assert not page.alert_open()
     assert stack.browsers["carol"].find_by_filename(name) is None
@@ -183,7 +190,7 @@ def test_a_failed_file_shows_its_error(stack: Stack) -> None:
     notes = stack.staging / "notes.png"
     notes.write_bytes(b"meeting notes, typed into a text file\n")
     stack.drop(notes, channel="finance")
-    shown = stack.browsers["bob"].wait_final("notes.png", 30)
+    shown = stack.browsers["bob"].wait_final("notes.png", 60)
     assert shown["status"] == "failed"
     error = stack.browsers["bob"].feed_item(shown["id"])["error"]
     assert error.startswith("Error:") and "not a supported image" in error
@@ -191,7 +198,7 @@ def test_a_failed_file_shows_its_error(stack: Stack) -> None:
 
 def test_channel_filter(stack: Stack, live_drop: LiveDrop) -> None:
     alice = stack.browsers["alice"]
-    alice.wait_final("notes.png", 30)
+    alice.wait_final("notes.png", 60)
     channels = alice.js("return [...document.querySelectorAll('#channel-filter option')].map(o => o.value)")
     assert channels[0] == "*" and {"", "finance"} <= set(channels)
     alice.select_channel("finance")
@@ -204,7 +211,7 @@ def test_search_finds_a_result(stack: Stack, live_drop: LiveDrop) -> None:
     alice = stack.browsers["alice"]
     alice.css("[data-testid=search-input]").send_keys("warm")
     alice.css("[data-testid=search-submit]").click()
-    poll(
+    wait_until(
         lambda: (
             alice.js(
                 "return [...document.querySelectorAll('[data-testid=search-item] "
@@ -212,7 +219,7 @@ def test_search_finds_a_result(stack: Stack, live_drop: LiveDrop) -> None:
             )
             == ["warm up.png"]
         ),
-        10,
+        60,
         "the search result",
     )
     alice.css("[data-testid=search-clear]").click()
@@ -222,9 +229,9 @@ def test_upload_with_the_file_input(stack: Stack) -> None:
     bob = stack.browsers["bob"]
     source = screenshot(stack.staging / "uploaded scan.png", "Train ticket", seed=4)
     bob.css("[data-testid=file-input]").send_keys(str(source))
-    poll(lambda: bob.js("return document.getElementById('dropzone').dataset.state") == "done", 15, "the upload")
+    wait_until(lambda: bob.js("return document.getElementById('dropzone').dataset.state") == "done", 60, "the upload")
     assert bob.js("return document.getElementById('upload-status').textContent") == "Uploaded 1 file(s)."
-    shown = bob.wait_final("uploaded scan.png", 30)
+    shown = bob.wait_final("uploaded scan.png", 60)
     assert shown["status"] == "done" and "ticket" in shown["text"].lower()
     assert stack.browsers["alice"].find_by_filename("uploaded scan.png")  # alice's team too
 
@@ -239,7 +246,7 @@ def test_phone_width(stack: Stack, live_drop: LiveDrop) -> None:
                 "Emulation.setDeviceMetricsOverride",
                 {"width": 375, "height": 812, "deviceScaleFactor": 2, "mobile": True},
             )
-        poll(lambda: bob.js("return window.innerWidth") == 375, 5, "a 375px viewport")
+        wait_until(lambda: bob.js("return window.innerWidth") == 375, 60, "a 375px viewport")
         layout = bob.js("""const root = document.documentElement;
             const box = (sel) => document.querySelector(sel).getBoundingClientRect();
             return {scroll: root.scrollWidth, client: root.clientWidth, feed: box('#feed').width,
@@ -261,7 +268,7 @@ def test_language_switch_is_remembered(stack: Stack) -> None:
     carol.css("[data-testid=lang-toggle]").click()
     assert (carol.js(title), carol.js("return document.documentElement.lang")) == ("实时动态", "zh-CN")
     carol.driver.refresh()  # the choice is kept, and so is the session (this tab's sessionStorage)
-    poll(carol.online, 10, "carol back online")
+    wait_until(carol.online, 60, "carol back online")
     assert carol.js(title) == "实时动态"
     carol.css("[data-testid=lang-toggle]").click()
     assert carol.js(title) == "Live feed"
@@ -286,7 +293,7 @@ def test_logout_ends_the_session(stack: Stack) -> None:
     carol = stack.browsers["carol"]
     token = carol.js("return window.teamocr.session.accessToken")
     carol.css("[data-testid=logout]").click()
-    poll(
+    wait_until(
         lambda: (
             carol.js(
                 "return !document.getElementById('login-view').hidden && "
@@ -295,7 +302,7 @@ def test_logout_ends_the_session(stack: Stack) -> None:
             )
             and not carol.online()
         ),
-        10,
+        60,
         "the login form",
     )
     assert carol.fetch_status("/api/v1/auth/me", token) == 401  # revoked on the server, not only forgotten

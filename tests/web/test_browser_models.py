@@ -16,7 +16,8 @@ import pytest
 from config.settings import Settings
 from daemon.queue.redisconn import RedisHandle
 from daemon.versions.registry import CURRENT_KEY
-from tests.web.browserkit import CHROMEDRIVER, CHROMIUM, Dashboard, chrome, poll, serving
+from tests.polling import wait_until
+from tests.web.browserkit import CHROMEDRIVER, CHROMIUM, Dashboard, chrome, serving
 from tests.web.conftest import PASSWORD
 from web.app import create_app
 from web.models_api import training_jobs
@@ -70,17 +71,19 @@ def panel(page: Dashboard) -> dict[str, Any]:
 
 def test_admins_see_switch_and_fine_tune_members_do_not_see_it(pages: dict[str, Any]) -> None:
     alice, bob = pages["alice"], pages["bob"]
-    shown = poll(lambda: (lambda p: p if p["versions"] else None)(panel(alice)), 15, "alice's model list")
+    shown = wait_until(lambda: (lambda p: p if p["versions"] else None)(panel(alice)), 60, "alice's model list")
     assert not shown["hidden"] and shown["current"] == "PP-OCRv6-small"
     assert set(shown["versions"]) == {"PP-OCRv6-small", "PP-OCRv6-tiny"}
     assert panel(bob)["hidden"] and panel(bob)["versions"] == []
 
     alice.css("[data-testid=model-use][data-version='PP-OCRv6-tiny']").click()
-    poll(lambda: panel(alice)["current"] == "PP-OCRv6-tiny", 15, "the switch shown")
+    wait_until(lambda: panel(alice)["current"] == "PP-OCRv6-tiny", 60, "the switch shown")
     assert pages["redis"].get(CURRENT_KEY) == "PP-OCRv6-tiny"
 
     alice.css("[data-testid=train-start]").click()
-    done = poll(lambda: (lambda p: p if p["status"] == "failed" else None)(panel(alice)), 60, "the job's failure, live")
+    done = wait_until(
+        lambda: (lambda p: p if p["status"] == "failed" else None)(panel(alice)), 60, "the job's failure, live"
+    )
     assert "Failed:" in done["statusText"] and "corrections export" in done["statusText"]
     assert alice.js("return document.querySelector('[data-testid=train-start]').disabled") is False
     assert panel(bob)["hidden"] and panel(bob)["status"] is None

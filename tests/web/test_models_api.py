@@ -19,7 +19,8 @@ from daemon.queue.redisconn import RedisHandle
 from daemon.versions.operations import add_from_onnx
 from daemon.versions.registry import CURRENT_KEY, ModelRegistry
 from engine.weights import model_files
-from tests.web.browserkit import SocketClient, poll, serving
+from tests.polling import wait_until
+from tests.web.browserkit import SocketClient, serving
 from tests.web.conftest import login
 from web.app import create_app
 from web.models_api import training_jobs
@@ -109,7 +110,7 @@ def test_a_failing_job_is_reported_to_the_teams_admins(failing_app: Flask) -> No
             assert state["state"] == "failed"
             assert "`teamocr corrections export` failed (exit 2)" in state["error"]
             assert "usage: teamocr" in state["error"]  # the command's own complaint
-            poll(lambda: [e for e in seen["alice"] if e["state"] == "failed"], 10, "the failure event")
+            wait_until(lambda: [e for e in seen["alice"] if e["state"] == "failed"], 60, "the failure event")
             assert [e["state"] for e in seen["alice"]][:1] == ["exporting"]
             assert seen["bob"] == []  # members do not get training events
             latest = client.get("/api/v1/training", headers=headers).get_json()["job"]

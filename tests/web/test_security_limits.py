@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from config.settings import Settings
+from tests.polling import wait_until
 from tests.web.browserkit import serving
 from tests.web.conftest import bearer
 from web.services import Services
@@ -59,14 +60,12 @@ def test_one_users_flood_does_not_refuse_another(base_url: str, svc: Services, u
     stop, seen = threading.Event(), Counter()
     workers = flood(base_url + ME, alice, stop, seen)
     try:
-        deadline = time.monotonic() + 30
-        while seen[429] < 20 and time.monotonic() < deadline:  # alice is well into her refusals
-            time.sleep(0.05)
+        wait_until(lambda: seen[429] >= 20, 60, "alice well into her refusals")
         answers, slowest = [], 0.0
         with requests.Session() as session:
             for _ in range(10):
                 start = time.monotonic()
-                answers.append(session.get(base_url + ME, headers=bob, timeout=10).status_code)
+                answers.append(session.get(base_url + ME, headers=bob, timeout=30).status_code)
                 slowest = max(slowest, time.monotonic() - start)
     finally:
         stop.set()
@@ -74,16 +73,14 @@ def test_one_users_flood_does_not_refuse_another(base_url: str, svc: Services, u
             worker.join(15)
     assert seen[200] == API_LIMIT and seen[429] >= 20 and seen["retry-after"] == seen[429], seen
     assert answers == [200] * 10
-    assert slowest < 5.0  # loose: bob is served, not starved (the tight figure is the load benchmark's)
+    assert slowest < 20.0  # loose: bob is served, not starved (the tight figure is the load benchmark's)
 
 
 def test_a_flood_of_refused_tokens_is_throttled_per_address(base_url: str, svc: Services, users: dict) -> None:
     stop, seen = threading.Event(), Counter()
     workers = flood(base_url + ME, bearer("not-a-token"), stop, seen, threads=2)
     try:
-        deadline = time.monotonic() + 30
-        while seen[429] < 10 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: seen[429] >= 10, 60, "10 refusals of the flood")
     finally:
         stop.set()
         for worker in workers:

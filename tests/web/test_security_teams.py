@@ -21,7 +21,8 @@ from flask.testing import FlaskClient
 from daemon.queue.redisconn import RedisHandle
 from daemon.results.events import SOCKETIO_CHANNEL
 from tests.daemon.servicekit import wait_subscribed
-from tests.web.browserkit import SocketClient, poll, serving
+from tests.polling import wait_until
+from tests.web.browserkit import SocketClient, serving
 from tests.web.conftest import login
 from tests.web.test_api import add_result, write_image
 from web.api import OPENAPI_DOCUMENT
@@ -142,7 +143,7 @@ def test_sockets_cannot_join_another_teams_room(
             emitter = socketio.RedisManager(redis_handle.url, channel=SOCKETIO_CHANNEL, write_only=True)
             emitter.emit("result", {"id": "r-alpha", "channel": "finance"}, room="team:alpha", namespace="/")
             emitter.emit("result", {"id": "r-beta", "channel": "sales"}, room="team:beta", namespace="/")
-            poll(lambda: carol.results, 10, "carol's own result")
+            wait_until(lambda: carol.results, 60, "carol's own result")
             assert [r["id"] for r in carol.results] == ["r-beta"]
         finally:
             carol.close()

@@ -18,8 +18,8 @@ from config.settings import Settings
 from daemon.queue.redisconn import RedisHandle
 from daemon.results.events import SOCKETIO_CHANNEL, SocketIOEvents
 from daemon.results.teams import TeamMap
-from tests.daemon.servicekit import wait_until
 from tests.faults.stack import add_users
+from tests.polling import wait_until
 from tests.web.browserkit import SocketClient, served_web
 from tests.web.conftest import PASSWORD
 from tests.web.test_cli_user import teamocr
@@ -47,13 +47,13 @@ def test_the_gevent_server_answers_the_api_and_pushes_events_over_websocket(
             events = SocketIOEvents(redis_handle.url, TeamMap.from_spec(settings.teams.channels))
             wait_until(
                 lambda: dict(redis_handle.client.pubsub_numsub(SOCKETIO_CHANNEL))[SOCKETIO_CHANNEL] >= 1,
-                30,
+                60,
                 "the web to listen for events",
                 interval=0.1,
             )
             item = {"id": "r1", "status": "done", "channel": "", "filename": "a.png", "text": "hello"}
             events.publish(item)
-            wait_until(lambda: client.results, 30, "the event over the WebSocket", interval=0.05)
+            wait_until(lambda: client.results, 60, "the event over the WebSocket", interval=0.05)
             assert client.results == [item]
         finally:
             client.close()
@@ -113,7 +113,7 @@ def test_the_web_and_the_workers_leave_with_a_killed_run(settings: Settings, tmp
         running.proc.send_signal(signal.SIGKILL)
         running.proc.wait(30)
         gone = lambda: all(not c.is_running() or c.status() == psutil.STATUS_ZOMBIE for c in children)  # noqa: E731
-        wait_until(gone, 30, "the web and the worker to stop after their parent", interval=0.2)
+        wait_until(gone, 60, "the web and the worker to stop after their parent", interval=0.2)
     finally:
         running.stop()
         for proc in others:  # the embedded Redis outlives a SIGKILLed run (the next start joins it)
@@ -244,8 +244,6 @@ def test_uploads_and_exports_through_the_gevent_server(settings: Settings, redis
 def test_a_fine_tune_job_runs_its_commands_under_gevent(settings: Settings, redis_handle: RedisHandle) -> None:
     """The job's subprocesses and their output pipes work in the patched loop: with no corrections
     to train on, the job fails with the trainer's own words, and the web keeps answering."""
-    import time
-
     add_users(settings.data_dir, {"alice": "alpha"}, admins=frozenset({"alice"}))
     with served_web(settings, redis_handle.url) as url:
         headers = {"Authorization": f"Bearer {login(url, 'alice')}"}
@@ -253,10 +251,12 @@ def test_a_fine_tune_job_runs_its_commands_under_gevent(settings: Settings, redi
             f"{url}/api/v1/training", json={"kind": "rec", "source": "corrections"}, headers=headers, timeout=30
         )
         assert started.status_code == 202, started.text
-        job = started.json()
-        deadline = time.monotonic() + 120
-        while job["state"] not in ("done", "failed") and time.monotonic() < deadline:
-            time.sleep(0.3)
-            job = requests.get(f"{url}/api/v1/training/{job['id']}", headers=headers, timeout=30).json()
+        job_id = started.json()["id"]
+
+        def finished() -> dict | None:
+            job = requests.get(f"{url}/api/v1/training/{job_id}", headers=headers, timeout=30).json()
+            return job if job["state"] in ("done", "failed") else None
+
+        job = wait_until(finished, 120, "the training job to finish", interval=0.3)
         assert job["state"] == "failed" and "train.txt: no samples" in job["error"], job
         assert requests.get(f"{url}/api/v1/auth/me", headers=headers, timeout=30).status_code == 200

@@ -22,7 +22,8 @@ from daemon.queue.redisconn import RedisHandle
 from daemon.results.events import SOCKETIO_CHANNEL
 from daemon.results.teams import DEFAULT_ROOM
 from tests.daemon.servicekit import wait_subscribed
-from tests.web.browserkit import SocketClient, handshake, poll, serving
+from tests.polling import wait_until
+from tests.web.browserkit import SocketClient, handshake, serving
 from tests.web.conftest import login
 from web.services import Services
 from web.sockets import SocketSession, SocketSessions
@@ -113,9 +114,9 @@ def test_events_after_expiry_disconnect(connect: Any, svc: Services, users: dict
     client = connect(pair["access_token"])
     assert client.sio.call("ping", timeout=10)["ok"] is True
     deadline = time.time() + 2.5
-    poll(lambda: time.time() > deadline, 5, "the token to expire")
+    wait_until(lambda: time.time() > deadline, 5, "the token to expire")
     client.sio.emit("ping")  # no answer comes: the server says why, then hangs up
-    poll(lambda: not client.sio.connected, 10, "the server to disconnect")
+    wait_until(lambda: not client.sio.connected, 60, "the server to disconnect")
     assert client.errors == [{"error": "token expired"}]
 
 
@@ -131,7 +132,7 @@ def test_renew_extends_the_connection_for_the_same_user_only(
     renewed = client.sio.call("renew", {"token": svc.tokens.issue(users["bob"])["access_token"]}, timeout=10)
     assert renewed["ok"] is True
     deadline = time.time() + 2.5
-    poll(lambda: time.time() > deadline, 5, "the first token to expire")
+    wait_until(lambda: time.time() > deadline, 5, "the first token to expire")
     assert client.sio.call("ping", timeout=10)["ok"] is True and client.sio.connected
 
 
@@ -153,10 +154,10 @@ def test_results_reach_only_the_team_room(
     emitter.emit("result", beta, room="team:beta", namespace="/")
     emitter.emit("result", root, room=DEFAULT_ROOM, namespace="/")
     for name in ("alice", "bob"):
-        poll(lambda n=name: len(clients[n].results) >= 2, 10, f"{name}'s results")
-    poll(lambda: clients["carol"].results, 10, "carol's result")
+        wait_until(lambda n=name: len(clients[n].results) >= 2, 60, f"{name}'s results")
+    wait_until(lambda: clients["carol"].results, 60, "carol's result")
     # the last emit was to alpha's rooms; give a stray delivery to carol time to show up
-    poll(lambda: [r["id"] for r in clients["bob"].results] == ["r-alpha", "r-root"], 5, "bob's order")
+    wait_until(lambda: [r["id"] for r in clients["bob"].results] == ["r-alpha", "r-root"], 60, "bob's order")
     assert [r["id"] for r in clients["alice"].results] == ["r-alpha", "r-root"]
     assert clients["alice"].results[0] == alpha
     assert [r["id"] for r in clients["carol"].results] == ["r-beta"]
@@ -165,9 +166,9 @@ def test_results_reach_only_the_team_room(
 def test_disconnect_leaves_the_rooms(connect: Any, tokens: dict[str, dict[str, Any]], app: Flask) -> None:
     server = app.extensions["socketio"].server
     client = connect(tokens["bob"]["access_token"])
-    poll(lambda: len(server.manager.rooms.get("/", {}).get("team:alpha", {})) == 1, 5, "bob in team:alpha")
+    wait_until(lambda: len(server.manager.rooms.get("/", {}).get("team:alpha", {})) == 1, 60, "bob in team:alpha")
     client.close()
-    poll(lambda: not server.manager.rooms.get("/", {}).get("team:alpha"), 10, "bob to leave team:alpha")
+    wait_until(lambda: not server.manager.rooms.get("/", {}).get("team:alpha"), 60, "bob to leave team:alpha")
 
 
 def test_session_registry_expiry_and_cleanup() -> None:
