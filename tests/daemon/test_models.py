@@ -66,6 +66,10 @@ def texts(engine: object) -> list[str]:
     return [line.text for line in engine.ocr(str(PAGE)).lines]  # type: ignore[attr-defined]
 
 
+def unspaced(lines: list[str]) -> list[str]:
+    return ["".join(line.split()) for line in lines]
+
+
 def test_packaged_sets_are_versions(registry: ModelRegistry) -> None:
     versions = registry.list()
     assert [v.version for v in versions] == ["PP-OCRv6-small", "PP-OCRv6-tiny"]
@@ -84,7 +88,9 @@ def test_unknown_version_names_the_known_ones(registry: ModelRegistry) -> None:
         registry.get("v9")
 
 
-def test_add_from_a_checkpoint_with_an_extended_charset(registry: ModelRegistry, extended_rec_checkpoint: Path) -> None:
+def test_add_from_a_checkpoint_with_an_extended_charset(
+    registry: ModelRegistry, extended_rec_checkpoint: Path, tmp_path: Path
+) -> None:
     added = add_from_checkpoints(
         registry, "PP-OCRv6-tiny", {"rec": extended_rec_checkpoint}, [PAGE], name="tiny-ft1", note="first fine-tune"
     )
@@ -99,14 +105,22 @@ def test_add_from_a_checkpoint_with_an_extended_charset(registry: ModelRegistry,
     assert not list(registry.root.glob(".*"))  # no staging folder left behind
     assert registry.names()[-1] == "tiny-ft1"
 
-    # the version runs on both backends and reads like the packaged set; results carry its name
+    # the version runs on both backends and reads like the packaged set; results carry its name.
+    # Float on both: the grown head must change nothing, exactly (INT8 reads differently by design).
     files = registry.files("tiny-ft1")
-    packaged = texts(build_engine(EngineSettings(model_set="tiny", threads=1, backend="onnxruntime")))
+    settings = EngineSettings(model_set="tiny", threads=1, int8=False, cache_dir=str(tmp_path / "cache"))
+    packaged = texts(build_engine(replace(settings, backend="onnxruntime")))
     for backend in ("onnxruntime", "torch"):
-        engine = build_engine(EngineSettings(model_set="tiny", threads=1, backend=backend), files)
+        engine = build_engine(replace(settings, backend=backend), files)
         assert engine.model_version == "tiny-ft1"
         assert texts(engine) == packaged
         assert engine.ocr(str(PAGE)).to_dict()["model_version"] == "tiny-ft1"
+    # the CPU default, INT8: the version's own graph quantises, and reads like the packaged set's
+    # INT8 but for spaces (two graphs of the same float network, quantised apart, differ at the margins)
+    int8 = replace(settings, backend="onnxruntime", int8=True)
+    engine = build_engine(int8, files)
+    assert engine.backend == "onnxruntime-int8" and engine.model_version == "tiny-ft1"
+    assert unspaced(texts(engine)) == unspaced(texts(build_engine(int8)))
 
     with pytest.raises(ModelVersionError, match="exists already"):
         add_from_checkpoints(registry, "PP-OCRv6-tiny", {"rec": extended_rec_checkpoint}, [PAGE], name="tiny-ft1")
