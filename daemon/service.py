@@ -24,6 +24,7 @@ from config.settings import Settings, settings_env
 from daemon.intake.dedupe import Intake
 from daemon.intake.filters import channel_of
 from daemon.intake.watcher import FolderWatcher
+from daemon.private import private_dir
 from daemon.queue.redisconn import RedisHandle, open_redis, wait_for_redis
 from daemon.queue.streams import ensure_groups
 from daemon.results.events import LatestCache, SocketIOEvents
@@ -148,7 +149,7 @@ def serve(
     if workers > 0 and not worker_command:
         raise ValueError("serve: workers need a worker_command to start them with")
     stop = stop or threading.Event()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir, tighten=False)  # made 0700; a folder the operator chose is left as it is
     handle = _connect(settings, stop)
     store = SqliteStore(settings.data_dir / STORE_NAME)
     log_backlog(store)
@@ -161,6 +162,7 @@ def serve(
         name=f"recorder-{socket.gethostname()}",
         retention_days=d.retention_days,
         delete_sources=d.retention_delete_sources,
+        shared_dir=settings.shared_dir,
     )
     threads = [threading.Thread(target=recorder.run, args=(stop,), name="recorder", daemon=True)]
     watcher = None
@@ -169,6 +171,8 @@ def serve(
             handle.client,
             settings.engine.max_file_bytes,
             teams=TeamMap.from_spec(settings.teams.channels, settings.teams.default_team),
+            shared_dir=settings.shared_dir,
+            follow_symlinks=d.follow_symlinks,
         )
         root = settings.shared_dir
 
@@ -249,7 +253,7 @@ def work(settings: Settings, stop: threading.Event | None = None, follow_parent:
             settings.data_dir / "outputs", settings.engine.max_image_pixels, settings.engine.max_file_bytes
         )
     try:
-        Worker(handle.client, engine, settings.daemon, name, outputs).run(stop)
+        Worker(handle.client, engine, settings.daemon, name, outputs, shared_dir=settings.shared_dir).run(stop)
     finally:
         handle.client.close()
     return 0

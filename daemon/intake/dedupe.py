@@ -6,6 +6,10 @@ so several watchers (on several hosts) racing on the same content produce exactl
 Dedup is scoped by team: the MD5 is claimed under the team of the file's channel
 (``TeamMap.dedup_scope``), so the same content dropped by two teams is read once for each, and a
 duplicate only ever names a result of its own team.
+
+The file is opened once, without following links (:func:`~daemon.intake.safeopen.open_in_share`),
+and hashed through that descriptor; the job carries the (device, inode, size, mtime) of what was
+hashed, so that the worker reads that very file or none.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from typing import Any
 
 import redis
 
+from daemon.intake.filters import channel_of
+from daemon.intake.safeopen import RefusedFile, open_in_share
 from daemon.queue.streams import JOBS, RECORDS, SEEN, Job, add_record, md5_key
 from daemon.records import DuplicateMessage, FailedMessage, FileMessage, QueuedMessage
 from daemon.results.teams import TeamMap
@@ -53,10 +59,11 @@ return false
 """
 
 
-def file_md5(path: Path) -> str:
-    """MD5 of a file's content, read in 1 MiB chunks."""
+def file_md5(source: int | Path) -> str:
+    """MD5 of a file's content, read in 1 MiB chunks: an open descriptor (read from its current
+    position, left open) or a path."""
     digest = hashlib.md5()
-    with open(path, "rb") as handle:
+    with open(source, "rb", closefd=not isinstance(source, int)) as handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -72,13 +79,23 @@ class Intake:
         clock: Callable[[], float] = time.time,
         *,
         teams: TeamMap | None = None,
-        hasher: Callable[[Path], str] = file_md5,
+        hasher: Callable[[int], str] = file_md5,
+        shared_dir: Path | None = None,
+        follow_symlinks: bool = False,
     ) -> None:
         """``teams`` decides each channel's dedup scope; None is a single team (every channel the
         default team's), right only where no ``teams.channels`` are configured. ``hasher`` is
-        :func:`file_md5` or a call of it elsewhere (the web's event loop hands it to a thread)."""
+        :func:`file_md5` of an open descriptor, or a call of it elsewhere (the web's event loop
+        hands it to a thread).
+
+        ``shared_dir``: the shared folder; a submitted file must lie in its channel's folder of it,
+        reached without a link on the way (else it is recorded as failed, saying why). None checks
+        only that the file itself is no link. ``follow_symlinks``: a file that is a link is read
+        when it leads to a file of the same channel (``daemon.follow_symlinks``)."""
         self.client = client
         self.hasher = hasher
+        self.shared_dir = shared_dir
+        self.follow_symlinks = follow_symlinks
         self.max_bytes = max_bytes
         self.clock = clock
         self.teams = teams or TeamMap({})
@@ -101,16 +118,26 @@ class Intake:
             )
         file = FileFields(rid, str(path), path.name, channel, created_at, uploader, scope)
         try:
-            size = os.stat(path).st_size
-            if size > self.max_bytes:
-                return self._fail(file, size, f"file is {size} bytes, over the limit of {self.max_bytes}")
-            md5 = self.hasher(path)
-            where = os.stat(path.parent)
+            fd = self._open(path, channel)
+            try:
+                st = os.fstat(fd)
+                if st.st_size > self.max_bytes:
+                    return self._fail(
+                        file, st.st_size, f"file is {st.st_size} bytes, over the limit of {self.max_bytes}"
+                    )
+                md5 = self.hasher(fd)
+                where = os.stat(path.parent)
+            finally:
+                os.close(fd)
+        except RefusedFile as exc:
+            log.warning("%s: refused: %s", path, exc.reason)
+            return self._fail(file, 0, exc.reason)
         except FileNotFoundError:
             log.warning("%s: vanished before it could be read; skipped", path)
             return None
         except OSError as exc:
             return self._fail(file, 0, f"cannot read the file: {exc.strerror or exc}")
+        size = st.st_size
         queued = QueuedMessage(type="queued", **file.fields(md5, size))
         job = Job(
             id=rid,
@@ -122,6 +149,7 @@ class Intake:
             created_at=created_at,
             uploader=uploader,
             folder=[where.st_dev, where.st_ino],
+            identity=[st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns],
         )
         # The duplicate's message without its duplicate_of: the script adds the id it finds.
         duplicate_template = {"type": "duplicate", **file.fields(md5, size)}
@@ -137,6 +165,19 @@ class Intake:
             return DuplicateMessage(type="duplicate", duplicate_of=existing, **file.fields(md5, size))
         log.info("%s: queued as %s (md5 %s, channel %r)", path, rid, md5, channel)
         return queued
+
+    def _open(self, path: Path, channel: str) -> int:
+        """A descriptor of the file at ``path``, which must lie in ``channel``'s folder, no link on its way."""
+        if self.shared_dir is None:
+            return open_in_share(path.parent, path, follow=self.follow_symlinks)
+        try:
+            actual: str | None = channel_of(self.shared_dir, path)
+        except ValueError:
+            actual = None
+        if actual != channel:
+            where = f"channel {channel!r}" if channel else "the shared folder's root"
+            raise RefusedFile(str(path), path.name, f"is not in the folder of {where}")
+        return open_in_share(self.shared_dir, path, follow=self.follow_symlinks)
 
     def _fail(self, file: FileFields, size: int, error: str) -> FailedMessage:
         message = FailedMessage(type="failed", error=error, finished_at=self.clock(), **file.fields("", size))

@@ -6,6 +6,10 @@ rescan (events do get lost). The watchdog handler only puts paths on the queue; 
 thread filters them, lets the :class:`~daemon.intake.stability.StabilityTracker` decide when a file has
 stopped changing, and calls ``on_ready``. Deduplication by content is the intake's job; the watcher
 only avoids handing the same unchanged file (path, size, mtime) twice in one process.
+
+Links are not read as files: a link leading outside the folder is refused with a warning, one
+inside is skipped (followed only with ``follow_symlinks``), and a pending file that turns into a
+link, or whose folder does, is forgotten rather than handed with the link's target.
 """
 
 from __future__ import annotations
@@ -85,7 +89,7 @@ class FolderWatcher:
         self._rescan_seconds = rescan_seconds
         self._follow_symlinks = follow_symlinks
         self._clock = clock
-        self._tracker = StabilityTracker(stable_seconds, clock)
+        self._tracker = StabilityTracker(stable_seconds, clock, root=self.root, follow_symlinks=follow_symlinks)
         self._queue: queue.Queue[tuple[Path, bool]] = queue.Queue()
         self._handler = _QueueingHandler(self._queue)
         self._handed: collections.OrderedDict[Path, tuple[int, int]] = collections.OrderedDict()
@@ -253,7 +257,9 @@ class FolderWatcher:
             log.debug("skipping %s (%s)", path, reason)
             return
         if not walked and rel.parent != relative_inside(self.root, path.parent):
-            # An event from inside a symlinked folder (the polling observer follows them).
+            # An event from inside a symlinked folder (the polling observer follows them), or a folder
+            # that became a link since: what lies behind it is another folder's, never read as this one.
+            self._tracker.forget(path)
             if relative_inside(self.root, path.parent) is None:
                 self._refuse(path.parent)
             return
@@ -264,16 +270,22 @@ class FolderWatcher:
             return
         is_link = stat.S_ISLNK(st.st_mode)
         if is_link and relative_inside(self.root, path) is None:
+            self._tracker.forget(path)
             self._refuse(path)
             return
         if is_link and not self._follow_symlinks:
+            # A file swapped for a link (``mv -f link x.png``) must not stay pending: the tracker
+            # would otherwise go on to hand the link's target as the file dropped here.
+            self._tracker.forget(path)
             log.debug("skipping symlink %s (follow_symlinks is off)", path)
             return
         try:
             st = os.stat(path) if is_link else st
         except OSError:
+            self._tracker.forget(path)
             return  # a dangling symlink
         if not stat.S_ISREG(st.st_mode):
+            self._tracker.forget(path)
             self._skip_special(path, st.st_mode)
         elif self._handed.get(path) != (st.st_size, st.st_mtime_ns):
             self._tracker.observe(path, finished=finished)

@@ -47,6 +47,10 @@ class Job(DroppedFile):
     # another one (an empty mount point) was not deleted; its share is away. None: not known.
     folder: list[int] | None = None
     away_since: float = 0.0  # when its share was first found away (0: it was not)
+    # [st_dev, st_ino, st_size, st_mtime_ns] of the file intake opened and hashed: the worker reads
+    # that very file or fails it (a swap, even for the same bytes, is another file). None: not
+    # known (a job queued before this field).
+    identity: list[int] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import Any, cast
 
 import redis
 
+from daemon.intake.safeopen import RefusedFile, not_regular, open_folder_in_share
 from daemon.queue.redisconn import lost_groups, recreate_groups
 from daemon.queue.streams import RECORDER_GROUP, RECORDS, md5_key, parse_entries, take
 from daemon.records import (
@@ -35,6 +37,7 @@ from daemon.records import (
     decode_message,
 )
 from daemon.results.events import EventSink, LatestCache
+from daemon.results.public import public_item
 from daemon.results.store import ResultStore
 
 log = logging.getLogger(__name__)
@@ -57,7 +60,12 @@ class Recorder:
         retention_days: float = 0.0,
         delete_sources: bool = False,
         clock: Callable[[], float] = time.time,
+        *,
+        shared_dir: Path | None = None,
     ) -> None:
+        """``shared_dir``: the shared folder; with ``delete_sources`` retention removes only regular
+        files inside it, reached with no link on the way. None: only the file itself is checked
+        (never a link)."""
         self.client = client
         self.store = store
         self.events = events
@@ -66,6 +74,7 @@ class Recorder:
         self.claim_idle_ms = int(claim_idle_seconds * 1000)
         self.retention_days = retention_days
         self.delete_sources = delete_sources
+        self.shared_dir = shared_dir
         self.clock = clock
         self._next_retention = 0.0
         self._unannounced: dict[str, dict[str, Any]] = {}  # entry id -> item stored, not yet announced
@@ -148,7 +157,11 @@ class Recorder:
         if row is None:
             log.warning("record %s for unknown result %s ignored", kind, rid)
             return None
-        return row.to_public()
+        return self._public(row)
+
+    def _public(self, row: ResultRecord) -> dict[str, Any]:
+        """The item members are shown (the feed): its error names no server path."""
+        return public_item(row, self.shared_dir) if self.shared_dir is not None else row.to_public()
 
     def _add(self, record: QueuedMessage | DuplicateMessage | FailedMessage) -> ResultRecord | None:
         row_of = ResultRecord.from_item({**record, "status": record["type"]})
@@ -163,7 +176,7 @@ class Recorder:
         if before is None:
             log.warning("record queued for unknown result %s ignored", record["id"])
             return None
-        return {**before.to_public(), "status": "queued", "attempts": record.get("attempts", before.attempts)}
+        return {**self._public(before), "status": "queued", "attempts": record.get("attempts", before.attempts)}
 
     def _complete(self, record: DoneMessage) -> ResultRecord | None:
         return self.store.complete(
@@ -195,10 +208,32 @@ class Recorder:
             if row.md5 and self.client.get(md5_key(row.md5, row.scope)) == row.id:
                 self.client.delete(md5_key(row.md5, row.scope))
             if self.delete_sources:
-                try:
-                    os.unlink(Path(row.path))
-                except OSError as exc:
-                    log.warning("%s: retention could not delete the source: %s", row.path, exc)
+                self._delete_source(row.path)
         if removed:
             log.info("retention removed %d results older than %.1f days", len(removed), self.retention_days)
         return len(removed)
+
+    def _delete_source(self, path: str) -> None:
+        """Remove the regular file at ``path``, never a link nor anything a link leads to: its folder
+        is reached from the share's root with no link followed, and the name is removed from that
+        very folder only when it is a regular file there."""
+        folder = Path(path).parent
+        try:
+            fd = open_folder_in_share(self.shared_dir if self.shared_dir is not None else folder, folder)
+        except RefusedFile as exc:
+            log.warning("%s: retention did not delete the source: %s", path, exc)
+            return
+        except OSError as exc:
+            log.warning("%s: retention could not delete the source: %s", path, exc)
+            return
+        name = Path(path).name
+        try:
+            mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+            if not stat.S_ISREG(mode):
+                log.warning("%s: retention did not delete the source: it %s", path, not_regular(mode))
+                return
+            os.unlink(name, dir_fd=fd)
+        except OSError as exc:
+            log.warning("%s: retention could not delete the source: %s", path, exc)
+        finally:
+            os.close(fd)

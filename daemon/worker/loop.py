@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import redis
@@ -71,13 +72,19 @@ class Worker:
         name: str,
         outputs: OutputWriter | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        shared_dir: Path | None = None,
     ) -> None:
+        """``shared_dir``: the shared folder as mounted on this host (the same path on every host);
+        a job whose file is not inside it, in its channel's folder, with no link on the way, fails.
+        None: only the file itself must not be a link (tests of the loop alone)."""
         self.client = client
         self.engine = engine
         self.settings = settings
         self.name = name
         self.outputs = outputs
         self.clock = clock
+        self.shared_dir = shared_dir
         self._release = client.register_script(_RELEASE)
 
     def run_once(self, block_ms: int = 1000) -> int:
@@ -149,7 +156,18 @@ class Worker:
         ready: list[tuple[int, bytes]] = []
         for k, job in enumerate(jobs):
             try:
-                ready.append((k, read_queued(job.path, job.filename, job.size, job.md5, job.folder)))
+                data = read_queued(
+                    job.path,
+                    job.filename,
+                    job.size,
+                    job.md5,
+                    job.folder,
+                    share=self.shared_dir,
+                    identity=job.identity,
+                    follow=self.settings.follow_symlinks,
+                    channel=job.channel if self.shared_dir is not None else None,
+                )
+                ready.append((k, data))
             except Exception as exc:  # noqa: BLE001 - classified per job in _record
                 outcomes[k] = exc
         if not ready:

@@ -169,6 +169,23 @@ def test_an_intake_failure_is_stored_failed_with_its_cause(rig: Rig) -> None:
     assert events_for(rig, record["id"]) == ["failed"]
 
 
+def test_a_failure_naming_server_paths_is_announced_without_them(rig: Rig) -> None:
+    """The store keeps the cause as written (for the operator); the feed members see names it relative
+    to the shared folder, and other server paths by their last name only."""
+    recorder = Recorder(
+        rig.client, rig.store, sink(rig.url), LatestCache(rig.client, 200), shared_dir=rig.share, name="redacting"
+    )
+    record = submit(rig, "sales/scan.png", "Quarterly plan")
+    cause = f"cannot read {rig.share}/sales/scan.png: model /opt/models/rec.onnx failed"
+    add_record(rig.client, {"type": "failed", "id": record["id"], "error": cause, "attempts": 1, "finished_at": 2.0})
+    drain(recorder)
+    row = rig.store.get(record["id"])
+    assert row is not None and row.error == cause
+    wait_until(lambda: "failed" in events_for(rig, record["id"]), 60, "the failure's event")
+    shown = next(e for e in rig.events.items if e["id"] == record["id"] and e["status"] == "failed")
+    assert shown["error"] == "cannot read sales/scan.png: model rec.onnx failed"
+
+
 @pytest.mark.parametrize("delete_sources", [True, False], ids=["delete-sources", "keep-sources"])
 def test_retention_removes_old_rows_their_md5_keys_and_maybe_their_files(rig: Rig, delete_sources: bool) -> None:
     old = [submit(rig, f"old{i}.png", f"Ticket {i} closed", seed=i) for i in range(2)]
