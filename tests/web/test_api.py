@@ -7,6 +7,7 @@ beta) sees only "sales". Rows go straight into the store; image files are real, 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import time
@@ -38,16 +39,21 @@ def add_result(
     uploader: str | None = None,
     path: Path | None = None,
 ) -> ResultRecord:
-    """Store a result the way the recorder would: queued, then done or failed."""
+    """Store a result the way the recorder would: queued, then done or failed. A file already at its
+    path gives the result its MD5 and size (the web serves only those bytes); else they are made up."""
     file = path or svc.settings.shared_dir / channel / filename
+    md5, size = uuid.uuid4().hex, 1234
+    if file.is_file():
+        data = file.read_bytes()
+        md5, size = hashlib.md5(data).hexdigest(), len(data)
     rec = svc.store.add_queued(
         ResultRecord(
             id=uuid.uuid4().hex,
-            md5=uuid.uuid4().hex,
+            md5=md5,
             path=str(file),
             filename=filename,
             channel=channel,
-            size=1234,
+            size=size,
             created_at=created_at,
             uploader=uploader,
         )
@@ -71,9 +77,9 @@ def add_result(
     return rec
 
 
-def write_image(path: Path, ext: str = ".png") -> bytes:
+def write_image(path: Path, ext: str = ".png", text: str = "hello world") -> bytes:
     image = np.full((160, 640, 3), 255, np.uint8)
-    cv2.putText(image, "hello world", (50, 75), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (0, 0, 0), 2)
+    cv2.putText(image, text, (50, 75), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (0, 0, 0), 2)
     ok, data = cv2.imencode(ext, image)
     assert ok
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -246,8 +252,8 @@ def test_export_pages_past_the_store_limit_and_guards_formulas(client: FlaskClie
 def test_image_is_served_with_its_format(
     client: FlaskClient, auth: dict, svc: Services, ext: str, mimetype: str
 ) -> None:
+    data = write_image(svc.settings.shared_dir / "finance" / f"scan{ext}", ext)
     rec = add_result(svc, "finance", f"scan{ext}")
-    data = write_image(Path(rec.path), ext)
     response = client.get(f"/api/v1/results/{rec.id}/image", headers=auth["bob"])
     assert response.status_code == 200 and response.mimetype == mimetype and response.data == data
     assert f"filename=scan{ext}" in response.headers["Content-Disposition"]
@@ -265,11 +271,12 @@ def test_image_refusals(client: FlaskClient, auth: dict, svc: Services, tmp_path
     link.symlink_to(outside)
     linked = add_result(svc, "", "link.png", path=link)
     dotted = add_result(svc, "", "dots.png", path=svc.settings.shared_dir / ".." / "secret.png")
-    for rec in (escaped, linked, dotted):
+    for rec in (escaped, linked, dotted):  # not the file read, in its channel's folder: gone (410), never served
         for kind in ("image", "annotated"):
-            assert client.get(f"/api/v1/results/{rec.id}/{kind}", headers=auth["bob"]).status_code == 404
+            refused = client.get(f"/api/v1/results/{rec.id}/{kind}", headers=auth["bob"])
+            assert refused.status_code == 410 and str(tmp_path) not in refused.get_json()["error"]
+    (svc.settings.shared_dir / "notes.png").write_text("<html><script>alert(1)</script></html>")
     text = add_result(svc, "", "notes.png", status="failed")
-    Path(text.path).write_text("<html><script>alert(1)</script></html>")
     served = client.get(f"/api/v1/results/{text.id}/image", headers=auth["bob"])
     assert served.mimetype == "application/octet-stream" and served.headers["X-Content-Type-Options"] == "nosniff"
     refused = client.get(f"/api/v1/results/{text.id}/annotated", headers=auth["bob"])
@@ -277,8 +284,8 @@ def test_image_refusals(client: FlaskClient, auth: dict, svc: Services, tmp_path
 
 
 def test_annotated_draws_the_boxes(client: FlaskClient, auth: dict, svc: Services) -> None:
+    write_image(svc.settings.shared_dir / "boxes.jpg", ".jpg")
     rec = add_result(svc, "", "boxes.jpg")
-    write_image(Path(rec.path), ".jpg")
     response = client.get(f"/api/v1/results/{rec.id}/annotated", headers=auth["alice"])
     assert response.status_code == 200 and response.mimetype == "image/png"
     image = cv2.imdecode(np.frombuffer(response.data, np.uint8), cv2.IMREAD_COLOR)

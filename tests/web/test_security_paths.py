@@ -114,8 +114,8 @@ def test_a_symlinked_upload_folder_leading_outside_is_refused(
 def test_source_replaced_by_a_link_outside_is_no_longer_served(
     client: FlaskClient, auth: dict, svc: Services, tmp_path: Path
 ) -> None:
+    write_image(svc.settings.shared_dir / "finance" / "scan.png")
     rec = add_result(svc, "finance", "scan.png")
-    write_image(Path(rec.path))
     for kind in ("image", "annotated"):
         assert client.get(f"/api/v1/results/{rec.id}/{kind}", headers=auth["bob"]).status_code == 200
     secret = tmp_path / "secret.png"
@@ -124,19 +124,19 @@ def test_source_replaced_by_a_link_outside_is_no_longer_served(
     Path(rec.path).symlink_to(secret)
     for kind in ("image", "annotated"):
         response = client.get(f"/api/v1/results/{rec.id}/{kind}", headers=auth["bob"])
-        assert response.status_code == 404 and b"secret" not in response.data
+        assert response.status_code == 410 and b"secret" not in response.data
 
 
 def test_channel_folder_replaced_by_a_link_outside_is_no_longer_served(
     client: FlaskClient, auth: dict, svc: Services, tmp_path: Path
 ) -> None:
+    write_image(svc.settings.shared_dir / "finance" / "scan.png")
     rec = add_result(svc, "finance", "scan.png")
-    write_image(Path(rec.path))
     elsewhere = tmp_path / "elsewhere"
     (svc.settings.shared_dir / "finance").rename(elsewhere)
     (svc.settings.shared_dir / "finance").symlink_to(elsewhere, target_is_directory=True)
     for kind in ("image", "annotated"):
-        assert client.get(f"/api/v1/results/{rec.id}/{kind}", headers=auth["bob"]).status_code == 404
+        assert client.get(f"/api/v1/results/{rec.id}/{kind}", headers=auth["bob"]).status_code == 410
 
 
 @pytest.mark.parametrize("result_id", ["..", "../../etc/passwd", "%2e%2e", "a\x00b", "x" * 5000, "/etc/passwd"])

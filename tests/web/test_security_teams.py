@@ -47,7 +47,7 @@ def rows(svc: Services) -> dict[str, Any]:
         ("finance", "fin.png", "alpha finance invoice"),
         ("sales", "sales.png", "beta sales invoice"),
     ):
-        write_image(svc.settings.shared_dir / channel / name)
+        write_image(svc.settings.shared_dir / channel / name, text=text)  # each its own content (MD5)
         made[channel or "root"] = add_result(svc, channel, name, text=text)
     return made
 
