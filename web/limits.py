@@ -1,20 +1,48 @@
-"""Rate limits (flask-limiter, counters in the same Redis): login per user name and per client
-address, the API per user. A refusal is 429 with Retry-After.
+"""Rate limits (flask-limiter, counters in the same Redis): login per (user name, client address)
+and per client address, token refresh per user and per address, the API per user. A refusal is
+429 with Retry-After.
+
+A client address is the one the WSGI server saw, or the one the trusted proxies forwarded
+(``web.trusted_proxies``, applied in :func:`web.app.create_app`); an IPv6 address counts as its
+/64, the block one subscriber gets, so a new address from the same block is no new budget.
 
 The X-RateLimit-* and Retry-After headers go on refusals only (:func:`refusal_headers`): on every
 answered request they cost a second Redis round trip, a fifth of the API's time under load."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
-from flask import Flask, g, request
+import jwt
+from flask import Flask, g
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
 from config.settings import WebSettings
+from web.bodies import json_value
+from web.services import services
 
-limiter = Limiter(key_func=get_remote_address, headers_enabled=False, strategy="moving-window")
+MAX_KEY_NAME = 64  # valid names have at most 64 characters; a huge name must not become a huge Redis key
+IPV6_BLOCK = 64
+
+
+def client_address() -> str:
+    """The address a request is counted under: IPv4 as is, IPv6 as its /64, IPv4-mapped IPv6 as IPv4."""
+    raw = get_remote_address()
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:  # not an address (a Unix socket's peer, a test's name): as given, capped
+        return raw[:MAX_KEY_NAME]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        block = int(address) >> (128 - IPV6_BLOCK) << (128 - IPV6_BLOCK)
+        return str(ipaddress.IPv6Network((block, IPV6_BLOCK)))
+    return str(address)
+
+
+limiter = Limiter(key_func=client_address, headers_enabled=False, strategy="moving-window")
 
 
 def refusal_headers() -> dict[str, str]:
@@ -64,20 +92,56 @@ def refused_limit() -> str:
 
 
 def refused_key() -> str:
-    return f"refused-addr:{get_remote_address()}"
+    return f"refused-addr:{client_address()}"
+
+
+def _body_string(field: str) -> str:
+    """A string field of the (capped, :func:`web.bodies.json_value`) JSON body, else ""."""
+    body = json_value()
+    value = body.get(field) if isinstance(body, dict) else None
+    return value if isinstance(value, str) else ""
 
 
 def login_name_key() -> str:
-    body = request.get_json(silent=True) or {}
-    name = body.get("username") if isinstance(body, dict) else None
-    # Capped: valid names have at most 64 characters, and a huge name must not become a huge Redis key.
-    return f"login-user:{name[:64] if isinstance(name, str) else ''}"
+    """Login attempts per (user name, address): attempts from one address cannot lock the name out
+    for everyone else (the address has its own limit besides, :func:`login_address_key`)."""
+    return f"login-user:{_body_string('username')[:MAX_KEY_NAME]}/addr:{client_address()}"
 
 
 def login_address_key() -> str:
-    return f"login-addr:{get_remote_address()}"
+    return f"login-addr:{client_address()}"
+
+
+def refresh_subject_key() -> str:
+    """Refreshes per user: the subject of the sent refresh token when its signature holds (so no
+    one can spend another user's budget with a forged token), else per address."""
+    subject = refresh_subject(_body_string("refresh_token"))
+    return f"refresh-user:{subject[:MAX_KEY_NAME]}" if subject is not None else f"refresh-addr:{client_address()}"
+
+
+def refresh_subject(token: str) -> str | None:
+    """The subject of a validly signed, unexpired refresh token, else None.
+
+    Only the signature and times are checked, not revocation: a spent token counts against its
+    user like a fresh one, and the view does the full check."""
+    if not token:
+        return None
+    tokens = services().tokens
+    try:
+        claims = jwt.decode(
+            token,
+            tokens.secret,
+            algorithms=[tokens.settings.jwt_algorithm],
+            audience=tokens.settings.jwt_audience,
+            issuer=tokens.settings.jwt_issuer,
+            options={"require": ["sub", "typ", "exp"]},
+        )
+    except jwt.InvalidTokenError:
+        return None
+    subject = claims.get("sub")
+    return subject if claims.get("typ") == "refresh" and isinstance(subject, str) else None
 
 
 def user_key() -> str:
     principal = getattr(g, "principal", None)
-    return f"user:{principal.user.username}" if principal is not None else f"addr:{get_remote_address()}"
+    return f"user:{principal.user.username}" if principal is not None else f"addr:{client_address()}"

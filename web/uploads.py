@@ -5,10 +5,15 @@ An upload takes the same road as a dropped file: it lands in
 which the watcher skips, then linked into place in one step) and goes to the daemon's intake at
 once, so the caller gets the result id in the reply. When the watcher later sees the same path
 with the same content, the intake's "seen" rule skips it.
+
+A request is vetted whole before anything is written (every ZIP's directory included), so its
+budgets (web.budgets: per request, per user and team a day, free space) are checked against what
+it will write, and a refused request writes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
@@ -25,9 +30,11 @@ import redis
 from flask import Blueprint, abort, g, jsonify, request
 from werkzeug.datastructures import FileStorage
 
+from config.settings import WebSettings
 from daemon.intake.filters import IMAGE_EXTENSIONS, is_clutter
 from web import zipsafe
 from web.auth import Principal, require_auth
+from web.budgets import BudgetExceeded, DailyBudgets, Need, Reservation, check_free_space, check_request
 from web.services import services
 
 log = logging.getLogger(__name__)
@@ -165,6 +172,8 @@ class Batch:
     uploader: str
     items: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
+    files_written: int = 0
+    bytes_written: int = 0
 
     def error(self, filename: str, message: str) -> None:
         self.errors.append({"filename": filename[:255], "error": message})
@@ -172,9 +181,12 @@ class Batch:
     def write(self, name: str, fill: Callable[[BinaryIO], int]) -> Path:
         """Write a new file named like ``name`` through a hidden temp file; EmptyUpload for no bytes.
         File work only (copy, unzip, fsync), so it runs off the web's event loop."""
-        return services().offload.run(self._write, name, fill)
+        path, size = services().offload.run(self._write, name, fill)
+        self.files_written += 1
+        self.bytes_written += size
+        return path
 
-    def _write(self, name: str, fill: Callable[[BinaryIO], int]) -> Path:
+    def _write(self, name: str, fill: Callable[[BinaryIO], int]) -> tuple[Path, int]:
         self.folder.mkdir(parents=True, exist_ok=True)
         if not inside(self.root, self.folder):
             raise LeadsOutside(f"upload folder {self.folder} leads outside the shared folder")
@@ -186,7 +198,7 @@ class Batch:
                 os.fsync(out.fileno())
             if size == 0:
                 raise EmptyUpload("empty file")
-            return self._claim(temp, name)
+            return self._claim(temp, name), size
         finally:
             temp.unlink(missing_ok=True)
 
@@ -248,23 +260,79 @@ def _copy_stream(source: IO[bytes]) -> Callable[[BinaryIO], int]:
     return fill
 
 
-def take_zip(batch: Batch, sent: str, stream: IO[bytes]) -> None:
-    """Write and submit the image members of one uploaded ZIP, flattened into the upload folder."""
-    settings = services().settings.web
-    limits = zipsafe.ZipLimits(settings.max_zip_files, settings.max_zip_bytes)
-    if stream.seek(0, os.SEEK_END) == 0:
-        batch.error(sent, "empty file")
-        return
-    stream.seek(0)
+@dataclass
+class Part:
+    """One sent file, vetted before anything is written: what it will write, and what was wrong."""
+
+    sent: str  # the name the client gave
+    name: str  # safe_name of it
+    kind: str | None  # kind_of(name)
+    stream: IO[bytes]
+    notes: list[str] = field(default_factory=list)  # errors found while vetting, for the answer
+    size: int = 0  # an image's bytes (0: nothing to write)
+    archive: zipfile.ZipFile | None = None  # a ZIP that passed its vetting, open
+    members: list[zipfile.ZipInfo] = field(default_factory=list)  # its images, to write
+
+    @property
+    def need(self) -> Need:
+        if self.archive is not None:
+            return Need(files=len(self.members), bytes=sum(info.file_size for info in self.members), zips=1)
+        return Need(files=1 if self.size else 0, bytes=self.size, zips=0)
+
+
+def zip_limits(settings: WebSettings) -> zipsafe.ZipLimits:
+    return zipsafe.ZipLimits(settings.max_zip_files, settings.max_zip_bytes)
+
+
+def vet_part(storage: FileStorage, settings: WebSettings, opened: contextlib.ExitStack) -> Part:
+    """What ``storage`` would write; a ZIP is opened (closed with ``opened``) and its directory vetted."""
+    sent = storage.filename or "upload"
+    name = safe_name(sent, storage.mimetype)
+    part = Part(sent, name, kind_of(name), storage.stream)
+    if part.kind not in ("zip", "image"):
+        allowed = " ".join(sorted(IMAGE_EXTENSIONS))
+        part.notes.append(f"not an image or ZIP (allowed: {allowed} .zip)")
+        return part
+    size = part.stream.seek(0, os.SEEK_END)
+    part.stream.seek(0)
+    if size == 0:
+        part.notes.append("empty file")
+    elif part.kind == "image":
+        part.size = size
+    else:
+        limits = zip_limits(settings)
+        try:
+            archive = opened.enter_context(zipsafe.open_zip(part.stream, limits))
+            plan = zipsafe.vet(archive, limits, is_image, archive_bytes=size)
+        except zipsafe.ZipRefused as exc:
+            log.warning("upload %r refused: %s", sent, exc)
+            part.notes.append(str(exc))
+            return part
+        part.archive, part.members = archive, plan.images
+        part.notes.extend(plan.skipped)
+    return part
+
+
+def vet_request(
+    sent: list[FileStorage], settings: WebSettings, opened: contextlib.ExitStack
+) -> tuple[list[Part], Need]:
+    """Every part vetted, and what they will write together; BudgetExceeded (413) over the request's budget."""
+    zips = sum(kind_of(safe_name(s.filename or "upload", s.mimetype)) == "zip" for s in sent)
+    check_request(Need(files=0, bytes=0, zips=zips), settings)  # before a ZIP is opened
+    parts = [vet_part(storage, settings, opened) for storage in sent]
+    need = Need(files=sum(p.need.files for p in parts), bytes=sum(p.need.bytes for p in parts), zips=zips)
+    check_request(need, settings)
+    return parts, need
+
+
+def take_zip(
+    batch: Batch, sent: str, archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], limits: zipsafe.ZipLimits
+) -> None:
+    """Write and submit the vetted image ``members`` of one uploaded ZIP, flattened into the upload folder."""
+    budget = limits.max_bytes
     try:
-        archive = zipsafe.open_zip(stream, limits)
-        with archive:
-            plan = zipsafe.vet(archive, limits, is_image)
-            for reason in plan.skipped:
-                batch.error(sent, reason)
-            budget = limits.max_bytes
-            for info in plan.images:
-                budget -= _take_member(batch, sent, archive, info, budget)
+        for info in members:
+            budget -= _take_member(batch, sent, archive, info, budget)
     except zipsafe.ZipRefused as exc:
         log.warning("upload %r refused: %s", sent, exc)
         batch.error(sent, str(exc))
@@ -273,6 +341,7 @@ def take_zip(batch: Batch, sent: str, stream: IO[bytes]) -> None:
 def _take_member(batch: Batch, sent: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> int:
     """Write and submit one image member; returns the bytes written. ZipBomb stops the whole ZIP."""
     member = zipsafe.member_name(info)
+    written = batch.bytes_written
     try:
         path = batch.write(safe_name(member), lambda out: zipsafe.copy_member(archive, info, out, budget))
     except zipsafe.MemberUnreadable as exc:
@@ -282,7 +351,34 @@ def _take_member(batch: Batch, sent: str, archive: zipfile.ZipFile, info: zipfil
         batch.error(sent, f"empty file in ZIP: {member}")
         return 0
     batch.submit(path)
-    return path.stat().st_size
+    return batch.bytes_written - written
+
+
+def reserve(principal: Principal, need: Need, settings: WebSettings, root: Path) -> Reservation | None:
+    """Check the free space and take ``need`` from the user's and the team's day; BudgetExceeded."""
+    if not need.files:
+        return None
+    try:
+        check_free_space(root, need.bytes, settings.min_free_bytes)
+    except OSError as exc:
+        log.warning("free space of %s cannot be read: %s", root, exc)
+        abort(503, description=f"the shared folder cannot be read: {exc.strerror or 'read error'}")
+    user = principal.user
+    try:
+        return DailyBudgets(services().redis, settings).reserve(user.username, user.team, need.files, need.bytes)
+    except redis.RedisError as exc:
+        log.warning("upload budgets of %s cannot be checked: %s", user.username, exc)
+        abort(503, description="upload budgets cannot be checked: the queue is unavailable")
+
+
+def budget_refusal(exc: BudgetExceeded) -> Any:
+    """The JSON answer to a refused budget (413, 429 with Retry-After, or 507)."""
+    log.warning("upload refused (%s): %s", exc.budget, exc.message)
+    response = jsonify(exc.body())
+    response.status_code = exc.status
+    if exc.retry_after:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @blueprint.post("/upload")
@@ -304,10 +400,23 @@ def upload() -> Any:
     folder = root / channel / UPLOADS_FOLDER / datetime.date.today().isoformat()
     if not inside(root, folder):
         abort(400, description="invalid channel name")
-    _make_folder(root, folder)
+    settings = services().settings.web
     batch = Batch(root, folder, channel, principal.user.username)
-    for storage in sent:
-        _take_one(batch, storage)
+    with contextlib.ExitStack() as opened:
+        try:
+            parts, need = vet_request(sent, settings, opened)
+            _make_folder(root, folder)
+            reservation = reserve(principal, need, settings, root)
+        except BudgetExceeded as exc:
+            return budget_refusal(exc)
+        try:
+            for part in parts:
+                _take_one(batch, part, settings)
+        finally:
+            if reservation is not None:
+                DailyBudgets(services().redis, settings).give_back(
+                    reservation, batch.files_written, batch.bytes_written
+                )
     return jsonify(items=batch.items, errors=batch.errors), 202
 
 
@@ -327,24 +436,20 @@ def _make_folder(root: Path, folder: Path) -> None:
         abort(503, description=f"cannot create the upload folder {shown}: {exc.strerror or 'write error'}")
 
 
-def _take_one(batch: Batch, storage: FileStorage) -> None:
-    sent = storage.filename or "upload"
-    name = safe_name(sent, storage.mimetype)
-    kind = kind_of(name)
-    if kind not in ("zip", "image"):
-        allowed = " ".join(sorted(IMAGE_EXTENSIONS))
-        batch.error(sent, f"not an image or ZIP (allowed: {allowed} .zip)")
-        return
+def _take_one(batch: Batch, part: Part, settings: WebSettings) -> None:
+    """Report what vetting found in ``part``, then write and submit what it holds."""
+    for note in part.notes:
+        batch.error(part.sent, note)
     try:
-        if kind == "zip":
-            take_zip(batch, sent, storage.stream)
-        else:
-            batch.take(sent, name, _copy_stream(storage.stream))
+        if part.archive is not None:
+            take_zip(batch, part.sent, part.archive, part.members, zip_limits(settings))
+        elif part.size:
+            batch.take(part.sent, part.name, _copy_stream(part.stream))
     except OSError as exc:  # the share is full, read-only, or its folder was swapped meanwhile
-        log.warning("upload %r could not be saved in %s: %s", sent, batch.folder, exc)
+        log.warning("upload %r could not be saved in %s: %s", part.sent, batch.folder, exc)
         reason = (
             "refused: the upload folder leads outside the shared folder"
             if isinstance(exc, LeadsOutside)
             else f"could not be saved: {exc.strerror or 'write error'}"
         )
-        batch.error(sent, reason)
+        batch.error(part.sent, reason)

@@ -1,9 +1,10 @@
 """Reading an uploaded ZIP without trusting it.
 
 Nothing is extracted with ``extractall``. The central directory is vetted first (entry count,
-declared total size, compression ratio, overlapping members, unsafe paths, symlinks, nested ZIPs),
-then each image member is streamed out on its own with its declared size and the ZIP's byte
-budget enforced while it inflates, so a member whose header lies cannot get past either.
+declared total size, compression ratio of each member and of all the images together, overlapping
+members, unsafe paths, symlinks, nested ZIPs), then each image member is streamed out on its own
+with its declared size and the ZIP's byte budget enforced while it inflates, so a member whose
+header lies cannot get past either.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ class ZipPlan:
     images: list[zipfile.ZipInfo] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
+    @property
+    def bytes(self) -> int:
+        """The most the images can write: their declared sizes (:func:`copy_member` holds them to it)."""
+        return sum(info.file_size for info in self.images)
+
 
 def open_zip(stream: IO[bytes], limits: ZipLimits) -> zipfile.ZipFile:
     """Open ``stream`` (seekable) as a ZIP; ZipRefused when it is not one or has far too many entries.
@@ -125,8 +131,13 @@ def is_symlink(info: zipfile.ZipInfo) -> bool:
     return stat.S_ISLNK(info.external_attr >> 16)
 
 
-def vet(archive: zipfile.ZipFile, limits: ZipLimits, is_image: Callable[[str], bool]) -> ZipPlan:
-    """Sort the members into images to read and reasons to skip; ZipRefused for the whole ZIP."""
+def vet(
+    archive: zipfile.ZipFile, limits: ZipLimits, is_image: Callable[[str], bool], archive_bytes: int | None = None
+) -> ZipPlan:
+    """Sort the members into images to read and reasons to skip; ZipRefused for the whole ZIP.
+
+    ``archive_bytes``, the ZIP's size, bounds what a member may claim as its compressed size: a
+    member claiming more than the bytes after it would pass the ratio checks with a lie."""
     infos = archive.infolist()
     _check_overlap(infos)
     declared = sum(info.file_size for info in infos if not info.is_dir())
@@ -135,20 +146,23 @@ def vet(archive: zipfile.ZipFile, limits: ZipLimits, is_image: Callable[[str], b
     plan = ZipPlan()
     reasons: list[str] = []
     for info in infos:
-        reason = _skip_reason(info, limits, is_image)
+        reason = _skip_reason(info, limits, is_image, archive_bytes)
         if reason is None:
             plan.images.append(info)
         elif reason:
             reasons.append(reason)
     if len(plan.images) > limits.max_files:
         raise ZipRefused(f"ZIP has {len(plan.images)} files, over the limit of {limits.max_files}")
+    _check_total_ratio(plan.images, limits, archive_bytes)
     plan.skipped = reasons[:MAX_SKIPPED]
     if len(reasons) > MAX_SKIPPED:
         plan.skipped.append(f"{len(reasons) - MAX_SKIPPED} more members skipped")
     return plan
 
 
-def _skip_reason(info: zipfile.ZipInfo, limits: ZipLimits, is_image: Callable[[str], bool]) -> str | None:
+def _skip_reason(
+    info: zipfile.ZipInfo, limits: ZipLimits, is_image: Callable[[str], bool], archive_bytes: int | None
+) -> str | None:
     """Why a member is not read: "" to skip silently (folders, OS clutter), None to read it."""
     name = member_name(info)
     flat = name.replace("\\", "/")
@@ -167,10 +181,33 @@ def _skip_reason(info: zipfile.ZipInfo, limits: ZipLimits, is_image: Callable[[s
         return f"not an image: {name}"
     if info.flag_bits & ENCRYPTED_FLAG:
         return f"encrypted member not opened: {name}"
-    if info.file_size > RATIO_MIN_BYTES and info.file_size > limits.max_ratio * max(info.compress_size, 1):
-        ratio = info.file_size / max(info.compress_size, 1)
+    packed = _packed_size(info, archive_bytes)
+    if info.file_size > RATIO_MIN_BYTES and info.file_size > limits.max_ratio * packed:
+        ratio = info.file_size / packed
         return f"ZIP bomb: {name} expands {ratio:.0f}:1, over the limit of {limits.max_ratio:.0f}:1"
     return None
+
+
+def _packed_size(info: zipfile.ZipInfo, archive_bytes: int | None) -> int:
+    """The member's compressed size, at most the bytes from its header to the end of the ZIP; at least 1."""
+    packed = info.compress_size
+    if archive_bytes is not None:
+        packed = min(packed, archive_bytes - info.header_offset)
+    return max(packed, 1)
+
+
+def _check_total_ratio(images: list[zipfile.ZipInfo], limits: ZipLimits, archive_bytes: int | None) -> None:
+    """ZipBomb when the images together expand past the ratio: many members, each under
+    RATIO_MIN_BYTES (and so never checked alone), can still make a bomb."""
+    inflated = sum(info.file_size for info in images)
+    packed = max(sum(_packed_size(info, archive_bytes) for info in images), 1)
+    if archive_bytes is not None:
+        packed = max(min(packed, archive_bytes), 1)
+    if inflated > RATIO_MIN_BYTES and inflated > limits.max_ratio * packed:
+        raise ZipBomb(
+            f"ZIP bomb: its images expand {inflated / packed:.0f}:1 in all "
+            f"({inflated} bytes from {packed}), over the limit of {limits.max_ratio:.0f}:1"
+        )
 
 
 def _check_overlap(infos: list[zipfile.ZipInfo]) -> None:
