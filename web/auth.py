@@ -16,10 +16,19 @@ from werkzeug.exceptions import Unauthorized
 
 from daemon.results.teams import ChannelScope, is_default_team
 from web.accounts import User
-from web.bodies import json_body
-from web.limits import api_limit, limiter, login_address_key, login_limit, login_name_key, refused_key, refused_limit
+from web.bodies import json_body, json_value
+from web.limits import (
+    api_limit,
+    limiter,
+    login_address_key,
+    login_limit,
+    login_name_key,
+    refresh_subject_key,
+    refused_key,
+    refused_limit,
+)
 from web.services import services
-from web.tokens import TokenError
+from web.tokens import TokenError, check_user
 
 blueprint = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
@@ -40,9 +49,7 @@ class Principal:
 def principal_for(claims: dict[str, Any]) -> Principal:
     """Resolve a token's claims against the current accounts and team map."""
     svc = services()
-    user = svc.accounts.get(str(claims["sub"]))
-    if user is None:
-        raise TokenError("user no longer exists")
+    user = check_user(claims, svc.accounts.get(str(claims["sub"])))
     is_default = is_default_team(user.team, svc.settings.teams.default_team, svc.accounts.first_team)
     return Principal(
         user, claims, is_default, svc.teams.scope_for(user.team, is_default), svc.teams.rooms_for(user.team, is_default)
@@ -99,6 +106,19 @@ def require_admin(view: F) -> F:
     return require_auth(wrapper)  # type: ignore[return-value]
 
 
+def require_operator(view: F) -> F:
+    """403 unless the user is an operator (switches the model every worker uses, manages every
+    team's accounts); a team admin is not one."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not g.principal.user.is_operator:
+            abort(403, description="operators only")
+        return view(*args, **kwargs)
+
+    return require_auth(wrapper)  # type: ignore[return-value]
+
+
 @blueprint.post("/login")
 @limiter.limit(login_limit, key_func=login_name_key)
 @limiter.limit(login_limit, key_func=login_address_key)
@@ -115,6 +135,7 @@ def login() -> Any:
 
 @blueprint.post("/refresh")
 @limiter.limit(login_limit, key_func=login_address_key)
+@limiter.limit(login_limit, key_func=refresh_subject_key)  # per user too, whatever the address
 def refresh() -> Any:
     body = json_body()
     token = body.get("refresh_token")
@@ -122,27 +143,47 @@ def refresh() -> Any:
         abort(400, description="refresh_token (string) is required")
     tokens = services().tokens
     try:
-        claims = tokens.verify(token, "refresh")
-        principal = principal_for(claims)
+        claims = tokens.decode(token, "refresh")
+        principal = principal_for(claims)  # a refused user's token stays unspent
+        tokens.spend_refresh(claims)  # single use: one spent already revokes its whole login
     except TokenError as exc:
         abort(401, description=str(exc))
-    if not tokens.revoke(claims):  # a refresh token is single-use; a concurrent refresh won
-        abort(401, description="token revoked")
-    return jsonify(tokens.issue(principal.user))
+    return jsonify(tokens.rotate(claims, principal.user))
 
 
 @blueprint.post("/logout")
-@require_auth
 def logout() -> Any:
-    """Revoke the access token (and the refresh token, when sent in the body)."""
+    """End this login: its access token, and every token refreshed from the same login (so its
+    sockets are cut too); the refresh token in the body is revoked as well.
+
+    Idempotent: a well-signed, unexpired token whose login already ended elsewhere (a replayed
+    refresh token, a password change, a logout in another request) is answered ok as well."""
     tokens = services().tokens
-    tokens.revoke(g.principal.claims)
-    body = request.get_json(silent=True)
+    try:
+        claims = tokens.decode(bearer_token(), "access")
+    except TokenError as exc:
+        return refused(str(exc))
+    except Unauthorized as exc:  # no bearer token at all
+        return refused(exc.description or "missing bearer token")
+    try:
+        g.principal = principal_for(claims)  # counted in the user's API budget, like any request
+    except TokenError:
+        pass  # the account changed or went: its tokens are refused anyway
+    return limited(_end_login)(claims)
+
+
+def _end_login(claims: dict[str, Any]) -> Any:
+    tokens = services().tokens
+    tokens.revoke_family(claims)
+    body = json_value()
     if isinstance(body, dict) and isinstance(body.get("refresh_token"), str):
         try:
-            tokens.revoke(tokens.verify(body["refresh_token"], "refresh"))
+            refresh_claims = tokens.verify(body["refresh_token"], "refresh")
         except TokenError:
             pass  # already unusable
+        else:
+            if refresh_claims["sub"] == claims["sub"]:  # nobody logs another user out
+                tokens.revoke(refresh_claims)
     return jsonify(ok=True)
 
 

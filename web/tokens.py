@@ -4,10 +4,19 @@ Every token names its type ("access" or "refresh"), issuer, audience, subject, t
 and carries iat/nbf/exp and a unique jti. Verification accepts only the configured algorithm
 (so "none" and any other algorithm are refused), checks audience, issuer and times, and refuses
 a token whose jti was revoked (logout).
+
+A login starts a *family* (``fam``, with the login time ``auth_time``): every token refreshed from
+it belongs to it. A refresh token is single-use; presenting one already spent means a copy of it
+is in other hands, so the whole family (every access and refresh token of that login) is revoked.
+No token of a family lives past ``auth_time + web.session_max_age``: then the user logs in again.
+Tokens also carry the account's ``stamp`` (web.accounts), which a password, role or state change
+replaces, so :func:`check_user` refuses every token the user held before.
 """
 
 from __future__ import annotations
 
+import hmac
+import logging
 import os
 import secrets
 import time
@@ -21,7 +30,11 @@ import redis
 from config.settings import Settings, WebSettings
 from web.accounts import User
 
+log = logging.getLogger(__name__)
+
 REVOKED = "teamocr:revoked:"
+FAMILY_REVOKED = "teamocr:revoked-family:"
+SPENT = "spent"  # the value of a refresh token's revocation once it was traded for a new pair
 SECRET_FILE = "jwt_secret"
 
 
@@ -63,15 +76,25 @@ class TokenService:
         self.client = client
 
     def issue(self, user: User) -> dict[str, Any]:
-        """A fresh access + refresh token pair for ``user``."""
+        """A fresh access + refresh token pair for ``user``: a new login, so a new family."""
+        return self._pair(user, uuid.uuid4().hex, int(time.time()))
+
+    def rotate(self, claims: dict[str, Any], user: User) -> dict[str, Any]:
+        """The next pair of the login whose (spent) refresh token had ``claims``."""
+        family = claims.get("fam")
+        return self._pair(user, str(family) if family else uuid.uuid4().hex, _auth_time(claims))
+
+    def _pair(self, user: User, family: str, auth_time: int) -> dict[str, Any]:
+        ends = auth_time + self.settings.session_max_age
+        now = int(time.time())
         return {
-            "access_token": self._encode(user, "access", self.settings.access_ttl),
-            "refresh_token": self._encode(user, "refresh", self.settings.refresh_ttl),
-            "expires_in": self.settings.access_ttl,
+            "access_token": self._encode(user, "access", self.settings.access_ttl, family, auth_time, ends),
+            "refresh_token": self._encode(user, "refresh", self.settings.refresh_ttl, family, auth_time, ends),
+            "expires_in": min(self.settings.access_ttl, ends - now),
             "token_type": "Bearer",
         }
 
-    def _encode(self, user: User, kind: str, ttl: int) -> str:
+    def _encode(self, user: User, kind: str, ttl: int, family: str, auth_time: int, ends: int) -> str:
         now = int(time.time())
         claims = {
             "sub": user.username,
@@ -80,15 +103,25 @@ class TokenService:
             "typ": kind,
             "iat": now,
             "nbf": now,
-            "exp": now + ttl,
+            "exp": min(now + ttl, ends),
             "jti": uuid.uuid4().hex,
             "iss": self.settings.jwt_issuer,
             "aud": self.settings.jwt_audience,
+            "fam": family,
+            "auth_time": auth_time,
         }
+        if user.stamp:
+            claims["stamp"] = user.stamp
         return jwt.encode(claims, self.secret, algorithm=self.settings.jwt_algorithm)
 
     def verify(self, token: str, kind: str = "access") -> dict[str, Any]:
         """The claims of a valid, unrevoked token of type ``kind``; TokenError otherwise."""
+        claims = self.decode(token, kind)
+        self.check(claims)
+        return claims
+
+    def decode(self, token: str, kind: str) -> dict[str, Any]:
+        """The claims of a well-signed, current token of type ``kind`` (revocation not checked)."""
         try:
             claims = jwt.decode(
                 token,
@@ -119,15 +152,83 @@ class TokenService:
             raise TokenError(f"invalid token ({type(exc).__name__})") from None
         if claims.get("typ") != kind:
             raise TokenError(f"wrong token type: {claims.get('typ')!r} where {kind!r} is needed")
-        if self.client.exists(REVOKED + str(claims["jti"])):
-            raise TokenError("token revoked")
         return claims
 
-    def revoke(self, claims: dict[str, Any]) -> bool:
+    def check(self, claims: dict[str, Any]) -> None:
+        """TokenError when the token, or the login it belongs to, was revoked (one Redis call)."""
+        if self.client.exists(*_revocation_keys(claims)):
+            raise TokenError("token revoked")
+
+    def check_many(self, many: list[dict[str, Any]]) -> list[bool]:
+        """For each token's claims, whether it is still unrevoked (one Redis round trip in all)."""
+        pipe = self.client.pipeline(transaction=False)
+        for claims in many:
+            pipe.exists(*_revocation_keys(claims))
+        return [not found for found in pipe.execute()]
+
+    def revoke(self, claims: dict[str, Any], value: str = "1") -> bool:
         """Refuse this token from now until it would have expired anyway.
 
         True when this call revoked it, False when it already was: the check and the write are
         one Redis command, so two requests racing with one single-use token cannot both win.
         """
         ttl = max(1, int(claims["exp"]) - int(time.time()))
-        return bool(self.client.set(REVOKED + str(claims["jti"]), "1", ex=ttl, nx=True))
+        return bool(self.client.set(REVOKED + str(claims["jti"]), value, ex=ttl, nx=True))
+
+    def revoke_family(self, claims: dict[str, Any]) -> None:
+        """Refuse every token of the login ``claims`` belong to (the token itself as well)."""
+        self.revoke(claims)
+        if claims.get("fam"):
+            # Any token of the family still alive expires within the longer of the two lifetimes.
+            ttl = max(1, self.settings.access_ttl, self.settings.refresh_ttl)
+            self.client.set(FAMILY_REVOKED + str(claims["fam"]), "1", ex=ttl)
+
+    def spend_refresh(self, claims: dict[str, Any]) -> None:
+        """Spend the refresh token of ``claims`` (from :meth:`decode`): single use. A token already
+        spent revokes its whole family (a copy is being replayed); a login older than
+        ``web.session_max_age`` refreshes no more. TokenError when it cannot be spent."""
+        if time.time() >= _auth_time(claims) + self.settings.session_max_age:
+            raise TokenError("session expired (web.session_max_age): log in again")
+        if claims.get("fam") and self.client.exists(FAMILY_REVOKED + str(claims["fam"])):
+            raise TokenError("token revoked")
+        if self.revoke(claims, SPENT):
+            return
+        if _text(self.client.get(REVOKED + str(claims["jti"]))) == SPENT:  # not a logout's revocation
+            self.revoke_family(claims)
+            log.warning("a spent refresh token of %s was sent again: every token of that login revoked", claims["sub"])
+        raise TokenError("token revoked")
+
+
+def check_user(claims: dict[str, Any], user: User | None) -> User:
+    """``user`` when the token's claims were issued to the account as it is now; TokenError when
+    it was removed, disabled, or changed (password, role, state) since the token was issued."""
+    if user is None:
+        raise TokenError("user no longer exists")
+    if user.disabled:
+        raise TokenError("user disabled")
+    stamp = claims.get("stamp")
+    if stamp is None:
+        # A token minted before accounts had stamps: good until the account first changes.
+        if user.revoked_at or int(claims["iat"]) < int(user.created_at):
+            raise TokenError("token revoked: the account changed since it was issued")
+    elif not hmac.compare_digest(str(stamp).encode(), user.stamp.encode()):
+        raise TokenError("token revoked: the account changed since it was issued")
+    return user
+
+
+def _auth_time(claims: dict[str, Any]) -> int:
+    """When the login of ``claims`` happened (a token from before families: when it was issued)."""
+    value = claims.get("auth_time", claims["iat"])
+    return int(value) if isinstance(value, int | float) else int(claims["iat"])
+
+
+def _text(value: Any) -> str | None:
+    """A Redis reply as text (the client may or may not decode replies)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _revocation_keys(claims: dict[str, Any]) -> list[str]:
+    keys = [REVOKED + str(claims["jti"])]
+    if claims.get("fam"):
+        keys.append(FAMILY_REVOKED + str(claims["fam"]))
+    return keys
