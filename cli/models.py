@@ -81,6 +81,12 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     add.add_argument("--base", metavar="VERSION", help="version to start from (default: the packaged model_set)")
     add.add_argument("--name", metavar="VERSION", help="new version's name (default: <set>-<kind>-<time>)")
     add.add_argument("--note", default="", help="free text kept in the manifest")
+    add.add_argument(
+        "--team",
+        metavar="TEAM",
+        help="the team the version belongs to: its admins see it in the dashboard "
+        "(default: none, the operators' version, seen by operators only)",
+    )
     add.add_argument("--images", type=Path, nargs="+", metavar="PATH", help="images to verify on")
     add.set_defaults(handler=_cmd_add)
     use = actions.add_parser(
@@ -261,7 +267,14 @@ def _cmd_add(args: argparse.Namespace, settings: Settings, _factory: Any) -> int
     images = image_list(args.images)
     if checkpoints:
         added = add_from_checkpoints(
-            registry, base, checkpoints, images, name=args.name, note=args.note, threads=_threads(settings)
+            registry,
+            base,
+            checkpoints,
+            images,
+            name=args.name,
+            note=args.note,
+            team=args.team,
+            threads=_threads(settings),
         )
     else:
         added = add_from_onnx(
@@ -272,6 +285,7 @@ def _cmd_add(args: argparse.Namespace, settings: Settings, _factory: Any) -> int
             charset=args.charset,
             name=args.name,
             note=args.note,
+            team=args.team,
             threads=_threads(settings),
         )
     _print({"version": added.version.to_dict(), "parity": added.parity})

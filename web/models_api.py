@@ -1,10 +1,15 @@
 """Admin API for model versions and fine-tuning (every view needs an admin token).
 
-``GET  /api/v1/models``            versions (packaged and registered) and the current one
-``POST /api/v1/models/current``    ``{"version"}``: the workers switch to it between jobs
-``POST /api/v1/training``          ``{"kind": "rec", "source": "corrections"}``: start a fine-tune job
+``GET  /api/v1/models``            the versions the caller's team may see and the current one
+``POST /api/v1/models/current``    ``{"version"}``: the workers switch to it between jobs (operators)
+``POST /api/v1/training``          ``{"kind": "rec", "source": "corrections"}``: queue a fine-tune job
 ``GET  /api/v1/training``          the team's latest job
 ``GET  /api/v1/training/<id>``     one job's state (its progress also arrives over Socket.IO)
+
+Every worker of every team uses the one current version, so switching it is the operators' right,
+not a team admin's. A team admin sees the packaged versions and their own team's (made by their
+team's fine-tune jobs); versions made on the command line without ``--team`` are the operators'.
+Another team's version or job is as unknown as one that does not exist (404).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import redis
 from flask import Blueprint, Flask, abort, current_app, g, jsonify
 
 from daemon.versions.registry import ModelRegistry, ModelVersion, ModelVersionError, current_version, use_version
-from web.auth import require_admin
+from web.auth import require_admin, require_operator
 from web.bodies import json_body
 from web.services import services
 from web.training import KINDS, SOURCES, TrainingBusy, TrainingCommands, TrainingJobs
@@ -36,7 +41,7 @@ def init_app(app: Flask, commands: TrainingCommands | None = None) -> TrainingJo
         if svc.socketio is not None:
             svc.socketio.emit(event, payload, to=room)
 
-    jobs = TrainingJobs(svc.redis, svc.settings, svc.redis_url, emit, commands)
+    jobs = TrainingJobs(svc.redis, svc.settings, svc.redis_url, emit, commands, first_team=svc.accounts.first_team)
     try:
         if jobs.recover():
             log.warning("fine-tune jobs of an earlier run were left unfinished; marked failed")
@@ -54,6 +59,12 @@ def training_jobs(app: Flask | None = None) -> TrainingJobs:
 
 def _registry() -> ModelRegistry:
     return ModelRegistry.for_data_dir(services().settings.data_dir)
+
+
+def _viewer() -> str | None:
+    """The team whose versions the caller sees; None for an operator, who sees them all."""
+    user = g.principal.user
+    return None if user.is_operator else str(user.team)
 
 
 def public(version: ModelVersion) -> dict[str, Any]:
@@ -75,27 +86,29 @@ def public(version: ModelVersion) -> dict[str, Any]:
 def list_models() -> Any:
     svc = services()
     return jsonify(
+        # the name only: every team's results record it anyway (one version reads every team's files)
         current=current_version(svc.redis, svc.settings.engine.model_set),
-        versions=[public(v) for v in _registry().list()],
+        versions=[public(v) for v in _registry().visible(_viewer())],
+        can_switch=bool(g.principal.user.is_operator),
     )
 
 
 @blueprint.post("/models/current")
-@require_admin
+@require_operator
 def set_current() -> Any:
     name = json_body().get("version")
     if not isinstance(name, str) or not name:
         abort(400, description="version (string) is required")
     registry = _registry()
     try:
-        registry.get(name)
+        registry.get(name, _viewer())
     except ModelVersionError as exc:
         abort(404, description=str(exc))
     try:
         version = use_version(services().redis, registry, name)
     except ModelVersionError as exc:  # registered, but its files are broken
         abort(409, description=str(exc))
-    log.info("%s switched the model to %s", g.principal.user.username, name)
+    log.info("operator %s switched the model to %s", g.principal.user.username, name)
     return jsonify(current=version.version)
 
 
@@ -127,6 +140,6 @@ def latest_training() -> Any:
 @require_admin
 def get_training(job_id: str) -> Any:
     state = training_jobs().get(job_id)
-    if state is None or state.get("team") != g.principal.user.team:
+    if state is None or state.get("team") != g.principal.user.team:  # another team's: unknown
         abort(404, description="training job not found")
     return jsonify(state)

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from daemon.versions.registry import ModelRegistry, ModelVersion, ModelVersionError, new_name
+from daemon.versions.registry import ModelRegistry, ModelVersion, ModelVersionError, check_team, new_name
 from engine.errors import ModelError
 from engine.export import KINDS, Parity, export_onnx, quantize_int8, verify_onnx
 from engine.weights import ModelFiles, load_charset, torch_modules
@@ -171,11 +171,14 @@ def add_from_checkpoints(
     *,
     name: str | None = None,
     note: str = "",
+    team: str | None = None,
     threads: int = 1,
 ) -> Added:
-    """Register a version: ``base``'s networks with the checkpoints' put in, exported and verified."""
+    """Register a version: ``base``'s networks with the checkpoints' put in, exported and verified.
+    ``team`` owns it (its admins see it); None makes it the operators' (see ``visible_to``)."""
     if not checkpoints:
         raise ModelVersionError("give at least one checkpoint (--det or --rec)")
+    check_team(team)
     base_version = registry.get(base)
     nets = with_checkpoints(networks_of(registry, base), checkpoints)
     changed = sorted(checkpoints)
@@ -222,6 +225,7 @@ def add_from_checkpoints(
             rec_checkpoint=saved["rec"],
             note=note,
             metrics=metrics,
+            team=team,
         )
         return Added(registry.commit(staging, manifest), parity)
     except BaseException:
@@ -253,15 +257,18 @@ def add_from_onnx(
     charset: Path | None = None,
     name: str | None = None,
     note: str = "",
+    team: str | None = None,
     threads: int = 1,
 ) -> Added:
     """Register a version from ONNX graphs (the others from ``base``), checked to load and read
-    ``images`` with ONNX Runtime. Such a version runs on the ONNX Runtime backend."""
+    ``images`` with ONNX Runtime. Such a version runs on the ONNX Runtime backend. ``team`` owns
+    it, as for :func:`add_from_checkpoints`."""
     from config.settings import EngineSettings
     from engine.pipeline import build_engine
 
     if not graphs:
         raise ModelVersionError("give at least one ONNX graph (--det-onnx or --rec-onnx)")
+    check_team(team)
     base_version = registry.get(base)
     base_files = registry.files(base)
     name = name or new_name(base_version.model_set, "+".join(sorted(graphs)))
@@ -295,6 +302,7 @@ def add_from_onnx(
             parent=base_version.version,
             note=note,
             metrics={"smoke": smoke},
+            team=team,
         )
         return Added(registry.commit(staging, manifest), {"smoke": smoke})
     except BaseException:

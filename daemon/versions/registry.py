@@ -1,10 +1,15 @@
 """Model versions: the packaged sets plus registered ones in ``data_dir/models/<version>/``.
 
 A registered version is a folder with ``manifest.json`` (version, created_at, parent, change,
-model_set, file names, note, metrics), the two ONNX graphs, the recogniser's dictionary and,
+model_set, file names, team, note, metrics), the two ONNX graphs, the recogniser's dictionary and,
 for the torch backend, teamocr checkpoints of the same weights. Folders are written under a
 temporary name and renamed into place, so a half-written version is never listed.
 The packaged sets are versions too (``PP-OCRv6-small``, ``PP-OCRv6-tiny``), always present.
+
+Who may see a version (:meth:`ModelVersion.visible_to`): the packaged sets, everyone; a version
+a team's fine-tune job made (``team`` in its manifest), that team; a version without a team (made
+on the command line by whoever runs the service, manifests written before teams were recorded),
+the operators only. Operators see every version. To a team, another team's version is unknown.
 
 Which version the workers use is the Redis key :data:`CURRENT_KEY`; when it is unset they use
 the packaged set of ``engine.model_set``. ``daemon.worker.hotswap`` follows the key in each worker.
@@ -33,6 +38,7 @@ CURRENT_KEY = "teamocr:model:current"
 MANIFEST = "manifest.json"
 FOLDER = "models"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_TEAM = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # the accounts' team names; always fullmatch
 
 
 class ModelVersionError(DaemonError):
@@ -57,9 +63,15 @@ class ModelVersion:
     note: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     builtin: bool = False
+    team: str | None = None  # the team whose fine-tune job made it; None: the operators'
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def visible_to(self, team: str | None) -> bool:
+        """Whether a reader of ``team`` may see this version; ``None`` is an operator, who sees
+        every version."""
+        return team is None or self.builtin or self.team == team
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: Path) -> ModelVersion:
@@ -78,6 +90,13 @@ def check_name(name: str) -> str:
             "(at most 64, starting with a letter or digit)"
         )
     return name
+
+
+def check_team(team: str | None) -> str | None:
+    """A version's owning team: a team name (letters, digits, '_', '.', '@', '-', at most 64) or None."""
+    if team is not None and (not isinstance(team, str) or not _TEAM.fullmatch(team)):
+        raise ModelVersionError(f"bad team name {team!r}: use 1-64 letters, digits or _ . @ -")
+    return team
 
 
 def _builtin(model_set: str) -> ModelVersion:
@@ -120,18 +139,25 @@ class ModelRegistry:
             found.extend(sorted(registered, key=lambda v: (v.created_at, v.version)))
         return found
 
-    def names(self) -> builtins.list[str]:
-        return [v.version for v in self.list()]
+    def visible(self, team: str | None) -> builtins.list[ModelVersion]:
+        """The versions a reader of ``team`` may see (``None``: an operator, all of them)."""
+        return [v for v in self.list() if v.visible_to(team)]
 
-    def get(self, name: str) -> ModelVersion:
+    def names(self, team: str | None = None) -> builtins.list[str]:
+        return [v.version for v in self.visible(team)]
+
+    def get(self, name: str, team: str | None = None) -> ModelVersion:
+        """A version by name; to a reader of ``team`` another team's version is as unknown as one
+        that does not exist (same error, same message)."""
         for model_set in builtin_sets():
             if name == builtin_version(model_set):
                 return _builtin(model_set)
         check_name(name)
         folder = self.root / name
-        if not (folder / MANIFEST).is_file():
-            raise ModelVersionError(f"unknown model version {name!r} (known: {', '.join(self.names())})")
-        return self._read(folder)
+        version = self._read(folder) if (folder / MANIFEST).is_file() else None
+        if version is None or not version.visible_to(team):
+            raise ModelVersionError(f"unknown model version {name!r} (known: {', '.join(self.names(team))})")
+        return version
 
     def files(self, name: str) -> ModelFiles:
         """The version's files, checked to exist, for ``engine.pipeline.build_engine``."""
@@ -173,6 +199,7 @@ class ModelRegistry:
 
     def commit(self, staging: Path, manifest: ModelVersion) -> ModelVersion:
         """Write the manifest into ``staging`` and rename it into place as the version."""
+        check_team(manifest.team)
         for rel in (manifest.det, manifest.rec, manifest.charset, manifest.det_checkpoint, manifest.rec_checkpoint):
             if rel is not None and not (staging / rel).is_file():
                 raise ModelVersionError(f"model version {manifest.version}: {rel} was not written")

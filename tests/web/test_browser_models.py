@@ -69,16 +69,17 @@ def panel(page: Dashboard) -> dict[str, Any]:
                 statusText: document.querySelector('[data-testid=train-status]').textContent};""")
 
 
-def test_admins_see_switch_and_fine_tune_members_do_not_see_it(pages: dict[str, Any]) -> None:
+def test_admins_see_versions_and_fine_tune_members_do_not_see_them(pages: dict[str, Any]) -> None:
     alice, bob = pages["alice"], pages["bob"]
     shown = wait_until(lambda: (lambda p: p if p["versions"] else None)(panel(alice)), 60, "alice's model list")
     assert not shown["hidden"] and shown["current"] == "PP-OCRv6-small"
     assert set(shown["versions"]) == {"PP-OCRv6-small", "PP-OCRv6-tiny"}
     assert panel(bob)["hidden"] and panel(bob)["versions"] == []
 
-    alice.css("[data-testid=model-use][data-version='PP-OCRv6-tiny']").click()
-    wait_until(lambda: panel(alice)["current"] == "PP-OCRv6-tiny", 60, "the switch shown")
-    assert pages["redis"].get(CURRENT_KEY) == "PP-OCRv6-tiny"
+    # switching every team's model is an operator's (issue 13; test_browser_models_teams shows the
+    # operator's switch): alice, alpha's admin, is offered none
+    assert alice.js("return document.querySelectorAll('[data-testid=model-use]').length") == 0
+    assert pages["redis"].get(CURRENT_KEY) in (None, "PP-OCRv6-small")
 
     alice.css("[data-testid=train-start]").click()
     done = wait_until(

@@ -21,7 +21,7 @@ from daemon.versions.registry import CURRENT_KEY, ModelRegistry
 from engine.weights import model_files
 from tests.polling import wait_until
 from tests.web.browserkit import SocketClient, serving
-from tests.web.conftest import login
+from tests.web.conftest import PASSWORD, bearer, login
 from web.app import create_app
 from web.models_api import training_jobs
 from web.services import Services, services
@@ -53,6 +53,7 @@ def test_versions_and_switching(client: FlaskClient, auth: dict[str, dict[str, s
         [],
         name="tiny-2",
         note="copy",
+        team="alpha",
     )
     listing = client.get("/api/v1/models", headers=auth["alice"]).get_json()
     assert listing["current"] == "PP-OCRv6-small"
@@ -61,14 +62,19 @@ def test_versions_and_switching(client: FlaskClient, auth: dict[str, dict[str, s
     assert all("/" not in v["det"] and "/" not in v["charset"] for v in listing["versions"])  # no server paths
     assert listing["versions"][2]["parent"] == "PP-OCRv6-tiny"
 
-    response = client.post("/api/v1/models/current", json={"version": "tiny-2"}, headers=auth["alice"])
+    # switching every team's model is an operator's right (issue 13): alpha's admin is refused
+    refused = client.post("/api/v1/models/current", json={"version": "tiny-2"}, headers=auth["alice"])
+    assert refused.status_code == 403
+    svc.accounts.add_user("olga", PASSWORD, "ops", role="operator")
+    operator = bearer(login(client, "olga")["access_token"])
+    response = client.post("/api/v1/models/current", json={"version": "tiny-2"}, headers=operator)
     assert response.status_code == 200 and response.get_json() == {"current": "tiny-2"}
     assert svc.redis.get(CURRENT_KEY) == "tiny-2"
     assert client.get("/api/v1/models", headers=auth["alice"]).get_json()["current"] == "tiny-2"
 
-    unknown = client.post("/api/v1/models/current", json={"version": "v9"}, headers=auth["alice"])
+    unknown = client.post("/api/v1/models/current", json={"version": "v9"}, headers=operator)
     assert unknown.status_code == 404 and "unknown model version 'v9'" in unknown.get_json()["error"]
-    assert client.post("/api/v1/models/current", json={}, headers=auth["alice"]).status_code == 400
+    assert client.post("/api/v1/models/current", json={}, headers=operator).status_code == 400
     assert svc.redis.get(CURRENT_KEY) == "tiny-2"
 
 

@@ -167,7 +167,7 @@ async function start() {
     const me = await session.me();
     $("whoami").textContent = `${me.username} · ${me.team}`;
     $("whoami").dataset.team = me.team;
-    models.show(me.role === "admin");
+    models.show(me.role === "admin" || me.role === "operator");
   } catch (_err) {
     // shown as the name typed at sign-in
   }

@@ -1,5 +1,7 @@
-// The admin-only "Models" panel: model versions, the current one, a switch button per version,
-// and fine-tuning on the team's corrections with live progress (Socket.IO "training" events).
+// The admin-only "Models" panel: the versions the team may see, the current one, a switch button
+// per version for operators (the model every team's workers use; the API says who may switch:
+// "can_switch"), and fine-tuning on the team's corrections with live progress (Socket.IO
+// "training" events), its place in the line while other teams' jobs run first.
 // Shown only to admins; the API refuses everyone else anyway (403).
 
 import { el, toast } from "./dom.js";
@@ -66,6 +68,12 @@ export class ModelsPanel {
     if (!this.data) return;
     this.current.textContent = this.i18n.t("models.current", { v: this.data.current });
     this.current.dataset.version = this.data.current;
+    const canSwitch = this.data.can_switch === true;
+    this.current.dataset.canSwitch = String(canSwitch);
+    if (!canSwitch) {
+      this.current.append(el("span", { "data-testid": "models-operators-only" },
+        ` ${this.i18n.t("models.operatorsOnly")}`));
+    }
     this.list.replaceChildren();
     for (const version of [...this.data.versions].reverse()) {
       const inUse = version.version === this.data.current;
@@ -78,7 +86,7 @@ export class ModelsPanel {
       item.append(el("span", { class: "muted" }, ` ${facts.join(" · ")} `));
       if (inUse) {
         item.append(el("span", { class: "badge", "data-testid": "model-in-use" }, this.i18n.t("models.inUse")));
-      } else {
+      } else if (canSwitch) {
         item.append(el("button", { type: "button", "data-version": version.version, "data-testid": "model-use" },
           this.i18n.t("models.use")));
       }
@@ -132,7 +140,11 @@ export class ModelsPanel {
     const running = !["done", "failed"].includes(job.state);
     this.startButton.disabled = running;
     this.status.dataset.state = job.state;
-    let text = this.i18n.t(`models.state.${job.state}`, { v: job.version, error: job.error || "" });
+    if (job.state === "waiting" && job.position) this.status.dataset.position = String(job.position);
+    else delete this.status.dataset.position;
+    let text = this.i18n.t(`models.state.${job.state}`, {
+      v: job.version, error: job.error || "", n: job.position ?? "",
+    });
     const p = job.progress;
     if (job.state === "training" && p && p.steps) {
       this.progress.hidden = false;
