@@ -16,6 +16,7 @@ from typing import Any
 
 from cli.folders import make_dirs
 from config.settings import Settings
+from daemon.private import FOLDER_MODE
 
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -100,7 +101,8 @@ def _cmd_watch(args: argparse.Namespace, settings: Settings, _factory: Any) -> i
 def _serve(args: argparse.Namespace, settings: Settings, **kwargs: Any) -> int:
     from daemon.service import install_signals, serve
 
-    make_dirs(settings.shared_dir, settings.data_dir)
+    make_dirs(settings.shared_dir)
+    make_dirs(settings.data_dir, mode=FOLDER_MODE)  # the store, Redis, secrets: this user's alone
     stop = threading.Event()
     install_signals(stop)
     return serve(

@@ -99,12 +99,27 @@ class WebSettings:
     jwt_audience: str = "teamocr-api"
     access_ttl: int = 900  # seconds an access token lives
     refresh_ttl: int = 1_209_600  # seconds a refresh token lives (14 days)
-    login_limit: str = "10 per minute"  # per username and per client address
+    session_max_age: int = 2_592_000  # seconds a login lasts at most, however often it refreshes (30 days)
+    login_limit: str = "10 per minute"  # per (username, client address) and per client address; also refresh
     api_limit: str = "600 per minute"  # per user
     refused_limit: str = "120 per minute"  # requests with a missing or bad token, per client address
     max_request_bytes: int = 100_000_000  # larger bodies get 413
     max_zip_files: int = 500
     max_zip_bytes: int = 500_000_000  # uncompressed total of one ZIP
+    # Upload budgets (0 = no limit). One request: over its own budget is 413.
+    max_request_files: int = 1_000  # images one upload request writes (ZIP members included)
+    max_request_zips: int = 10  # ZIPs in one upload request
+    max_request_write_bytes: int = 1_000_000_000  # bytes one upload request writes (ZIPs inflated)
+    # Per user and per team, counted per UTC day in Redis: over is 429 with Retry-After.
+    user_jobs_per_day: int = 2_000  # files a user uploads in a day
+    user_bytes_per_day: int = 2 << 30  # bytes a user uploads in a day (2 GiB)
+    team_jobs_per_day: int = 10_000  # files a team's users upload in a day
+    team_bytes_per_day: int = 10 << 30  # bytes a team's users upload in a day (10 GiB)
+    min_free_bytes: int = 1 << 30  # an upload that would leave less free in shared_dir is 507
+    trusted_proxies: int = 0  # reverse proxies in front of the web whose X-Forwarded-* are believed
+    metrics_token: str = ""  # a scraper's Bearer secret for /metrics (16+ characters); empty: a member's token only
+    metrics_max_age: float = 15.0  # seconds /metrics reuses the store's counts before counting again
+    annotated_cache_bytes: int = 64 << 20  # memory for drawn /annotated images (LRU); 0 = none kept
     async_mode: str = "gevent"  # how `teamocr run`/`teamocr web` serve: gevent, or threading (werkzeug)
 
 
@@ -269,7 +284,7 @@ def _absolute(path: Path) -> Path:
 
 # Settings a child is not handed in its environment: it reads them where the parent did (the
 # settings file, TEAMOCR_* of the environment, or data_dir/jwt_secret), so a secret stays off argv/env.
-PRIVATE_SETTINGS = {"web.jwt_secret"}
+PRIVATE_SETTINGS = {"web.jwt_secret", "web.metrics_token"}
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

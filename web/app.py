@@ -13,15 +13,18 @@ from typing import Any
 import socketio as sio
 from flask import Flask
 from flask_socketio import SocketIO
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config.settings import Settings
 from daemon.intake.dedupe import Intake, file_md5
+from daemon.private import private_dir
 from daemon.queue.redisconn import client_for
 from daemon.results.events import SOCKETIO_CHANNEL
 from daemon.results.store import STORE_NAME, SqliteStore
 from daemon.results.teams import TeamMap
-from web import api, auth, dashboard, health, http_errors, limits, models_api, sockets, uploads
+from web import api, auth, dashboard, health, http_errors, limits, models_api, sockets, uploads, users_api
 from web.accounts import AccountStore
+from web.headers import init_app as init_headers
 from web.offload import offload_for
 from web.services import EXTENSION, Services
 from web.tokens import TokenService, load_secret
@@ -41,7 +44,7 @@ def create_app(
     url = redis_url or settings.redis_url
     if not url:
         raise ValueError("the web needs a Redis URL: set redis_url or start it with `teamocr run`")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir, tighten=False)  # made 0700; a folder the operator chose is left as it is
     client = overrides.pop("redis", None) or client_for(url)
     teams = TeamMap.from_spec(settings.teams.channels, settings.teams.default_team)  # also the dedup scopes
     offload = offload_for(async_mode)
@@ -67,8 +70,9 @@ def create_app(
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = built
     http_errors.init_app(app)
+    init_headers(app)  # nosniff everywhere; no-store on the API, exports, /healthz, /metrics
     limits.init_app(app, url, settings.web)
-    for module in (auth, api, uploads, health, dashboard):
+    for module in (auth, api, uploads, health, dashboard, users_api):
         app.register_blueprint(module.blueprint)
     socketio = SocketIO(
         app,
@@ -78,4 +82,9 @@ def create_app(
     built.socketio = socketio
     models_api.init_app(app, training)
     sockets.init_socketio(socketio)
+    hops = settings.web.trusted_proxies
+    if hops < 0:
+        raise ValueError(f"web.trusted_proxies must be 0 (no proxy) or more, got {hops}")
+    if hops:  # outermost, so Socket.IO's requests get the client's address and scheme too
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     return app, socketio

@@ -1,9 +1,12 @@
 """Where the web runs long calls: in gevent's thread pool when it is served by one event loop
 (:mod:`cli.webserver`), in the calling thread otherwise.
 
-Long means file copies, hashes, image codecs and password checks: work that leaves the
-interpreter lock, so a thread of the pool does it while the loop serves other requests. Such a
-call must not touch Redis, the store or the request: those belong to the loop.
+Long means file copies, hashes, image codecs, password checks and the store's slow reads (a
+search, an export's pages, the counts behind /metrics): work that leaves the interpreter lock
+(SQLite does), so a thread of the pool does it while the loop serves other requests. Such a call
+may use the result store, whose connection is shared under a lock that gevent makes safe across
+the pool's threads, but must not touch Redis or the request (no ``services()``, no ``g``): those
+belong to the loop, so read what the call needs before and pass it in.
 """
 
 from __future__ import annotations
@@ -30,10 +33,30 @@ class Offload:
     pause: Callable[[], None] = _nothing
 
 
+def _outcome(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
+    """(True, what ``fn(*args)`` returned) or (False, the exception it raised)."""
+    try:
+        return True, fn(*args)
+    except Exception as exc:  # noqa: BLE001 - handed back to the caller, which raises it
+        return False, exc
+
+
+def _in_pool(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a thread of the gevent hub's pool. Its exception is raised here, in the
+    caller; the pool would also print it to stderr as a failure, and a refusal (a changed file, an
+    image that does not decode) is an answer, not a failure."""
+    import gevent
+
+    ok, value = gevent.get_hub().threadpool.apply(_outcome, (fn, args))
+    if ok:
+        return value
+    raise value
+
+
 def offload_for(async_mode: str) -> Offload:
     """The pool of the gevent hub for "gevent"; plain calls for "threading" (threads already share)."""
     if async_mode != "gevent":
         return Offload()
     import gevent
 
-    return Offload(run=lambda fn, *args: gevent.get_hub().threadpool.apply(fn, args), pause=lambda: gevent.sleep(0))
+    return Offload(run=_in_pool, pause=lambda: gevent.sleep(0))
