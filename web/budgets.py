@@ -9,6 +9,10 @@ the plan, never half way through a ZIP:
   counters in Redis that expire after their day. One Lua script checks all four and adds to all or
   none, so concurrent requests cannot both slip under a limit; over is 429 with Retry-After (the
   end of the day). What a request then did not write (an empty or unreadable member) is given back;
+- each user and each team: jobs waiting at once (queued or being read; ``web.user_queued_jobs``,
+  ``web.team_queued_jobs``), counted in the result store; over is 429 with Retry-After, so one
+  member's burst cannot hold the shared queue for everyone. Two requests at the same instant may
+  both pass this count (it is read, not reserved): it bounds the queue to the limit plus one request;
 - the shared folder: an upload that would leave less than ``web.min_free_bytes`` free is 507.
 
 A limit of 0 is no limit. Every refusal names its budget by its setting.
@@ -107,6 +111,31 @@ def check_request(need: Need, settings: WebSettings) -> None:
                 "send fewer or smaller files at a time",
                 limit=limit,
                 requested=wanted,
+            )
+
+
+WAITING_RETRY_AFTER = 30  # seconds: a queue drains in minutes, not in days
+
+
+def check_waiting(
+    files: int, user_waiting: int, team_waiting: int, user: str, team: str, settings: WebSettings
+) -> None:
+    """BudgetExceeded (429) when ``files`` more would put more of the user's uploads, or of the
+    team's files, in the queue at once than they may have."""
+    for key, limit, waiting, who in (
+        ("web.user_queued_jobs", settings.user_queued_jobs, user_waiting, f"user {user}"),
+        ("web.team_queued_jobs", settings.team_queued_jobs, team_waiting, f"team {team}"),
+    ):
+        if limit > 0 and waiting + files > limit:
+            raise BudgetExceeded(
+                key,
+                429,
+                f"too many files waiting to be read: {who} has {waiting} in the queue and this upload adds "
+                f"{files}, over the limit of {limit} at once ({key}); send them again when the queue has drained",
+                limit=limit,
+                requested=files,
+                used=waiting,
+                retry_after=WAITING_RETRY_AFTER,
             )
 
 

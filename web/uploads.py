@@ -34,7 +34,15 @@ from config.settings import WebSettings
 from daemon.intake.filters import IMAGE_EXTENSIONS, is_clutter
 from web import zipsafe
 from web.auth import Principal, require_auth
-from web.budgets import BudgetExceeded, DailyBudgets, Need, Reservation, check_free_space, check_request
+from web.budgets import (
+    BudgetExceeded,
+    DailyBudgets,
+    Need,
+    Reservation,
+    check_free_space,
+    check_request,
+    check_waiting,
+)
 from web.services import services
 
 log = logging.getLogger(__name__)
@@ -364,6 +372,11 @@ def reserve(principal: Principal, need: Need, settings: WebSettings, root: Path)
         log.warning("free space of %s cannot be read: %s", root, exc)
         abort(503, description=f"the shared folder cannot be read: {exc.strerror or 'read error'}")
     user = principal.user
+    if settings.user_queued_jobs > 0 or settings.team_queued_jobs > 0:
+        svc = services()
+        user_waiting = svc.offload.run(svc.store.waiting, None, user.username)
+        team_waiting = svc.offload.run(svc.store.waiting, principal.scope)
+        check_waiting(need.files, user_waiting, team_waiting, user.username, user.team, settings)
     try:
         return DailyBudgets(services().redis, settings).reserve(user.username, user.team, need.files, need.bytes)
     except redis.RedisError as exc:

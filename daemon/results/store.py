@@ -81,6 +81,7 @@ class ResultStore(Protocol):
     ) -> builtins.list[ResultRecord]: ...
     def delete_older_than(self, cutoff: float) -> builtins.list[ResultRecord]: ...
     def counts(self, scope: ChannelScope | None = None) -> dict[str, int]: ...
+    def waiting(self, scope: ChannelScope | None = None, uploader: str | None = None) -> int: ...
     def stage_seconds(self) -> dict[str, float]: ...
     def correct(self, result_id: str, line_index: int, text: str, user: str, at: float) -> ResultRecord | None: ...
     def corrections(self, result_id: str) -> builtins.list[dict[str, Any]]: ...
@@ -276,6 +277,18 @@ class SqliteStore:
         counts = {status.value: 0 for status in Status}
         counts.update({status: n for status, n in rows})
         return counts
+
+    def waiting(self, scope: ChannelScope | None = None, uploader: str | None = None) -> int:
+        """The results not yet read (queued or processing) in ``scope``, of ``uploader`` when given.
+        Reads only the waiting rows (the status index), however large the store."""
+        clause, params = (scope or ChannelScope()).sql()
+        sql = f"SELECT COUNT(*) FROM results AS r WHERE r.status IN (?, ?) AND {clause}"
+        values: list[Any] = [Status.QUEUED.value, Status.PROCESSING.value, *params]
+        if uploader is not None:
+            sql += " AND r.uploader = ?"
+            values.append(uploader)
+        with self._read() as conn:
+            return int(conn.execute(sql, values).fetchone()[0])
 
     def stage_seconds(self) -> dict[str, float]:
         """Total OCR seconds per stage over all done results (for metrics)."""

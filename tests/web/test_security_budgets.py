@@ -21,6 +21,7 @@ from werkzeug.test import TestResponse
 from config.settings import Settings
 from daemon.queue.redisconn import RedisHandle
 from tests.hostile.makers import make_zip
+from tests.web.test_api import add_result
 from web import zipsafe
 from web.budgets import DAY, PREFIX
 from web.services import Services
@@ -205,3 +206,27 @@ def test_a_member_lying_about_its_compressed_size_is_still_a_bomb() -> None:
     limits = zipsafe.ZipLimits(max_files=10, max_bytes=100 << 20)
     plan = zipsafe.vet(opened, limits, lambda name: True, archive_bytes=len(liar))
     assert plan.images == [] and plan.skipped[0].startswith("ZIP bomb: zeros.bmp expands"), plan.skipped
+
+
+# --- jobs waiting at once -----------------------------------------------------------------------
+
+
+def test_a_user_and_a_team_hold_at_most_their_share_of_the_queue(
+    client: FlaskClient, auth: Headers, svc: Services, settings: Settings
+) -> None:
+    """Results not yet read count against their uploader and their team (the store's rows, as the
+    recorder writes them); read ones do not."""
+    set_web(svc, user_queued_jobs=3, team_queued_jobs=4)
+    for n in range(2):
+        add_result(svc, "", f"waiting-{n}.png", status="queued", uploader="bob")
+    add_result(svc, "", "read.png", status="done", uploader="bob")
+    assert post(client, auth["bob"], [(png(70), "a.png")]).status_code == 202
+    refused = post(client, auth["bob"], [(png(71), "b.png"), (png(72), "c.png")])
+    body = assert_refused(refused, 429, "web.user_queued_jobs")
+    assert (body["limit"], body["used"], body["requested"]) == (3, 2, 2)
+    assert refused.headers["Retry-After"].isdigit()
+    assert "b.png" not in written(settings)
+    for n in range(2):  # the team's folders fill its queue too
+        add_result(svc, "finance", f"dropped-{n}.png", status="queued")
+    assert_refused(post(client, auth["alice"], [(png(73), "d.png")]), 429, "web.team_queued_jobs")
+    assert post(client, auth["carol"], [(png(74), "e.png")]).status_code == 202  # team beta's queue is its own
