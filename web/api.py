@@ -164,7 +164,7 @@ def search() -> Any:
     limit = int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     svc = services()
     # a full-text match over a team's whole history: off the event loop
-    records = svc.offload.run(svc.store.search, query, limit, request.args.get("channel"), g.principal.scope)
+    records = svc.offload.run(svc.reads.search, query, limit, request.args.get("channel"), g.principal.scope)
     return jsonify(items=[public(rec) for rec in records], query=query)
 
 
@@ -179,7 +179,7 @@ def export() -> Any:
     offset = int_arg("offset", 0, 0, MAX_OFFSET)
     filters = list_filters()
     svc = services()
-    store, shared_dir = svc.store, svc.settings.shared_dir
+    store, shared_dir = svc.reads, svc.settings.shared_dir
 
     def page(at: int, want: int) -> list[dict[str, Any]]:  # in the pool: no request, no services()
         return [public_item(rec, shared_dir) for rec in store.list(limit=want, offset=at, **filters)]

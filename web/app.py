@@ -25,7 +25,7 @@ from daemon.results.teams import TeamMap
 from web import api, auth, dashboard, health, http_errors, limits, models_api, sockets, uploads, users_api
 from web.accounts import AccountStore
 from web.headers import init_app as init_headers
-from web.offload import offload_for
+from web.offload import native_lock, offload_for
 from web.services import EXTENSION, Services
 from web.tokens import TokenService, load_secret
 
@@ -48,11 +48,16 @@ def create_app(
     client = overrides.pop("redis", None) or client_for(url)
     teams = TeamMap.from_spec(settings.teams.channels, settings.teams.default_team)  # also the dedup scopes
     offload = offload_for(async_mode)
+    store = overrides.pop("store", None)
+    pool_store = None
+    if store is None and async_mode == "gevent":
+        pool_store = SqliteStore(settings.data_dir / STORE_NAME, lock=native_lock())
     built = Services(
         settings=settings,
         redis=client,
         redis_url=url,
-        store=overrides.pop("store", None) or SqliteStore(settings.data_dir / STORE_NAME),
+        store=store or SqliteStore(settings.data_dir / STORE_NAME),
+        pool_store=pool_store,
         accounts=overrides.pop("accounts", None)
         or AccountStore(settings.data_dir / ACCOUNTS_NAME, run_blocking=offload.run),
         tokens=overrides.pop("tokens", None) or TokenService(settings.web, load_secret(settings), client),

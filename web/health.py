@@ -276,7 +276,7 @@ def figures_cache(app: Flask) -> FiguresCache:
 def store_figures() -> StoreFigures | None:
     """The store's figures (cached), or None when the store does not answer."""
     svc = services()
-    store = svc.store
+    store = svc.reads
     try:
         return figures_cache(current_app).get(lambda: cast(StoreFigures, svc.offload.run(count_figures, store)))
     except (StoreError, sqlite3.Error) as exc:

@@ -4,13 +4,15 @@
 Long means file copies, hashes, image codecs, password checks and the store's slow reads (a
 search, an export's pages, the counts behind /metrics): work that leaves the interpreter lock
 (SQLite does), so a thread of the pool does it while the loop serves other requests. Such a call
-may use the result store, whose connection is shared under a lock that gevent makes safe across
-the pool's threads, but must not touch Redis or the request (no ``services()``, no ``g``): those
-belong to the loop, so read what the call needs before and pass it in.
+may use the pool's own result store (``Services.reads``), never the loop's (``Services.store``):
+a greenlet waiting on a lock that a pool thread holds is woken late, seconds under load. It must
+not touch Redis or the request (no ``services()``, no ``g``): those belong to the loop, so read
+what the call needs before and pass it in.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +53,15 @@ def _in_pool(fn: Callable[..., Any], *args: Any) -> Any:
     if ok:
         return value
     raise value
+
+
+def native_lock() -> contextlib.AbstractContextManager[Any]:
+    """A reentrant lock of the operating system, even where gevent patched ``threading``: for what
+    only the pool's threads share (a gevent lock that several native threads wait on can hang them)."""
+    import gevent.monkey
+
+    lock: contextlib.AbstractContextManager[Any] = gevent.monkey.get_original("_thread", "RLock")()
+    return lock
 
 
 def offload_for(async_mode: str) -> Offload:

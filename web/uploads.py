@@ -374,8 +374,8 @@ def reserve(principal: Principal, need: Need, settings: WebSettings, root: Path)
     user = principal.user
     if settings.user_queued_jobs > 0 or settings.team_queued_jobs > 0:
         svc = services()
-        user_waiting = svc.offload.run(svc.store.waiting, None, user.username)
-        team_waiting = svc.offload.run(svc.store.waiting, principal.scope)
+        user_waiting = svc.offload.run(svc.reads.waiting, None, user.username)
+        team_waiting = svc.offload.run(svc.reads.waiting, principal.scope)
         check_waiting(need.files, user_waiting, team_waiting, user.username, user.team, settings)
     try:
         return DailyBudgets(services().redis, settings).reserve(user.username, user.team, need.files, need.bytes)

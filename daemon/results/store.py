@@ -107,10 +107,12 @@ class SqliteStore:
     insertion order); ``limit`` is capped at :data:`MAX_LIMIT`.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, lock: contextlib.AbstractContextManager[Any] | None = None) -> None:
+        """``lock`` guards the connection (default: a ``threading.RLock``); a process that gevent
+        patched passes a native one for a store only its thread pool uses."""
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = open_connection(self.path)
-        self._lock = threading.RLock()
+        self._lock = lock if lock is not None else threading.RLock()
 
     # -- writes -------------------------------------------------------------------------
 

@@ -233,6 +233,7 @@ def load(tmp: Path, size: LoadSize, label: str = "load") -> dict[str, Any]:
         rss = running.rss_mib()
     latencies = [s for client in samples for s, _, _ in client]
     errors = sum(1 for client in samples for _, status, _ in client if status != 200)
+    error_kinds = Counter(f"{kind} {status}" for client in samples for _, status, kind in client if status != 200)
     by_kind = {
         kind: round(1000 * percentile([s for c in samples for s, _, k in c if k == kind], 0.99), 1)
         for kind in ("list", "get", "search")
@@ -243,6 +244,7 @@ def load(tmp: Path, size: LoadSize, label: str = "load") -> dict[str, Any]:
         "seconds": size.seconds,
         "requests": len(latencies),
         "errors": errors,
+        "error_kinds": dict(error_kinds),  # "<kind> <status>" (0: no answer) -> n
         "p50_ms": round(1000 * percentile(latencies, 0.5), 1),
         "p99_ms": round(1000 * percentile(latencies, 0.99), 1),
         "p99_target_met": percentile(latencies, 0.99) <= P99_TARGET,
@@ -256,6 +258,9 @@ def load(tmp: Path, size: LoadSize, label: str = "load") -> dict[str, Any]:
         "wall_seconds": elapsed(start),
     }
     report(label, figures)  # before the checks, so that a failure still leaves its figures
+    if errors:
+        marks = ("Error", "ERROR", "Exception", "WARNING")
+        print("".join(line for line in running.log.lines if any(m in line for m in marks))[-8000:])
     assert errors == 0 and delivery["differing_clients"] == 0, figures
     assert percentile(latencies, 0.99) <= size.p99_limit, figures
     if size.flood_rate:  # the flood was throttled, every refusal saying when to retry
