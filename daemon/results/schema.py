@@ -103,7 +103,54 @@ DROP INDEX results_primary_md5;
 CREATE UNIQUE INDEX results_primary_scope_md5 ON results(scope, md5) WHERE status != 'duplicate' AND md5 != '';
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# v4: running totals per status (rows, and OCR seconds per stage), kept by triggers in the same
+# transaction as every write, by whichever process writes: /metrics reads five rows instead of
+# scanning every result.
+_STAGES = ("decode", "detect", "recognize", "total")
+
+
+def _stage(row: str, stage: str) -> str:
+    """SQL: the seconds of ``stage`` in the timings of ``row`` (``new``, ``old``, ``r``), 0 if none."""
+    return f"COALESCE(CASE WHEN json_valid({row}.timings) THEN json_extract({row}.timings, '$.{stage}') END, 0)"
+
+
+def _move(row: str, sign: str) -> str:
+    """SQL: add (``+``) or take (``-``) ``row`` to or from its status's totals."""
+    sets = ",\n        ".join([f"n = n {sign} 1", *(f"{s} = {s} {sign} {_stage(row, s)}" for s in _STAGES)])
+    return f"    UPDATE result_totals SET\n        {sets}\n    WHERE status = {row}.status;\n"
+
+
+def _filled(stage: str) -> str:
+    total = f"SELECT COALESCE(SUM({_stage('r', stage)}), 0)"
+    return f"    {stage} = ({total}\n        FROM results AS r WHERE r.status = result_totals.status)"
+
+
+_V4 = (
+    """
+CREATE TABLE result_totals (
+    status    TEXT PRIMARY KEY,
+    n         INTEGER NOT NULL DEFAULT 0,
+    decode    REAL NOT NULL DEFAULT 0,
+    detect    REAL NOT NULL DEFAULT 0,
+    recognize REAL NOT NULL DEFAULT 0,
+    total     REAL NOT NULL DEFAULT 0
+);
+INSERT INTO result_totals(status) VALUES ('queued'), ('processing'), ('done'), ('duplicate'), ('failed');
+UPDATE result_totals SET
+    n = (SELECT COUNT(*) FROM results AS r WHERE r.status = result_totals.status),
+"""
+    + ",\n".join(_filled(stage) for stage in _STAGES)
+    + ";\nCREATE TRIGGER results_totals_insert AFTER INSERT ON results BEGIN\n"
+    + _move("new", "+")
+    + "END;\nCREATE TRIGGER results_totals_delete AFTER DELETE ON results BEGIN\n"
+    + _move("old", "-")
+    + "END;\nCREATE TRIGGER results_totals_update AFTER UPDATE OF status, timings ON results BEGIN\n"
+    + _move("old", "-")
+    + _move("new", "+")
+    + "END;\n"
+)
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 # The partial unique index's condition; queries repeat it so that SQLite can use the index.
 PRIMARY_MD5 = "status != 'duplicate' AND md5 != ''"

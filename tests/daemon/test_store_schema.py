@@ -54,6 +54,10 @@ VALUES ('old', 'm1', '/s/finance/a.png', 'a.png', 'finance', 9, 'done', '[]', 'l
 INSERT INTO results (id, md5, path, filename, channel, size, status, duplicate_of, created_at)
 VALUES ('old-dup', 'm1', '/s/sales/b.png', 'b.png', 'sales', 9, 'duplicate', 'old', 12.0);
 INSERT INTO corrections (result_id, line_index, original, text, user, at) VALUES ('old', 0, 'x', 'y', 'bob', 13.0);
+INSERT INTO results (id, md5, path, filename, channel, size, status, timings, created_at, finished_at)
+VALUES ('timed', 'm2', '/s/c.png', 'c.png', '', 9, 'done', '{"detect": 0.25, "total": 1.5}', 14.0, 15.0);
+INSERT INTO results (id, md5, path, filename, channel, size, status, timings, created_at)
+VALUES ('odd', 'm3', '/s/d.png', 'd.png', '', 9, 'failed', 'not json', 16.0);
 PRAGMA user_version = 2;
 """
 
@@ -72,6 +76,9 @@ def test_a_v2_store_migrates_keeping_its_rows(db: Path) -> None:
         new = store.add_queued(rec("new", md5="m1", scope="alpha", created_at=20.0))
         assert new.status is Status.QUEUED  # ... which is never a primary for a newer file of a team
         assert store.add_queued(rec("new2", md5="m1", scope="alpha", created_at=21.0)).duplicate_of == "new"
+        # the running totals start from the rows already there (a timing that is no JSON counts 0)
+        assert store.counts() == {"queued": 1, "processing": 0, "done": 2, "duplicate": 2, "failed": 1}
+        assert store.stage_seconds() == {"decode": 0.0, "detect": 0.25, "recognize": 0.0, "total": 1.5}
     fts_in_sync(db)
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -87,3 +94,24 @@ def test_newer_schema_is_refused(db: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match=f"{db.name}.*newer"):
         SqliteStore(db)
+
+
+def test_running_totals_follow_every_write(db: Path) -> None:
+    """Totals kept by triggers equal a count of the rows after adds, duplicates, completions,
+    failures, retention and a write from a second connection (another process's store)."""
+    with SqliteStore(db) as store, SqliteStore(db) as other:
+        for n in range(6):
+            store.add_queued(rec(f"r{n}", md5=f"m{n}", created_at=float(n)))
+        store.add_queued(rec("dup", md5="m0", created_at=7.0))
+        store.mark_processing("r1", 1)
+        store.complete("r2", width=1, height=1, lines=[], text="", timings={"detect": 0.5, "total": 2.0},
+                       engine_version="e", model_version="m", finished_at=9.0)  # fmt: skip
+        other.complete("r3", width=1, height=1, lines=[], text="", timings={"total": 1.0},
+                       engine_version="e", model_version="m", finished_at=9.0)  # fmt: skip
+        store.fail("r4", "broken", 1, 9.0)
+        store.delete_older_than(0.5)  # retention: r0, the only row created before 0.5
+        with sqlite3.connect(db) as conn:
+            counted = dict(conn.execute("SELECT status, COUNT(*) FROM results GROUP BY status").fetchall())
+        conn.close()
+        assert store.counts() == {status.value: counted.get(status.value, 0) for status in Status}
+        assert other.stage_seconds() == {"decode": 0.0, "detect": 0.5, "recognize": 0.0, "total": 3.0}
