@@ -55,6 +55,8 @@ class EngineSettings:
     int8: bool = True  # recogniser MatMuls quantised to INT8 (ONNX Runtime), made once into cache_dir
     cache_dir: str = ""  # derived model files (INT8); empty = $XDG_CACHE_HOME/teamocr
     rec_min_confidence: float = 0.5  # lines below are dropped
+    orientation: str = "auto"  # "auto": pages turned 90/180/270 degrees are read upright | "off"
+    orientation_min_score: float = 0.5  # least probability of a turn to try it (the recogniser decides)
     max_image_pixels: int = 100_000_000  # decompression-bomb guard (pixels)
     max_file_bytes: int = 200_000_000
 

@@ -1,4 +1,4 @@
-"""The OCR pipeline: decode -> detect -> crop -> recognise -> reading order, with timings.
+"""The OCR pipeline: decode -> orient -> detect -> crop -> recognise -> reading order, with timings.
 
 ``build_engine(settings)`` loads the models once; the returned ``OcrEngine`` never changes
 itself per call, so threads may share it.
@@ -7,6 +7,10 @@ itself per call, so threads may share it.
 of the same network input shape together and recognises the text lines of all of them in
 width-sorted batches (more lines to sort means less padding per batch). An image that fails gets
 its exception in its slot; the others are read as usual.
+
+With ``engine.orientation = "auto"`` each batch's pages are first classified by the orientation
+network (:mod:`engine.orientation`, one batch, a few ms a page); a page turned 90, 180 or 270
+degrees is read upright and its boxes are mapped back into the pixels of the image as it came.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ from engine.detection.predictor import DetResize, TextDetectorPredictor
 from engine.enhance import apply as enhance
 from engine.enhance import parse_steps
 from engine.layout import reading_order
+from engine.orientation import OrientationClassifier, candidate_turns, to_source, upright
 from engine.preprocess import load_image
 from engine.recognition.crop import crop_quad
 from engine.recognition.predictor import RecParams, TextRecognizerPredictor
 from engine.types import PageResult, TextLine
-from engine.weights import ModelFiles, load_charset, model_files
+from engine.weights import ModelFiles, load_charset, model_files, orientation_model
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +55,11 @@ class OcrEngine:
         settings: EngineSettings,
         model_version: str,
         backend: str,
+        orienter: OrientationClassifier | None = None,
     ) -> None:
+        """``orienter``: finds pages that must be turned to be upright (None: pages are read as they come)."""
         self.detector = detector
+        self.orienter = orienter
         self.recognizer = recognizer
         self.settings = settings
         self.model_version = model_version
@@ -129,35 +137,85 @@ class OcrEngine:
                 enhanced[i] = enhance(images[i], self.enhance_steps)
             except Exception as exc:  # noqa: BLE001
                 out[i] = exc
-        order = list(enhanced)
-        found = self.detector.detect_many([enhanced[i] for i in order])
+        candidates = self._candidates(enhanced)  # (image, turn, the image so turned)
+        t_orient = time.perf_counter()
+        found = self.detector.detect_many([turned for _, _, turned in candidates])
         boxes: dict[int, list[tuple[np.ndarray, float]]] = {}
         crops: dict[int, list[np.ndarray]] = {}
-        for i, result in zip(order, found):
+        failed: dict[int, Exception] = {}
+        for k, ((i, _, turned), result) in enumerate(zip(candidates, found)):
             if isinstance(result, Exception):
-                out[i] = result
+                failed.setdefault(i, result)
                 continue
             try:
-                crops[i] = [crop_quad(enhanced[i], quad) for quad, _ in result]
-                boxes[i] = result
+                crops[k] = [crop_quad(turned, quad) for quad, _ in result]
+                boxes[k] = result
             except Exception as exc:  # noqa: BLE001
-                out[i] = exc
+                failed.setdefault(i, exc)
         t1 = time.perf_counter()
         texts = self._recognise(crops)
         t2 = time.perf_counter()
-        total_lines = sum(len(c) for c in crops.values()) or 1
-        for i, read in texts.items():
+        best: dict[int, tuple[float, int]] = {}  # image -> (score, candidate) of its best reading
+        for k, read in texts.items():
+            i = candidates[k][0]
             if isinstance(read, Exception):
-                out[i] = read
+                failed.setdefault(i, read)
                 continue
-            share = len(crops[i]) / total_lines
-            out[i] = self._page(
-                enhanced[i],
-                boxes[i],
-                read,
-                {"decode": decode_seconds[i], "detect": (t1 - t0) / max(1, len(order)), "recognize": (t2 - t1) * share},
-            )
+            score = self._score(boxes[k], read)
+            if i not in best or score > best[i][0]:  # a tie keeps the earlier turn: 0 comes first
+                best[i] = (score, k)
+        total_lines = sum(len(c) for c in crops.values()) or 1
+        pages = max(1, len(enhanced))
+        for i in enhanced:
+            if i not in best:
+                out[i] = failed[i]
+                continue
+            k = best[i][1]
+            mine = [c for c, candidate in enumerate(candidates) if candidate[0] == i and c in crops]
+            timings = {"decode": decode_seconds[i], "detect": (t1 - t_orient) / pages}
+            if self.orienter is not None:
+                timings["orient"] = (t_orient - t0) / pages
+            timings["recognize"] = (t2 - t1) * sum(len(crops[c]) for c in mine) / total_lines
+            read = texts[k]
+            assert not isinstance(read, Exception)
+            out[i] = self._page(images[i], boxes[k], read, timings, candidates[k][1])
         return out
+
+    def _candidates(self, images: dict[int, np.ndarray]) -> list[tuple[int, int, np.ndarray]]:
+        """The readings to make of each page: (page, clockwise turn, the page so turned).
+
+        Without the classifier, or where it finds the page upright, one reading as it came. Where
+        it proposes a turn, the page is read both as it came and turned (both quarter turns when
+        the proposal is one), and the reading the recogniser is surest of wins (:meth:`_score`):
+        the classifier's mistakes then cost time, not text. A classifier failure reads every page
+        as it came (it is a help, not a stage a page needs)."""
+        plain = [(i, 0, image) for i, image in images.items()]
+        if self.orienter is None or not images:
+            return plain
+        try:
+            found = self.orienter.turns(list(images.values()))
+        except Exception:  # noqa: BLE001 - logged; the pages are read unturned
+            log.exception("orientation classifier failed; reading %d page(s) as they came", len(images))
+            return plain
+        return [
+            (i, degrees, upright(image, degrees))
+            for (i, image), turn in zip(images.items(), found)
+            for degrees in candidate_turns(turn.degrees)
+        ]
+
+    def _score(self, boxes: list[tuple[np.ndarray, float]], read: list[tuple[str, float]]) -> float:
+        """How sure the recogniser is of a reading: the characters of its kept lines that run left
+        to right in that turn of the page (a box at least as wide as tall), each weighted by its
+        line's confidence. Upside down, the recogniser reads little and unsurely; sideways, lines
+        stand upright (the crops would be turned back and read, so they must not count)."""
+        floor = self.settings.rec_min_confidence
+        total = 0.0
+        for (quad, _), (text, conf) in zip(boxes, read):
+            width = float(np.linalg.norm(quad[1] - quad[0]))
+            height = float(np.linalg.norm(quad[3] - quad[0]))
+            if conf >= floor and width >= height:
+                total += conf * len(text.strip())
+        return total
 
     def _recognise(self, crops: dict[int, list[np.ndarray]]) -> dict[int, list[tuple[str, float]] | Exception]:
         """All images' lines in one width-sorted run; when that fails, each image's lines alone."""
@@ -183,26 +241,35 @@ class OcrEngine:
 
     def _page(
         self,
-        image: np.ndarray,
+        source: np.ndarray,
         boxes: list[tuple[np.ndarray, float]],
         texts: list[tuple[str, float]],
         timings: dict[str, float],
+        turn: int = 0,
     ) -> PageResult:
+        """The page of ``source`` (the image as it came); ``boxes`` were found on it turned ``turn``
+        degrees clockwise, and are put in reading order there, then mapped back into its pixels."""
+        h, w = source.shape[:2]
+        kept = [
+            (np.asarray(quad, dtype=np.float64), text, conf)
+            for (quad, _), (text, conf) in zip(boxes, texts)
+            if text.strip() and conf >= self.settings.rec_min_confidence
+        ]
+        order = reading_order([quad for quad, _, _ in kept])
         lines = []
-        for (quad, _), (text, conf) in zip(boxes, texts):
-            if text.strip() and conf >= self.settings.rec_min_confidence:
-                pts = tuple((float(x), float(y)) for x, y in quad)
-                lines.append(TextLine(text, pts, conf))  # type: ignore[arg-type]
-        order = reading_order([np.asarray(line.points) for line in lines])
-        h, w = image.shape[:2]
-        timings["total"] = timings["decode"] + timings["detect"] + timings["recognize"]
+        for i in order:
+            quad, text, conf = kept[i]
+            pts = tuple((float(x), float(y)) for x, y in to_source(quad, turn, w, h))
+            lines.append(TextLine(text, pts, conf))  # type: ignore[arg-type]
+        timings["total"] = sum(timings.values())
         return PageResult(
-            lines=tuple(lines[i] for i in order),
+            lines=tuple(lines),
             width=w,
             height=h,
             timings=timings,
             engine_version=self.engine_version,
             model_version=self.model_version,
+            rotation=turn,
         )
 
 
@@ -244,13 +311,37 @@ def build_engine(settings: EngineSettings, files: ModelFiles | None = None) -> O
     """Load the configured model set (or the version ``files``) on the configured backend (once)."""
     files = files or model_files(settings.model_set)
     det_runner, rec_runner, backend = _runners(settings, files)
-    return assemble_engine(settings, det_runner, rec_runner, files, backend)
+    return assemble_engine(settings, det_runner, rec_runner, files, backend, orienter=orientation_for(settings))
+
+
+ORIENTATION_MODES = ("auto", "off")
+
+
+def orientation_for(settings: EngineSettings) -> OrientationClassifier | None:
+    """The page orientation classifier ``engine.orientation`` asks for (None for "off"), on ONNX
+    Runtime whatever the backend (a small network: a few ms a page on one CPU core)."""
+    if settings.orientation not in ORIENTATION_MODES:
+        raise ValueError(f"engine.orientation must be one of {ORIENTATION_MODES}, got {settings.orientation!r}")
+    if settings.orientation == "off":
+        return None
+    _, device = choose(settings.backend, settings.device)
+    runner = OrtRunner(
+        orientation_model(), resolve_threads(settings.threads), cuda=device == "cuda", spinning=settings.spin
+    )
+    return OrientationClassifier(runner, settings.orientation_min_score)
 
 
 def assemble_engine(
-    settings: EngineSettings, det_runner: Runner, rec_runner: Runner, files: ModelFiles, backend: str
+    settings: EngineSettings,
+    det_runner: Runner,
+    rec_runner: Runner,
+    files: ModelFiles,
+    backend: str,
+    *,
+    orienter: OrientationClassifier | None = None,
 ) -> OcrEngine:
-    """The engine around two ready networks (``engine.export`` compares runners this way).
+    """The engine around two ready networks (``engine.export`` compares runners this way), and the
+    page orientation classifier when given.
 
     Batch sizes follow the device: a GPU wants many images and lines per pass, a CPU few.
     """
@@ -264,8 +355,9 @@ def assemble_engine(
         backend,
         det_batch_size=settings.gpu_det_batch_size if gpu else settings.det_batch_size,
         rec_batch_size=settings.gpu_rec_batch_size if gpu else settings.rec_batch_size,
+        orienter=orienter,
     )
-    log.info("engine ready: %s models on %s", files.version, backend)
+    log.info("engine ready: %s models on %s%s", files.version, backend, ", pages oriented" if orienter else "")
     return engine
 
 
@@ -279,6 +371,7 @@ def engine_around(
     *,
     det_batch_size: int,
     rec_batch_size: int,
+    orienter: OrientationClassifier | None = None,
 ) -> OcrEngine:
     """The detector and recogniser over two runners, thresholds and sizes from ``settings``, and
     the engine around them (:func:`assemble_engine`, and ``engine.training.runtime.make_ocr``
@@ -299,4 +392,4 @@ def engine_around(
     recognizer = TextRecognizerPredictor(
         rec_runner, charset, RecParams(batch_size=rec_batch_size, min_width=settings.rec_min_width)
     )
-    return OcrEngine(detector, recognizer, settings, model_version, backend)
+    return OcrEngine(detector, recognizer, settings, model_version, backend, orienter)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from engine.layout import group_rows
+from engine.orientation import to_upright
 
 Point = tuple[float, float]
 Quad = tuple[Point, Point, Point, Point]
@@ -39,12 +40,16 @@ class PageResult:
     timings: dict[str, float] = field(default_factory=dict)
     engine_version: str = ""
     model_version: str = ""
+    rotation: int = 0  # clockwise degrees the image was turned to read it upright (engine.orientation)
 
     @property
     def text(self) -> str:
-        """Full text: one output line per row, boxes of the same row joined by a space."""
+        """Full text: one output line per row (rows of the upright page), boxes of the same row
+        joined by a space."""
 
-        rows = group_rows([np.asarray(line.points) for line in self.lines])
+        rows = group_rows(
+            [to_upright(np.asarray(line.points), self.rotation, self.width, self.height) for line in self.lines]
+        )
         return "\n".join(" ".join(self.lines[i].text for i in row) for row in rows)
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,4 +61,5 @@ class PageResult:
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "engine_version": self.engine_version,
             "model_version": self.model_version,
+            "rotation": self.rotation,
         }

