@@ -59,6 +59,8 @@ class EngineSettings:
     orientation_min_score: float = 0.5  # least probability of a turn to try it (the recogniser decides)
     max_image_pixels: int = 100_000_000  # decompression-bomb guard (pixels)
     max_file_bytes: int = 200_000_000
+    pdf_dpi: float = 200.0  # PDF pages are rendered for OCR at this resolution (less past det_max_pixels)
+    max_pages: int = 500  # pages of one document read; a longer one is read up to here and says so
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ classes, so tests can pass a fake and a hot-swapping wrapper can stand in for th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from config.settings import EngineSettings
 
@@ -31,6 +31,17 @@ class Engine(Protocol):
     def ocr_many(
         self, sources: Sequence[str | bytes], names: Sequence[str | None] | None = None
     ) -> Sequence[Page | Exception]: ...
+
+
+@runtime_checkable
+class DocumentReader(Protocol):
+    """An engine that also reads documents (PDFs, multi-page TIFFs): ``open_document`` gives an
+    ``engine.documents.Document`` (or None for a plain image, or raises ``ImageError``) and
+    ``read_document`` yields ``(page number, page or exception)`` for each page it reads."""
+
+    def open_document(self, source: str | bytes, name: str | None = None) -> Any: ...
+
+    def read_document(self, document: Any, batch: int = 4) -> Iterator[tuple[int, Page | Exception]]: ...
 
 
 EngineFactory = Callable[[EngineSettings], Engine]

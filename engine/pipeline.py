@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,11 +29,12 @@ from engine import __version__
 from engine.backends import OrtRunner, Runner, choose, resolve_threads
 from engine.detection.postprocess import DBParams
 from engine.detection.predictor import DetResize, TextDetectorPredictor
+from engine.documents import Document, open_document
 from engine.enhance import apply as enhance
 from engine.enhance import parse_steps
 from engine.layout import reading_order
 from engine.orientation import OrientationClassifier, candidate_turns, to_source, upright
-from engine.preprocess import load_image
+from engine.preprocess import load_image, read_source
 from engine.recognition.crop import crop_quad
 from engine.recognition.predictor import RecParams, TextRecognizerPredictor
 from engine.types import PageResult, TextLine
@@ -91,6 +92,60 @@ class OcrEngine:
         for i, page in zip(good, pages):
             outcomes[i] = page
         return outcomes
+
+    def open_document(self, source: Source, name: str | None = None) -> Document | None:
+        """The PDF or multi-page TIFF at ``source`` (by content), or None for an image (read it with
+        :meth:`ocr` or :meth:`ocr_many`). Raises ImageError for a bad file or document."""
+        data, label = read_source(source, name=name, max_bytes=self.settings.max_file_bytes)
+        return open_document(
+            data,
+            label,
+            dpi=self.settings.pdf_dpi,
+            max_pixels=self.settings.det_max_pixels,
+            max_image_pixels=self.settings.max_image_pixels,
+            max_pages=self.settings.max_pages,
+        )
+
+    def read_document(self, document: Document, batch: int = 4) -> Iterator[tuple[int, Outcome]]:
+        """(page number, its result or its error) for each page of ``document`` to read, in order.
+        Pages needing OCR are read ``batch`` at a time (``ocr_many``'s batching); text-layer pages
+        are taken as they are; a bad page is its own error."""
+        pending: list[tuple[int, np.ndarray, float]] = []
+        start = time.perf_counter()
+        for page in document.pages():
+            rendered = time.perf_counter() - start
+            if page.error is not None:
+                yield from self._flush(pending)
+                pending = []
+                yield page.number, page.error
+            elif page.lines is not None:
+                yield from self._flush(pending)
+                pending = []
+                yield page.number, self._layer_page(page.lines, page.width, page.height, rendered)
+            elif page.image is not None:
+                pending.append((page.number, page.image, rendered))
+                if len(pending) >= batch:
+                    yield from self._flush(pending)
+                    pending = []
+            start = time.perf_counter()
+        yield from self._flush(pending)
+
+    def _flush(self, pending: list[tuple[int, np.ndarray, float]]) -> Iterator[tuple[int, Outcome]]:
+        if pending:
+            outcomes = self._read([image for _, image, _ in pending], [seconds for _, _, seconds in pending])
+            yield from ((number, outcome) for (number, _, _), outcome in zip(pending, outcomes))
+
+    def _layer_page(self, lines: tuple[TextLine, ...], width: int, height: int, seconds: float) -> PageResult:
+        """A page read from its PDF text layer: its lines in reading order, no OCR."""
+        order = reading_order([np.asarray(line.points) for line in lines])
+        return PageResult(
+            lines=tuple(lines[i] for i in order),
+            width=width,
+            height=height,
+            timings={"decode": seconds, "total": seconds},
+            engine_version=self.engine_version,
+            model_version=self.model_version,
+        )
 
     def __call__(self, image: np.ndarray, decode_seconds: float = 0.0) -> PageResult:
         """Read a decoded BGR uint8 image."""

@@ -69,15 +69,20 @@ def load_image(
     """
     if max_pixels <= 0 or max_bytes <= 0:
         raise ValueError(f"max_pixels and max_bytes must be positive, got {max_pixels} and {max_bytes}")
+    data, label = read_source(source, name=name, max_bytes=max_bytes)
+    return _decode(data, label, max_pixels)
+
+
+def read_source(source: str | os.PathLike[str] | bytes, *, name: str | None, max_bytes: int) -> tuple[bytes, str]:
+    """The bytes of a path or buffer of at most ``max_bytes``, and the name errors show."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         label = name if name is not None else "<bytes>"
         data = bytes(source)
         if len(data) > max_bytes:
             raise ImageTooLargeError(label, f"data is {len(data):,} bytes, over the limit of {max_bytes:,}")
-    else:
-        label = name if name is not None else os.fsdecode(source)
-        data = _read_file(source, label, max_bytes)
-    return _decode(data, label, max_pixels)
+        return data, label
+    label = name if name is not None else os.fsdecode(source)
+    return _read_file(source, label, max_bytes), label
 
 
 def _read_file(path: str | os.PathLike[str], label: str, max_bytes: int) -> bytes:

@@ -21,12 +21,14 @@ class TextLine:
     text: str
     points: Quad
     confidence: float
+    source: str = "ocr"  # "ocr": recognised; "pdf": taken from the page's text layer
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,
             "points": [[round(x, 1), round(y, 1)] for x, y in self.points],
             "confidence": round(self.confidence, 4),
+            "source": self.source,
         }
 
 

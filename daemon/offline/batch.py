@@ -1,4 +1,4 @@
-"""Batch OCR: expand files and folders, OCR each image, write one JSON object per line.
+"""Batch OCR: expand files and folders, OCR each image and each page of a document, write one JSON object per line.
 
 The engine is built by a factory (``engine.pipeline.build_engine`` unless one is passed in),
 once per process: in this process, or once in each worker of a spawn pool.
@@ -20,7 +20,7 @@ from config.settings import EngineSettings
 from daemon.errors import EngineStartError
 from daemon.intake.filters import is_image_name
 from daemon.offline.progress import ProgressBar
-from daemon.ports import Engine, EngineFactory
+from daemon.ports import DocumentReader, Engine, EngineFactory
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def build_default_engine(settings: EngineSettings) -> Engine:
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """Files as given; folders walked recursively for images, sorted, hidden entries skipped.
+    """Files as given; folders walked recursively for images and PDFs, sorted, hidden entries skipped.
 
     Paths that do not exist are kept, so that the run reports them as failed rows.
     """
@@ -54,14 +54,83 @@ def _walk_images(folder: str) -> Iterator[str]:
 
     for dirpath, dirnames, filenames in os.walk(folder, onerror=report):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        yield from (os.path.join(dirpath, f) for f in filenames if is_image_name(f))
+        yield from (os.path.join(dirpath, f) for f in filenames if is_image_name(f) or _is_pdf_name(f))
+
+
+def _is_pdf_name(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(".pdf")
 
 
 def ocr_files(engine: Engine, paths: Sequence[str]) -> list[dict[str, Any]]:
-    """OCR ``paths`` as one engine batch (``ocr_many``) into result rows, in order; a bad file
-    gives ``{"image", "error", "lines": []}``. ``seconds`` is the batch's time shared out evenly."""
+    """OCR ``paths`` into result rows, in order: images as engine batches (``ocr_many``), and each
+    document (a PDF or a multi-page TIFF, by content) as one row per page (:func:`document_rows`).
+    A bad file gives ``{"image", "error", "lines": []}``."""
+    rows: list[dict[str, Any]] = []
+    images: list[str] = []
+    for path in paths:
+        if is_document(path):
+            rows.extend(_image_rows(engine, images))
+            images = []
+            rows.extend(document_rows(engine, path))
+        else:
+            images.append(path)
+    rows.extend(_image_rows(engine, images))
+    return rows
+
+
+def is_document(path: str) -> bool:
+    """Whether the file's first bytes say PDF or TIFF (a TIFF may still be a one-page image)."""
+    from engine.documents import document_kind
+
+    try:
+        with open(path, "rb") as handle:
+            return document_kind(handle.read(1024)) is not None
+    except OSError:
+        return False  # read as an image, whose row says what is wrong
+
+
+def document_rows(engine: Engine, path: str) -> list[dict[str, Any]]:
+    """One row per page of the document at ``path``: ``"image": "<path>#page=K"``, ``"page"``,
+    ``"page_count"`` and the fields of an image row (a bad page: its ``"error"``). A document over
+    ``engine.max_pages`` ends with a row of its own saying how much was read."""
     from engine.errors import EngineError
 
+    if not isinstance(engine, DocumentReader):
+        return [{"image": path, "error": "this engine reads images only, not documents", "lines": []}]
+    try:
+        document = engine.open_document(path)
+    except (EngineError, OSError) as exc:
+        log.warning("%s: %s", path, _cause(exc))
+        return [{"image": path, "error": _cause(exc), "lines": []}]
+    if document is None:  # a TIFF of one page: an image
+        return _image_rows(engine, [path])
+    rows = []
+    start = time.perf_counter()
+    for number, outcome in engine.read_document(document, BATCH):
+        row: dict[str, Any] = {"image": f"{path}#page={number}", "page": number, "page_count": document.page_count}
+        if isinstance(outcome, (EngineError, OSError)):
+            log.warning("%s page %d: %s", path, number, _cause(outcome))
+            row.update(error=_cause(outcome), lines=[])
+        elif isinstance(outcome, Exception):
+            raise outcome
+        else:
+            row.update(outcome.to_dict())
+        row["seconds"] = round(time.perf_counter() - start, 4)
+        start = time.perf_counter()
+        rows.append(row)
+    if document.truncated:
+        why = f"has {document.page_count} pages; only the first {document.read_count} were read (engine.max_pages)"
+        log.warning("%s: %s", path, why)
+        rows.append({"image": path, "error": why, "lines": [], "page_count": document.page_count})
+    return rows
+
+
+def _image_rows(engine: Engine, paths: Sequence[str]) -> list[dict[str, Any]]:
+    """Images as one engine batch (``ocr_many``); ``seconds`` is the batch's time shared out evenly."""
+    from engine.errors import EngineError
+
+    if not paths:
+        return []
     start = time.perf_counter()
     outcomes = engine.ocr_many(list(paths))
     share = round((time.perf_counter() - start) / max(1, len(paths)), 4)
@@ -128,7 +197,7 @@ def run_ocr(
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 out.flush()
                 if bar:
-                    bar.update(done, failed)
+                    bar.update(min(done, len(paths)), failed)  # a document's pages are rows too
     finally:
         if bar:
             bar.close()
@@ -152,7 +221,7 @@ def _rows(
     initargs = (factory, split_threads(settings, workers), logging.getLogger().getEffectiveLevel(), log_format)
     pool = context.Pool(workers, initializer=_init_worker, initargs=initargs)
     try:
-        yield pool.imap(_ocr_in_worker, paths)
+        yield (row for rows in pool.imap(_ocr_in_worker, paths) for row in rows)
         pool.close()
     finally:
         pool.terminate()
@@ -182,7 +251,7 @@ def _init_worker(factory: EngineFactory, settings: EngineSettings, log_level: in
         _worker_error = f"{type(exc).__name__}: {exc}"
 
 
-def _ocr_in_worker(path: str) -> dict[str, Any]:
+def _ocr_in_worker(path: str) -> list[dict[str, Any]]:
     if _worker_engine is None:
         raise EngineStartError(_worker_error or "the worker process has no engine")
-    return ocr_files(_worker_engine, [path])[0]
+    return ocr_files(_worker_engine, [path])

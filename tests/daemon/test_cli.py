@@ -104,12 +104,13 @@ def test_help_loads_no_engine() -> None:
 def test_expand_paths_walks_folders_sorted(tmp_path: Path) -> None:
     for name in ["b.png", "A.JPG", "sub/c.webp", "sub/deeper/d.TIFF", "x.gif", "y.bmp", "z.jpeg"]:
         image(tmp_path / "in" / name)
-    for name in [".hidden.png", ".cache/e.png", "notes.txt", "sub/._f.png", "g.pdf"]:
+    image(tmp_path / "in" / "g.pdf")  # documents are walked too (read page by page)
+    for name in [".hidden.png", ".cache/e.png", "notes.txt", "sub/._f.png", ".h.pdf"]:
         image(tmp_path / "in" / name)
     folder = str(tmp_path / "in")
     found = expand_paths([folder])
     relative = [p[len(folder) + 1 :] for p in found]
-    expected = ["A.JPG", "b.png", "sub/c.webp", "sub/deeper/d.TIFF", "x.gif", "y.bmp", "z.jpeg"]
+    expected = ["A.JPG", "b.png", "g.pdf", "sub/c.webp", "sub/deeper/d.TIFF", "x.gif", "y.bmp", "z.jpeg"]
     assert relative == expected
     assert all(p.startswith(folder) for p in found)
 

@@ -114,3 +114,34 @@ def test_ocr_help_of_the_installed_command() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: teamocr ocr")
     assert "--jsonl" in done.stdout and "--workers" in done.stdout
+
+
+@pytest.mark.timeout(300)
+def test_ocr_documents_one_row_per_page(tmp_path: Path) -> None:
+    """A PDF (a born-digital page, a scan) and a two-page TIFF in a folder, and a truncated PDF
+    named like an image: rows per page with their number and count, in path order, and a clear
+    error for the bad document."""
+    from tests.engine import docmakers
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a-mixed.pdf").write_bytes(docmakers.mixed_pdf())
+    (folder / "b-pages.tif").write_bytes(docmakers.tiff_pages(tmp_path, ["golden_en.png", "golden_zh.png"]))
+    (folder / "c-broken.png").write_bytes(docmakers.mixed_pdf()[:300])  # a PDF by its content
+    done = teamocr("ocr", "docs", "--jsonl", "rows.jsonl", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr  # the broken one failed
+    rows = read_rows(tmp_path / "rows.jsonl")
+    mixed, tiff, broken = (os.path.join("docs", n) for n in ("a-mixed.pdf", "b-pages.tif", "c-broken.png"))
+    assert [(r["image"], r.get("page"), r.get("page_count")) for r in rows] == [
+        (f"{mixed}#page=1", 1, 2),
+        (f"{mixed}#page=2", 2, 2),
+        (f"{tiff}#page=1", 1, 2),
+        (f"{tiff}#page=2", 2, 2),
+        (broken, None, None),
+    ]
+    assert [line["source"] for line in rows[0]["lines"]] == ["pdf", "pdf"]
+    assert "Quarterly report 2026" in rows[0]["text"]
+    for row, name in zip(rows[1:4], ["golden_en.png", "golden_en.png", "golden_zh.png"]):
+        missing = [e["text"] for e in GOLDEN[name]["lines"] if normalise(e["text"]) not in normalise(row["text"])]
+        assert not missing and {line["source"] for line in row["lines"]} == {"ocr"}, (row["image"], missing)
+    assert "truncated or corrupt PDF" in rows[4]["error"]
