@@ -14,7 +14,6 @@ from __future__ import annotations
 import ipaddress
 import time
 
-import jwt
 from flask import Flask, g
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -124,22 +123,7 @@ def refresh_subject(token: str) -> str | None:
 
     Only the signature and times are checked, not revocation: a spent token counts against its
     user like a fresh one, and the view does the full check."""
-    if not token:
-        return None
-    tokens = services().tokens
-    try:
-        claims = jwt.decode(
-            token,
-            tokens.secret,
-            algorithms=[tokens.settings.jwt_algorithm],
-            audience=tokens.settings.jwt_audience,
-            issuer=tokens.settings.jwt_issuer,
-            options={"require": ["sub", "typ", "exp"]},
-        )
-    except jwt.InvalidTokenError:
-        return None
-    subject = claims.get("sub")
-    return subject if claims.get("typ") == "refresh" and isinstance(subject, str) else None
+    return services().tokens.subject_of(token, "refresh") if token else None
 
 
 def user_key() -> str:

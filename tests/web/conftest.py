@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from config.settings import Settings, load_settings
 from daemon.queue.redisconn import RedisHandle, open_redis
 from daemon.queue.streams import ensure_groups
+from tests.web.browserkit import SocketClient, serving
 from web.app import create_app
 from web.services import Services, services
 
@@ -90,3 +91,25 @@ def bearer(token: str) -> dict[str, str]:
 def auth(client: FlaskClient, users: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Authorization headers of each user."""
     return {name: bearer(login(client, name)["access_token"]) for name in users}
+
+
+@pytest.fixture
+def base_url(app: Flask) -> Iterator[str]:
+    """The app served over HTTP on a free local port (for Socket.IO clients and requests)."""
+    with serving(app) as url:
+        yield url
+
+
+@pytest.fixture
+def connect(base_url: str) -> Iterator[Any]:
+    """Opens Socket.IO clients to ``base_url`` (a token, maybe transports), closed afterwards."""
+    opened: list[SocketClient] = []
+
+    def open_client(token: str | None, transports: list[str] | None = None) -> SocketClient:
+        client = SocketClient(base_url, token, transports)
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        client.close()

@@ -10,18 +10,16 @@ olga is an operator of team gamma.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
 import web.accounts
 from config.settings import Settings
 from tests.polling import wait_until
-from tests.web.browserkit import SocketClient, serving
+from tests.web.browserkit import SocketClient
 from tests.web.conftest import PASSWORD, bearer, login
 from tests.web.test_cli_user import teamocr
 from web.accounts import AccountError, AccountStore, User
@@ -37,26 +35,6 @@ CUT_WITHIN = 15  # seconds: the socket sweep runs every 2 s; generous for a busy
 @pytest.fixture
 def olga(svc: Services, users: dict[str, Any]) -> User:
     return svc.accounts.add_user("olga", PASSWORD, "gamma", role="operator")
-
-
-@pytest.fixture
-def base_url(app: Flask) -> Iterator[str]:
-    with serving(app) as url:
-        yield url
-
-
-@pytest.fixture
-def connect(base_url: str) -> Iterator[Any]:
-    opened: list[SocketClient] = []
-
-    def open_client(token: str) -> SocketClient:
-        client = SocketClient(base_url, token)
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
 
 
 def me(client: FlaskClient, token: str) -> Any:

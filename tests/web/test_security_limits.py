@@ -9,16 +9,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
 
 import pytest
 import requests
 
 from config.settings import Settings
 from tests.polling import wait_until
-from tests.web.browserkit import serving
 from tests.web.conftest import bearer
 from web.services import Services
 
@@ -31,12 +28,6 @@ REFUSED_LIMIT = 20
 def settings(settings: Settings) -> Settings:
     web = replace(settings.web, api_limit=f"{API_LIMIT} per minute", refused_limit=f"{REFUSED_LIMIT} per minute")
     return replace(settings, web=web)
-
-
-@pytest.fixture
-def base_url(app: Any) -> Iterator[str]:
-    with serving(app) as url:
-        yield url
 
 
 def flood(url: str, headers: dict[str, str], stop: threading.Event, seen: Counter, threads: int = 3) -> list:

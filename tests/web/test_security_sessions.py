@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import jwt
-import pytest
 import requests
-from flask import Flask
 from flask.testing import FlaskClient
 
 from config.settings import Settings
 from daemon.queue.redisconn import RedisHandle
 from tests.faults.stack import add_users
 from tests.polling import wait_until
-from tests.web.browserkit import SocketClient, served_web, serving
+from tests.web.browserkit import SocketClient, served_web
 from tests.web.conftest import PASSWORD, bearer, login
 from web.services import Services
 
@@ -32,26 +29,6 @@ ME = "/api/v1/auth/me"
 REFRESH = "/api/v1/auth/refresh"
 LOGOUT = "/api/v1/auth/logout"
 CUT_WITHIN = 15  # seconds: the sweep runs every 2 s; generous for a busy CI core
-
-
-@pytest.fixture
-def base_url(app: Flask) -> Iterator[str]:
-    with serving(app) as url:
-        yield url
-
-
-@pytest.fixture
-def connect(base_url: str) -> Iterator[Any]:
-    opened: list[SocketClient] = []
-
-    def open_client(token: str) -> SocketClient:
-        client = SocketClient(base_url, token)
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
 
 
 def cut(client: SocketClient, what: str) -> None:

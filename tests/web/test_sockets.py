@@ -8,7 +8,6 @@ python-socketio clients over WebSocket; refusals and long-polling are checked on
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -23,35 +22,15 @@ from daemon.results.events import SOCKETIO_CHANNEL
 from daemon.results.teams import DEFAULT_ROOM
 from tests.daemon.servicekit import wait_subscribed
 from tests.polling import wait_until
-from tests.web.browserkit import SocketClient, handshake, serving
+from tests.web.browserkit import handshake
 from tests.web.conftest import login
 from web.services import Services
 from web.sockets import SocketSession, SocketSessions
 
 
 @pytest.fixture
-def base_url(app: Flask) -> Iterator[str]:
-    with serving(app) as url:
-        yield url
-
-
-@pytest.fixture
 def tokens(client: FlaskClient, users: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: login(client, name) for name in users}
-
-
-@pytest.fixture
-def connect(base_url: str) -> Iterator[Any]:
-    opened: list[SocketClient] = []
-
-    def open_client(token: str | None, transports: list[str] | None = None) -> SocketClient:
-        client = SocketClient(base_url, token, transports)
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
 
 
 def refused(base_url: str, token: str | None) -> str:
