@@ -29,6 +29,7 @@ import redis
 
 from daemon.intake.filters import channel_of
 from daemon.intake.safeopen import RefusedFile, open_in_share
+from daemon.names import shown_name
 from daemon.queue.streams import JOBS, RECORDS, SEEN, Job, add_record, md5_key
 from daemon.records import DuplicateMessage, FailedMessage, FileMessage, QueuedMessage
 from daemon.results.teams import TeamMap
@@ -110,9 +111,9 @@ class Intake:
         scope = self.teams.dedup_scope(channel)
         if not (_is_utf8(str(path)) and _is_utf8(channel)):
             # Redis, the JSON records and SQLite all need UTF-8: record why, with the name made readable.
-            shown = Path(_readable(str(path)))
+            shown = Path(shown_name(str(path)))
             return self._fail(
-                FileFields(rid, str(shown), shown.name, _readable(channel), created_at, uploader, scope),
+                FileFields(rid, str(shown), shown.name, shown_name(channel), created_at, uploader, scope),
                 0,
                 "the file name is not valid UTF-8 (a legacy encoding?); rename the file to have it read",
             )
@@ -222,11 +223,6 @@ def _is_utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _readable(text: str) -> str:
-    """``text`` with each undecodable byte shown as U+FFFD."""
-    return os.fsencode(text).decode("utf-8", "replace")
 
 
 def _dumps(data: Mapping[str, Any]) -> str:

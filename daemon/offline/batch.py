@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from config.settings import EngineSettings
 from daemon.errors import EngineStartError
 from daemon.intake.filters import is_image_name
+from daemon.names import shown_name
 from daemon.offline.progress import ProgressBar
 from daemon.ports import DocumentReader, Engine, EngineFactory
 
@@ -96,20 +97,21 @@ def document_rows(engine: Engine, path: str) -> list[dict[str, Any]]:
     from engine.errors import EngineError
 
     if not isinstance(engine, DocumentReader):
-        return [{"image": path, "error": "this engine reads images only, not documents", "lines": []}]
+        return [{"image": shown_name(path), "error": "this engine reads images only, not documents", "lines": []}]
+    shown = shown_name(path)
     try:
-        document = engine.open_document(path)
+        document = engine.open_document(path, shown)
     except (EngineError, OSError) as exc:
-        log.warning("%s: %s", path, _cause(exc))
-        return [{"image": path, "error": _cause(exc), "lines": []}]
+        log.warning("%s: %s", shown, _cause(exc))
+        return [{"image": shown, "error": _cause(exc), "lines": []}]
     if document is None:  # a TIFF of one page: an image
         return _image_rows(engine, [path])
     rows = []
     start = time.perf_counter()
     for number, outcome in engine.read_document(document, BATCH):
-        row: dict[str, Any] = {"image": f"{path}#page={number}", "page": number, "page_count": document.page_count}
+        row: dict[str, Any] = {"image": f"{shown}#page={number}", "page": number, "page_count": document.page_count}
         if isinstance(outcome, (EngineError, OSError)):
-            log.warning("%s page %d: %s", path, number, _cause(outcome))
+            log.warning("%s page %d: %s", shown, number, _cause(outcome))
             row.update(error=_cause(outcome), lines=[])
         elif isinstance(outcome, Exception):
             raise outcome
@@ -120,8 +122,8 @@ def document_rows(engine: Engine, path: str) -> list[dict[str, Any]]:
         rows.append(row)
     if document.truncated:
         why = f"has {document.page_count} pages; only the first {document.read_count} were read (engine.max_pages)"
-        log.warning("%s: %s", path, why)
-        rows.append({"image": path, "error": why, "lines": [], "page_count": document.page_count})
+        log.warning("%s: %s", shown, why)
+        rows.append({"image": shown, "error": why, "lines": [], "page_count": document.page_count})
     return rows
 
 
@@ -132,10 +134,11 @@ def _image_rows(engine: Engine, paths: Sequence[str]) -> list[dict[str, Any]]:
     if not paths:
         return []
     start = time.perf_counter()
-    outcomes = engine.ocr_many(list(paths))
+    shown = [shown_name(path) for path in paths]  # what rows and errors name: never undecodable bytes
+    outcomes = engine.ocr_many(list(paths), shown)
     share = round((time.perf_counter() - start) / max(1, len(paths)), 4)
     rows = []
-    for path, outcome in zip(paths, outcomes):
+    for path, outcome in zip(shown, outcomes):
         if isinstance(outcome, (EngineError, OSError)):
             log.warning("%s: %s", path, _cause(outcome))
             row: dict[str, Any] = {"image": path, "error": _cause(outcome), "lines": []}

@@ -145,3 +145,21 @@ def test_ocr_documents_one_row_per_page(tmp_path: Path) -> None:
         missing = [e["text"] for e in GOLDEN[name]["lines"] if normalise(e["text"]) not in normalise(row["text"])]
         assert not missing and {line["source"] for line in row["lines"]} == {"ocr"}, (row["image"], missing)
     assert "truncated or corrupt PDF" in rows[4]["error"]
+
+
+@pytest.mark.timeout(300)
+def test_ocr_reads_files_whose_names_are_not_utf8(tmp_path: Path) -> None:
+    """A GBK name (old Windows tools and ZIPs) is read and shown decoded; a name that is neither
+    UTF-8 nor GB18030 is read and shown with its odd bytes escaped. Neither stops the run."""
+    folder = os.fsencode(tmp_path / "legacy")
+    os.mkdir(folder)
+    for raw in ("发票".encode("gbk") + b".png", b"scan \xff.png"):
+        shutil.copyfile(IMAGES / "golden_en.png", os.path.join(folder, raw))
+    done = teamocr("ocr", "legacy", "--jsonl", "rows.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = read_rows(tmp_path / "rows.jsonl")
+    assert [row["image"] for row in rows] == [
+        os.path.join("legacy", "scan \\xff.png"),
+        os.path.join("legacy", "发票.png"),
+    ]
+    assert all("Quarterly" in row["text"] for row in rows)

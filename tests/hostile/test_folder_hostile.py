@@ -236,7 +236,7 @@ def test_name_that_is_not_utf8(daemon: Daemon) -> None:
     raw = os.path.join(os.fsencode(folder), b"re\xe7u \xff.png")
     with open(raw, "wb") as out:
         out.write(makers.png("Receipt paid", 7060))
-    shown = folder / "re\ufffdu \ufffd.png"  # undecodable bytes shown as U+FFFD
+    shown = folder / "re\\xe7u \\xff.png"  # neither UTF-8 nor GB18030: each byte shown escaped (daemon.names)
     rec = daemon.final(shown)
     assert rec.status == Status.FAILED and rec.error and "not valid UTF-8" in rec.error
     assert rec.filename == shown.name
