@@ -32,6 +32,7 @@ from werkzeug.datastructures import FileStorage
 
 from config.settings import WebSettings
 from daemon.intake.filters import IMAGE_EXTENSIONS, is_clutter
+from engine.imageheader import sniff_format
 from web import zipsafe
 from web.auth import Principal, require_auth
 from web.budgets import (
@@ -128,6 +129,28 @@ def kind_of(name: str) -> str | None:
     if ext in IMAGE_EXTENSIONS:
         return "image"
     return "zip" if ext == ZIP_EXTENSION else None
+
+
+# The formats the engine decodes, and ZIP, by what their first bytes say (engine.imageheader).
+_CONTENT_EXTENSIONS = {
+    "PNG": ".png",
+    "JPEG": ".jpg",
+    "GIF": ".gif",
+    "WEBP": ".webp",
+    "TIFF": ".tif",
+    "BMP": ".bmp",
+    "ZIP": ZIP_EXTENSION,
+}
+
+
+def by_content(name: str, stream: IO[bytes]) -> str:
+    """``name`` with the extension its content calls for (``scan`` or ``scan.dat`` holding a PNG
+    is written as ``scan.png`` or ``scan.dat.png``, so the watcher takes it); unchanged when the
+    content is no image or ZIP. The stream is left at its start."""
+    head = stream.read(64)
+    stream.seek(0)
+    ext = _CONTENT_EXTENSIONS.get(sniff_format(head) or "")
+    return _fit(name, ext) if ext else name
 
 
 def is_image(name: str) -> bool:
@@ -296,6 +319,8 @@ def vet_part(storage: FileStorage, settings: WebSettings, opened: contextlib.Exi
     """What ``storage`` would write; a ZIP is opened (closed with ``opened``) and its directory vetted."""
     sent = storage.filename or "upload"
     name = safe_name(sent, storage.mimetype)
+    if kind_of(name) is None:
+        name = by_content(name, storage.stream)
     part = Part(sent, name, kind_of(name), storage.stream)
     if part.kind not in ("zip", "image"):
         allowed = " ".join(sorted(IMAGE_EXTENSIONS))

@@ -215,6 +215,19 @@ def test_obviously_wrong_uploads_are_refused_early(
     assert len(records(svc)) == 1
 
 
+def test_the_type_of_an_upload_is_decided_by_its_content(
+    client: FlaskClient, auth: Headers, settings: Settings, tmp_path: Path
+) -> None:
+    """A PNG named ``scan`` or ``scan.dat`` is an image (its name gains the extension its content
+    calls for, so the watcher takes it); a text file named ``notes.dat`` is still no image."""
+    response = post(client, auth["bob"], [(png(20), "scan"), (png(21), "scan.dat"), (b"hello", "notes.dat")])
+    body = response.get_json()
+    assert response.status_code == 202, body
+    assert [i["filename"] for i in body["items"]] == ["scan.png", "scan.dat.png"]
+    assert [e["filename"] for e in body["errors"]] == ["notes.dat"]
+    assert assert_only_in_uploads(tmp_path, settings) == {"scan.png", "scan.dat.png"}
+
+
 def test_no_files_no_token_and_oversize(client: FlaskClient, auth: Headers, app: Any) -> None:
     empty = client.post("/api/v1/upload", data={}, headers=auth["bob"], content_type="multipart/form-data")
     assert empty.status_code == 400 and "no files" in empty.get_json()["error"]
