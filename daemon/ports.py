@@ -37,11 +37,14 @@ class Engine(Protocol):
 class DocumentReader(Protocol):
     """An engine that also reads documents (PDFs, multi-page TIFFs): ``open_document`` gives an
     ``engine.documents.Document`` (or None for a plain image, or raises ``ImageError``) and
-    ``read_document`` yields ``(page number, page or exception)`` for each page it reads."""
+    ``read_document`` yields ``(page number, page or exception)`` for each page it reads;
+    ``read_whole`` gives one result for the whole document (``engine.types.DocumentResult``)."""
 
     def open_document(self, source: str | bytes, name: str | None = None) -> Any: ...
 
     def read_document(self, document: Any, batch: int = 4) -> Iterator[tuple[int, Page | Exception]]: ...
+
+    def read_whole(self, document: Any, batch: int = 4) -> Page: ...
 
 
 EngineFactory = Callable[[EngineSettings], Engine]

@@ -78,6 +78,8 @@ class ResultRecord(DroppedFile):
     finished_at: float | None = None
     uploader: str | None = None
     scope: str = ""
+    page_count: int = 1  # pages of a document (a PDF, a multi-page TIFF); 1 for an image
+    pages: list[dict[str, Any]] = field(default_factory=list)  # a document's pages: number, size, turn or error
 
     def __post_init__(self) -> None:
         # Accept "done" as well as Status.DONE, and reject anything else early.
@@ -94,6 +96,7 @@ class ResultRecord(DroppedFile):
         item["status"] = self.status.value
         item["lines"] = [dict(line) for line in self.lines]
         item["timings"] = dict(self.timings)
+        item["pages"] = [dict(page) for page in self.pages]
         return item
 
     def to_public(self) -> dict[str, Any]:
@@ -117,6 +120,7 @@ class ResultRecord(DroppedFile):
         item = {name: row[name] for name in FIELD_NAMES}
         item["lines"] = _json_or(row["lines"], [])
         item["timings"] = _json_or(row["timings"], {})
+        item["pages"] = _json_or(row["pages"], [])
         return cls.from_item(item)
 
 
@@ -218,6 +222,8 @@ class DoneMessage(TypedDict):
     timings: dict[str, float]
     engine_version: str | None
     model_version: str | None
+    page_count: NotRequired[int]  # a document's (engine.types.DocumentResult.to_dict)
+    pages: NotRequired[list[dict[str, Any]]]
 
 
 RecordMessage = QueuedMessage | DuplicateMessage | FailedMessage | ProcessingMessage | RetryMessage | DoneMessage

@@ -32,12 +32,13 @@ from engine.detection.predictor import DetResize, TextDetectorPredictor
 from engine.documents import Document, open_document
 from engine.enhance import apply as enhance
 from engine.enhance import parse_steps
+from engine.errors import EngineError
 from engine.layout import reading_order
 from engine.orientation import OrientationClassifier, candidate_turns, to_source, upright
 from engine.preprocess import load_image, read_source
 from engine.recognition.crop import crop_quad
 from engine.recognition.predictor import RecParams, TextRecognizerPredictor
-from engine.types import PageResult, TextLine
+from engine.types import DocumentResult, PageResult, TextLine
 from engine.weights import ModelFiles, load_charset, model_files, orientation_model
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,25 @@ class OcrEngine:
                     pending = []
             start = time.perf_counter()
         yield from self._flush(pending)
+
+    def read_whole(self, document: Document, batch: int = 4) -> DocumentResult:
+        """Every page of ``document`` as one :class:`DocumentResult`; ImageError when no page could
+        be read (the first page's cause), so that a document of bad pages fails as a bad image does."""
+        pages: list[PageResult | None] = []
+        errors: dict[int, str] = {}
+        first_error: Exception | None = None
+        for number, outcome in self.read_document(document, batch):
+            if isinstance(outcome, Exception):
+                if not isinstance(outcome, EngineError):
+                    raise outcome
+                first_error = first_error or outcome
+                errors[number] = getattr(outcome, "reason", None) or str(outcome)
+                pages.append(None)
+            else:
+                pages.append(outcome)
+        if first_error is not None and not any(page is not None for page in pages):
+            raise first_error
+        return DocumentResult(tuple(pages), errors, document.page_count)
 
     def _flush(self, pending: list[tuple[int, np.ndarray, float]]) -> Iterator[tuple[int, Outcome]]:
         if pending:

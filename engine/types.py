@@ -65,3 +65,48 @@ class PageResult:
             "model_version": self.model_version,
             "rotation": self.rotation,
         }
+
+
+PAGE_BREAK = "\n\f\n"  # between pages in a document's text: a form feed on a line of its own
+
+
+@dataclass(frozen=True)
+class DocumentResult:
+    """A document read whole: each page's result (None where that page failed, with its error in
+    ``errors``), and how many pages the file has (``page_count``; more than were read when the
+    document passed ``engine.max_pages``)."""
+
+    pages: tuple[PageResult | None, ...]
+    errors: dict[int, str]  # page number (1-based) -> why it failed
+    page_count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """One result for the whole document: every line with its ``page`` (1-based), the pages'
+        texts joined by :data:`PAGE_BREAK`, the first page's size, the stages' times summed, and
+        ``pages``: each page's number, size and turn, or its error."""
+        read = [page for page in self.pages if page is not None]
+        first = read[0] if read else PageResult(lines=(), width=0, height=0)
+        timings: dict[str, float] = {}
+        for done in read:
+            for stage, seconds in done.timings.items():
+                timings[stage] = round(timings.get(stage, 0.0) + seconds, 4)
+        pages: list[dict[str, Any]] = []
+        lines: list[dict[str, Any]] = []
+        for number, page in enumerate(self.pages, 1):
+            if page is None:
+                pages.append({"page": number, "error": self.errors.get(number, "not read")})
+                continue
+            pages.append({"page": number, "width": page.width, "height": page.height, "rotation": page.rotation})
+            lines.extend({**line.to_dict(), "page": number} for line in page.lines)
+        return {
+            "lines": lines,
+            "text": PAGE_BREAK.join(page.text if page is not None else "" for page in self.pages),
+            "width": first.width,
+            "height": first.height,
+            "timings": timings,
+            "engine_version": first.engine_version,
+            "model_version": first.model_version,
+            "rotation": first.rotation,
+            "page_count": self.page_count,
+            "pages": pages,
+        }

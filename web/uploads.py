@@ -31,7 +31,7 @@ from flask import Blueprint, abort, g, jsonify, request
 from werkzeug.datastructures import FileStorage
 
 from config.settings import WebSettings
-from daemon.intake.filters import IMAGE_EXTENSIONS, is_clutter
+from daemon.intake.filters import DOCUMENT_EXTENSIONS, IMAGE_EXTENSIONS, is_clutter
 from engine.imageheader import sniff_format
 from web import zipsafe
 from web.auth import Principal, require_auth
@@ -124,14 +124,14 @@ def numbered(name: str, n: int) -> str:
 
 
 def kind_of(name: str) -> str | None:
-    """ "image", "zip", or None for anything else."""
+    """ "image" (a file the workers read: an image or a PDF), "zip", or None for anything else."""
     ext = os.path.splitext(name)[1].lower()
-    if ext in IMAGE_EXTENSIONS:
+    if ext in IMAGE_EXTENSIONS or ext in DOCUMENT_EXTENSIONS:
         return "image"
     return "zip" if ext == ZIP_EXTENSION else None
 
 
-# The formats the engine decodes, and ZIP, by what their first bytes say (engine.imageheader).
+# The formats the engine reads (images, PDFs), and ZIP, by what their first bytes say (engine.imageheader).
 _CONTENT_EXTENSIONS = {
     "PNG": ".png",
     "JPEG": ".jpg",
@@ -139,6 +139,7 @@ _CONTENT_EXTENSIONS = {
     "WEBP": ".webp",
     "TIFF": ".tif",
     "BMP": ".bmp",
+    "PDF": ".pdf",
     "ZIP": ZIP_EXTENSION,
 }
 
@@ -323,7 +324,7 @@ def vet_part(storage: FileStorage, settings: WebSettings, opened: contextlib.Exi
         name = by_content(name, storage.stream)
     part = Part(sent, name, kind_of(name), storage.stream)
     if part.kind not in ("zip", "image"):
-        allowed = " ".join(sorted(IMAGE_EXTENSIONS))
+        allowed = " ".join(sorted(IMAGE_EXTENSIONS | DOCUMENT_EXTENSIONS))
         part.notes.append(f"not an image or ZIP (allowed: {allowed} .zip)")
         return part
     size = part.stream.seek(0, os.SEEK_END)

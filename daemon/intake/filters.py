@@ -14,6 +14,7 @@ from pathlib import Path, PurePath
 # The image files the engine reads, by extension (any case): what `teamocr ocr` picks from a folder
 # and the upload API takes. The shared folder goes by content and records anything else as failed.
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+DOCUMENT_EXTENSIONS = frozenset({".pdf"})  # read page by page (a multi-page TIFF is one too, by content)
 
 # Whole names, compared case-insensitively (Windows and macOS shares are case-insensitive).
 _CLUTTER_NAMES = {
@@ -94,3 +95,8 @@ def relative_inside(root: Path, path: Path) -> PurePath | None:
 def is_image_name(name: str) -> bool:
     """True for a visible file name with one of :data:`IMAGE_EXTENSIONS` (any case)."""
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def is_document_name(name: str) -> bool:
+    """True for a visible file name with one of :data:`DOCUMENT_EXTENSIONS` (any case)."""
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in DOCUMENT_EXTENSIONS

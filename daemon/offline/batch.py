@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from config.settings import EngineSettings
 from daemon.errors import EngineStartError
-from daemon.intake.filters import is_image_name
+from daemon.intake.filters import is_document_name, is_image_name
 from daemon.names import shown_name
 from daemon.offline.progress import ProgressBar
 from daemon.ports import DocumentReader, Engine, EngineFactory
@@ -55,11 +55,7 @@ def _walk_images(folder: str) -> Iterator[str]:
 
     for dirpath, dirnames, filenames in os.walk(folder, onerror=report):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        yield from (os.path.join(dirpath, f) for f in filenames if is_image_name(f) or _is_pdf_name(f))
-
-
-def _is_pdf_name(name: str) -> bool:
-    return not name.startswith(".") and name.lower().endswith(".pdf")
+        yield from (os.path.join(dirpath, f) for f in filenames if is_image_name(f) or is_document_name(f))
 
 
 def ocr_files(engine: Engine, paths: Sequence[str]) -> list[dict[str, Any]]:

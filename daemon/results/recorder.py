@@ -189,6 +189,8 @@ class Recorder:
             engine_version=record["engine_version"],
             model_version=record["model_version"],
             finished_at=record["finished_at"],
+            page_count=record.get("page_count", 1),
+            pages=record.get("pages", []),
         )
 
     def _fail(self, record: FailedMessage) -> ResultRecord | None:

@@ -150,7 +150,14 @@ UPDATE result_totals SET
     + "END;\n"
 )
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# v5: documents. A result may be a PDF or a multi-page TIFF: how many pages it has, and per page
+# its number, size and turn (or its error); each line of ``lines`` carries its ``page``.
+_V5 = """
+ALTER TABLE results ADD COLUMN page_count INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE results ADD COLUMN pages TEXT NOT NULL DEFAULT '[]';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 # The partial unique index's condition; queries repeat it so that SQLite can use the index.
 PRIMARY_MD5 = "status != 'duplicate' AND md5 != ''"
@@ -284,6 +291,7 @@ def insert_params(rec: ResultRecord) -> dict[str, Any]:
     params = rec.to_item()
     params["lines"] = dumps(rec.lines)
     params["timings"] = dumps(rec.timings)
+    params["pages"] = dumps(rec.pages)
     return params
 
 

@@ -61,6 +61,8 @@ class ResultStore(Protocol):
         engine_version: str | None,
         model_version: str | None,
         finished_at: float,
+        page_count: int = 1,
+        pages: builtins.list[dict[str, Any]] | None = None,
     ) -> ResultRecord | None: ...
     def fail(self, result_id: str, error: str, attempts: int, finished_at: float) -> ResultRecord | None: ...
     def get(self, result_id: str) -> ResultRecord | None: ...
@@ -175,8 +177,11 @@ class SqliteStore:
         engine_version: str | None,
         model_version: str | None,
         finished_at: float,
+        page_count: int = 1,
+        pages: builtins.list[dict[str, Any]] | None = None,
     ) -> ResultRecord | None:
-        """Store the OCR result (queued/processing/failed -> done).
+        """Store the OCR result (queued/processing/failed -> done); a document's ``page_count`` and
+        ``pages`` too.
 
         A done or duplicate row is left as it is; the row is returned either way.
         """
@@ -184,10 +189,11 @@ class SqliteStore:
             conn.execute(
                 "UPDATE results SET status = 'done', error = NULL, width = ?, height = ?, "
                 "lines = ?, text = ?, timings = ?, engine_version = ?, model_version = ?, "
-                "finished_at = ? WHERE id = ? AND status IN ('queued', 'processing', 'failed')",
+                "finished_at = ?, page_count = ?, pages = ? "
+                "WHERE id = ? AND status IN ('queued', 'processing', 'failed')",
                 (
                     width, height, dumps(lines), text, dumps(dict(timings)),
-                    engine_version, model_version, finished_at, result_id,
+                    engine_version, model_version, finished_at, page_count, dumps(pages or []), result_id,
                 ),
             )  # fmt: skip
             return self._get(conn, result_id)

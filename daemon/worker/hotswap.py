@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import redis
@@ -97,6 +97,15 @@ class SwappingEngine:
 
     def ocr_many(self, sources: Sequence[Any], names: Sequence[str | None] | None = None) -> list[Any]:
         return self.engine().ocr_many(sources, names)
+
+    def open_document(self, source: Any, name: str | None = None) -> Any:
+        return self.engine().open_document(source, name)
+
+    def read_document(self, document: Any, batch: int = 4) -> Iterator[tuple[int, Any]]:
+        return self.engine().read_document(document, batch)
+
+    def read_whole(self, document: Any, batch: int = 4) -> Any:
+        return self.engine().read_whole(document, batch)
 
     def _maybe_swap(self) -> None:
         now = self.clock()

@@ -25,12 +25,13 @@ from typing import Any, cast
 import redis
 
 from config.settings import DaemonSettings
-from daemon.ports import Engine
+from daemon.ports import DocumentReader, Engine
 from daemon.queue.redisconn import lost_groups, recreate_groups
 from daemon.queue.streams import DELAYED, HEARTBEATS, JOBS, WORKERS_GROUP, Job, add_record, take
 from daemon.records import DoneMessage, FailedMessage, ProcessingMessage, RetryMessage
 from daemon.worker.outputs import OutputWriter
 from daemon.worker.sourcefile import ShareAway, read_queued
+from engine.documents import document_kind
 from engine.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ class Worker:
                 ready.append((k, data))
             except Exception as exc:  # noqa: BLE001 - classified per job in _record
                 outcomes[k] = exc
+        ready = self._read_documents(jobs, ready, outcomes)
         if not ready:
             return outcomes
         try:
@@ -181,6 +183,27 @@ class Worker:
         for (k, _), page in zip(ready, pages):
             outcomes[k] = page
         return outcomes
+
+    def _read_documents(
+        self, jobs: list[Job], ready: list[tuple[int, bytes]], outcomes: list[Any]
+    ) -> list[tuple[int, bytes]]:
+        """Read the PDFs and multi-page TIFFs among ``ready`` whole, one result each (its pages in
+        the engine's batches); what is left is the images, for ``ocr_many``."""
+        images = []
+        for k, data in ready:
+            if document_kind(data[:1024]) is None or not isinstance(self.engine, DocumentReader):
+                images.append((k, data))
+                continue
+            try:
+                document = self.engine.open_document(data, jobs[k].filename)
+                if document is None:  # a TIFF of one page: an image
+                    images.append((k, data))
+                    continue
+                log.info("%s: a document of %d page(s)", jobs[k].path, document.page_count)
+                outcomes[k] = self.engine.read_whole(document, max(1, self.settings.batch_size))
+            except Exception as exc:  # noqa: BLE001 - classified per job in _record
+                outcomes[k] = exc
+        return images
 
     def _record(self, job: Job, outcome: Any) -> Outcome:
         """The outcome record, or when and how the job is tried again."""

@@ -71,7 +71,13 @@ def test_from_item_rejects_missing_fields_and_bad_status() -> None:
 
 def test_from_row_decodes_json_columns() -> None:
     rec = done_record()
-    row = {**rec.to_item(), "seq": 7, "lines": json.dumps(rec.lines), "timings": json.dumps(rec.timings)}
+    row = {
+        **rec.to_item(),
+        "seq": 7,
+        "lines": json.dumps(rec.lines),
+        "timings": json.dumps(rec.timings),
+        "pages": json.dumps(rec.pages),
+    }
     assert ResultRecord.from_row(row) == rec
     empty = {**row, "lines": "", "timings": None}
     assert ResultRecord.from_row(empty).lines == [] and ResultRecord.from_row(empty).timings == {}

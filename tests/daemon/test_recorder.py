@@ -336,3 +336,23 @@ def test_an_event_whose_publish_failed_is_announced_once_when_its_record_comes_b
     wait_until(lambda: any(e["status"] == "done" for e in rig.events.items), 60, "the done event")
     assert [e["status"] for e in rig.events.items if e["id"] == rid] == ["queued", "done"]
     assert rig.client.xpending(RECORDS, RECORDER_GROUP)["pending"] == 0
+
+
+def test_a_documents_pages_are_stored_with_it(rig: Rig) -> None:
+    record = submit(rig, "report.png", "Quarterly plan")  # the recorder stores what the worker read
+    pages = [
+        {"page": 1, "width": 1654, "height": 2339, "rotation": 0},
+        {"page": 2, "error": "page 2 cannot be rendered"},
+    ]
+    lines = [{**done_record(record["id"])["lines"][0], "page": 1}]
+    add_record(rig.client, {**done_record(record["id"]), "lines": lines, "page_count": 2, "pages": pages})
+    drain(rig.recorder)
+    row = rig.store.get(record["id"])
+    assert row is not None and row.status == Status.DONE
+    assert (row.page_count, row.pages, row.lines[0]["page"]) == (2, pages, 1)
+    assert row.to_public()["page_count"] == 2
+    image = submit(rig, "scan.png", "Invoice 7", seed=3)
+    add_record(rig.client, done_record(image["id"]))
+    drain(rig.recorder)
+    plain = rig.store.get(image["id"])
+    assert plain is not None and (plain.page_count, plain.pages) == (1, [])

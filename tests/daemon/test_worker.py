@@ -96,6 +96,9 @@ class BatchLog:
         self.batches.append(len(sources))
         return self.real.ocr_many(sources, names)
 
+    def __getattr__(self, name: str) -> Any:  # documents: open_document, read_whole... as the real one
+        return getattr(self.real, name)
+
 
 def submit(client: redis.Redis, path: Path) -> str:
     queued = Intake(client, MAX_BYTES).submit(path, "")
@@ -163,6 +166,36 @@ def test_jobs_in_hand_are_read_as_one_batch_and_a_bad_one_fails_alone(
     assert done[good1]["text"] == engine.ocr(share / "a.png").text
     assert "not a supported image" in [r for r in records(client) if r["id"] == broken][-1]["error"]
     assert pending(client) == 0 and client.zcard(DELAYED) == 0
+
+
+def test_a_pdf_is_read_whole_beside_images_and_a_bad_pdf_fails_with_its_cause(
+    client: redis.Redis, engine: OcrEngine, tmp_path: Path
+) -> None:
+    """A two-page PDF (a born-digital page, a scan) is one result: its lines carry their page, its
+    text has a page break, its pages their sizes; an image in the same batch is read as before."""
+    from engine.types import PAGE_BREAK
+    from tests.engine.docmakers import encrypted_pdf, mixed_pdf
+
+    share = tmp_path / "share"
+    image = submit(client, text_image(share / "a.png", "Invoice 1043 paid"))
+    (share / "report.pdf").write_bytes(mixed_pdf())
+    document = submit(client, share / "report.pdf")
+    (share / "locked.pdf").write_bytes(encrypted_pdf())
+    locked = submit(client, share / "locked.pdf")
+    logged = BatchLog(engine)
+    worker = Worker(client, logged, DaemonSettings(batch_size=4), "w1")
+    assert worker.run_once(BLOCK_MS) == 3
+    assert logged.batches == [1]  # the image alone went through ocr_many; the PDFs were read whole
+    done = {r["id"]: r for r in records(client) if r["type"] == "done"}
+    assert "invoice 1043" in done[image]["text"].lower() and "page_count" not in done[image]
+    pdf = done[document]
+    assert pdf["page_count"] == 2 and [p["page"] for p in pdf["pages"]] == [1, 2]
+    assert {line["page"] for line in pdf["lines"]} == {1, 2}
+    assert {line["source"] for line in pdf["lines"] if line["page"] == 1} == {"pdf"}
+    first, second = pdf["text"].split(PAGE_BREAK)
+    assert "Quarterly report 2026" in first and "Quarterly report 2026" in second  # the scan says it too
+    assert kinds(client, locked) == ["queued", "processing", "failed"]
+    assert "encrypted (password-protected) PDF" in [r for r in records(client) if r["id"] == locked][-1]["error"]
 
 
 def test_a_batch_the_engine_cannot_run_is_retried_job_by_job(client: redis.Redis, tmp_path: Path) -> None:

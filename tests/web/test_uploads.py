@@ -204,13 +204,13 @@ def test_obviously_wrong_uploads_are_refused_early(
     client: FlaskClient, auth: Headers, svc: Services, settings: Settings, tmp_path: Path
 ) -> None:
     response = post(
-        client, auth["bob"], [(b"", "empty.png"), (b"%PDF-1.7", "doc.pdf"), (b"hi", "notes"), (png(12), "fine.PNG")]
+        client, auth["bob"], [(b"", "empty.png"), (b"<svg/>", "drawing.svg"), (b"hi", "notes"), (png(12), "fine.PNG")]
     )
     body = response.get_json()
     assert response.status_code == 202 and [i["filename"] for i in body["items"]] == ["fine.PNG"]
     errors = {e["filename"]: e["error"] for e in body["errors"]}
     assert errors["empty.png"] == "empty file"
-    assert errors["doc.pdf"].startswith("not an image or ZIP") and errors["notes"].startswith("not an image")
+    assert errors["drawing.svg"].startswith("not an image or ZIP") and errors["notes"].startswith("not an image")
     assert assert_only_in_uploads(tmp_path, settings) == {"fine.PNG"}
     assert len(records(svc)) == 1
 
@@ -226,6 +226,19 @@ def test_the_type_of_an_upload_is_decided_by_its_content(
     assert [i["filename"] for i in body["items"]] == ["scan.png", "scan.dat.png"]
     assert [e["filename"] for e in body["errors"]] == ["notes.dat"]
     assert assert_only_in_uploads(tmp_path, settings) == {"scan.png", "scan.dat.png"}
+
+
+def test_pdfs_upload_by_name_or_by_content(
+    client: FlaskClient, auth: Headers, settings: Settings, tmp_path: Path
+) -> None:
+    from tests.engine.docmakers import mixed_pdf
+
+    pdf = mixed_pdf()
+    response = post(client, auth["bob"], [(pdf, "report.pdf"), (pdf, "scan-0001")])
+    body = response.get_json()
+    assert response.status_code == 202 and body["errors"] == [], body
+    assert [i["filename"] for i in body["items"]] == ["report.pdf", "scan-0001.pdf"]
+    assert assert_only_in_uploads(tmp_path, settings) == {"report.pdf", "scan-0001.pdf"}
 
 
 def test_no_files_no_token_and_oversize(client: FlaskClient, auth: Headers, app: Any) -> None:
