@@ -1,6 +1,7 @@
 """Pages turned 90, 180 and 270 degrees: accuracy against the upright reading, and the cost.
 
     python benchmarks/orientation.py [--datasets screens,real] [--limit N] [--threads 2] [--out DIR]
+                                     [--readings off:0,auto:0,auto:90,auto:180,auto:270]
 
 For each labelled set under ``../shared/bench/data`` the script reads every image upright with
 ``engine.orientation = "off"`` (today's reading) and with ``"auto"``, then each image turned 90,
@@ -79,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default="screens,real")
     parser.add_argument("--limit", type=int, default=0, help="first N images of each set (0: all)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--readings", default="off:0,auto:0,auto:90,auto:180,auto:270", help="orientation:turn pairs to read"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / f"orientation-{int(time.time())}")
     args = parser.parse_args(argv)
 
@@ -105,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             scored = subset
         else:
             scored = dataset
-        for mode, turned in (("off", 0), ("auto", 0), ("auto", 90), ("auto", 180), ("auto", 270)):
+        for mode, turned in ((m, int(t)) for m, t in (r.split(":") for r in args.readings.split(","))):
             predictions = args.out / f"{name}-{mode}-{turned}.jsonl"
             figures = read_set(engines[mode], dataset, rows, turned, predictions)
             figures.update(dataset=name, images=len(rows), orientation=mode, turned=turned)

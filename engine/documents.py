@@ -230,3 +230,37 @@ def _tiff_page(path: str, index: int, name: str, max_image_pixels: int) -> Docum
         why = f"page {number} has {image.shape[1]}x{image.shape[0]} pixels, over the limit of {max_image_pixels}"
         return DocumentPage(number, error=ImageError(name, why))
     return DocumentPage(number, image.shape[1], image.shape[0], image=image)
+
+
+def render_page(
+    data: bytes, name: str, number: int, *, dpi: float, max_pixels: int, max_image_pixels: int
+) -> np.ndarray:
+    """Page ``number`` (1-based) of the PDF or multi-page TIFF in ``data`` as a BGR image, rendered
+    as for OCR (a born-digital page too: this is its picture). ImageError when there is no such page
+    or it cannot be rendered."""
+    kind = document_kind(data)
+    if kind == "pdf":
+        pdf = _open_pdf(data, name)
+        try:
+            if not 1 <= number <= len(pdf):
+                raise ImageError(name, f"has no page {number} (it has {len(pdf)})")
+            page = pdf[number - 1]
+            try:
+                width_pt, height_pt = page.get_size()
+                if not (width_pt > 0 and height_pt > 0):
+                    raise ImageError(name, f"page {number} has no size")
+                bitmap = page.render(scale=render_scale(width_pt, height_pt, dpi, max_pixels))
+                return np.ascontiguousarray(bitmap.to_numpy()[:, :, :3])
+            finally:
+                page.close()
+        finally:
+            pdf.close()
+    if kind == "tiff":
+        with tempfile.TemporaryDirectory(prefix="teamocr-tiff-") as folder:
+            path = os.path.join(folder, "pages.tif")
+            Path(path).write_bytes(data)
+            rendered = _tiff_page(path, number - 1, name, max_image_pixels)
+        if rendered.image is None:
+            raise rendered.error or ImageError(name, f"has no page {number}")
+        return rendered.image
+    raise ImageError(name, "is not a document (PDF or multi-page TIFF)")

@@ -222,7 +222,11 @@ def source_bytes(rec: ResultRecord) -> bytes:
 @blueprint.get("/results/<result_id>/image")
 @require_auth
 def result_image(result_id: str) -> Any:
-    rec = visible_record(result_id)
+    return _source_file(visible_record(result_id))
+
+
+def _source_file(rec: ResultRecord) -> Any:
+    """The result's file as it was read (its bytes checked against the MD5), with its own type."""
     data = source_bytes(rec)
     response = send_file(io.BytesIO(data), mimetype=images.mimetype_of(data), download_name=rec.filename)
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -232,7 +236,51 @@ def result_image(result_id: str) -> Any:
 @blueprint.get("/results/<result_id>/annotated")
 @require_auth
 def result_annotated(result_id: str) -> Any:
+    """The boxes drawn on the image (a document: on its first page)."""
     rec = visible_record(result_id)
+    return _annotated(rec, 1 if is_document(rec) else None)
+
+
+@blueprint.get("/results/<result_id>/pages/<int:page>/image")
+@require_auth
+def page_image(result_id: str, page: int) -> Any:
+    """Page ``page`` (1-based) of a document as PNG, rendered as it was for OCR; page 1 of an image
+    is the image itself."""
+    rec = visible_record(result_id)
+    _check_page(rec, page)
+    if not is_document(rec):
+        return _source_file(rec)
+    data = source_bytes(rec)
+    svc = services()
+    try:
+        png: bytes = svc.offload.run(images.page_png, data, page, svc.settings.engine, rec.filename)
+    except ImageError as exc:
+        abort(422, description=f"cannot render this page: {exc}")
+    stem = Path(rec.filename).stem
+    return send_file(io.BytesIO(png), mimetype="image/png", download_name=f"{stem}.page-{page}.png")
+
+
+@blueprint.get("/results/<result_id>/pages/<int:page>/annotated")
+@require_auth
+def page_annotated(result_id: str, page: int) -> Any:
+    """Page ``page`` of a document with the boxes of its lines drawn, as PNG."""
+    rec = visible_record(result_id)
+    _check_page(rec, page)
+    return _annotated(rec, page if is_document(rec) else None)
+
+
+def is_document(rec: ResultRecord) -> bool:
+    """Whether ``rec`` was read as a document (a PDF or a multi-page TIFF), page by page."""
+    return bool(rec.pages)
+
+
+def _check_page(rec: ResultRecord, page: int) -> None:
+    count = len(rec.pages) if rec.pages else 1
+    if not 1 <= page <= count:
+        abort(404, description=f"no page {page}: the result has {count} page(s)")
+
+
+def _annotated(rec: ResultRecord, page: int | None) -> Any:
     lines = rec.lines
     if not lines and rec.duplicate_of:  # same bytes as the primary, so its boxes fit
         primary = services().store.get(rec.duplicate_of)
@@ -242,16 +290,20 @@ def result_annotated(result_id: str) -> Any:
     svc = services()
 
     def draw() -> bytes:  # decode, draw, encode: 0.4 s for a 12 MP photo, off the event loop
-        png: bytes = svc.offload.run(images.annotated_png, data, lines, svc.settings.engine, rec.filename)
+        png: bytes = svc.offload.run(images.annotated_png, data, lines, svc.settings.engine, rec.filename, page)
         return png
 
+    key = drawing.drawing_key(rec.id if page is None else f"{rec.id}#page={page}", rec.md5, lines)
     try:
-        png = drawing.drawings(current_app).image(drawing.drawing_key(rec.id, rec.md5, lines), draw)
+        png = drawing.drawings(current_app).image(key, draw)
     except ImageError as exc:
         abort(422, description=f"cannot draw on this file: {exc}")
     except drawing.DrawingBusy as exc:
         raise ServiceUnavailable(description=f"{exc}; try again shortly", retry_after=exc.retry_after) from None
-    return send_file(io.BytesIO(png), mimetype="image/png", download_name=f"{Path(rec.filename).stem}.annotated.png")
+    suffix = "" if page is None else f".page-{page}"
+    return send_file(
+        io.BytesIO(png), mimetype="image/png", download_name=f"{Path(rec.filename).stem}{suffix}.annotated.png"
+    )
 
 
 # -- corrections --------------------------------------------------------------------------

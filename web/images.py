@@ -23,6 +23,7 @@ import numpy as np
 from config.settings import EngineSettings
 from daemon.intake.filters import channel_of
 from daemon.intake.safeopen import RefusedFile, open_in_share
+from engine.documents import render_page
 from engine.imageheader import sniff_format
 from engine.preprocess import load_image
 
@@ -94,12 +95,41 @@ def mimetype_of(data: bytes) -> str:
     return MIMETYPES.get(sniff_format(data[:_SNIFF_BYTES]) or "", OPAQUE)
 
 
-def annotated_png(data: bytes, lines: list[dict[str, Any]], engine: EngineSettings, name: str) -> bytes:
-    """The image in ``data`` (decoded as the engine decodes it) with each line's box drawn, as PNG.
+def annotated_png(
+    data: bytes, lines: list[dict[str, Any]], engine: EngineSettings, name: str, page: int | None = None
+) -> bytes:
+    """The image in ``data`` (decoded as the engine decodes it) with each line's box drawn, as PNG;
+    with ``page``, that page of a document (rendered as for OCR) with the boxes of its lines.
 
     ``name`` is what an :class:`~engine.errors.ImageError` shows (never the server-side path).
     """
-    image = load_image(data, name=name, max_pixels=engine.max_image_pixels, max_bytes=engine.max_file_bytes)
+    if page is None:
+        image = load_image(data, name=name, max_pixels=engine.max_image_pixels, max_bytes=engine.max_file_bytes)
+    else:
+        image = page_image(data, page, engine, name)
+        lines = [line for line in lines if line.get("page", 1) == page]
+    return drawn_png(image, lines, name)
+
+
+def page_image(data: bytes, page: int, engine: EngineSettings, name: str) -> np.ndarray:
+    """Page ``page`` of the document in ``data``, rendered as the engine renders it for OCR."""
+    return render_page(
+        data,
+        name,
+        page,
+        dpi=engine.pdf_dpi,
+        max_pixels=engine.det_max_pixels,
+        max_image_pixels=engine.max_image_pixels,
+    )
+
+
+def page_png(data: bytes, page: int, engine: EngineSettings, name: str) -> bytes:
+    """Page ``page`` of the document in ``data`` as PNG (its picture, no boxes)."""
+    return drawn_png(page_image(data, page, engine, name), [], name)
+
+
+def drawn_png(image: np.ndarray, lines: list[dict[str, Any]], name: str) -> bytes:
+    """``image`` with each line's box drawn, encoded as PNG."""
     thickness = max(2, round(max(image.shape[:2]) / 500))
     boxes = [quad for quad in (_quad(line) for line in lines) if quad is not None]
     if boxes:
