@@ -322,3 +322,41 @@ def test_first_language_follows_the_browser(stack: Stack) -> None:
         )
     finally:
         carol.driver.execute_cdp_cmd("Emulation.setUserAgentOverride", {"userAgent": agent, "acceptLanguage": "en-US"})
+
+
+def test_a_dropped_pdf_is_read_and_paged_in_the_viewer(stack: Stack, live_drop: LiveDrop) -> None:
+    """A two-page PDF (a born-digital page, a scan) dropped into the share becomes one result; the
+    viewer shows one page at a time with that page's boxes and lines, turned by button and key."""
+    from selenium.webdriver.common.keys import Keys
+
+    from tests.engine.docmakers import mixed_pdf
+
+    bob = stack.browsers["bob"]
+    report = stack.staging / "report.pdf"
+    report.write_bytes(mixed_pdf())
+    stack.drop(report, channel="finance")
+    shown = bob.wait_final("report.pdf", 120)
+    assert shown["status"] == "done", shown
+    bob.open_viewer(shown["id"])
+
+    def state() -> dict[str, Any]:
+        return bob.js(
+            "const v = document.getElementById('viewer'); const i = document.getElementById('viewer-image');"
+            "return {image: v.dataset.image, page: v.dataset.page, label: document.getElementById('viewer-page')"
+            ".textContent, pager: !document.getElementById('viewer-pager').hidden, natural: i.naturalWidth,"
+            "boxes: document.querySelectorAll('#viewer-boxes polygon').length}"
+        )
+
+    wait_until(lambda: state()["image"] == "loaded", 60, "page 1 in bob's viewer")
+    first = state()
+    assert first["pager"] and first["page"] == "1" and "2" in first["label"]
+    assert first["natural"] == 1653  # A4 rendered at 200 DPI
+    assert bob.viewer_lines() == ["Quarterly report 2026", "Invoice total: 1284.50"]  # the text layer
+    assert first["boxes"] == 2
+    bob.css("[data-testid=viewer-next]").click()
+    wait_until(lambda: state()["page"] == "2" and state()["image"] == "loaded", 60, "page 2 in bob's viewer")
+    second = state()
+    assert second["natural"] == 1200 and second["boxes"] == len(bob.viewer_lines()) > 0
+    assert any("Quarterly" in line for line in bob.viewer_lines())
+    bob.css("body").send_keys(Keys.ARROW_LEFT)
+    wait_until(lambda: state()["page"] == "1" and state()["image"] == "loaded", 60, "back to page 1 by key")

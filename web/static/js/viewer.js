@@ -1,6 +1,8 @@
 // The viewer: a result's image (fetched with the token, shown from a blob URL), its text boxes
 // drawn over it as an SVG in image coordinates (so they scale with the displayed image), and its
 // lines: click one to copy it, or edit it (POST .../lines/<index>; others see the edit live).
+// A document (a PDF, a multi-page TIFF) is shown a page at a time (.../pages/<k>/image), its
+// boxes and lines those of that page; the buttons or the arrow and Page keys turn the pages.
 
 import { clear, copyText, el, svg, toast } from "./dom.js";
 
@@ -20,6 +22,20 @@ export class Viewer {
     this.image = document.getElementById("viewer-image");
     this.boxes = document.getElementById("viewer-boxes");
     this.lines = document.getElementById("viewer-lines");
+    this.page = 1;
+    this.pager = document.getElementById("viewer-pager");
+    this.pageLabel = document.getElementById("viewer-page");
+    document.getElementById("viewer-prev").addEventListener("click", () => this.turn(-1));
+    document.getElementById("viewer-next").addEventListener("click", () => this.turn(1));
+    document.addEventListener("keydown", (event) => {
+      if (this.panel.hidden || !this.item || this.editing !== null) return;
+      if (event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement) return;
+      const step = { ArrowRight: 1, PageDown: 1, ArrowLeft: -1, PageUp: -1 }[event.key];
+      if (step && this.pageCount > 1) {
+        event.preventDefault();
+        this.turn(step);
+      }
+    });
     document.getElementById("viewer-close").addEventListener("click", () => this.close());
     this.image.addEventListener("load", () => {
       this.panel.dataset.image = "loaded";
@@ -37,9 +53,28 @@ export class Viewer {
     return this.item ? this.item.id : null;
   }
 
+  /** Pages of the open result: a document's count, else 1. */
+  get pageCount() {
+    return this.item && Array.isArray(this.item.pages) && this.item.pages.length ? this.item.pages.length : 1;
+  }
+
+  /** Show the page ``step`` pages on (within the document). */
+  async turn(step) {
+    const page = Math.min(this.pageCount, Math.max(1, this.page + step));
+    if (!this.item || page === this.page) return;
+    this.page = page;
+    this._render();
+    await this._loadImage(this.item.id);
+  }
+
+  _onPage(line) {
+    return this.pageCount === 1 || (line.page || 1) === this.page;
+  }
+
   async open(id) {
     this.editing = null;
     this.pending = null;
+    this.page = 1;
     this.panel.hidden = false;
     this.panel.dataset.id = id;
     this.panel.dataset.state = "loading";
@@ -78,10 +113,12 @@ export class Viewer {
   async _loadImage(id) {
     this._setImage(null);
     try {
-      const response = await this.session.fetch(`/api/v1/results/${encodeURIComponent(id)}/image`);
+      const path = this.pageCount > 1 ? `pages/${this.page}/image` : "image";
+      const page = this.page;
+      const response = await this.session.fetch(`/api/v1/results/${encodeURIComponent(id)}/${path}`);
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const blob = await response.blob();
-      if (this.openId !== id) return; // another result was opened meanwhile
+      if (this.openId !== id || this.page !== page) return; // another result or page was opened meanwhile
       this._setImage(URL.createObjectURL(blob));
     } catch (_err) {
       if (this.openId !== id) return;
@@ -107,6 +144,9 @@ export class Viewer {
     this.meta.textContent = [item.channel || this.i18n.t("root"), this.i18n.t(`status.${item.status}`), size]
       .filter(Boolean).join(" · ");
     this.error.textContent = item.status === "failed" ? `${this.i18n.t("errorLabel")} ${item.error || "?"}` : "";
+    this.pager.hidden = this.pageCount <= 1;
+    this.panel.dataset.page = String(this.page);
+    this.pageLabel.textContent = this.i18n.t("pageOf", { page: this.page, count: this.pageCount });
     this._renderLines();
     this._drawBoxes();
   }
@@ -114,8 +154,9 @@ export class Viewer {
   _renderLines() {
     clear(this.lines);
     const lines = this.item.lines || [];
-    if (!lines.length) this.lines.append(el("li", { class: "muted" }, this.i18n.t("noLines")));
+    if (!lines.some((line) => this._onPage(line))) this.lines.append(el("li", { class: "muted" }, this.i18n.t("noLines")));
     lines.forEach((line, index) => {
+      if (!this._onPage(line)) return; // another page's (indexes stay the result's, as edits use them)
       const row = el("li", { class: "line", "data-testid": "viewer-line", "data-index": index });
       const text = el("span", { class: "line-text", "data-testid": "line-text", role: "button", tabindex: 0,
         title: this.i18n.t("linesHint") }, line.text);
@@ -189,6 +230,7 @@ export class Viewer {
     if (!width || !height) return;
     this.boxes.setAttribute("viewBox", `0 0 ${width} ${height}`);
     (this.item.lines || []).forEach((line, index) => {
+      if (!this._onPage(line)) return;
       const points = (line.points || []).map((p) => `${Number(p[0])},${Number(p[1])}`).join(" ");
       if (!points) return;
       const box = svg("polygon", { points, "data-index": index, "data-testid": "viewer-box", class: "box" });
