@@ -165,7 +165,17 @@ def search() -> Any:
     svc = services()
     # a full-text match over a team's whole history: off the event loop
     records = svc.offload.run(svc.reads.search, query, limit, request.args.get("channel"), g.principal.scope)
-    return jsonify(items=[public(rec) for rec in records], query=query)
+    items = [public(rec) for rec in records]
+    return jsonify(
+        items=items, query=query, hits=[{"id": item["id"], "pages": hit_pages(item, query)} for item in items]
+    )
+
+
+def hit_pages(item: dict[str, Any], query: str) -> list[int]:
+    """The pages of a result whose text holds ``query`` (any case, spaces as the store finds them);
+    [1] for an image that matched by its text, [] where only the file name matched."""
+    needle = query.strip().casefold()
+    return [page for page, text in exports.page_texts(item) if needle in text.casefold()]
 
 
 @blueprint.get("/export")
@@ -313,7 +323,22 @@ def _annotated(rec: ResultRecord, page: int | None) -> Any:
 @require_auth
 def correct_line(result_id: str, index: int) -> Any:
     """Replace one line's text; the store keeps who, when and the text it replaced."""
+    return _correct(visible_record(result_id), index)
+
+
+@blueprint.post("/results/<result_id>/pages/<int:page>/lines/<int:line>")
+@require_auth
+def correct_page_line(result_id: str, page: int, line: int) -> Any:
+    """Replace line ``line`` (0-based) of page ``page`` (1-based) of a document, as ``.../lines/<index>``."""
     rec = visible_record(result_id)
+    _check_page(rec, page)
+    on_page = [i for i, found in enumerate(rec.lines) if found.get("page", 1) == page]
+    if not 0 <= line < len(on_page):
+        abort(404, description=f"page {page} has no line {line} (it has {len(on_page)})")
+    return _correct(rec, on_page[line])
+
+
+def _correct(rec: ResultRecord, index: int) -> Any:
     text = json_body(_TEXT_BODY).get("text")
     if not isinstance(text, str):
         abort(400, description=_TEXT_BODY)

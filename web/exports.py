@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-CSV_COLUMNS = ("id", "filename", "channel", "status", "created_at", "finished_at", "text")
+from engine.types import PAGE_BREAK
+
+CSV_COLUMNS = ("id", "filename", "channel", "status", "page", "created_at", "finished_at", "text")
 # A cell starting with one of these is a formula to Excel (OCR text and file names come from users).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -41,23 +43,36 @@ def safe_cell(value: str) -> str:
 
 
 def to_csv(items: list[dict[str, Any]]) -> bytes:
-    """One row per result (times in ISO 8601 UTC), UTF-8 with a BOM so Excel reads it as UTF-8."""
+    """One row per result, and per page of a document (its ``page`` 1, 2...; an image is page 1),
+    times in ISO 8601 UTC, UTF-8 with a BOM so Excel reads it as UTF-8."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for item in items:
-        writer.writerow(
-            [
-                item["id"],
-                safe_cell(item["filename"]),
-                safe_cell(item["channel"]),
-                item["status"],
-                iso_time(item["created_at"]),
-                iso_time(item["finished_at"]),
-                safe_cell(item["text"] or ""),
-            ]
-        )
+        for page, text in page_texts(item):
+            writer.writerow(
+                [
+                    item["id"],
+                    safe_cell(item["filename"]),
+                    safe_cell(item["channel"]),
+                    item["status"],
+                    page,
+                    iso_time(item["created_at"]),
+                    iso_time(item["finished_at"]),
+                    safe_cell(text),
+                ]
+            )
     return out.getvalue().encode("utf-8-sig")
+
+
+def page_texts(item: dict[str, Any]) -> list[tuple[int, str]]:
+    """(page, its text) of a result: a document's pages (its text split at the page breaks), or
+    page 1 with the whole text."""
+    text = item.get("text") or ""
+    if not item.get("pages"):
+        return [(1, text)]
+    parts = text.split(PAGE_BREAK)
+    return [(number, parts[number - 1] if number <= len(parts) else "") for number in range(1, len(item["pages"]) + 1)]
 
 
 def to_json(items: list[dict[str, Any]]) -> bytes:

@@ -18,9 +18,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from daemon.records import ResultRecord, Status
+from daemon.results.fulltext import full_text
 from daemon.results.schema import (
     INSERT_SQL,
     MAX_LIMIT,
@@ -34,7 +33,6 @@ from daemon.results.schema import (
     search_query,
 )
 from daemon.results.teams import ChannelScope
-from engine.layout import group_rows
 
 __all__ = ["MAX_LIMIT", "STORE_NAME", "ResultStore", "SqliteStore", "StoreError"]
 
@@ -88,12 +86,6 @@ class ResultStore(Protocol):
     def correct(self, result_id: str, line_index: int, text: str, user: str, at: float) -> ResultRecord | None: ...
     def corrections(self, result_id: str) -> builtins.list[dict[str, Any]]: ...
     def close(self) -> None: ...
-
-
-def _full_text(lines: builtins.list[dict[str, Any]]) -> str:
-    """The page text from its lines, rows as the engine forms them."""
-    quads = [np.asarray(line["points"], dtype=np.float32) for line in lines]
-    return "\n".join(" ".join(lines[i]["text"] for i in row) for row in group_rows(quads))
 
 
 class SqliteStore:
@@ -331,7 +323,7 @@ class SqliteStore:
             )
             line.setdefault("original_text", line["text"])
             line.update(text=text, corrected_by=user, corrected_at=at)
-            full = _full_text(lines)
+            full = full_text(lines, current.pages)
             conn.execute(
                 "UPDATE results SET lines = ?, text = ? WHERE id = ?",
                 (json.dumps(lines, ensure_ascii=False), full, result_id),

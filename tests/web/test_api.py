@@ -223,7 +223,8 @@ def test_export_formats_parse_back(client: FlaskClient, auth: dict, rows: dict) 
     assert response.data.startswith(b"\xef\xbb\xbf")
     table = list(csv.DictReader(io.StringIO(response.data.decode("utf-8-sig"))))
     assert [r["id"] for r in table] == [rows[n].id for n in ("failed", "queued", "finance", "root")]
-    assert list(table[0]) == ["id", "filename", "channel", "status", "created_at", "finished_at", "text"]
+    assert list(table[0]) == ["id", "filename", "channel", "status", "page", "created_at", "finished_at", "text"]
+    assert {r["page"] for r in table} == {"1"}  # images: one page each
     assert table[3]["created_at"] == "2023-11-14T22:13:20Z" and table[3]["text"] == "invoice total 42"
     assert table[1]["finished_at"] == ""
     items = json.loads(client.get("/api/v1/export?format=json&status=done", headers=auth["carol"]).data)

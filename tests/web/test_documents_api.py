@@ -3,7 +3,9 @@ shared folder: each page's picture and its boxes, the result's page fields, and 
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import uuid
 from typing import Any
 
@@ -84,3 +86,31 @@ def test_pages_that_are_not_there_and_other_teams(client: FlaskClient, auth: dic
     (svc.settings.shared_dir / "finance" / "report.pdf").write_bytes(mixed_pdf()[:-10] + b"changed!!\n")
     changed = client.get(f"/api/v1/results/{rec.id}/pages/1/image", headers=auth["bob"])
     assert changed.status_code == 410  # not the bytes that were read: never rendered
+
+
+def test_search_names_the_pages_and_csv_has_a_row_per_page(client: FlaskClient, auth: dict, svc: Services) -> None:
+    rec = stored_document(svc)
+    svc.store.correct(rec.id, 1, "Annual summary 2026", "bob", 3.0)  # page 2's line now differs
+    found = client.get("/api/v1/search", query_string={"q": "annual"}, headers=auth["bob"]).get_json()
+    assert [i["id"] for i in found["items"]] == [rec.id] and found["hits"] == [{"id": rec.id, "pages": [2]}]
+    both = client.get("/api/v1/search", query_string={"q": "2026"}, headers=auth["bob"]).get_json()
+    assert both["hits"] == [{"id": rec.id, "pages": [1, 2]}]
+    table = list(
+        csv.DictReader(io.StringIO(client.get("/api/v1/export", headers=auth["bob"]).data.decode("utf-8-sig")))
+    )
+    assert [(r["id"], r["page"], r["text"]) for r in table] == [
+        (rec.id, "1", "Quarterly report 2026"),
+        (rec.id, "2", "Annual summary 2026"),
+    ]
+
+
+def test_a_line_is_corrected_by_page_and_line(client: FlaskClient, auth: dict, svc: Services) -> None:
+    rec = stored_document(svc)
+    url = f"/api/v1/results/{rec.id}/pages/2/lines/0"
+    item = client.post(url, json={"text": "Quarterly report 2027"}, headers=auth["bob"]).get_json()
+    assert [line["text"] for line in item["lines"]] == ["Quarterly report 2026", "Quarterly report 2027"]
+    assert item["lines"][1]["page"] == 2 and item["lines"][1]["original_text"] == "Quarterly report 2026"
+    missing = client.post(f"/api/v1/results/{rec.id}/pages/2/lines/1", json={"text": "x"}, headers=auth["bob"])
+    assert missing.status_code == 404 and "no line 1" in missing.get_json()["error"]
+    other = client.post(url, json={"text": "x"}, headers=auth["carol"])
+    assert other.status_code == 404 and other.get_json()["error"] == "result not found"

@@ -1,0 +1,47 @@
+"""A result's text rebuilt from its lines (after a correction), as the engine builds it.
+
+Rows are formed as the engine forms them (``engine.layout.group_rows``) in the frame where the
+lines run left to right: a page read turned (``engine.orientation``) keeps its boxes in the pixels
+of the image as it came, so the boxes are first turned by the direction most of them run in. A
+document's pages are rebuilt one by one and joined by ``engine.types.PAGE_BREAK``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from engine.layout import group_rows
+from engine.types import PAGE_BREAK
+
+
+def full_text(lines: list[dict[str, Any]], pages: list[dict[str, Any]]) -> str:
+    """The text of ``lines``: rows of each page, the pages (``pages``: a document's) joined."""
+    if not pages:
+        return page_text(lines)
+    return PAGE_BREAK.join(
+        page_text([line for line in lines if line.get("page", 1) == number]) for number in range(1, len(pages) + 1)
+    )
+
+
+def page_text(lines: list[dict[str, Any]]) -> str:
+    """One page's text: its lines in rows, a row's lines joined by a space."""
+    quads = level([np.asarray(line["points"], dtype=np.float64) for line in lines])
+    return "\n".join(" ".join(lines[i]["text"] for i in row) for row in group_rows(quads))
+
+
+def level(quads: list[np.ndarray]) -> list[np.ndarray]:
+    """``quads`` turned by a multiple of 90 degrees so that most run left to right (each quad's
+    first edge is the direction its text runs)."""
+    if not quads:
+        return quads
+    turns = [round(math.degrees(math.atan2(q[1][1] - q[0][1], q[1][0] - q[0][0])) / 90) % 4 for q in quads]
+    turn = max(set(turns), key=turns.count)
+    if turn == 0:
+        return quads
+    # (x, y) -> the frame where that direction is +x (image coordinates, y down)
+    maps = {1: lambda x, y: (y, -x), 2: lambda x, y: (-x, -y), 3: lambda x, y: (-y, x)}
+    turned = maps[turn]
+    return [np.stack(turned(q[:, 0], q[:, 1]), axis=1) for q in quads]
