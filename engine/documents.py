@@ -4,9 +4,10 @@ A file is a document by its content, not its name: ``%PDF-`` opens it with PDFiu
 Apache-2.0/BSD binary wheel of the renderer Chrome uses: no system packages, and a text-layer API),
 a TIFF with more than one page gives every page, anything else is one image as before.
 
-PDF pages are rendered for OCR at ``engine.pdf_dpi`` (200), less where that would pass
-``engine.det_max_pixels`` (one detection pass, no tiles), so an absurdly large page costs what a
-large image costs. A page is taken from its text layer instead (exact, and no OCR) when it carries
+PDF pages are rendered for OCR at ``engine.pdf_dpi`` (200), a scan at its own resolution when
+that is higher (rendering a 300 DPI scan at 200 DPI cost 2 points on the real set), and less where
+either would pass ``engine.det_max_pixels`` (one detection pass, no tiles), so an absurdly large
+page costs what a large image costs. A page is taken from its text layer instead (exact, and no OCR) when it carries
 text and no image covers half of it or more: a born-digital page. A scan, even one with a typed
 header or an earlier OCR layer, is OCR'd. A document of more than ``engine.max_pages`` pages is read
 up to that page, and says so (:attr:`Document.page_count` keeps the whole count).
@@ -138,9 +139,10 @@ def _pdf_page(pdf: Any, index: int, name: str, dpi: float, max_pixels: int) -> D
             width_pt, height_pt = page.get_size()
             if not (width_pt > 0 and height_pt > 0 and math.isfinite(width_pt * height_pt)):
                 return DocumentPage(number, error=ImageError(name, f"page {number} has no size"))
-            scale = render_scale(width_pt, height_pt, dpi, max_pixels)
+            native = _scan_resolution(page, width_pt * height_pt)
+            scale = _page_scale(width_pt, height_pt, dpi, native, max_pixels)
             width, height = math.ceil(width_pt * scale), math.ceil(height_pt * scale)
-            lines = _text_layer(page, scale, height_pt) if not _is_scan(page, width_pt * height_pt) else ()
+            lines = _text_layer(page, scale, height_pt) if native is None else ()
             if lines:
                 return DocumentPage(number, width, height, lines=lines)
             bitmap = page.render(scale=scale, crop=(0, 0, 0, 0))
@@ -152,6 +154,12 @@ def _pdf_page(pdf: Any, index: int, name: str, dpi: float, max_pixels: int) -> D
         return DocumentPage(number, error=ImageError(name, f"page {number} cannot be rendered ({exc})"))
 
 
+def _page_scale(width_pt: float, height_pt: float, dpi: float, native: float | None, max_pixels: int) -> float:
+    """Pixels per point a page is rendered at: ``dpi``, or a scan's own resolution when higher (a
+    hair below it, so that rounding never adds a column: PDFium rounds the bitmap's sides up)."""
+    return render_scale(width_pt, height_pt, max(dpi, native or 0.0) * (1 - 1e-7), max_pixels)
+
+
 def render_scale(width_pt: float, height_pt: float, dpi: float, max_pixels: int) -> float:
     """Pixels per point: ``dpi``, or less so that the rendered page (PDFium rounds its sides up)
     has at most ``max_pixels``."""
@@ -161,15 +169,24 @@ def render_scale(width_pt: float, height_pt: float, dpi: float, max_pixels: int)
     return scale
 
 
-def _is_scan(page: Any, area: float) -> bool:
-    """Whether an image covers half the page or more."""
+def _scan_resolution(page: Any, area: float) -> float | None:
+    """The resolution (dots per inch) of the largest image covering half the page or more: the page
+    is a scan, and rendering it below the scan's own resolution loses text (benchmarks/pdf_dpi.py).
+    None when no image covers half the page."""
     import pypdfium2.raw as raw
 
+    best: float | None = None
     for obj in page.get_objects(filter=[raw.FPDF_PAGEOBJ_IMAGE], max_depth=2):
         left, bottom, right, top = obj.get_bounds()
-        if (right - left) * (top - bottom) >= MIN_IMAGE_SHARE * area:
-            return True
-    return False
+        if (right - left) * (top - bottom) < MIN_IMAGE_SHARE * area or right <= left:
+            continue
+        try:
+            pixels_wide, _ = obj.get_px_size()
+        except Exception:  # noqa: BLE001 - an image PDFium cannot size: a scan at the default resolution
+            pixels_wide = 0
+        dpi = pixels_wide / ((right - left) / POINTS_PER_INCH) if pixels_wide else 0.0
+        best = max(best or 0.0, dpi)
+    return best
 
 
 def _text_layer(page: Any, scale: float, height_pt: float) -> tuple[TextLine, ...]:
@@ -249,7 +266,8 @@ def render_page(
                 width_pt, height_pt = page.get_size()
                 if not (width_pt > 0 and height_pt > 0):
                     raise ImageError(name, f"page {number} has no size")
-                bitmap = page.render(scale=render_scale(width_pt, height_pt, dpi, max_pixels))
+                native = _scan_resolution(page, width_pt * height_pt)
+                bitmap = page.render(scale=_page_scale(width_pt, height_pt, dpi, native, max_pixels))
                 return np.ascontiguousarray(bitmap.to_numpy()[:, :, :3])
             finally:
                 page.close()

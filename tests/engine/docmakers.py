@@ -17,10 +17,10 @@ from tests.engine.ocrcheck import IMAGES
 DPI = 150.0  # the scan resolution the image pages pretend to have
 
 
-def image_page(pdf: pdfium.PdfDocument, image: np.ndarray) -> None:
-    """A page holding ``image`` (BGR) as a JPEG covering it all, as a scanner writes."""
+def image_page(pdf: pdfium.PdfDocument, image: np.ndarray, dpi: float = DPI) -> None:
+    """A page holding ``image`` (BGR) as a JPEG covering it all, as a scanner writes at ``dpi``."""
     h, w = image.shape[:2]
-    width, height = w * 72 / DPI, h * 72 / DPI
+    width, height = w * 72 / dpi, h * 72 / dpi
     page = pdf.new_page(width, height)
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
     assert ok
@@ -56,14 +56,15 @@ def golden(name: str) -> np.ndarray:
     return image
 
 
-def scanned_pdf(names: list[str], turns: dict[int, int] | None = None) -> bytes:
-    """An image-only PDF, one golden image a page; ``turns``: page index -> cv2 rotate code."""
+def scanned_pdf(names: list[str], turns: dict[int, int] | None = None, dpi: float = DPI) -> bytes:
+    """An image-only PDF, one golden image a page scanned at ``dpi``; ``turns``: page index -> cv2
+    rotate code."""
     pdf = pdfium.PdfDocument.new()
     for i, name in enumerate(names):
         image = golden(name)
         if turns and i in turns:
             image = cv2.rotate(image, turns[i])
-        image_page(pdf, image)
+        image_page(pdf, image, dpi)
     return saved(pdf)
 
 

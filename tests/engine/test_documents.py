@@ -117,3 +117,22 @@ def test_absurd_and_tiny_pages_are_bounded_by_pixels(engine: OcrEngine) -> None:
     assert tiny is not None
     read = list(engine.read_document(tiny, batch=50))
     assert len(read) == 300 and all(isinstance(page, PageResult) and not page.lines for _, page in read)
+
+
+def test_a_scan_is_rendered_at_its_own_resolution_when_that_is_higher(engine: OcrEngine) -> None:
+    """golden_en.png (900 x 500) scanned at 300 DPI: rendered at 300, not at pdf_dpi's 200 (which
+    would lose text), and the page's picture for the web has the same pixels as the boxes."""
+    from engine.documents import render_page
+
+    data = docmakers.scanned_pdf(["golden_en.png"], dpi=300)
+    ((_, page),) = pages_of(engine, data)
+    assert isinstance(page, PageResult) and (page.width, page.height) == (900, 500)
+    settings = engine.settings
+    picture = render_page(
+        data, "scan.pdf", 1, dpi=settings.pdf_dpi, max_pixels=settings.det_max_pixels,
+        max_image_pixels=settings.max_image_pixels,
+    )  # fmt: skip
+    assert picture.shape[:2] == (500, 900)
+    low = docmakers.scanned_pdf(["golden_en.png"], dpi=100)  # a coarse scan: pdf_dpi (200) still applies
+    ((_, coarse),) = pages_of(engine, low)
+    assert isinstance(coarse, PageResult) and (coarse.width, coarse.height) == (1800, 1000)
