@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import socketio
 from flask import Flask
 from werkzeug.serving import make_server
@@ -24,6 +25,17 @@ from tests.polling import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
+MISSING = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+# The marks of every browser test module (``pytestmark = BROWSER_MARKS``): skipped, saying why,
+# where Debian's chromium and chromium-driver are not installed.
+BROWSER_MARKS = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        bool(MISSING),
+        reason=f"browser tests need Debian chromium and chromium-driver; missing: "
+        f"{', '.join(MISSING)} (apt-get install chromium chromium-driver)",
+    ),
+]
 
 
 @contextmanager

@@ -19,18 +19,10 @@ import pytest
 from tests.daemon.servicekit import make_settings, running, store_of
 from tests.faults.stack import add_users
 from tests.polling import wait_until
-from tests.web.browserkit import CHROMEDRIVER, CHROMIUM, Dashboard, Stack, chrome, screenshot, served_web
+from tests.web.browserkit import BROWSER_MARKS, Dashboard, Stack, chrome, screenshot, served_web
 from tests.web.conftest import PASSWORD
 
-MISSING = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        bool(MISSING),
-        reason=f"browser tests need Debian chromium and chromium-driver; missing: "
-        f"{', '.join(MISSING)} (apt-get install chromium chromium-driver)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 # Generous deadlines (a busy CI core may be slow): they prove that results appear live, not how
 # fast; the drop-to-visible figure is printed, and the real numbers are benchmarks/daemon_latency.py's.

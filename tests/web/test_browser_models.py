@@ -17,22 +17,14 @@ from config.settings import Settings
 from daemon.queue.redisconn import RedisHandle
 from daemon.versions.registry import CURRENT_KEY
 from tests.polling import wait_until
-from tests.web.browserkit import CHROMEDRIVER, CHROMIUM, Dashboard, chrome, serving
+from tests.web.browserkit import BROWSER_MARKS, Dashboard, chrome, serving
 from tests.web.conftest import PASSWORD
 from web.app import create_app
 from web.models_api import training_jobs
 from web.services import services
 from web.training import TrainingCommands
 
-MISSING = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        bool(MISSING),
-        reason=f"browser tests need Debian chromium and chromium-driver; missing: "
-        f"{', '.join(MISSING)} (apt-get install chromium chromium-driver)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture

@@ -20,22 +20,14 @@ from daemon.versions.operations import add_from_onnx
 from daemon.versions.registry import CURRENT_KEY, ModelRegistry
 from engine.weights import model_files
 from tests.polling import wait_until
-from tests.web.browserkit import CHROMEDRIVER, CHROMIUM, Dashboard, chrome, serving
+from tests.web.browserkit import BROWSER_MARKS, Dashboard, chrome, serving
 from tests.web.conftest import PASSWORD, bearer, login
 from tests.web.gatekit import gate_commands, release
 from web.app import create_app
 from web.models_api import training_jobs
 from web.services import services
 
-MISSING = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        bool(MISSING),
-        reason=f"browser tests need Debian chromium and chromium-driver; missing: "
-        f"{', '.join(MISSING)} (apt-get install chromium chromium-driver)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
