@@ -53,7 +53,7 @@ def rows(svc: Services) -> dict[str, Any]:
 
 
 def call(client: FlaskClient, method: str, path: str, result_id: str, headers: dict[str, str]) -> Any:
-    url = path.replace("{result_id}", result_id).replace("{index}", "0")
+    url = path.replace("{result_id}", result_id).replace("{index}", "0").replace("{page}", "1").replace("{line}", "0")
     if method == "POST":
         return client.post(url, json={"text": "overwritten by another team"}, headers=headers)
     return client.get(url, headers=headers)
