@@ -230,7 +230,9 @@ class OcrEngine:
         t1 = time.perf_counter()
         texts = self._recognise(crops)
         t2 = time.perf_counter()
-        best: dict[int, tuple[float, int]] = {}  # image -> (score, candidate) of its best reading
+        best: dict[
+            int, tuple[float, int, list[tuple[str, float]]]
+        ] = {}  # image -> its best (score, candidate, reading)
         for k, read in texts.items():
             i = candidates[k][0]
             if isinstance(read, Exception):
@@ -238,21 +240,19 @@ class OcrEngine:
                 continue
             score = self._score(boxes[k], read)
             if i not in best or score > best[i][0]:  # a tie keeps the earlier turn: 0 comes first
-                best[i] = (score, k)
+                best[i] = (score, k, read)
         total_lines = sum(len(c) for c in crops.values()) or 1
         pages = max(1, len(enhanced))
         for i in enhanced:
             if i not in best:
                 out[i] = failed[i]
                 continue
-            k = best[i][1]
+            _, k, read = best[i]
             mine = [c for c, candidate in enumerate(candidates) if candidate[0] == i and c in crops]
             timings = {"decode": decode_seconds[i], "detect": (t1 - t_orient) / pages}
             if self.orienter is not None:
                 timings["orient"] = (t_orient - t0) / pages
             timings["recognize"] = (t2 - t1) * sum(len(crops[c]) for c in mine) / total_lines
-            read = texts[k]
-            assert not isinstance(read, Exception)
             out[i] = self._page(images[i], boxes[k], read, timings, candidates[k][1])
         return out
 

@@ -19,7 +19,6 @@ import logging
 import os
 import secrets
 import shutil
-import unicodedata
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +31,6 @@ from werkzeug.datastructures import FileStorage
 
 from config.settings import WebSettings
 from daemon.intake.filters import DOCUMENT_EXTENSIONS, IMAGE_EXTENSIONS, is_clutter
-from engine.imageheader import sniff_format
 from web import zipsafe
 from web.auth import Principal, require_auth
 from web.budgets import (
@@ -45,33 +43,14 @@ from web.budgets import (
     check_waiting,
 )
 from web.services import services
+from web.upload_names import MIME_EXTENSIONS, by_content, is_image, kind_of, numbered, safe_name
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("uploads", __name__, url_prefix="/api/v1")
 
 UPLOADS_FOLDER = "uploads"
-MAX_NAME_BYTES = 200
 MAX_COPIES = 10_000  # " (2)" ... before giving up on a name
-FALLBACK_NAME = "upload"
-ZIP_EXTENSION = ".zip"
-# Extensions for parts sent without one (a pasted clipboard image arrives as "blob").
-_MIME_EXTENSIONS = {
-    "image/png": ".png",
-    "image/jpeg": ".jpg",
-    "image/bmp": ".bmp",
-    "image/webp": ".webp",
-    "image/tiff": ".tif",
-    "image/gif": ".gif",
-    "application/zip": ZIP_EXTENSION,
-    "application/x-zip-compressed": ZIP_EXTENSION,
-}
-# Invisible characters that reorder text: "photo\u202egnp.exe" would display as "photoexe.png".
-_BIDI = dict.fromkeys(map(ord, "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
-_WINDOWS_RESERVED = frozenset(
-    {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
-)
-_WINDOWS_FORBIDDEN = str.maketrans({c: "_" for c in '<>:"|?*'})  # the share may be served over SMB
 
 
 class EmptyUpload(ValueError):
@@ -80,82 +59,6 @@ class EmptyUpload(ValueError):
 
 class LeadsOutside(PermissionError):
     """The upload folder, or a name in it, resolves outside the shared folder (a planted symlink)."""
-
-
-def safe_name(raw: str, mimetype: str = "") -> str:
-    """The basename of a client's file name, safe to create in the upload folder.
-
-    Path separators (either slash), NUL and control characters go; Unicode stays (NFC); the name
-    is never hidden, never empty (``upload``) and at most 200 UTF-8 bytes, its extension kept.
-    """
-    name = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cs")).translate(_BIDI)
-    name = name.translate(_WINDOWS_FORBIDDEN)
-    stem, dot, ext = name.rpartition(".")
-    ext = ext.strip()
-    if not dot or not ext or len(ext) > 16 or any(c.isspace() for c in ext):
-        stem, ext = name, ""
-    if not ext and mimetype in _MIME_EXTENSIONS:
-        ext = _MIME_EXTENSIONS[mimetype][1:]
-    stem = stem.strip()
-    while stem.startswith((".", "~$")):  # hidden files and Office locks are skipped by the watcher
-        stem = stem[1:] if stem[0] == "." else stem[2:]
-    stem = stem.rstrip(". ").strip()
-    if not stem or stem.lower() in _WINDOWS_RESERVED:
-        stem = f"{FALLBACK_NAME}_{stem}" if stem else FALLBACK_NAME
-    return _fit(stem, f".{ext}" if ext else "")
-
-
-def _fit(stem: str, tail: str) -> str:
-    """``stem + tail`` cut (in the stem, on a character boundary) to MAX_NAME_BYTES of UTF-8."""
-    room = MAX_NAME_BYTES - len(tail.encode("utf-8"))
-    cut = stem.encode("utf-8")[: max(room, 1)].decode("utf-8", "ignore").rstrip(". ")
-    return (cut or FALLBACK_NAME) + tail
-
-
-def numbered(name: str, n: int) -> str:
-    """``scan.png``, ``scan (2).png``, ``scan (3).png`` ... kept within MAX_NAME_BYTES."""
-    if n == 1:
-        return name
-    stem, dot, ext = name.rpartition(".")
-    if not dot:
-        stem, ext = name, ""
-    return _fit(stem, f" ({n})" + (f".{ext}" if ext else ""))
-
-
-def kind_of(name: str) -> str | None:
-    """ "image" (a file the workers read: an image or a PDF), "zip", or None for anything else."""
-    ext = os.path.splitext(name)[1].lower()
-    if ext in IMAGE_EXTENSIONS or ext in DOCUMENT_EXTENSIONS:
-        return "image"
-    return "zip" if ext == ZIP_EXTENSION else None
-
-
-# The formats the engine reads (images, PDFs), and ZIP, by what their first bytes say (engine.imageheader).
-_CONTENT_EXTENSIONS = {
-    "PNG": ".png",
-    "JPEG": ".jpg",
-    "GIF": ".gif",
-    "WEBP": ".webp",
-    "TIFF": ".tif",
-    "BMP": ".bmp",
-    "PDF": ".pdf",
-    "ZIP": ZIP_EXTENSION,
-}
-
-
-def by_content(name: str, stream: IO[bytes]) -> str:
-    """``name`` with the extension its content calls for (``scan`` or ``scan.dat`` holding a PNG
-    is written as ``scan.png`` or ``scan.dat.png``, so the watcher takes it); unchanged when the
-    content is no image or ZIP. The stream is left at its start."""
-    head = stream.read(64)
-    stream.seek(0)
-    ext = _CONTENT_EXTENSIONS.get(sniff_format(head) or "")
-    return _fit(name, ext) if ext else name
-
-
-def is_image(name: str) -> bool:
-    return kind_of(safe_name(name)) == "image"
 
 
 def inside(root: Path, path: Path) -> bool:
@@ -425,7 +328,7 @@ def budget_refusal(exc: BudgetExceeded) -> Any:
 def upload() -> Any:
     """Store and queue the sent images and ZIPs; 202 with one item per queued file."""
     principal: Principal = g.principal
-    sent = [f for f in request.files.getlist("files") if f.filename or f.mimetype in _MIME_EXTENSIONS]
+    sent = [f for f in request.files.getlist("files") if f.filename or f.mimetype in MIME_EXTENSIONS]
     if not sent and "files" in request.form:  # a part whose header broke, e.g. a raw newline in its filename
         abort(
             400,

@@ -21,7 +21,7 @@ from tests.hostile import makers
 from tests.hostile.conftest import RESULT_SECONDS, Daemon
 from tests.hostile.makers import FOLDER_ONLY, KINDS, Kind
 from tests.polling import wait_until
-from web.uploads import numbered, safe_name
+from web.upload_names import numbered, safe_name
 
 UPLOAD_SALT = 500  # the folder run uses salts from 0
 FINAL = ("done", "failed", "duplicate")

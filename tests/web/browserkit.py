@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -395,3 +395,20 @@ class Dashboard:
         except NoAlertPresentException:
             return False
         return True
+
+
+@contextmanager
+def logged_in(url: str, names: Iterable[str], profiles: Path, password: str) -> Iterator[dict[str, Dashboard]]:
+    """One headless Chromium per user (profiles under ``profiles``), each logged in to ``url``;
+    every browser is closed afterwards, the ones opened before a failure too."""
+    drivers: list[Any] = []
+    try:
+        pages = {}
+        for name in names:
+            drivers.append(chrome(profiles / f"profile-{name}"))
+            pages[name] = Dashboard(drivers[-1], url)
+            pages[name].login(name, password)
+        yield pages
+    finally:
+        for driver in drivers:
+            driver.quit()

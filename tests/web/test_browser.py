@@ -19,7 +19,7 @@ import pytest
 from tests.daemon.servicekit import make_settings, running, store_of
 from tests.faults.stack import add_users
 from tests.polling import wait_until
-from tests.web.browserkit import BROWSER_MARKS, Dashboard, Stack, chrome, screenshot, served_web
+from tests.web.browserkit import BROWSER_MARKS, Stack, logged_in, screenshot, served_web
 from tests.web.conftest import PASSWORD
 
 pytestmark = BROWSER_MARKS
@@ -41,19 +41,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     settings.shared_dir.mkdir(parents=True, exist_ok=True)
     add_users(settings.data_dir, {"alice": "alpha", "bob": "alpha", "carol": "beta"}, admins=frozenset({"alice"}))
-    with running(settings, workers=1) as handle, served_web(settings, handle.url) as url:
-        drivers: list[Any] = []
-        try:
-            browsers = {}
-            for name in ("alice", "bob", "carol"):
-                drivers.append(chrome(tmp / f"profile-{name}"))
-                browsers[name] = Dashboard(drivers[-1], url)
-                browsers[name].login(name, PASSWORD)
-            (tmp / "staging").mkdir()
-            yield Stack(settings, tmp / "staging", browsers)
-        finally:  # the pages (and their sockets) go before the server
-            for driver in drivers:
-                driver.quit()
+    # the pages (and their sockets) close before the server
+    with (
+        running(settings, workers=1) as handle,
+        served_web(settings, handle.url) as url,
+        logged_in(url, ("alice", "bob", "carol"), tmp, PASSWORD) as browsers,
+    ):
+        (tmp / "staging").mkdir()
+        yield Stack(settings, tmp / "staging", browsers)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from config.settings import Settings
 from daemon.queue.redisconn import RedisHandle
 from daemon.versions.registry import CURRENT_KEY
 from tests.polling import wait_until
-from tests.web.browserkit import BROWSER_MARKS, Dashboard, chrome, serving
+from tests.web.browserkit import BROWSER_MARKS, Dashboard, logged_in, serving
 from tests.web.conftest import PASSWORD
 from web.app import create_app
 from web.models_api import training_jobs
@@ -34,19 +34,12 @@ def pages(settings: Settings, redis_handle: RedisHandle, tmp_path: Any) -> Itera
     svc = services(app)
     svc.accounts.add_user("alice", PASSWORD, "alpha", admin=True)
     svc.accounts.add_user("bob", PASSWORD, "alpha")
-    drivers: list[Any] = []
     try:
         with serving(app) as url:
             try:
-                browsers = {}
-                for name in ("alice", "bob"):
-                    drivers.append(chrome(tmp_path / f"profile-{name}"))
-                    browsers[name] = Dashboard(drivers[-1], url)
-                    browsers[name].login(name, PASSWORD)
-                yield {"app": app, "redis": redis_handle.client, **browsers}
+                with logged_in(url, ("alice", "bob"), tmp_path, PASSWORD) as browsers:
+                    yield {"app": app, "redis": redis_handle.client, **browsers}
             finally:
-                for driver in drivers:
-                    driver.quit()
                 training_jobs(app).wait(60)
     finally:
         svc.store.close()

@@ -20,7 +20,7 @@ from daemon.versions.operations import add_from_onnx
 from daemon.versions.registry import CURRENT_KEY, ModelRegistry
 from engine.weights import model_files
 from tests.polling import wait_until
-from tests.web.browserkit import BROWSER_MARKS, Dashboard, chrome, serving
+from tests.web.browserkit import BROWSER_MARKS, Dashboard, logged_in, serving
 from tests.web.conftest import PASSWORD, bearer, login
 from tests.web.gatekit import gate_commands, release
 from web.app import create_app
@@ -42,20 +42,13 @@ def pages(settings: Settings, redis_handle: RedisHandle, tmp_path: Path) -> Iter
     tiny = model_files("tiny")
     for name, team in (("alpha-v1", "alpha"), ("beta-v1", "beta")):
         add_from_onnx(registry, "PP-OCRv6-tiny", {"rec": tiny.rec}, [], name=name, team=team)
-    drivers: list[Any] = []
     try:
         with serving(app) as url:
             try:
-                browsers = {}
-                for name in ("alice", "olga"):
-                    drivers.append(chrome(tmp_path / f"profile-{name}"))
-                    browsers[name] = Dashboard(drivers[-1], url)
-                    browsers[name].login(name, PASSWORD)
-                yield {"app": app, "redis": redis_handle.client, "here": here, **browsers}
+                with logged_in(url, ("alice", "olga"), tmp_path, PASSWORD) as browsers:
+                    yield {"app": app, "redis": redis_handle.client, "here": here, **browsers}
             finally:
                 release(here, "alpha", "beta")
-                for driver in drivers:
-                    driver.quit()
                 training_jobs(app).wait(60)
     finally:
         svc.store.close()

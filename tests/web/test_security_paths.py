@@ -18,7 +18,7 @@ from config.settings import Settings
 from tests.web.test_api import add_result, write_image
 from tests.web.test_uploads import assert_only_in_uploads, files_under, png, post
 from web.services import Services
-from web.uploads import MAX_NAME_BYTES
+from web.upload_names import MAX_NAME_BYTES
 
 HOSTILE_NAMES = {
     "absolute": "/etc/x.png",
@@ -51,7 +51,7 @@ def test_upload_names_stay_in_the_upload_folder(
     assert response.status_code == 202, response.get_json()
     body = response.get_json()
     # "x.png\x00.sh" and "/dev/null" have no image's extension but a PNG's content: taken by content,
-    # under a safe name with the extension the content calls for (web.uploads.by_content)
+    # under a safe name with the extension the content calls for (web.upload_names.by_content)
     assert body["errors"] == []
     names = assert_only_in_uploads(tmp_path, settings)
     assert {item["filename"] for item in body["items"]} == names and len(names) == len(sent)

@@ -25,7 +25,7 @@ from config.settings import Settings
 from daemon.queue.streams import RECORDS
 from tests.hostile.makers import make_zip
 from web.services import Services
-from web.uploads import MAX_NAME_BYTES, safe_name
+from web.upload_names import MAX_NAME_BYTES, safe_name
 
 Headers = dict[str, dict[str, str]]
 
