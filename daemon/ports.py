@@ -6,7 +6,7 @@ classes, so tests can pass a fake and a hot-swapping wrapper can stand in for th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from config.settings import EngineSettings
@@ -37,14 +37,14 @@ class Engine(Protocol):
 class DocumentReader(Protocol):
     """An engine that also reads documents (PDFs, multi-page TIFFs): ``open_document`` gives an
     ``engine.documents.Document`` (or None for a plain image, or raises ``ImageError``) and
-    ``read_document`` yields ``(page number, page or exception)`` for each page it reads;
-    ``read_whole`` gives one result for the whole document (``engine.types.DocumentResult``)."""
+    ``read_document`` yields ``(page number, page or exception)`` for each page it reads, but the
+    page numbers in ``skip`` (the pages a resumed document already has)."""
 
     def open_document(self, source: str | bytes, name: str | None = None) -> Any: ...
 
-    def read_document(self, document: Any, batch: int = 4) -> Iterator[tuple[int, Page | Exception]]: ...
-
-    def read_whole(self, document: Any, batch: int = 4) -> Page: ...
+    def read_document(
+        self, document: Any, batch: int = 4, skip: Collection[int] = frozenset()
+    ) -> Iterator[tuple[int, Page | Exception]]: ...
 
 
 EngineFactory = Callable[[EngineSettings], Engine]

@@ -191,12 +191,15 @@ class FailedMessage(TypedDict):
 
 
 class ProcessingMessage(TypedDict):
-    """A worker took the job (its ``attempts``-th try)."""
+    """A worker took the job (its ``attempts``-th try), or, for a document, has read ``pages_done``
+    of its ``page_count`` pages."""
 
     type: Literal["processing"]
     id: str
     attempts: int
     worker: str
+    pages_done: NotRequired[int]
+    page_count: NotRequired[int]
 
 
 class RetryMessage(TypedDict):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,10 +59,12 @@ class Document:
     kind: str  # "pdf" | "tiff"
     page_count: int
     read_count: int
-    _pages: Callable[[], Iterator[DocumentPage]]
+    _pages: Callable[[Collection[int]], Iterator[DocumentPage]]
 
-    def pages(self) -> Iterator[DocumentPage]:
-        return self._pages()
+    def pages(self, skip: Collection[int] = frozenset()) -> Iterator[DocumentPage]:
+        """The pages to read, in order, but those numbered in ``skip`` (never rendered: a resumed
+        document costs only its pages not yet read)."""
+        return self._pages(skip)
 
     @property
     def truncated(self) -> bool:
@@ -101,11 +103,12 @@ def _pdf(data: bytes, name: str, dpi: float, max_pixels: int, max_pages: int) ->
         raise ImageError(name, "is a PDF without pages")
     read = min(count, max_pages)
 
-    def pages() -> Iterator[DocumentPage]:
+    def pages(skip: Collection[int]) -> Iterator[DocumentPage]:
         doc = _open_pdf(data, name)
         try:
             for k in range(read):
-                yield _pdf_page(doc, k, name, dpi, max_pixels)
+                if k + 1 not in skip:
+                    yield _pdf_page(doc, k, name, dpi, max_pixels)
         finally:
             doc.close()
 
@@ -222,12 +225,13 @@ def _tiff(data: bytes, name: str, max_image_pixels: int, max_pages: int) -> Docu
         return None
     read = min(count, max_pages)
 
-    def pages() -> Iterator[DocumentPage]:
+    def pages(skip: Collection[int]) -> Iterator[DocumentPage]:
         with tempfile.TemporaryDirectory(prefix="teamocr-tiff-") as folder:
             path = os.path.join(folder, "pages.tif")
             Path(path).write_bytes(data)
             for k in range(read):
-                yield _tiff_page(path, k, name, max_image_pixels)
+                if k + 1 not in skip:
+                    yield _tiff_page(path, k, name, max_image_pixels)
 
     return Document("tiff", count, read, pages)
 

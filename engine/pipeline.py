@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,13 +32,12 @@ from engine.detection.predictor import DetResize, TextDetectorPredictor
 from engine.documents import Document, open_document
 from engine.enhance import apply as enhance
 from engine.enhance import parse_steps
-from engine.errors import EngineError
 from engine.layout import reading_order
 from engine.orientation import OrientationClassifier, candidate_turns, to_source, upright
 from engine.preprocess import load_image, read_source
 from engine.recognition.crop import crop_quad
 from engine.recognition.predictor import RecParams, TextRecognizerPredictor
-from engine.types import DocumentResult, PageResult, TextLine
+from engine.types import PageResult, TextLine
 from engine.weights import ModelFiles, load_charset, model_files, orientation_model
 
 log = logging.getLogger(__name__)
@@ -107,13 +106,15 @@ class OcrEngine:
             max_pages=self.settings.max_pages,
         )
 
-    def read_document(self, document: Document, batch: int = 4) -> Iterator[tuple[int, Outcome]]:
-        """(page number, its result or its error) for each page of ``document`` to read, in order.
-        Pages needing OCR are read ``batch`` at a time (``ocr_many``'s batching); text-layer pages
-        are taken as they are; a bad page is its own error."""
+    def read_document(
+        self, document: Document, batch: int = 4, skip: Collection[int] = frozenset()
+    ) -> Iterator[tuple[int, Outcome]]:
+        """(page number, its result or its error) for each page of ``document`` to read, in order,
+        but the pages numbered in ``skip``. Pages needing OCR are read ``batch`` at a time
+        (``ocr_many``'s batching); text-layer pages are taken as they are; a bad page is its own error."""
         pending: list[tuple[int, np.ndarray, float]] = []
         start = time.perf_counter()
-        for page in document.pages():
+        for page in document.pages(skip):
             rendered = time.perf_counter() - start
             if page.error is not None:
                 yield from self._flush(pending)
@@ -130,25 +131,6 @@ class OcrEngine:
                     pending = []
             start = time.perf_counter()
         yield from self._flush(pending)
-
-    def read_whole(self, document: Document, batch: int = 4) -> DocumentResult:
-        """Every page of ``document`` as one :class:`DocumentResult`; ImageError when no page could
-        be read (the first page's cause), so that a document of bad pages fails as a bad image does."""
-        pages: list[PageResult | None] = []
-        errors: dict[int, str] = {}
-        first_error: Exception | None = None
-        for number, outcome in self.read_document(document, batch):
-            if isinstance(outcome, Exception):
-                if not isinstance(outcome, EngineError):
-                    raise outcome
-                first_error = first_error or outcome
-                errors[number] = getattr(outcome, "reason", None) or str(outcome)
-                pages.append(None)
-            else:
-                pages.append(outcome)
-        if first_error is not None and not any(page is not None for page in pages):
-            raise first_error
-        return DocumentResult(tuple(pages), errors, document.page_count)
 
     def _flush(self, pending: list[tuple[int, np.ndarray, float]]) -> Iterator[tuple[int, Outcome]]:
         if pending:

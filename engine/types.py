@@ -31,6 +31,12 @@ class TextLine:
             "source": self.source,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TextLine:
+        """The line :meth:`to_dict` wrote (a page kept while its document is read)."""
+        a, b, c, d = ((float(x), float(y)) for x, y in data["points"])
+        return cls(str(data["text"]), (a, b, c, d), float(data["confidence"]), str(data.get("source", "ocr")))
+
 
 @dataclass(frozen=True)
 class PageResult:
@@ -65,6 +71,19 @@ class PageResult:
             "model_version": self.model_version,
             "rotation": self.rotation,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PageResult:
+        """The page :meth:`to_dict` wrote; its ``text`` is computed again from the lines."""
+        return cls(
+            lines=tuple(TextLine.from_dict(line) for line in data["lines"]),
+            width=int(data["width"]),
+            height=int(data["height"]),
+            timings={str(k): float(v) for k, v in data.get("timings", {}).items()},
+            engine_version=str(data.get("engine_version", "")),
+            model_version=str(data.get("model_version", "")),
+            rotation=int(data.get("rotation", 0)),
+        )
 
 
 PAGE_BREAK = "\n\f\n"  # between pages in a document's text: a form feed on a line of its own

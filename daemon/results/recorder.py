@@ -147,7 +147,7 @@ class Recorder:
             case "queued":  # a retry waiting for its backoff
                 return self._retrying(cast(RetryMessage, record), before)
             case "processing":
-                row = self.store.mark_processing(rid, cast(ProcessingMessage, record).get("attempts", 1))
+                return self._processing(cast(ProcessingMessage, record))
             case "done":
                 if before is not None and before.status == Status.DONE:
                     return None
@@ -177,6 +177,18 @@ class Recorder:
             log.warning("record queued for unknown result %s ignored", record["id"])
             return None
         return {**self._public(before), "status": "queued", "attempts": record.get("attempts", before.attempts)}
+
+    def _processing(self, record: ProcessingMessage) -> dict[str, Any] | None:
+        """Mark the result processing; a document's progress (pages done of its count) is kept
+        with the row's page count and announced with the item."""
+        row = self.store.mark_processing(record["id"], record.get("attempts", 1), record.get("page_count"))
+        if row is None:
+            log.warning("record processing for unknown result %s ignored", record["id"])
+            return None
+        item = self._public(row)
+        if "pages_done" in record:
+            item["pages_done"] = record["pages_done"]
+        return item
 
     def _complete(self, record: DoneMessage) -> ResultRecord | None:
         return self.store.complete(

@@ -46,7 +46,7 @@ class ResultStore(Protocol):
 
     def add_queued(self, rec: ResultRecord) -> ResultRecord: ...
     def add_duplicate(self, rec: ResultRecord) -> ResultRecord: ...
-    def mark_processing(self, result_id: str, attempts: int) -> ResultRecord | None: ...
+    def mark_processing(self, result_id: str, attempts: int, page_count: int | None = None) -> ResultRecord | None: ...
     def complete(
         self,
         result_id: str,
@@ -147,13 +147,14 @@ class SqliteStore:
                 conn.execute(INSERT_SQL, insert_params(rec))
             return self._require(conn, rec.id)
 
-    def mark_processing(self, result_id: str, attempts: int) -> ResultRecord | None:
-        """Queued/processing -> processing with ``attempts`` (never lowered); else unchanged."""
+    def mark_processing(self, result_id: str, attempts: int, page_count: int | None = None) -> ResultRecord | None:
+        """Queued/processing -> processing with ``attempts`` (never lowered) and, for a document
+        whose pages are being read, its ``page_count``; else unchanged."""
         with self._write() as conn:
             conn.execute(
-                "UPDATE results SET status = 'processing', attempts = MAX(attempts, ?) "
-                "WHERE id = ? AND status IN ('queued', 'processing')",
-                (attempts, result_id),
+                "UPDATE results SET status = 'processing', attempts = MAX(attempts, ?), "
+                "page_count = COALESCE(?, page_count) WHERE id = ? AND status IN ('queued', 'processing')",
+                (attempts, page_count, result_id),
             )
             return self._get(conn, result_id)
 

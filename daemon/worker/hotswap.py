@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import redis
@@ -101,11 +101,10 @@ class SwappingEngine:
     def open_document(self, source: Any, name: str | None = None) -> Any:
         return self.engine().open_document(source, name)
 
-    def read_document(self, document: Any, batch: int = 4) -> Iterator[tuple[int, Any]]:
-        return self.engine().read_document(document, batch)
-
-    def read_whole(self, document: Any, batch: int = 4) -> Any:
-        return self.engine().read_whole(document, batch)
+    def read_document(
+        self, document: Any, batch: int = 4, skip: Collection[int] = frozenset()
+    ) -> Iterator[tuple[int, Any]]:
+        return self.engine().read_document(document, batch, skip)
 
     def _maybe_swap(self) -> None:
         now = self.clock()

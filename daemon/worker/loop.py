@@ -29,6 +29,7 @@ from daemon.ports import DocumentReader, Engine
 from daemon.queue.redisconn import lost_groups, recreate_groups
 from daemon.queue.streams import DELAYED, HEARTBEATS, JOBS, WORKERS_GROUP, Job, add_record, take
 from daemon.records import DoneMessage, FailedMessage, ProcessingMessage, RetryMessage
+from daemon.worker.documents import DocumentJob, forget
 from daemon.worker.outputs import OutputWriter
 from daemon.worker.sourcefile import ShareAway, read_queued
 from engine.documents import document_kind
@@ -146,6 +147,7 @@ class Worker:
             add_record(pipe, RetryMessage(type="queued", id=job.id, attempts=outcome.job.attempt, retry_at=outcome.due))
         else:
             add_record(pipe, outcome)
+            forget(pipe, job.id)  # the pages a document kept while it was read
         pipe.xack(JOBS, WORKERS_GROUP, entry_id)
         pipe.xdel(JOBS, entry_id)  # a finished job would otherwise stay in Redis for good
         pipe.execute()
@@ -200,7 +202,8 @@ class Worker:
                     images.append((k, data))
                     continue
                 log.info("%s: a document of %d page(s)", jobs[k].path, document.page_count)
-                outcomes[k] = self.engine.read_whole(document, max(1, self.settings.batch_size))
+                reader = DocumentJob(self.client, self.engine, self.name, self.settings.batch_size)
+                outcomes[k] = reader.read(jobs[k], document)
             except Exception as exc:  # noqa: BLE001 - classified per job in _record
                 outcomes[k] = exc
         return images

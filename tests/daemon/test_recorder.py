@@ -282,11 +282,11 @@ class LockedOnceStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
 
-    def mark_processing(self, result_id: str, attempts: int) -> Any:
+    def mark_processing(self, result_id: str, attempts: int, page_count: int | None = None) -> Any:
         if not self.failed:
             self.failed = True
             raise sqlite3.OperationalError("database is locked")
-        return self.real.mark_processing(result_id, attempts)
+        return self.real.mark_processing(result_id, attempts, page_count)
 
 
 def test_a_store_error_is_waited_out_and_the_records_applied_in_order(
@@ -356,3 +356,19 @@ def test_a_documents_pages_are_stored_with_it(rig: Rig) -> None:
     drain(rig.recorder)
     plain = rig.store.get(image["id"])
     assert plain is not None and (plain.page_count, plain.pages) == (1, [])
+
+
+def test_a_documents_progress_is_announced_with_its_page_count(rig: Rig) -> None:
+    """A worker's progress (a processing record with pages done of the count) is announced with
+    the item; the row keeps the page count, and a later done record ends the progress."""
+    rid = submit(rig, "scan.png", "Minutes of the meeting")["id"]
+    drain(rig.recorder)
+    for done in (0, 3):
+        progress = {"type": "processing", "id": rid, "attempts": 1, "worker": "w1", "pages_done": done}
+        add_record(rig.client, {**progress, "page_count": 200})
+        drain(rig.recorder)
+    row = rig.store.get(rid)
+    assert row is not None and (row.status, row.page_count) == (Status.PROCESSING, 200)
+    wait_until(lambda: len(events_for(rig, rid)) >= 3, 60, "3 events")
+    shown = [(e.get("pages_done"), e["page_count"]) for e in rig.events.items if e["id"] == rid][1:]
+    assert shown == [(0, 200), (3, 200)]

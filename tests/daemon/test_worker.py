@@ -96,7 +96,7 @@ class BatchLog:
         self.batches.append(len(sources))
         return self.real.ocr_many(sources, names)
 
-    def __getattr__(self, name: str) -> Any:  # documents: open_document, read_whole... as the real one
+    def __getattr__(self, name: str) -> Any:  # documents: open_document, read_document as the real one
         return getattr(self.real, name)
 
 
@@ -364,3 +364,66 @@ def test_run_creates_the_groups_again_when_redis_lost_its_data(
     assert not thread.is_alive()
     assert kinds(client, rid) == ["queued", "processing", "done"] and pending(client) == 0
     assert any("consumer groups are gone" in r.getMessage() for r in caplog.records)
+
+
+class Killed(BaseException):
+    """What a worker killed mid-document leaves: its batch never finishes (nothing recorded, nothing acked)."""
+
+
+class PageLog:
+    """The real engine, noting the pages each read_document call was asked for (and skipped), and
+    dying (:class:`Killed`) after ``die_after`` pages when told to."""
+
+    def __init__(self, real: OcrEngine, die_after: int | None = None) -> None:
+        self.real = real
+        self.model_version = real.model_version
+        self.die_after = die_after
+        self.read: list[int] = []
+        self.skipped: frozenset[int] = frozenset()
+
+    def read_document(self, document: Any, batch: int = 4, skip: Any = frozenset()) -> Iterator[tuple[int, Any]]:
+        self.skipped = frozenset(skip)
+        for number, outcome in self.real.read_document(document, batch, skip):
+            if self.die_after is not None and len(self.read) >= self.die_after:
+                raise Killed
+            self.read.append(number)
+            yield number, outcome
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_a_worker_killed_mid_document_is_resumed_without_losing_or_repeating_pages(
+    client: redis.Redis, engine: OcrEngine, tmp_path: Path
+) -> None:
+    """Worker w1 dies after two of four pages; w2 takes the job over, reads pages 3 and 4 only, and
+    the result has each of the four pages once, in order. Progress (pages done of 4) went to the
+    records stream on the way; the kept pages are gone once the outcome is recorded."""
+    from daemon.worker.documents import pages_key
+    from tests.engine.docmakers import scanned_pdf
+
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "four.pdf").write_bytes(scanned_pdf(["golden_en.png", "golden_zh.png", "golden_en.png", "golden_zh.png"]))
+    rid = submit(client, share / "four.pdf")
+    first = PageLog(engine, die_after=2)
+    with pytest.raises(Killed):
+        Worker(client, first, DaemonSettings(batch_size=1), "w1").run_once(BLOCK_MS)
+    assert first.read == [1, 2] and client.hlen(pages_key(rid)) == 2
+    assert kinds(client, rid)[:3] == ["queued", "processing", "processing"]  # took it; 0 of 4 pages done
+    assert set(kinds(client, rid)[1:]) == {"processing"}
+    second = PageLog(engine)
+    settings = DaemonSettings(batch_size=1, claim_idle_seconds=0.0)
+    assert Worker(client, second, settings, "w2").run_once(BLOCK_MS) == 1
+    assert second.skipped == {1, 2} and second.read == [3, 4]
+    mine = [r for r in records(client) if r["id"] == rid]
+    done = [r for r in mine if r["type"] == "done"]
+    assert len(done) == 1 and done[0]["page_count"] == 4
+    assert [p["page"] for p in done[0]["pages"]] == [1, 2, 3, 4]
+    texts = done[0]["text"].split("\n\f\n")
+    assert len(texts) == 4 and texts[0] == texts[2] and texts[1] == texts[3] and texts[0] != texts[1]
+    assert sorted({line["page"] for line in done[0]["lines"]}) == [1, 2, 3, 4]
+    progress = [r["pages_done"] for r in mine if r["type"] == "processing" and "pages_done" in r]
+    assert progress[0] == 0 and progress[-1] == 4 and progress == sorted(progress)
+    assert all(r["page_count"] == 4 for r in mine if "pages_done" in r)
+    assert not client.exists(pages_key(rid)) and pending(client) == 0

@@ -347,3 +347,22 @@ def test_a_dropped_pdf_is_read_and_paged_in_the_viewer(stack: Stack, live_drop: 
     assert any("Quarterly" in line for line in bob.viewer_lines())
     bob.css("body").send_keys(Keys.ARROW_LEFT)
     wait_until(lambda: state()["page"] == "1" and state()["image"] == "loaded", 60, "back to page 1 by key")
+
+
+def test_a_document_shows_its_pages_done_in_the_feed(stack: Stack) -> None:
+    """While a six-page scan is read, bob's feed item says how many of its pages are done (the
+    worker announces 0 of 6 when it starts and 6 of 6 before the result, whatever the speed)."""
+    from tests.engine.docmakers import scanned_pdf
+
+    bob = stack.browsers["bob"]
+    bob.js(
+        "window.seenProgress = []; new MutationObserver(() => document.querySelectorAll("
+        "'[data-testid=item-progress]').forEach((n) => window.seenProgress.push(n.textContent.trim())))"
+        ".observe(document.getElementById('feed'), {subtree: true, childList: true, characterData: true});"
+    )
+    scan = stack.staging / "six-pages.pdf"
+    scan.write_bytes(scanned_pdf(["golden_en.png", "golden_zh.png"] * 3))
+    stack.drop(scan, channel="finance")
+    assert bob.wait_final("six-pages.pdf", 180)["status"] == "done"
+    seen = bob.js("return window.seenProgress")
+    assert "0 of 6 pages read" in seen and "6 of 6 pages read" in seen, seen

@@ -37,6 +37,13 @@ export function renderItem(node, item, i18n) {
     const error = el("p", { class: "item-error", "data-testid": "item-error" });
     error.append(el("strong", {}, `${i18n.t("errorLabel")} `), document.createTextNode(item.error || "?"));
     node.append(error);
+  } else if (status === "processing" && Number(item.page_count) > 1 && item.pages_done !== undefined) {
+    const done = Number(item.pages_done);
+    const count = Number(item.page_count);
+    const progress = el("p", { class: "item-progress", "data-testid": "item-progress" });
+    progress.append(el("progress", { max: String(count), value: String(done) }),
+      document.createTextNode(` ${i18n.t("pagesDone", { done, count })}`));
+    node.append(progress);
   } else if (status === "duplicate" && !item.text) {
     node.append(el("p", { class: "item-text muted", "data-testid": "item-text" }, i18n.t("duplicateOf")));
   }
