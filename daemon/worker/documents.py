@@ -59,10 +59,12 @@ class DocumentJob:
         self.batch = max(1, batch)
         self.clock = clock
 
-    def read(self, job: Job, document: Any) -> DocumentResult:
+    def read(self, job: Job, document: Any, keep: Callable[[], None] = lambda: None) -> DocumentResult:
         """Every page of ``document`` (an ``engine.documents.Document``), those kept by an earlier
-        try taken as they are. Raises what the engine raised for anything but a bad page (the job
-        is tried again, from the first page not kept), and ImageError when no page could be read."""
+        try taken as they are; ``keep`` is called after each page (the worker claims its jobs again,
+        so no one takes over a document still being read). Raises what the engine raised for
+        anything but a bad page (the job is tried again, from the first page not kept), and
+        ImageError when no page could be read."""
         key = pages_key(job.id)
         kept = {int(number): json.loads(text) for number, text in self.client.hgetall(key).items()}
         if kept:
@@ -77,6 +79,7 @@ class DocumentJob:
             pipe.hset(key, str(number), json.dumps(kept[number], ensure_ascii=False))
             pipe.expire(key, int(KEEP_SECONDS))
             pipe.execute()
+            keep()
             if self.clock() - last >= PROGRESS_EVERY or len(kept) >= document.read_count:
                 self._progress(job, len(kept), document.page_count)
                 last = self.clock()

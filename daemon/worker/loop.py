@@ -88,6 +88,7 @@ class Worker:
         self.clock = clock
         self.shared_dir = shared_dir
         self._release = client.register_script(_RELEASE)
+        self._in_hand: dict[str, str] = {}  # job id -> its stream entry, for the batch in hand
 
     def run_once(self, block_ms: int = 1000) -> int:
         """Take up to ``batch_size`` jobs and finish each; returns how many were handled."""
@@ -110,6 +111,7 @@ class Worker:
                     pipe, ProcessingMessage(type="processing", id=job.id, attempts=job.attempt + 1, worker=self.name)
                 )
             pipe.execute()
+            self._in_hand = {job.id: entry_id for entry_id, job in jobs}
             outcomes = self._read([job for _, job in jobs])
             for (entry_id, job), outcome in zip(jobs, outcomes):
                 self._finish(entry_id, job, self._record(job, outcome))
@@ -203,10 +205,18 @@ class Worker:
                     continue
                 log.info("%s: a document of %d page(s)", jobs[k].path, document.page_count)
                 reader = DocumentJob(self.client, self.engine, self.name, self.settings.batch_size)
-                outcomes[k] = reader.read(jobs[k], document)
+                outcomes[k] = reader.read(jobs[k], document, lambda: self._keep(jobs))
             except Exception as exc:  # noqa: BLE001 - classified per job in _record
                 outcomes[k] = exc
         return images
+
+    def _keep(self, jobs: list[Job]) -> None:
+        """Claim the jobs in hand again, so that a long document is not taken over from a worker
+        still reading it (``claim_idle_seconds`` counts from here)."""
+        entries: list[Any] = [self._in_hand[job.id] for job in jobs if job.id in self._in_hand]
+        if entries:
+            self.client.xclaim(JOBS, WORKERS_GROUP, self.name, 0, entries, justid=True)
+        self.client.hset(HEARTBEATS, self.name, self.clock())
 
     def _record(self, job: Job, outcome: Any) -> Outcome:
         """The outcome record, or when and how the job is tried again."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -427,3 +428,31 @@ def test_a_worker_killed_mid_document_is_resumed_without_losing_or_repeating_pag
     assert progress[0] == 0 and progress[-1] == 4 and progress == sorted(progress)
     assert all(r["page_count"] == 4 for r in mine if "pages_done" in r)
     assert not client.exists(pages_key(rid)) and pending(client) == 0
+
+
+def test_a_long_document_is_not_taken_over_from_the_worker_still_reading_it(
+    client: redis.Redis, engine: OcrEngine, tmp_path: Path
+) -> None:
+    """Four slow pages (a second each) outlast ``claim_idle_seconds`` (2.5 s), yet another worker
+    looking for silent jobs between the pages finds none: the reader claims its job after each page."""
+    from daemon.queue.streams import take
+    from tests.engine.docmakers import blank_pdf
+
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "slow.pdf").write_bytes(blank_pdf(4, 144, 144))  # small pages: the sleep is what takes time
+    rid = submit(client, share / "slow.pdf")
+    stolen: list[Any] = []
+
+    class Slow(PageLog):
+        def read_document(self, document: Any, batch: int = 4, skip: Any = frozenset()) -> Iterator[tuple[int, Any]]:
+            for number, outcome in super().read_document(document, batch, skip):
+                time.sleep(1.0)
+                stolen.extend(take(client, JOBS, WORKERS_GROUP, "w2", 1, 2500, 1))
+                yield number, outcome
+
+    settings = DaemonSettings(batch_size=1, claim_idle_seconds=2.5)
+    started = time.monotonic()
+    assert Worker(client, Slow(engine), settings, "w1").run_once(BLOCK_MS) == 1
+    assert time.monotonic() - started > 2.5 and stolen == []
+    assert kinds(client, rid)[-1] == "done"
