@@ -29,7 +29,7 @@ import redis
 
 from daemon.intake.filters import channel_of
 from daemon.intake.safeopen import RefusedFile, open_in_share
-from daemon.names import shown_name
+from daemon.names import is_utf8, path_bytes, shown_name
 from daemon.queue.streams import JOBS, RECORDS, SEEN, Job, add_record, md5_key
 from daemon.records import DuplicateMessage, FailedMessage, FileMessage, QueuedMessage
 from daemon.results.teams import TeamMap
@@ -109,15 +109,16 @@ class Intake:
         rid = uuid.uuid4().hex
         created_at = self.clock()
         scope = self.teams.dedup_scope(channel)
-        if not (_is_utf8(str(path)) and _is_utf8(channel)):
-            # Redis, the JSON records and SQLite all need UTF-8: record why, with the name made readable.
-            shown = Path(shown_name(str(path)))
+        # Redis, the JSON records and SQLite all need UTF-8: a name in a legacy encoding (GBK) is
+        # shown and stored decoded (daemon.names); the job carries its bytes to open the file.
+        shown = Path(shown_name(str(path)))
+        if not is_utf8(channel):  # channels are named in the settings: their folders' names are UTF-8
             return self._fail(
                 FileFields(rid, str(shown), shown.name, shown_name(channel), created_at, uploader, scope),
                 0,
-                "the file name is not valid UTF-8 (a legacy encoding?); rename the file to have it read",
+                "the channel folder's name is not valid UTF-8; rename the folder to have its files read",
             )
-        file = FileFields(rid, str(path), path.name, channel, created_at, uploader, scope)
+        file = FileFields(rid, str(shown), shown.name, channel, created_at, uploader, scope)
         try:
             fd = self._open(path, channel)
             try:
@@ -131,10 +132,10 @@ class Intake:
             finally:
                 os.close(fd)
         except RefusedFile as exc:
-            log.warning("%s: refused: %s", path, exc.reason)
+            log.warning("%s: refused: %s", shown, exc.reason)
             return self._fail(file, 0, exc.reason)
         except FileNotFoundError:
-            log.warning("%s: vanished before it could be read; skipped", path)
+            log.warning("%s: vanished before it could be read; skipped", shown)
             return None
         except OSError as exc:
             return self._fail(file, 0, f"cannot read the file: {exc.strerror or exc}")
@@ -143,8 +144,9 @@ class Intake:
         job = Job(
             id=rid,
             md5=md5,
-            path=str(path),
-            filename=path.name,
+            path=str(shown),
+            raw_path=path_bytes(str(path)),
+            filename=shown.name,
             channel=channel,
             size=size,
             created_at=created_at,
@@ -156,15 +158,15 @@ class Intake:
         duplicate_template = {"type": "duplicate", **file.fields(md5, size)}
         existing = self._claim(
             keys=[md5_key(md5, scope), RECORDS, JOBS, SEEN],
-            args=[rid, _dumps(queued), _dumps(duplicate_template), job.to_json(), str(path), md5],
+            args=[rid, _dumps(queued), _dumps(duplicate_template), job.to_json(), str(shown), md5],
         )
         if existing == "seen":
-            log.debug("%s: already recorded with this content", path)
+            log.debug("%s: already recorded with this content", shown)
             return None
         if existing:
-            log.info("%s: duplicate of result %s (md5 %s, scope %r)", path, existing, md5, scope)
+            log.info("%s: duplicate of result %s (md5 %s, scope %r)", shown, existing, md5, scope)
             return DuplicateMessage(type="duplicate", duplicate_of=existing, **file.fields(md5, size))
-        log.info("%s: queued as %s (md5 %s, channel %r)", path, rid, md5, channel)
+        log.info("%s: queued as %s (md5 %s, channel %r)", shown, rid, md5, channel)
         return queued
 
     def _open(self, path: Path, channel: str) -> int:
@@ -214,15 +216,6 @@ class FileFields:
 
 
 IntakeMessage = QueuedMessage | DuplicateMessage | FailedMessage
-
-
-def _is_utf8(text: str) -> bool:
-    """False for a name holding undecodable bytes (Python keeps them as lone surrogates)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _dumps(data: Mapping[str, Any]) -> str:

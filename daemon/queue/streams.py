@@ -16,6 +16,7 @@ from typing import Any
 import redis
 from redis.typing import EncodableT, FieldT
 
+from daemon.names import disk_path
 from daemon.records import DroppedFile, RecordMessage
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,14 @@ class Job(DroppedFile):
     # that very file or fails it (a swap, even for the same bytes, is another file). None: not
     # known (a job queued before this field).
     identity: list[int] | None = None
+    # The path's bytes in hex when they are not UTF-8 (``path`` is then the name decoded by
+    # ``daemon.names``, what is shown and stored): the worker opens ``disk_path``.
+    raw_path: str = ""
+
+    @property
+    def disk_path(self) -> str:
+        """The path of the file on disk (``path`` itself, unless the name is not UTF-8)."""
+        return disk_path(self.path, self.raw_path)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)

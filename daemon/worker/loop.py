@@ -162,7 +162,7 @@ class Worker:
         for k, job in enumerate(jobs):
             try:
                 data = read_queued(
-                    job.path,
+                    job.disk_path,
                     job.filename,
                     job.size,
                     job.md5,

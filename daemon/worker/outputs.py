@@ -52,7 +52,7 @@ class OutputWriter:
                 private_dir(folder)
             doc = {"id": job.id, "md5": job.md5, "path": job.path, "channel": job.channel, **result}
             write_private(self.json_dir / f"{stem}.json", json.dumps(doc, ensure_ascii=False, indent=1).encode())
-            data = job_bytes(job.path, job.size, job.md5, self.max_bytes)
+            data = job_bytes(job.disk_path, job.size, job.md5, self.max_bytes)
             image = load_image(data, name=job.filename, max_pixels=self.max_pixels, max_bytes=self.max_bytes)
             for line in result["lines"]:
                 pts = np.array(line["points"], dtype=np.int32).reshape(-1, 1, 2)

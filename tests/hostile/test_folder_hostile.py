@@ -227,19 +227,24 @@ def test_still_reads_a_good_file_after_everything(daemon: Daemon) -> None:
     daemon.assert_alive()
 
 
-def test_name_that_is_not_utf8(daemon: Daemon) -> None:
-    """A name in a legacy encoding (Latin-1 bytes, as an old share may write) is recorded as failed, saying why.
-
-    (It was handed to the intake again at every rescan, failing to encode, and never recorded.)
-    """
+def test_names_that_are_not_utf8_are_read_and_shown_decoded(daemon: Daemon) -> None:
+    """A GBK name (old Windows tools, ZIPs made on Chinese Windows) is read, and shown and stored
+    decoded; bytes that are neither UTF-8 nor GB18030 are shown escaped (daemon.names). The files
+    on disk keep their names, each is recorded once (not again at every rescan)."""
     folder = folder_of(daemon, "not_utf8")
-    raw = os.path.join(os.fsencode(folder), b"re\xe7u \xff.png")
-    with open(raw, "wb") as out:
-        out.write(makers.png("Receipt paid", 7060))
-    shown = folder / "re\\xe7u \\xff.png"  # neither UTF-8 nor GB18030: each byte shown escaped (daemon.names)
-    rec = daemon.final(shown)
-    assert rec.status == Status.FAILED and rec.error and "not valid UTF-8" in rec.error
-    assert rec.filename == shown.name
+    gbk = os.path.join(os.fsencode(folder), "发票 七月.png".encode("gbk"))
+    odd = os.path.join(os.fsencode(folder), b"re\xe7u \xff.png")
+    for raw, words, seed in ((gbk, "Invoice 2026 July", 7061), (odd, "Receipt paid", 7060)):
+        with open(raw, "wb") as out:
+            out.write(makers.png(words, seed))
+    decoded = daemon.final(folder / "发票 七月.png")
+    assert decoded.status == Status.DONE and "invoice" in decoded.text.lower(), decoded.error
+    assert decoded.filename == "发票 七月.png"
+    shown = folder / "re\\xe7u \\xff.png"  # neither UTF-8 nor GB18030: each byte shown escaped
+    escaped = daemon.final(shown)
+    assert escaped.status == Status.DONE and "receipt" in escaped.text.lower(), escaped.error
+    assert escaped.filename == shown.name
     assert daemon.final(good_file(folder)).status == Status.DONE  # a rescan or two later
-    assert len(daemon.records_of(shown)) == 1  # recorded once, not again at every rescan
+    assert len(daemon.records_of(shown)) == 1 and len(daemon.records_of(folder / "发票 七月.png")) == 1
+    assert os.path.exists(gbk) and os.path.exists(odd)  # never renamed
     daemon.assert_alive()
