@@ -16,6 +16,7 @@ from io import BytesIO
 
 import cv2
 import numpy as np
+import pypdfium2 as pdfium
 from PIL import Image
 
 # -- images ----------------------------------------------------------------------------------------
@@ -98,6 +99,39 @@ def bomb_png(salt: int, side: int = 40000) -> bytes:
 
 def truncated(data: bytes) -> bytes:
     return data[: len(data) // 2]
+
+
+# -- documents -------------------------------------------------------------------------------------
+
+
+def scanned_pdf(words: str, salt: int) -> bytes:
+    """An image-only PDF: one page, the salted text image as a 150 DPI scan."""
+    from tests.engine.docmakers import image_page, saved
+
+    pdf = pdfium.PdfDocument.new()
+    image_page(pdf, text_pixels(words, salt))
+    return saved(pdf)
+
+
+def encrypted_pdf(salt: int) -> bytes:
+    """A password-protected PDF whose file ID carries the salt."""
+    from tests.engine.docmakers import encrypted_pdf as locked
+
+    return locked().replace(b"<" + b"01" * 16 + b">", b"<%032x>" % salt, 1)
+
+
+def tiny_pages_pdf(salt: int, pages: int = 1500) -> bytes:
+    """Thousands of blank pages a point or so wide (the salt in their width): read up to max_pages."""
+    from tests.engine.docmakers import blank_pdf
+
+    return blank_pdf(pages, 1 + salt / 1000, 1)
+
+
+def poster_pdf(salt: int) -> bytes:
+    """One page 200 inches square: rendered within det_max_pixels, as a huge image would be."""
+    from tests.engine.docmakers import blank_pdf
+
+    return blank_pdf(1, 14_400 + salt, 14_400)
 
 
 def svg(salt: int) -> bytes:
@@ -183,6 +217,8 @@ def _text(maker: Callable[[str, int], bytes], words: str) -> Callable[[int], byt
 DONE_WORDS = "Receipt paid"
 DONE = Expect("done", "receipt")
 TRUNCATED = Expect("failed", "truncated")
+PDF_BROKEN = Expect("failed", "truncated or corrupt PDF")
+PDF_LOCKED = Expect("failed", "encrypted (password-protected) PDF")
 ZIP_IN_FOLDER = Expect("failed", "not a supported image")  # the folder never opens ZIPs
 NAME_255 = "n" * 251 + ".png"  # 255 bytes: the longest name a Linux folder holds
 
@@ -220,6 +256,12 @@ KINDS: list[Kind] = [
     Kind("png_16bit", "deep.png", _text(png16, DONE_WORDS), DONE, DONE),
     Kind("png_palette_alpha", "palette.png", _text(palette_alpha_png, DONE_WORDS), DONE, DONE),
     Kind("multipage_tiff", "pages.tif", _text(multipage_tiff, DONE_WORDS), DONE, DONE),
+    Kind("scanned_pdf", "scan.pdf", _text(scanned_pdf, DONE_WORDS), DONE, DONE),
+    Kind("pdf_named_png", "scan.png", _text(scanned_pdf, DONE_WORDS), DONE, DONE),
+    Kind("truncated_pdf", "cut.pdf", lambda salt: truncated(scanned_pdf(DONE_WORDS, salt)), PDF_BROKEN, PDF_BROKEN),
+    Kind("encrypted_pdf", "locked.pdf", encrypted_pdf, PDF_LOCKED, PDF_LOCKED),
+    Kind("pdf_thousands_of_tiny_pages", "dust.pdf", tiny_pages_pdf, Expect("done"), Expect("done")),
+    Kind("pdf_absurd_page", "poster.pdf", poster_pdf, Expect("done"), Expect("done")),
     Kind("svg", "drawing.svg", svg, Expect("failed", "looks like SVG"), Expect("refused", "not an image or ZIP")),
     Kind("svg_named_png", "drawing.png", svg, Expect("failed", "looks like SVG"), Expect("failed", "looks like SVG")),
     Kind("jpeg_named_png", "photo.png", _text(jpeg, DONE_WORDS), DONE, DONE),
