@@ -22,6 +22,7 @@ from pathlib import PurePosixPath
 from typing import IO, BinaryIO
 
 from daemon.intake.filters import is_clutter
+from daemon.names import LEGACY
 
 CHUNK = 1 << 16
 MAX_RATIO = 200.0
@@ -108,11 +109,15 @@ def _declared_entries(stream: IO[bytes]) -> int | None:
 
 
 def member_name(info: zipfile.ZipInfo) -> str:
-    """The member's name as its author meant it: many tools write UTF-8 without setting the flag."""
+    """The member's name as its author meant it. A name without the UTF-8 flag is read as UTF-8
+    (many tools write it without setting the flag), else as GB18030 (Chinese Windows writes its
+    code page, GBK: ``daemon.names``' rule), else as the ZIP standard's code page 437."""
     name = info.filename
     if not info.flag_bits & UTF8_FLAG:
-        with contextlib.suppress(UnicodeError):
-            name = name.encode("cp437").decode("utf-8")
+        raw = name.encode("cp437")
+        for encoding in ("utf-8", LEGACY):
+            with contextlib.suppress(UnicodeError):
+                return raw.decode(encoding)
     return name
 
 

@@ -279,6 +279,20 @@ def test_zip_members_are_flattened_and_queued(
     assert assert_only_in_uploads(tmp_path, settings, "sales") == {"a.png", "b.jpg", "a (2).png", "发票.png"}
 
 
+def test_zip_member_names_from_chinese_windows_are_decoded(
+    client: FlaskClient, auth: Headers, settings: Settings, tmp_path: Path
+) -> None:
+    """Names a ZIP made on Chinese Windows holds in GBK (no UTF-8 flag) upload under their Chinese
+    names; a name in the ZIP standard's code page 437 stays as it was meant."""
+    data = make_zip([("xxxx.png", png(24)), ("cafx.png", png(25))])  # ASCII: no UTF-8 flag
+    data = data.replace(b"xxxx.png", "发票.png".encode("gbk")).replace(b"cafx.png", "café.png".encode("cp437"))
+    names = {info.filename: info.flag_bits for info in zipfile.ZipFile(BytesIO(data)).infolist()}
+    assert all(not flags & 0x800 for flags in names.values()), names
+    response = post(client, auth["bob"], [(data, "from-windows.zip")])
+    assert zip_errors(response) == []
+    assert [i["filename"] for i in response.get_json()["items"]] == ["发票.png", "café.png"]
+
+
 def test_hostile_members_are_skipped_by_name(
     client: FlaskClient, auth: Headers, settings: Settings, tmp_path: Path
 ) -> None:
