@@ -29,16 +29,24 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     ocr.add_argument("paths", nargs="+", metavar="PATH", help="image file or folder")
     ocr.add_argument("--jsonl", type=Path, metavar="OUT", help="write here instead of stdout")
+    ocr.add_argument(
+        "--pdf",
+        type=Path,
+        metavar="OUT.pdf",
+        help="also write a searchable PDF: every input's pages, in order, with the text invisible on top",
+    )
     ocr.set_defaults(handler=_cmd_ocr)
 
 
 def _cmd_ocr(args: argparse.Namespace, settings: Settings, factory: EngineFactory) -> int:
     from cli.main import LOG_FORMAT
     from daemon.offline.batch import expand_paths, run_ocr
+    from daemon.offline.searchable import RunPdf
 
     paths = expand_paths(args.paths)
     if not paths:
         log.warning("no images found in %s", ", ".join(map(str, args.paths)))
+    pdf = RunPdf(paths, settings.engine) if args.pdf is not None and paths else None
     with _output(args.jsonl) as out:
         failed = run_ocr(
             paths,
@@ -48,8 +56,13 @@ def _cmd_ocr(args: argparse.Namespace, settings: Settings, factory: EngineFactor
             engine_factory=factory,
             progress=sys.stderr,
             log_format=LOG_FORMAT,
+            also=pdf.add if pdf is not None else None,
         )
     log.info("%d images, %d failed", len(paths), failed)
+    if pdf is not None:
+        written, left_out = pdf.write(args.pdf)
+        log.info("searchable PDF %s: %d input(s), %d left out", args.pdf, written, left_out)
+        failed += left_out
     return 1 if failed else 0
 
 

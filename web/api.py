@@ -25,10 +25,11 @@ from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, re
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import ServiceUnavailable
 
-from daemon.records import ResultRecord, parse_status
+from daemon.records import ResultRecord, Status, parse_status
 from daemon.results.events import EVENT, LatestCache
 from daemon.results.public import public_item
 from daemon.results.store import MAX_LIMIT
+from engine import pdf_of_result
 from engine.errors import ImageError
 from web import drawing, exports, images
 from web.auth import require_auth
@@ -277,6 +278,36 @@ def page_annotated(result_id: str, page: int) -> Any:
     rec = visible_record(result_id)
     _check_page(rec, page)
     return _annotated(rec, page if is_document(rec) else None)
+
+
+@blueprint.get("/results/<result_id>/pdf")
+@require_auth
+def result_pdf(result_id: str) -> Any:
+    """The searchable PDF of the result's file: its pages (a PDF's own, a TIFF's, or the image) with
+    the recognised text invisible on top, so that any PDF viewer selects, copies and searches it.
+    A born-digital PDF comes back as it came. 409 while the file has no reading."""
+    rec = visible_record(result_id)
+    reading = _reading_of(rec)
+    data = source_bytes(rec)
+    pages = pdf_of_result.read_pages(reading.lines, reading.pages, (reading.width or 0, reading.height or 0))
+    svc = services()
+    try:
+        pdf: bytes = svc.offload.run(pdf_of_result.searchable_pdf, data, rec.filename, pages, svc.settings.engine)
+    except ImageError as exc:
+        abort(422, description=f"cannot make its PDF: {exc}")
+    stem = Path(rec.filename).stem
+    return send_file(io.BytesIO(pdf), mimetype="application/pdf", download_name=f"{stem}.pdf")
+
+
+def _reading_of(rec: ResultRecord) -> ResultRecord:
+    """The record whose lines are ``rec``'s reading: itself once done, a duplicate's first result;
+    409 while there is none (queued, processing, failed)."""
+    reading: ResultRecord | None = rec
+    if rec.status == Status.DUPLICATE and rec.duplicate_of:
+        reading = services().store.get(rec.duplicate_of)
+    if reading is None or reading.status != Status.DONE:
+        abort(409, description=f"the file has no reading yet (it is {rec.status}), so it has no PDF")
+    return reading
 
 
 def is_document(rec: ResultRecord) -> bool:

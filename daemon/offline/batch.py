@@ -13,7 +13,7 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 from config.settings import EngineSettings
@@ -173,12 +173,13 @@ def run_ocr(
     engine_factory: EngineFactory = build_default_engine,
     progress: TextIO | None = None,
     log_format: str = logging.BASIC_FORMAT,
+    also: Callable[[dict[str, Any]], None] | None = None,
 ) -> int:
     """OCR ``paths`` in order, writing one JSON line per image to ``out``; return the failures.
 
     ``workers`` > 1 uses a spawn pool whose processes each build one engine (the factory must
     then be picklable, i.e. a module-level function) and log with ``log_format``. ``progress``
-    gets a bar when it is a TTY.
+    gets a bar when it is a TTY; ``also`` is given each row as well (``teamocr ocr --pdf``).
     Raises EngineStartError when the engine cannot be built.
     """
     if workers < 1:
@@ -195,6 +196,8 @@ def run_ocr(
                 failed += "error" in row
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 out.flush()
+                if also is not None:
+                    also(row)
                 if bar:
                     bar.update(min(done, len(paths)), failed)  # a document's pages are rows too
     finally:

@@ -118,9 +118,14 @@ def test_ocr_help_of_the_installed_command() -> None:
 
 @pytest.mark.timeout(300)
 def test_ocr_documents_one_row_per_page(tmp_path: Path) -> None:
-    """A PDF (a born-digital page, a scan) and a two-page TIFF in a folder, and a truncated PDF
-    named like an image: rows per page with their number and count, in path order, and a clear
-    error for the bad document."""
+    """A PDF (a born-digital page, a scan) and a two-page TIFF in a folder, a truncated PDF named
+    like an image, and a scan turned a quarter: rows per page with their number and count, in path
+    order, and a clear error for the bad document. ``--pdf`` writes every good page, in order, its
+    text (read back with PDFium) that of its row."""
+    import cv2
+    import pypdfium2 as pdfium
+
+    from engine.searchable_pdf import extracted_text
     from tests.engine import docmakers
 
     folder = tmp_path / "docs"
@@ -128,7 +133,8 @@ def test_ocr_documents_one_row_per_page(tmp_path: Path) -> None:
     (folder / "a-mixed.pdf").write_bytes(docmakers.mixed_pdf())
     (folder / "b-pages.tif").write_bytes(docmakers.tiff_pages(tmp_path, ["golden_en.png", "golden_zh.png"]))
     (folder / "c-broken.png").write_bytes(docmakers.mixed_pdf()[:300])  # a PDF by its content
-    done = teamocr("ocr", "docs", "--jsonl", "rows.jsonl", cwd=tmp_path)
+    (folder / "d-turned.pdf").write_bytes(docmakers.scanned_pdf(["golden_zh.png"], {0: cv2.ROTATE_90_CLOCKWISE}))
+    done = teamocr("ocr", "docs", "--jsonl", "rows.jsonl", "--pdf", "out/all.pdf", cwd=tmp_path)
     assert done.returncode == 1, done.stderr  # the broken one failed
     rows = read_rows(tmp_path / "rows.jsonl")
     mixed, tiff, broken = (os.path.join("docs", n) for n in ("a-mixed.pdf", "b-pages.tif", "c-broken.png"))
@@ -138,6 +144,7 @@ def test_ocr_documents_one_row_per_page(tmp_path: Path) -> None:
         (f"{tiff}#page=1", 1, 2),
         (f"{tiff}#page=2", 2, 2),
         (broken, None, None),
+        (os.path.join("docs", "d-turned.pdf#page=1"), 1, 1),
     ]
     assert [line["source"] for line in rows[0]["lines"]] == ["pdf", "pdf"]
     assert "Quarterly report 2026" in rows[0]["text"]
@@ -145,6 +152,17 @@ def test_ocr_documents_one_row_per_page(tmp_path: Path) -> None:
         missing = [e["text"] for e in GOLDEN[name]["lines"] if normalise(e["text"]) not in normalise(row["text"])]
         assert not missing and {line["source"] for line in row["lines"]} == {"ocr"}, (row["image"], missing)
     assert "truncated or corrupt PDF" in rows[4]["error"]
+    pages = extracted_text((tmp_path / "out" / "all.pdf").read_bytes())
+    read = [row for row in rows if "page" in row]
+    assert len(pages) == len(read) == 5
+    assert normalise(pages[0]) == normalise("Quarterly report 2026 Invoice total: 1284.50")  # its own text layer
+    for page, row in zip(pages[1:], read[1:]):
+        assert normalise(page) == normalise(row["text"]), row["image"]
+    made = pdfium.PdfDocument(tmp_path / "out" / "all.pdf")
+    try:
+        assert read[4]["rotation"] == 270 and made[4].get_rotation() == 270  # the sideways scan opens upright
+    finally:
+        made.close()
 
 
 @pytest.mark.timeout(300)

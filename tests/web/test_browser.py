@@ -11,12 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 
 from tests.daemon.servicekit import make_settings, running, store_of
+from tests.engine.ocrcheck import IMAGES
 from tests.faults.stack import add_users
 from tests.polling import wait_until
 from tests.web.browserkit import BROWSER_MARKS, Stack, logged_in, screenshot, served_web
@@ -366,3 +368,27 @@ def test_a_document_shows_its_pages_done_in_the_feed(stack: Stack) -> None:
     assert bob.wait_final("six-pages.pdf", 180)["status"] == "done"
     seen = bob.js("return window.seenProgress")
     assert "0 of 6 pages read" in seen and "6 of 6 pages read" in seen, seen
+
+
+def test_download_pdf_saves_the_searchable_pdf(stack: Stack, tmp_path: Path) -> None:
+    """The viewer's "Download PDF" saves the result's searchable PDF under the file's name; its text,
+    read back with PDFium, is the result's."""
+    from engine.searchable_pdf import extracted_text
+
+    bob = stack.browsers["bob"]
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    bob.driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    shot = stack.staging / "minutes.png"
+    shot.write_bytes((IMAGES / "golden_en.png").read_bytes())
+    stack.drop(shot, channel="finance")
+    shown = bob.wait_final("minutes.png", 120)
+    assert shown["status"] == "done", shown
+    bob.open_viewer(shown["id"])
+    wait_until(lambda: bob.js("return !document.getElementById('viewer-pdf').hidden"), 30, "the PDF button")
+    bob.css("[data-testid=viewer-pdf]").click()
+    saved = downloads / "minutes.pdf"
+    wait_until(lambda: saved.is_file() and saved.stat().st_size > 0, 60, "minutes.pdf downloaded")
+    item = bob.js("return window.teamocr.viewer.item")
+    (page,) = extracted_text(saved.read_bytes())
+    assert "".join(page.split()) == "".join(item["text"].split())

@@ -37,6 +37,8 @@ export class Viewer {
       }
     });
     document.getElementById("viewer-close").addEventListener("click", () => this.close());
+    this.pdfButton = document.getElementById("viewer-pdf");
+    this.pdfButton.addEventListener("click", () => this.downloadPdf());
     this.image.addEventListener("load", () => {
       this.panel.dataset.image = "loaded";
       this._drawBoxes();
@@ -127,6 +129,31 @@ export class Viewer {
     }
   }
 
+  /** Fetch the open result's searchable PDF (with the token) and save it under the file's name. */
+  async downloadPdf() {
+    const item = this.item;
+    if (!item) return;
+    this.panel.dataset.pdf = "loading";
+    try {
+      const response = await this.session.fetch(`/api/v1/results/${encodeURIComponent(item.id)}/pdf`);
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        throw new Error(body.error || `HTTP ${response.status}`);
+      }
+      const url = URL.createObjectURL(await response.blob());
+      const stem = String(item.filename || item.id).replace(/\.[^.]*$/, "");
+      const link = el("a", { href: url, download: `${stem}.pdf`, hidden: "" });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      this.panel.dataset.pdf = "saved";
+    } catch (err) {
+      this.panel.dataset.pdf = "failed";
+      toast(this.i18n.t("pdfFailed", { error: err.message }));
+    }
+  }
+
   _setImage(url) {
     this.panel.dataset.image = url ? "loading" : "none";
     if (this.blobUrl) URL.revokeObjectURL(this.blobUrl);
@@ -145,6 +172,8 @@ export class Viewer {
       .filter(Boolean).join(" · ");
     this.error.textContent = item.status === "failed" ? `${this.i18n.t("errorLabel")} ${item.error || "?"}` : "";
     this.pager.hidden = this.pageCount <= 1;
+    this.pdfButton.hidden = !["done", "duplicate"].includes(item.status);
+    this.pdfButton.title = this.i18n.t("downloadPdfHint");
     this.panel.dataset.page = String(this.page);
     this.pageLabel.textContent = this.i18n.t("pageOf", { page: this.page, count: this.pageCount });
     this._renderLines();
