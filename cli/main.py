@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cli import models, ocr, service, train, users
+from cli import keys, models, ocr, service, train, users
 from cli.argtypes import positive_int
 from config.errors import ConfigError
 from config.settings import Settings, apply_overrides, load_settings
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_commands(commands, common)  # export onnx, model list|add|use
     train.add_commands(commands, common)  # train det|rec, corrections export
     users.add_commands(commands, common)  # user add
+    keys.add_commands(commands, common)  # key add|list|revoke
     return parser
 
 

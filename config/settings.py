@@ -130,6 +130,31 @@ class WebSettings:
     async_mode: str = "gevent"  # how `teamocr run`/`teamocr web` serve: gevent, or threading (werkzeug)
 
 
+# Engine settings a channel may set for itself ([channels.<name>] tables).
+CHANNEL_KEYS = (
+    "det_thresh",
+    "det_box_thresh",
+    "det_unclip_ratio",
+    "rec_min_confidence",
+    "model_set",
+    "enhance",
+    "orientation",
+)
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    """One channel's engine settings (``[channels.<name>]``, ``TEAMOCR_CHANNELS__<NAME>__<KEY>``):
+    ``engine`` holds the keys of :data:`CHANNEL_KEYS` it sets, in that order; the rest are the
+    engine's own."""
+
+    name: str
+    engine: tuple[tuple[str, Any], ...] = ()
+
+    def overrides(self) -> dict[str, Any]:
+        return dict(self.engine)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service reads from configuration; built by :func:`load_settings`."""
@@ -144,7 +169,18 @@ class Settings:
     daemon: DaemonSettings
     teams: TeamSettings
     web: WebSettings
+    channels: tuple[ChannelSettings, ...] = ()
 
+    def channel_engine(self, channel: str) -> dict[str, Any]:
+        """The engine settings ``channel`` sets for itself (``{}``: the engine's own). Names match
+        whatever their case (an environment variable's name is read in lower case)."""
+        for found in self.channels:
+            if found.name.casefold() == channel.casefold():
+                return found.overrides()
+        return {}
+
+
+CHANNELS = "channels"  # [channels.<name>] tables: see ChannelSettings
 
 # [table] name -> the dataclass holding its keys
 SECTIONS: dict[str, type] = {
@@ -193,7 +229,7 @@ def _schema() -> dict[str, type]:
     """Map each dotted setting name to its plain type (``str | None`` counts as ``str``)."""
     schema: dict[str, type] = {}
     for name, hint in get_type_hints(Settings).items():
-        if name not in SECTIONS:
+        if name not in SECTIONS and name != CHANNELS:
             schema[name] = _plain(hint)
     for section, cls in SECTIONS.items():
         for name, hint in get_type_hints(cls).items():
@@ -229,7 +265,9 @@ def _from_toml(data: Mapping[str, Any], source: str, schema: Mapping[str, type])
     """Flatten one TOML document to dotted keys, checking names, types and ranges."""
     flat: dict[str, Any] = {}
     for name, value in data.items():
-        if name in SECTIONS:
+        if name == CHANNELS:
+            flat.update(_channel_tables(value, source))
+        elif name in SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(source, f"expected a [{name}] table", name)
             flat.update({f"{name}.{k}": v for k, v in value.items()})
@@ -237,10 +275,33 @@ def _from_toml(data: Mapping[str, Any], source: str, schema: Mapping[str, type])
             flat[name] = value
     values: dict[str, Any] = {}
     for key, value in flat.items():
+        if key.startswith(f"{CHANNELS}."):
+            values[key] = _channel_value(key, value, schema, source=source)
+            continue
         if key not in schema:
             raise ConfigError(source, "unknown setting", key)
         values[key] = parse(key, value, schema[key], source=source)
     return values
+
+
+def _channel_tables(value: Any, source: str) -> dict[str, Any]:
+    """``[channels.<name>]`` tables flattened to ``channels.<name>.<key>``."""
+    if not isinstance(value, dict) or not all(isinstance(table, dict) for table in value.values()):
+        raise ConfigError(source, "expected [channels.<name>] tables", CHANNELS)
+    return {f"{CHANNELS}.{name}.{key}": item for name, table in value.items() for key, item in table.items()}
+
+
+def _channel_value(
+    key: str, value: Any, schema: Mapping[str, type], *, source: str, label: str | None = None, from_text: bool = False
+) -> Any:
+    """A ``channels.<name>.<key>`` value, checked as the engine's own ``engine.<key>`` is."""
+    _, _, rest = key.partition(".")
+    name, _, field = rest.rpartition(".")
+    if not name or field not in CHANNEL_KEYS:
+        allowed = ", ".join(CHANNEL_KEYS)
+        raise ConfigError(source, f"a channel may set only {allowed}", label or key)
+    engine_key = f"engine.{field}"
+    return parse(engine_key, value, schema[engine_key], source=source, label=label or key, from_text=from_text)
 
 
 def _from_env(env: Mapping[str, str], schema: Mapping[str, type]) -> dict[str, Any]:
@@ -250,6 +311,9 @@ def _from_env(env: Mapping[str, str], schema: Mapping[str, type]) -> dict[str, A
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue
         key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+        if key.startswith(f"{CHANNELS}."):  # TEAMOCR_CHANNELS__<NAME>__<KEY>: the name in lower case
+            values[key] = _channel_value(key, text, schema, source=ENV_SOURCE, label=name, from_text=True)
+            continue
         if key not in schema:
             raise ConfigError(ENV_SOURCE, "unknown setting", name)
         values[key] = parse(key, text, schema[key], source=ENV_SOURCE, label=name, from_text=True)
@@ -257,8 +321,24 @@ def _from_env(env: Mapping[str, str], schema: Mapping[str, type]) -> dict[str, A
 
 
 def _build(raw: Mapping[str, Any]) -> Settings:
-    top, sections = _split(raw)
-    return _finish(Settings(**top, **{name: cls(**sections.get(name, {})) for name, cls in SECTIONS.items()}))
+    channels = _channels({key: value for key, value in raw.items() if key.startswith(f"{CHANNELS}.")})
+    top, sections = _split({key: value for key, value in raw.items() if not key.startswith(f"{CHANNELS}.")})
+    built = Settings(
+        **top, **{name: cls(**sections.get(name, {})) for name, cls in SECTIONS.items()}, channels=channels
+    )
+    return _finish(built)
+
+
+def _channels(flat: Mapping[str, Any]) -> tuple[ChannelSettings, ...]:
+    """ChannelSettings from ``channels.<name>.<key>`` values, by name, keys in CHANNEL_KEYS order."""
+    tables: dict[str, dict[str, Any]] = {}
+    for key, value in flat.items():
+        name, _, field = key[len(CHANNELS) + 1 :].rpartition(".")
+        tables.setdefault(name, {})[field] = value
+    return tuple(
+        ChannelSettings(name, tuple((k, table[k]) for k in CHANNEL_KEYS if k in table))
+        for name, table in sorted(tables.items())
+    )
 
 
 def _split(flat: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -310,4 +390,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
             env[f"TEAMOCR_{section.upper()}__{key.upper()}"] = (
                 str(value).lower() if isinstance(value, bool) else str(value)
             )
+    for channel in settings.channels:
+        for key, value in channel.engine:
+            env[f"TEAMOCR_CHANNELS__{channel.name.upper()}__{key.upper()}"] = str(value)
     return env

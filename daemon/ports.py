@@ -6,7 +6,7 @@ classes, so tests can pass a fake and a hot-swapping wrapper can stand in for th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from config.settings import EngineSettings
@@ -45,6 +45,17 @@ class DocumentReader(Protocol):
     def read_document(
         self, document: Any, batch: int = 4, skip: Collection[int] = frozenset()
     ) -> Iterator[tuple[int, Page | Exception]]: ...
+
+
+@runtime_checkable
+class TunableEngine(Protocol):
+    """An engine that reads with a channel's settings (``tuned``: thresholds, steps, orientation,
+    model set changed; ``engine.pipeline.OcrEngine.tuned``) and says what it reads with
+    (``read_settings``: what a result records)."""
+
+    def tuned(self, changes: Mapping[str, Any]) -> Any: ...
+
+    def read_settings(self) -> dict[str, Any]: ...
 
 
 EngineFactory = Callable[[EngineSettings], Engine]

@@ -80,6 +80,7 @@ class ResultRecord(DroppedFile):
     scope: str = ""
     page_count: int = 1  # pages of a document (a PDF, a multi-page TIFF); 1 for an image
     pages: list[dict[str, Any]] = field(default_factory=list)  # a document's pages: number, size, turn or error
+    settings: dict[str, Any] = field(default_factory=dict)  # the engine settings it was read with
 
     def __post_init__(self) -> None:
         # Accept "done" as well as Status.DONE, and reject anything else early.
@@ -97,6 +98,7 @@ class ResultRecord(DroppedFile):
         item["lines"] = [dict(line) for line in self.lines]
         item["timings"] = dict(self.timings)
         item["pages"] = [dict(page) for page in self.pages]
+        item["settings"] = dict(self.settings)
         return item
 
     def to_public(self) -> dict[str, Any]:
@@ -121,6 +123,7 @@ class ResultRecord(DroppedFile):
         item["lines"] = _json_or(row["lines"], [])
         item["timings"] = _json_or(row["timings"], {})
         item["pages"] = _json_or(row["pages"], [])
+        item["settings"] = _json_or(row["settings"], {})
         return cls.from_item(item)
 
 
@@ -227,6 +230,7 @@ class DoneMessage(TypedDict):
     model_version: str | None
     page_count: NotRequired[int]  # a document's (engine.types.DocumentResult.to_dict)
     pages: NotRequired[list[dict[str, Any]]]
+    settings: NotRequired[dict[str, Any]]  # the engine settings it was read with (its channel's)
 
 
 RecordMessage = QueuedMessage | DuplicateMessage | FailedMessage | ProcessingMessage | RetryMessage | DoneMessage

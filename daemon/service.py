@@ -173,6 +173,7 @@ def serve(
             teams=TeamMap.from_spec(settings.teams.channels, settings.teams.default_team),
             shared_dir=settings.shared_dir,
             follow_symlinks=d.follow_symlinks,
+            channel_engine=settings.channel_engine,
         )
         root = settings.shared_dir
 

@@ -15,16 +15,18 @@ degrees is read upright and its boxes are mapped back into the pixels of the ima
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from config.settings import EngineSettings
+from config.settings import CHANNEL_KEYS, EngineSettings
 from engine import __version__
 from engine.backends import OrtRunner, Runner, choose, resolve_threads
 from engine.detection.postprocess import DBParams
@@ -67,7 +69,39 @@ class OcrEngine:
         self.backend = backend
         self.engine_version = f"teamocr-engine {__version__} ({backend})"
         self.enhance_steps = parse_steps(settings.enhance)
+        self._tuned: dict[EngineSettings, OcrEngine] = {}  # tuned(): one engine per other settings
         self.decode_threads = resolve_threads(settings.decode_threads or settings.threads)
+
+    def tuned(self, changes: Mapping[str, Any]) -> OcrEngine:
+        """This engine with some settings changed (a channel's: thresholds, ``rec_min_confidence``,
+        ``enhance``, ``orientation``, ``model_set``), sharing its networks; another ``model_set``
+        loads that set's networks (once per engine: callers keep what this returns)."""
+        settings = dataclasses.replace(self.settings, **changes)
+        if settings == self.settings:
+            return self
+        known = self._tuned.get(settings)
+        if known is not None:
+            return known
+        made = build_engine(settings) if settings.model_set != self.settings.model_set else self._sharing(settings)
+        self._tuned[settings] = made
+        return made
+
+    def _sharing(self, settings: EngineSettings) -> OcrEngine:
+        """An engine of other thresholds, steps or orientation over this one's networks."""
+        detector = TextDetectorPredictor(
+            self.detector.runner,
+            DBParams(
+                thresh=settings.det_thresh, box_thresh=settings.det_box_thresh, unclip_ratio=settings.det_unclip_ratio
+            ),
+            self.detector.resize,
+            batch_size=self.detector.batch_size,
+        )
+        orienter = self.orienter if settings.orientation == self.settings.orientation else orientation_for(settings)
+        return OcrEngine(detector, self.recognizer, settings, self.model_version, self.backend, orienter)
+
+    def read_settings(self) -> dict[str, Any]:
+        """The settings a result records it was read with (those a channel may change)."""
+        return {key: getattr(self.settings, key) for key in CHANNEL_KEYS}
 
     def ocr(self, source: Source, name: str | None = None) -> PageResult:
         """Decode a file or bytes and read it; raises engine.errors.ImageError for bad input."""

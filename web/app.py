@@ -22,8 +22,22 @@ from daemon.queue.redisconn import client_for
 from daemon.results.events import SOCKETIO_CHANNEL
 from daemon.results.store import STORE_NAME, SqliteStore
 from daemon.results.teams import TeamMap
-from web import api, auth, dashboard, health, http_errors, limits, models_api, sockets, uploads, users_api
+from web import (
+    api,
+    auth,
+    dashboard,
+    health,
+    http_errors,
+    keys_api,
+    limits,
+    models_api,
+    ocr_api,
+    sockets,
+    uploads,
+    users_api,
+)
 from web.accounts import AccountStore
+from web.api_keys import ApiKeyStore
 from web.headers import init_app as init_headers
 from web.offload import native_lock, offload_for
 from web.services import EXTENSION, Services
@@ -63,7 +77,14 @@ def create_app(
         tokens=overrides.pop("tokens", None) or TokenService(settings.web, load_secret(settings), client),
         teams=teams,
         intake=overrides.pop("intake", None)
-        or Intake(client, settings.engine.max_file_bytes, teams=teams, hasher=lambda path: offload.run(file_md5, path)),
+        or Intake(
+            client,
+            settings.engine.max_file_bytes,
+            teams=teams,
+            hasher=lambda path: offload.run(file_md5, path),
+            channel_engine=settings.channel_engine,
+        ),
+        api_keys=overrides.pop("api_keys", None) or ApiKeyStore(settings.data_dir / ACCOUNTS_NAME),
         offload=offload,
     )
     training = overrides.pop("training", None)  # web.training.TrainingCommands (tests use tiny runs)
@@ -77,7 +98,7 @@ def create_app(
     http_errors.init_app(app)
     init_headers(app)  # nosniff everywhere; no-store on the API, exports, /healthz, /metrics
     limits.init_app(app, url, settings.web)
-    for module in (auth, api, uploads, health, dashboard, users_api):
+    for module in (auth, api, uploads, health, dashboard, users_api, keys_api, ocr_api):
         app.register_blueprint(module.blueprint)
     socketio = SocketIO(
         app,

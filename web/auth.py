@@ -16,6 +16,7 @@ from werkzeug.exceptions import Unauthorized
 
 from daemon.results.teams import ChannelScope, is_default_team
 from web.accounts import User
+from web.api_keys import ApiKeyError, looks_like_key
 from web.bodies import json_body, json_value
 from web.limits import (
     api_limit,
@@ -45,11 +46,36 @@ class Principal:
     scope: ChannelScope
     rooms: list[str]
 
+    @property
+    def key_id(self) -> str | None:
+        """The API key the request came with (None: a login's access token)."""
+        key = self.claims.get("api_key")
+        return str(key) if key else None
+
 
 def principal_for(claims: dict[str, Any]) -> Principal:
     """Resolve a token's claims against the current accounts and team map."""
     svc = services()
     user = check_user(claims, svc.accounts.get(str(claims["sub"])))
+    return _principal(user, claims)
+
+
+def principal_for_key(token: str) -> Principal:
+    """The owner of the API key ``token``, as the account is now; TokenError when the key is
+    unknown, revoked or expired, or its owner is gone or disabled."""
+    svc = services()
+    try:
+        key = svc.api_keys.authenticate(token)
+    except ApiKeyError as exc:
+        raise TokenError(str(exc)) from None
+    user = svc.accounts.get(key.username)
+    if user is None or user.disabled:
+        raise TokenError("the API key's user no longer exists or is disabled")
+    return _principal(user, {"sub": user.username, "api_key": key.id})
+
+
+def _principal(user: User, claims: dict[str, Any]) -> Principal:
+    svc = services()
     is_default = is_default_team(user.team, svc.settings.teams.default_team, svc.accounts.first_team)
     return Principal(
         user, claims, is_default, svc.teams.scope_for(user.team, is_default), svc.teams.rooms_for(user.team, is_default)
@@ -70,7 +96,11 @@ def require_auth(view: F) -> F:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            g.principal = principal_for(services().tokens.verify(bearer_token(), "access"))
+            token = bearer_token()
+            if looks_like_key(token):
+                g.principal = principal_for_key(token)
+            else:
+                g.principal = principal_for(services().tokens.verify(token, "access"))
         except TokenError as exc:
             return refused(str(exc))
         except Unauthorized as exc:  # no bearer token at all
@@ -96,9 +126,24 @@ def limited(view: F) -> F:
     return cast(F, limiter.shared_limit(api_limit, scope="api", key_func=user_key)(view))
 
 
+def require_login(view: F) -> F:
+    """401 unless the request has a login's access token: an API key is refused (403), as on every
+    endpoint of account, key or model administration."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if g.principal.key_id is not None:
+            abort(403, description="an API key cannot do this: log in (POST /api/v1/auth/login)")
+        return view(*args, **kwargs)
+
+    return require_auth(wrapper)  # type: ignore[return-value]
+
+
 def require_admin(view: F) -> F:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if g.principal.key_id is not None:
+            abort(403, description="an API key cannot do this: log in (POST /api/v1/auth/login)")
         if not g.principal.user.is_admin:
             abort(403, description="admins only")
         return view(*args, **kwargs)
@@ -112,6 +157,8 @@ def require_operator(view: F) -> F:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if g.principal.key_id is not None:
+            abort(403, description="an API key cannot do this: log in (POST /api/v1/auth/login)")
         if not g.principal.user.is_operator:
             abort(403, description="operators only")
         return view(*args, **kwargs)

@@ -26,7 +26,7 @@ import redis
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
 
-from daemon.queue.streams import DELAYED, HEARTBEATS, JOBS, WORKERS_GROUP
+from daemon.queue.streams import DELAYED, HEARTBEATS, JOBS, PRIORITY_JOBS, WORKERS_GROUP
 from daemon.records import Status
 from daemon.results.store import ResultStore, StoreError
 from daemon.worker.loop import heartbeat_age
@@ -90,7 +90,7 @@ def redis_state(client: redis.Redis) -> RedisState:
     state.up = True
     try:
         state.workers = live_workers(client, time.time())
-        state.queue = QueueState(length=client.xlen(JOBS), delayed=client.zcard(DELAYED))
+        state.queue = QueueState(length=client.xlen(JOBS) + client.xlen(PRIORITY_JOBS), delayed=client.zcard(DELAYED))
         state.queue.pending, state.queue.lag = _group_state(client)
     except (redis.ResponseError, ValueError) as exc:  # e.g. no consumer group yet: the daemon never ran
         log.info("health: queue state not readable: %s", exc)

@@ -128,4 +128,7 @@ def refresh_subject(token: str) -> str | None:
 
 def user_key() -> str:
     principal = getattr(g, "principal", None)
-    return f"user:{principal.user.username}" if principal is not None else f"addr:{client_address()}"
+    if principal is None:
+        return f"addr:{client_address()}"
+    key = principal.claims.get("api_key")  # a script's key has a budget of its own
+    return f"key:{key}" if key else f"user:{principal.user.username}"

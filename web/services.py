@@ -13,6 +13,7 @@ from daemon.intake.dedupe import Intake
 from daemon.results.store import ResultStore
 from daemon.results.teams import TeamMap
 from web.accounts import AccountStore
+from web.api_keys import ApiKeyStore
 from web.offload import Offload
 from web.tokens import TokenService
 
@@ -31,6 +32,7 @@ class Services:
     tokens: TokenService
     teams: TeamMap
     intake: Intake
+    api_keys: ApiKeyStore
     offload: Offload = field(default_factory=Offload)  # where long calls run (web.offload)
     # The store the offloaded reads use (search, export pages, counts): with gevent a store of its
     # own, its own connection and lock, so the loop never waits on a lock a pool thread holds (gevent

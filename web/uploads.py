@@ -105,6 +105,7 @@ class Batch:
     folder: Path
     channel: str
     uploader: str
+    priority: bool = False  # the jobs go ahead of the folder's (one-call OCR)
     items: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     files_written: int = 0
@@ -157,7 +158,7 @@ class Batch:
     def submit(self, path: Path) -> None:
         """Hand ``path`` to the intake and note the outcome."""
         try:
-            record = services().intake.submit(path, self.channel, uploader=self.uploader)
+            record = services().intake.submit(path, self.channel, uploader=self.uploader, priority=self.priority)
         except redis.RedisError as exc:
             log.warning("%s: saved, but the queue is unavailable: %s", path, exc)
             self.error(path.name, "saved, but the queue is unavailable; the folder watcher will pick it up")
@@ -337,20 +338,28 @@ def upload() -> Any:
         )
     if not sent:
         abort(400, description='no files sent (multipart/form-data, field "files")')
-    channel = resolve_channel(principal, request.form.get("channel", "").strip())
+    try:
+        batch = save_and_queue(principal, sent, request.form.get("channel", "").strip())
+    except BudgetExceeded as exc:
+        return budget_refusal(exc)
+    return jsonify(items=batch.items, errors=batch.errors), 202
+
+
+def save_and_queue(principal: Principal, sent: list[FileStorage], requested: str, priority: bool = False) -> Batch:
+    """Vet ``sent``, check the budgets, write each file into the channel's upload folder of today
+    and hand it to the intake (``priority``: the jobs go ahead of the folder's, for one-call OCR).
+    Raises BudgetExceeded; aborts for a bad channel or a folder that cannot be made."""
+    channel = resolve_channel(principal, requested)
     root = services().settings.shared_dir
     folder = root / channel / UPLOADS_FOLDER / datetime.date.today().isoformat()
     if not inside(root, folder):
         abort(400, description="invalid channel name")
     settings = services().settings.web
-    batch = Batch(root, folder, channel, principal.user.username)
+    batch = Batch(root, folder, channel, principal.user.username, priority=priority)
     with contextlib.ExitStack() as opened:
-        try:
-            parts, need = vet_request(sent, settings, opened)
-            _make_folder(root, folder)
-            reservation = reserve(principal, need, settings, root)
-        except BudgetExceeded as exc:
-            return budget_refusal(exc)
+        parts, need = vet_request(sent, settings, opened)
+        _make_folder(root, folder)
+        reservation = reserve(principal, need, settings, root)
         try:
             for part in parts:
                 _take_one(batch, part, settings)
@@ -359,7 +368,7 @@ def upload() -> Any:
                 DailyBudgets(services().redis, settings).give_back(
                     reservation, batch.files_written, batch.bytes_written
                 )
-    return jsonify(items=batch.items, errors=batch.errors), 202
+    return batch
 
 
 def _make_folder(root: Path, folder: Path) -> None:

@@ -30,7 +30,7 @@ import redis
 from daemon.intake.filters import channel_of
 from daemon.intake.safeopen import RefusedFile, open_in_share
 from daemon.names import is_utf8, path_bytes, shown_name
-from daemon.queue.streams import JOBS, RECORDS, SEEN, Job, add_record, md5_key
+from daemon.queue.streams import JOBS, PRIORITY_JOBS, RECORDS, SEEN, Job, add_record, md5_key
 from daemon.records import DuplicateMessage, FailedMessage, FileMessage, QueuedMessage
 from daemon.results.teams import TeamMap
 
@@ -83,6 +83,7 @@ class Intake:
         hasher: Callable[[int], str] = file_md5,
         shared_dir: Path | None = None,
         follow_symlinks: bool = False,
+        channel_engine: Callable[[str], dict[str, Any]] | None = None,
     ) -> None:
         """``teams`` decides each channel's dedup scope; None is a single team (every channel the
         default team's), right only where no ``teams.channels`` are configured. ``hasher`` is
@@ -92,7 +93,9 @@ class Intake:
         ``shared_dir``: the shared folder; a submitted file must lie in its channel's folder of it,
         reached without a link on the way (else it is recorded as failed, saying why). None checks
         only that the file itself is no link. ``follow_symlinks``: a file that is a link is read
-        when it leads to a file of the same channel (``daemon.follow_symlinks``)."""
+        when it leads to a file of the same channel (``daemon.follow_symlinks``).
+        ``channel_engine``: a channel's own engine settings (``Settings.channel_engine``), which
+        its jobs carry to the worker."""
         self.client = client
         self.hasher = hasher
         self.shared_dir = shared_dir
@@ -100,12 +103,17 @@ class Intake:
         self.max_bytes = max_bytes
         self.clock = clock
         self.teams = teams or TeamMap({})
+        self.channel_engine = channel_engine or (lambda _channel: {})
         self._claim = client.register_script(_CLAIM)
 
-    def submit(self, path: Path, channel: str, uploader: str | None = None) -> IntakeMessage | None:
+    def submit(
+        self, path: Path, channel: str, uploader: str | None = None, priority: bool = False
+    ) -> IntakeMessage | None:
         """Queue ``path``; returns the message written (type queued, duplicate or failed), or None
         when there is nothing to record: the file vanished before it could be read, or this path
-        was already recorded with this content (a rescan after a restart)."""
+        was already recorded with this content (a rescan after a restart). ``priority``: the job
+        goes to the priority lane (:data:`~daemon.queue.streams.PRIORITY_JOBS`), which workers
+        empty before the folder's jobs."""
         rid = uuid.uuid4().hex
         created_at = self.clock()
         scope = self.teams.dedup_scope(channel)
@@ -153,11 +161,12 @@ class Intake:
             uploader=uploader,
             folder=[where.st_dev, where.st_ino],
             identity=[st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns],
+            engine=self.channel_engine(channel) or None,
         )
         # The duplicate's message without its duplicate_of: the script adds the id it finds.
         duplicate_template = {"type": "duplicate", **file.fields(md5, size)}
         existing = self._claim(
-            keys=[md5_key(md5, scope), RECORDS, JOBS, SEEN],
+            keys=[md5_key(md5, scope), RECORDS, PRIORITY_JOBS if priority else JOBS, SEEN],
             args=[rid, _dumps(queued), _dumps(duplicate_template), job.to_json(), str(shown), md5],
         )
         if existing == "seen":

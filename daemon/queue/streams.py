@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 PREFIX = "teamocr"
 JOBS = f"{PREFIX}:jobs"
+PRIORITY_JOBS = f"{PREFIX}:jobs:priority"  # one-call OCR: workers empty this lane before JOBS
+LANES = (PRIORITY_JOBS, JOBS)  # the job streams, first first
 RECORDS = f"{PREFIX}:records"
 DELAYED = f"{PREFIX}:delayed"  # retries waiting for their backoff, scored by due time
 WORKERS_GROUP = "workers"
@@ -55,6 +57,9 @@ class Job(DroppedFile):
     # The path's bytes in hex when they are not UTF-8 (``path`` is then the name decoded by
     # ``daemon.names``, what is shown and stored): the worker opens ``disk_path``.
     raw_path: str = ""
+    # The engine settings of the job's channel (config [channels.<name>]), given by intake: the
+    # worker reads the file with them. None or {}: the engine's own.
+    engine: dict[str, Any] | None = None
 
     @property
     def disk_path(self) -> str:
@@ -72,7 +77,7 @@ class Job(DroppedFile):
 
 def ensure_groups(client: redis.Redis) -> None:
     """Create both streams and their consumer groups if missing."""
-    for stream, group in ((JOBS, WORKERS_GROUP), (RECORDS, RECORDER_GROUP)):
+    for stream, group in ((JOBS, WORKERS_GROUP), (PRIORITY_JOBS, WORKERS_GROUP), (RECORDS, RECORDER_GROUP)):
         try:
             client.xgroup_create(stream, group, id="0", mkstream=True)
         except redis.ResponseError as exc:
@@ -102,6 +107,31 @@ def parse_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
         elif isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[1], dict):
             entries.append((item[0], item[1]))
     return entries
+
+
+def take_lanes(
+    client: redis.Redis, group: str, consumer: str, count: int, claim_idle_ms: int, block_ms: int
+) -> list[tuple[str, str, dict[str, str]]]:
+    """(stream, entry id, fields) of up to ``count`` jobs for ``consumer``, from the lanes in
+    :data:`LANES` order: jobs a silent consumer left (a dead process), else new priority jobs,
+    else whatever comes first to any lane within ``block_ms``."""
+    for stream in LANES:
+        claimed = client.xautoclaim(stream, group, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=count)
+        entries = parse_entries([(stream, claimed[1])]) if claimed and len(claimed) > 1 else []
+        if entries:
+            log.info("%s took over %d entries of %s from a silent consumer", consumer, len(entries), stream)
+            return [(stream, eid, fields) for eid, fields in entries]
+    urgent = parse_entries(client.xreadgroup(group, consumer, {PRIORITY_JOBS: ">"}, count=count))
+    if urgent:
+        return [(PRIORITY_JOBS, eid, fields) for eid, fields in urgent]
+    reply: Any = client.xreadgroup(group, consumer, {stream: ">" for stream in LANES}, count=count, block=block_ms)
+    if isinstance(reply, dict):  # RESP3-style mapping
+        reply = list(reply.items())
+    found: list[tuple[str, str, dict[str, str]]] = []
+    for stream, items in reply or []:
+        name = stream.decode() if isinstance(stream, bytes) else str(stream)
+        found.extend((name, eid, fields) for eid, fields in parse_entries([(name, items)]))
+    return found
 
 
 def take(

@@ -203,6 +203,7 @@ class Recorder:
             finished_at=record["finished_at"],
             page_count=record.get("page_count", 1),
             pages=record.get("pages", []),
+            settings=record.get("settings", {}),
         )
 
     def _fail(self, record: FailedMessage) -> ResultRecord | None:

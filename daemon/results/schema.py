@@ -157,7 +157,12 @@ ALTER TABLE results ADD COLUMN page_count INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE results ADD COLUMN pages TEXT NOT NULL DEFAULT '[]';
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+# v6: the engine settings a result was read with (those a channel may set: daemon [channels]).
+_V6 = """
+ALTER TABLE results ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 # The partial unique index's condition; queries repeat it so that SQLite can use the index.
 PRIMARY_MD5 = "status != 'duplicate' AND md5 != ''"
@@ -292,6 +297,7 @@ def insert_params(rec: ResultRecord) -> dict[str, Any]:
     params["lines"] = dumps(rec.lines)
     params["timings"] = dumps(rec.timings)
     params["pages"] = dumps(rec.pages)
+    params["settings"] = dumps(rec.settings)
     return params
 
 

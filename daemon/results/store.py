@@ -61,6 +61,7 @@ class ResultStore(Protocol):
         finished_at: float,
         page_count: int = 1,
         pages: builtins.list[dict[str, Any]] | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> ResultRecord | None: ...
     def fail(self, result_id: str, error: str, attempts: int, finished_at: float) -> ResultRecord | None: ...
     def get(self, result_id: str) -> ResultRecord | None: ...
@@ -172,9 +173,10 @@ class SqliteStore:
         finished_at: float,
         page_count: int = 1,
         pages: builtins.list[dict[str, Any]] | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> ResultRecord | None:
         """Store the OCR result (queued/processing/failed -> done); a document's ``page_count`` and
-        ``pages`` too.
+        ``pages`` too, and the engine ``settings`` it was read with.
 
         A done or duplicate row is left as it is; the row is returned either way.
         """
@@ -182,11 +184,11 @@ class SqliteStore:
             conn.execute(
                 "UPDATE results SET status = 'done', error = NULL, width = ?, height = ?, "
                 "lines = ?, text = ?, timings = ?, engine_version = ?, model_version = ?, "
-                "finished_at = ?, page_count = ?, pages = ? "
+                "finished_at = ?, page_count = ?, pages = ?, settings = ? "
                 "WHERE id = ? AND status IN ('queued', 'processing', 'failed')",
                 (
-                    width, height, dumps(lines), text, dumps(dict(timings)),
-                    engine_version, model_version, finished_at, page_count, dumps(pages or []), result_id,
+                    width, height, dumps(lines), text, dumps(dict(timings)), engine_version, model_version,
+                    finished_at, page_count, dumps(pages or []), dumps(dict(settings or {})), result_id,
                 ),
             )  # fmt: skip
             return self._get(conn, result_id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -100,6 +100,13 @@ class SwappingEngine:
 
     def open_document(self, source: Any, name: str | None = None) -> Any:
         return self.engine().open_document(source, name)
+
+    def tuned(self, changes: Mapping[str, Any]) -> Any:
+        """The current version's engine with a channel's settings (engine.pipeline.OcrEngine.tuned)."""
+        return self.engine().tuned(changes)
+
+    def read_settings(self) -> dict[str, Any]:
+        return dict(self.engine().read_settings())
 
     def read_document(
         self, document: Any, batch: int = 4, skip: Collection[int] = frozenset()

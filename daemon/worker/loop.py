@@ -13,6 +13,7 @@ with its cause; other errors (a file briefly unreadable, an engine hiccup) retry
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import threading
@@ -25,9 +26,9 @@ from typing import Any, cast
 import redis
 
 from config.settings import DaemonSettings
-from daemon.ports import DocumentReader, Engine
+from daemon.ports import DocumentReader, Engine, TunableEngine
 from daemon.queue.redisconn import lost_groups, recreate_groups
-from daemon.queue.streams import DELAYED, HEARTBEATS, JOBS, WORKERS_GROUP, Job, add_record, take
+from daemon.queue.streams import DELAYED, HEARTBEATS, JOBS, LANES, WORKERS_GROUP, Job, add_record, take_lanes
 from daemon.records import DoneMessage, FailedMessage, ProcessingMessage, RetryMessage
 from daemon.worker.documents import DocumentJob, forget
 from daemon.worker.outputs import OutputWriter
@@ -88,33 +89,37 @@ class Worker:
         self.clock = clock
         self.shared_dir = shared_dir
         self._release = client.register_script(_RELEASE)
-        self._in_hand: dict[str, str] = {}  # job id -> its stream entry, for the batch in hand
+        self._in_hand: dict[str, tuple[str, str]] = {}  # job id -> (stream, entry), for the batch in hand
+        self._read_with: dict[str, dict[str, Any]] = {}  # job id -> the settings it was read with
 
     def run_once(self, block_ms: int = 1000) -> int:
         """Take up to ``batch_size`` jobs and finish each; returns how many were handled."""
         self.client.hset(HEARTBEATS, self.name, self.clock())
         self._release(keys=[DELAYED, JOBS], args=[self.clock()])
-        entries = take(
+        entries = take_lanes(
             self.client,
-            JOBS,
             WORKERS_GROUP,
             self.name,
             self.settings.batch_size,
             int(self.settings.claim_idle_seconds * 1000),
             block_ms,
         )
-        jobs = [(entry_id, job) for entry_id, fields in entries if (job := self._parse(entry_id, fields)) is not None]
+        jobs = [
+            (stream, entry_id, job)
+            for stream, entry_id, fields in entries
+            if (job := self._parse(stream, entry_id, fields)) is not None
+        ]
         if jobs:
             pipe = self.client.pipeline(transaction=False)
-            for _, job in jobs:
+            for _, _, job in jobs:
                 add_record(
                     pipe, ProcessingMessage(type="processing", id=job.id, attempts=job.attempt + 1, worker=self.name)
                 )
             pipe.execute()
-            self._in_hand = {job.id: entry_id for entry_id, job in jobs}
-            outcomes = self._read([job for _, job in jobs])
-            for (entry_id, job), outcome in zip(jobs, outcomes):
-                self._finish(entry_id, job, self._record(job, outcome))
+            self._in_hand = {job.id: (stream, entry_id) for stream, entry_id, job in jobs}
+            outcomes = self._read_by_settings([job for _, _, job in jobs])
+            for (stream, entry_id, job), outcome in zip(jobs, outcomes):
+                self._finish(stream, entry_id, job, self._record(job, outcome))
         return len(entries)
 
     def run(self, stop: threading.Event) -> None:
@@ -133,15 +138,15 @@ class Worker:
                 delay = min(30.0, delay * 2)
         log.info("worker %s stopped", self.name)
 
-    def _parse(self, entry_id: str, fields: dict[str, str]) -> Job | None:
+    def _parse(self, stream: str, entry_id: str, fields: dict[str, str]) -> Job | None:
         try:
             return Job.from_json(fields["job"])
         except (KeyError, ValueError, TypeError) as exc:
             log.error("job %s is malformed (%s); dropped", entry_id, exc)
-            self.client.xack(JOBS, WORKERS_GROUP, entry_id)
+            self.client.xack(stream, WORKERS_GROUP, entry_id)
             return None
 
-    def _finish(self, entry_id: str, job: Job, outcome: Outcome) -> None:
+    def _finish(self, stream: str, entry_id: str, job: Job, outcome: Outcome) -> None:
         """Store the outcome record (or schedule the retry) and acknowledge the job, in one transaction."""
         pipe = self.client.pipeline(transaction=True)
         if isinstance(outcome, Retry):
@@ -150,11 +155,41 @@ class Worker:
         else:
             add_record(pipe, outcome)
             forget(pipe, job.id)  # the pages a document kept while it was read
-        pipe.xack(JOBS, WORKERS_GROUP, entry_id)
-        pipe.xdel(JOBS, entry_id)  # a finished job would otherwise stay in Redis for good
+        pipe.xack(stream, WORKERS_GROUP, entry_id)
+        pipe.xdel(stream, entry_id)  # a finished job would otherwise stay in Redis for good
         pipe.execute()
 
-    def _read(self, jobs: list[Job]) -> list[Any]:
+    def _read_by_settings(self, jobs: list[Job]) -> list[Any]:
+        """Each job's page or exception, the jobs of the same engine settings (their channel's)
+        read together as one batch, with those settings."""
+        groups: dict[str, list[int]] = {}
+        for k, job in enumerate(jobs):
+            groups.setdefault(json.dumps(job.engine or {}, sort_keys=True), []).append(k)
+        outcomes: list[Any] = [None] * len(jobs)
+        self._read_with = {}
+        for members in groups.values():
+            try:
+                engine = self._engine_for(jobs[members[0]].engine or {})
+            except Exception as exc:  # noqa: BLE001 - settings the engine cannot take: each job fails or retries
+                for k in members:
+                    outcomes[k] = exc
+                continue
+            settings = engine.read_settings() if isinstance(engine, TunableEngine) else None
+            for k, outcome in zip(members, self._read([jobs[k] for k in members], engine)):
+                outcomes[k] = outcome
+                if settings is not None:
+                    self._read_with[jobs[k].id] = settings
+        return outcomes
+
+    def _engine_for(self, changes: dict[str, Any]) -> Engine:
+        """The engine with a channel's settings (the worker's own for none)."""
+        if not changes:
+            return self.engine
+        if not isinstance(self.engine, TunableEngine):
+            raise EngineError(f"this engine cannot read with a channel's settings ({', '.join(sorted(changes))})")
+        return cast(Engine, self.engine.tuned(changes))
+
+    def _read(self, jobs: list[Job], engine: Engine) -> list[Any]:
         """Each job's page or exception: its file's bytes read and checked, then all of them OCRed
         as one batch (``engine.ocr_many``: detection and recognition batched across the images)."""
         outcomes: list[Any] = [None] * len(jobs)
@@ -175,11 +210,11 @@ class Worker:
                 ready.append((k, data))
             except Exception as exc:  # noqa: BLE001 - classified per job in _record
                 outcomes[k] = exc
-        ready = self._read_documents(jobs, ready, outcomes)
+        ready = self._read_documents(jobs, ready, outcomes, engine)
         if not ready:
             return outcomes
         try:
-            pages = self.engine.ocr_many([data for _, data in ready], names=[jobs[k].filename for k, _ in ready])
+            pages = engine.ocr_many([data for _, data in ready], names=[jobs[k].filename for k, _ in ready])
             if len(pages) != len(ready):
                 raise RuntimeError(f"the engine returned {len(pages)} results for {len(ready)} images")
         except Exception as exc:  # noqa: BLE001 - the whole batch failed: each job retries
@@ -189,22 +224,22 @@ class Worker:
         return outcomes
 
     def _read_documents(
-        self, jobs: list[Job], ready: list[tuple[int, bytes]], outcomes: list[Any]
+        self, jobs: list[Job], ready: list[tuple[int, bytes]], outcomes: list[Any], engine: Engine
     ) -> list[tuple[int, bytes]]:
         """Read the PDFs and multi-page TIFFs among ``ready`` whole, one result each (its pages in
         the engine's batches); what is left is the images, for ``ocr_many``."""
         images = []
         for k, data in ready:
-            if document_kind(data[:1024]) is None or not isinstance(self.engine, DocumentReader):
+            if document_kind(data[:1024]) is None or not isinstance(engine, DocumentReader):
                 images.append((k, data))
                 continue
             try:
-                document = self.engine.open_document(data, jobs[k].filename)
+                document = engine.open_document(data, jobs[k].filename)
                 if document is None:  # a TIFF of one page: an image
                     images.append((k, data))
                     continue
                 log.info("%s: a document of %d page(s)", jobs[k].path, document.page_count)
-                reader = DocumentJob(self.client, self.engine, self.name, self.settings.batch_size)
+                reader = DocumentJob(self.client, engine, self.name, self.settings.batch_size)
                 outcomes[k] = reader.read(jobs[k], document, lambda: self._keep(jobs))
             except Exception as exc:  # noqa: BLE001 - classified per job in _record
                 outcomes[k] = exc
@@ -213,9 +248,12 @@ class Worker:
     def _keep(self, jobs: list[Job]) -> None:
         """Claim the jobs in hand again, so that a long document is not taken over from a worker
         still reading it (``claim_idle_seconds`` counts from here)."""
-        entries: list[Any] = [self._in_hand[job.id] for job in jobs if job.id in self._in_hand]
-        if entries:
-            self.client.xclaim(JOBS, WORKERS_GROUP, self.name, 0, entries, justid=True)
+        for stream in LANES:
+            entries: list[Any] = [
+                self._in_hand[job.id][1] for job in jobs if self._in_hand.get(job.id, ("",))[0] == stream
+            ]
+            if entries:
+                self.client.xclaim(stream, WORKERS_GROUP, self.name, 0, entries, justid=True)
         self.client.hset(HEARTBEATS, self.name, self.clock())
 
     def _record(self, job: Job, outcome: Any) -> Outcome:
@@ -260,6 +298,8 @@ class Worker:
             )
         page = outcome
         result = page.to_dict()
+        if job.id in self._read_with:
+            result["settings"] = self._read_with[job.id]
         if self.outputs is not None:
             self.outputs.write(job, result)
         # the page's own fields (PageResult.to_dict) as they are: what it gains, the record carries

@@ -169,3 +169,29 @@ def test_import_reads_nothing() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_channel_tables_and_env_set_a_channels_engine(in_tmp: Path) -> None:
+    """[channels.<name>] and TEAMOCR_CHANNELS__<NAME>__<KEY> set the engine keys a channel may set,
+    checked as the engine's own; names match whatever their case; a child gets them in its env."""
+    from config.settings import settings_env
+
+    user = write(
+        in_tmp / "team.toml",
+        '[channels.Receipts]\ndet_box_thresh = 0.3\nmodel_set = "tiny"\n[channels.whiteboards]\nenhance = "clahe"\n',
+    )
+    settings = load_settings(user, env={"TEAMOCR_CHANNELS__SHOTS__DET_THRESH": "0.2"})
+    assert settings.channel_engine("receipts") == {"det_box_thresh": 0.3, "model_set": "tiny"}
+    assert settings.channel_engine("Receipts") == settings.channel_engine("RECEIPTS")
+    assert settings.channel_engine("shots") == {"det_thresh": 0.2}
+    assert settings.channel_engine("finance") == {}
+    child = load_settings(env=settings_env(settings))
+    assert {c.name.lower(): c.overrides() for c in child.channels} == {
+        c.name.lower(): c.overrides() for c in settings.channels
+    }
+    with pytest.raises(ConfigError, match="a channel may set only"):
+        load_settings(env={"TEAMOCR_CHANNELS__SHOTS__THREADS": "2"})
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        load_settings(write(in_tmp / "bad.toml", "[channels.x]\ndet_box_thresh = 3\n"), env={})
+    with pytest.raises(ConfigError, match="must be one of"):
+        load_settings(env={"TEAMOCR_CHANNELS__X__MODEL_SET": "huge"})

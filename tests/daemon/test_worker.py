@@ -456,3 +456,64 @@ def test_a_long_document_is_not_taken_over_from_the_worker_still_reading_it(
     assert Worker(client, Slow(engine), settings, "w1").run_once(BLOCK_MS) == 1
     assert time.monotonic() - started > 2.5 and stolen == []
     assert kinds(client, rid)[-1] == "done"
+
+
+def test_a_priority_job_goes_ahead_of_a_folder_burst(client: redis.Redis, engine: OcrEngine, tmp_path: Path) -> None:
+    """Five folder jobs queued, then one-call OCR's job in the priority lane: the worker's first batch
+    is that job; the folder's jobs follow, none lost."""
+    from daemon.queue.streams import PRIORITY_JOBS
+
+    share = tmp_path / "share"
+    burst = [submit(client, text_image(share / f"burst-{k}.png", f"Burst {k}", k)) for k in range(5)]
+    queued = Intake(client, MAX_BYTES).submit(text_image(share / "urgent.png", "Urgent 7781", 9), "", priority=True)
+    assert queued is not None and client.xlen(PRIORITY_JOBS) == 1
+    worker = Worker(client, engine, DaemonSettings(batch_size=2), "w1")
+    assert worker.run_once(BLOCK_MS) == 1
+    done = [r["id"] for r in records(client) if r["type"] == "done"]
+    assert done == [queued["id"]]
+    while worker.run_once(BLOCK_MS):
+        pass
+    assert {r["id"] for r in records(client) if r["type"] == "done"} == {queued["id"], *burst}
+    assert client.xlen(PRIORITY_JOBS) == 0 and pending(client) == 0
+
+
+class Tuned(BatchLog):
+    """BatchLog whose channel engines (``tuned``) log into the same list."""
+
+    def tuned(self, changes: Any) -> Any:
+        other = Tuned(self.real.tuned(changes))
+        other.batches = self.batches
+        return other
+
+    def read_settings(self) -> dict[str, Any]:
+        return self.real.read_settings()
+
+
+def test_a_channels_settings_are_read_with_batched_together_and_recorded(
+    client: redis.Redis, engine: OcrEngine, tmp_path: Path
+) -> None:
+    """Channel "strict" keeps only lines of confidence 1.0 ([channels.strict] rec_min_confidence):
+    its jobs are one batch read with that setting, the root's another; each result records the
+    settings it was read with."""
+    share = tmp_path / "share"
+    settings = {"strict": {"rec_min_confidence": 1.0, "det_box_thresh": 0.6}}
+    intake = Intake(client, MAX_BYTES, channel_engine=lambda channel: dict(settings.get(channel, {})))
+    jobs = []
+    for k, channel in enumerate(["strict", "", "strict", ""]):
+        queued = intake.submit(text_image(share / f"{k}.png", f"Invoice {4100 + k} paid", k), channel)
+        assert queued is not None
+        jobs.append((queued["id"], channel))
+    logged = Tuned(engine)
+    assert Worker(client, logged, DaemonSettings(batch_size=4), "w1").run_once(BLOCK_MS) == 4
+    assert sorted(logged.batches) == [2, 2]  # one batch per channel's settings
+    done = {r["id"]: r for r in records(client) if r["type"] == "done"}
+    for rid, channel in jobs:
+        read_with = done[rid]["settings"]
+        assert set(read_with) == {"det_thresh", "det_box_thresh", "det_unclip_ratio", "rec_min_confidence",
+                                  "model_set", "enhance", "orientation"}  # fmt: skip
+        if channel == "strict":
+            assert (read_with["rec_min_confidence"], read_with["det_box_thresh"]) == (1.0, 0.6)
+            assert done[rid]["lines"] == []  # no line is read with a confidence of 1.0
+        else:
+            assert (read_with["rec_min_confidence"], read_with["det_box_thresh"]) == (0.5, 0.5)
+            assert "paid" in done[rid]["text"].lower()

@@ -113,6 +113,34 @@ def scanned_pdf(words: str, salt: int) -> bytes:
     return saved(pdf)
 
 
+def turned_pdf(words: str, salt: int) -> bytes:
+    """A scan turned a quarter (as a phone or scanner delivers a page sideways)."""
+    from tests.engine.docmakers import image_page, saved
+
+    pdf = pdfium.PdfDocument.new()
+    image_page(pdf, cv2.rotate(text_pixels(words, salt), cv2.ROTATE_90_CLOCKWISE))
+    return saved(pdf)
+
+
+def born_digital_pdf(words: str, salt: int) -> bytes:
+    """A page with a text layer (an export from an office program): taken as it is, no OCR."""
+    from tests.engine.docmakers import saved, text_page
+
+    pdf = pdfium.PdfDocument.new()
+    text_page(pdf, [(words, 72, 100), (f"ref {1000 + salt}", 72, 130)])
+    return saved(pdf)
+
+
+def mixed_pages_pdf(words: str, salt: int) -> bytes:
+    """A born-digital cover page, then a scan."""
+    from tests.engine.docmakers import image_page, saved, text_page
+
+    pdf = pdfium.PdfDocument.new()
+    text_page(pdf, [(f"Cover {1000 + salt}", 72, 100)])
+    image_page(pdf, text_pixels(words, salt))
+    return saved(pdf)
+
+
 def encrypted_pdf(salt: int) -> bytes:
     """A password-protected PDF whose file ID carries the salt."""
     from tests.engine.docmakers import encrypted_pdf as locked
@@ -258,6 +286,9 @@ KINDS: list[Kind] = [
     Kind("multipage_tiff", "pages.tif", _text(multipage_tiff, DONE_WORDS), DONE, DONE),
     Kind("scanned_pdf", "scan.pdf", _text(scanned_pdf, DONE_WORDS), DONE, DONE),
     Kind("pdf_named_png", "scan.png", _text(scanned_pdf, DONE_WORDS), DONE, DONE),
+    Kind("turned_pdf", "sideways.pdf", _text(turned_pdf, DONE_WORDS), DONE, DONE),
+    Kind("born_digital_pdf", "export.pdf", _text(born_digital_pdf, DONE_WORDS), DONE, DONE),
+    Kind("mixed_pages_pdf", "mixed.pdf", _text(mixed_pages_pdf, DONE_WORDS), DONE, DONE),
     Kind("truncated_pdf", "cut.pdf", lambda salt: truncated(scanned_pdf(DONE_WORDS, salt)), PDF_BROKEN, PDF_BROKEN),
     Kind("encrypted_pdf", "locked.pdf", encrypted_pdf, PDF_LOCKED, PDF_LOCKED),
     Kind("pdf_thousands_of_tiny_pages", "dust.pdf", tiny_pages_pdf, Expect("done"), Expect("done")),

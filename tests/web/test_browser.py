@@ -392,3 +392,33 @@ def test_download_pdf_saves_the_searchable_pdf(stack: Stack, tmp_path: Path) -> 
     item = bob.js("return window.teamocr.viewer.item")
     (page,) = extracted_text(saved.read_bytes())
     assert "".join(page.split()) == "".join(item["text"].split())
+
+
+def test_a_member_makes_uses_and_revokes_an_api_key_in_the_dashboard(stack: Stack) -> None:
+    """bob names a key in the "API keys" panel: it is shown once, works as a bearer token on the
+    API, is listed with its last use, and stops working once he revokes it there."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    bob = stack.browsers["bob"]
+
+    def me(key: str) -> int:
+        request = urllib.request.Request(f"{bob.base_url}/api/v1/auth/me", headers={"Authorization": f"Bearer {key}"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert json.load(response)["username"] == "bob"
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    wait_until(lambda: bob.js("return !document.getElementById('keys-panel').hidden"), 30, "the keys panel")
+    bob.css("[data-testid=key-name]").send_keys("nightly script")
+    bob.css("[data-testid=key-create]").click()
+    wait_until(lambda: bob.js("return !document.getElementById('key-new').hidden"), 30, "the new key shown")
+    key = bob.css("[data-testid=key-secret]").text
+    assert key.startswith("tmk_") and me(key) == 200
+    wait_until(lambda: "nightly script" in bob.css("[data-testid=keys-list]").text, 30, "the key listed")
+    bob.css("[data-testid=key-revoke]").click()
+    wait_until(lambda: "nightly script" not in bob.css("[data-testid=keys-list]").text, 30, "the key revoked")
+    assert me(key) == 401

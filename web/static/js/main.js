@@ -4,6 +4,7 @@
 import { el } from "./dom.js";
 import { Feed, renderItem } from "./feed.js";
 import { I18n } from "./i18n.js";
+import { KeysPanel } from "./keys.js";
 import { ModelsPanel } from "./models.js";
 import { Session } from "./session.js";
 import { Uploader } from "./upload.js";
@@ -16,6 +17,7 @@ const session = new Session();
 const feed = new Feed($("feed"), $("feed-empty"), i18n);
 const viewer = new Viewer(session, i18n, (item) => applyItem(item));
 const models = new ModelsPanel(session, i18n);
+const keys = new KeysPanel(session, i18n);
 const search = { query: "", items: new Map() };
 let socket = null;
 let online = false;
@@ -168,6 +170,7 @@ async function start() {
     $("whoami").textContent = `${me.username} · ${me.team}`;
     $("whoami").dataset.team = me.team;
     models.show(me.role === "admin" || me.role === "operator");
+    keys.show();
   } catch (_err) {
     // shown as the name typed at sign-in
   }
@@ -182,6 +185,7 @@ function stop(expired) {
   setOnline(false);
   viewer.close();
   models.hide();
+  keys.hide();
   feed.clear();
   $("search-results").hidden = true;
   $("app-view").hidden = true;
@@ -217,6 +221,6 @@ i18n.addEventListener("change", () => {
 });
 
 // for the console and the browser tests; the page itself never reads it
-window.teamocr = { session, feed, viewer, models, i18n, get socket() { return socket; } };
+window.teamocr = { session, feed, viewer, models, keys, i18n, get socket() { return socket; } };
 
 if (session.active) start();
