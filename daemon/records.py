@@ -231,11 +231,22 @@ class DoneMessage(TypedDict):
     page_count: NotRequired[int]  # a document's (engine.types.DocumentResult.to_dict)
     pages: NotRequired[list[dict[str, Any]]]
     settings: NotRequired[dict[str, Any]]  # the engine settings it was read with (its channel's)
+    reread: NotRequired[bool]  # a done result read again (POST /reprocess): its reading is replaced
 
 
-RecordMessage = QueuedMessage | DuplicateMessage | FailedMessage | ProcessingMessage | RetryMessage | DoneMessage
+class RequeuedMessage(TypedDict):
+    """A failed result queued again (``POST /results/<id>/retry``): failed -> queued."""
 
-MESSAGE_TYPES = frozenset({"queued", "duplicate", "failed", "processing", "done"})
+    type: Literal["requeued"]
+    id: str
+    by: str
+
+
+RecordMessage = (
+    QueuedMessage | DuplicateMessage | FailedMessage | ProcessingMessage | RetryMessage | DoneMessage | RequeuedMessage
+)
+
+MESSAGE_TYPES = frozenset({"queued", "duplicate", "failed", "processing", "done", "requeued"})
 
 
 def decode_message(text: str) -> RecordMessage:

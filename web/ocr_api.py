@@ -159,11 +159,14 @@ def read_now(storage: FileStorage, channel: str, wait: float, started: float) ->
     item = batch.items[0]
     if item["status"] == "failed":
         return Outcome(item["id"], None, item.get("error") or "failed", _since(started))
+    store = services().store
     target = item.get("duplicate_of") or item["id"]
     deadline = started + wait
-    store = services().store
     while True:
         record = store.get(target)
+        if record is not None and record.status == Status.DUPLICATE and record.duplicate_of:
+            target = record.duplicate_of  # its first result holds the reading
+            continue
         if record is not None and record.status == Status.DONE:
             return Outcome(item["id"], record, None, _since(started))
         if record is not None and record.status == Status.FAILED:

@@ -60,6 +60,7 @@ class Job(DroppedFile):
     # The engine settings of the job's channel (config [channels.<name>]), given by intake: the
     # worker reads the file with them. None or {}: the engine's own.
     engine: dict[str, Any] | None = None
+    reread: bool = False  # a done result read again (POST /reprocess): its reading is replaced
 
     @property
     def disk_path(self) -> str:

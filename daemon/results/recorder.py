@@ -138,8 +138,8 @@ class Recorder:
         if kind not in MESSAGE_TYPES:
             raise ValueError(f"unknown record type {kind!r}")
         before = self.store.get(rid)
-        if before is not None and before.status in FINAL_STATUSES and kind != "done":
-            return None  # final rows never move again; a replay changes nothing
+        if before is not None and before.status in FINAL_STATUSES and kind not in ("done", "requeued"):
+            return None  # final rows never move again (but to a retry or a re-read); a replay changes nothing
         row: ResultRecord | None
         match kind:
             case "queued" | "duplicate" | "failed" if before is None:  # intake: a new result
@@ -148,10 +148,13 @@ class Recorder:
                 return self._retrying(cast(RetryMessage, record), before)
             case "processing":
                 return self._processing(cast(ProcessingMessage, record))
+            case "requeued":  # a failed result retried
+                row = self.store.requeue(rid)
             case "done":
-                if before is not None and before.status == Status.DONE:
+                done = cast(DoneMessage, record)
+                if before is not None and before.status == Status.DONE and not done.get("reread"):
                     return None
-                row = self._complete(cast(DoneMessage, record))
+                row = self._complete(done)
             case "failed":
                 row = self._fail(cast(FailedMessage, record))
         if row is None:
@@ -204,9 +207,18 @@ class Recorder:
             page_count=record.get("page_count", 1),
             pages=record.get("pages", []),
             settings=record.get("settings", {}),
+            reread=bool(record.get("reread")),
         )
 
     def _fail(self, record: FailedMessage) -> ResultRecord | None:
+        before = self.store.get(record["id"])
+        if before is not None and before.md5 and before.status not in FINAL_STATUSES:
+            # A failed primary no longer answers for its content: dropped again (under another
+            # name or place), that content is read as new instead of recorded as its duplicate.
+            # Released before the row says failed, so that whoever sees the failure may drop again.
+            key = md5_key(before.md5, before.scope)
+            if self.client.get(key) == before.id:
+                self.client.delete(key)
         return self.store.fail(
             record["id"],
             record.get("error") or "failed",
@@ -229,26 +241,32 @@ class Recorder:
         return len(removed)
 
     def _delete_source(self, path: str) -> None:
-        """Remove the regular file at ``path``, never a link nor anything a link leads to: its folder
-        is reached from the share's root with no link followed, and the name is removed from that
-        very folder only when it is a regular file there."""
-        folder = Path(path).parent
-        try:
-            fd = open_folder_in_share(self.shared_dir if self.shared_dir is not None else folder, folder)
-        except RefusedFile as exc:
-            log.warning("%s: retention did not delete the source: %s", path, exc)
-            return
-        except OSError as exc:
-            log.warning("%s: retention could not delete the source: %s", path, exc)
-            return
-        name = Path(path).name
-        try:
-            mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
-            if not stat.S_ISREG(mode):
-                log.warning("%s: retention did not delete the source: it %s", path, not_regular(mode))
-                return
-            os.unlink(name, dir_fd=fd)
-        except OSError as exc:
-            log.warning("%s: retention could not delete the source: %s", path, exc)
-        finally:
-            os.close(fd)
+        delete_source(self.shared_dir, path)
+
+
+def delete_source(shared_dir: Path | None, path: str) -> bool:
+    """Remove the regular file at ``path``, never a link nor anything a link leads to: its folder
+    is reached from the share's root with no link followed, and the name is removed from that
+    very folder only when it is a regular file there. Whether it was removed (why not is logged)."""
+    folder = Path(path).parent
+    try:
+        fd = open_folder_in_share(shared_dir if shared_dir is not None else folder, folder)
+    except RefusedFile as exc:
+        log.warning("%s: the source was not deleted: %s", path, exc)
+        return False
+    except OSError as exc:
+        log.warning("%s: the source could not be deleted: %s", path, exc)
+        return False
+    name = Path(path).name
+    try:
+        mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+        if not stat.S_ISREG(mode):
+            log.warning("%s: the source was not deleted: it %s", path, not_regular(mode))
+            return False
+        os.unlink(name, dir_fd=fd)
+        return True
+    except OSError as exc:
+        log.warning("%s: the source could not be deleted: %s", path, exc)
+        return False
+    finally:
+        os.close(fd)

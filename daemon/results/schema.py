@@ -157,9 +157,25 @@ ALTER TABLE results ADD COLUMN page_count INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE results ADD COLUMN pages TEXT NOT NULL DEFAULT '[]';
 """
 
-# v6: the engine settings a result was read with (those a channel may set: daemon [channels]).
+# v6: the engine settings a result was read with (those a channel may set: [channels]), and the
+# earlier readings of a result read again (POST /reprocess), newest version highest.
 _V6 = """
 ALTER TABLE results ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE readings (
+    result_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    replaced_at REAL NOT NULL,
+    finished_at REAL,
+    lines TEXT NOT NULL,
+    text TEXT NOT NULL,
+    timings TEXT NOT NULL,
+    engine_version TEXT,
+    model_version TEXT,
+    settings TEXT NOT NULL,
+    page_count INTEGER NOT NULL,
+    pages TEXT NOT NULL,
+    PRIMARY KEY (result_id, version)
+);
 """
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)

@@ -14,6 +14,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,7 +63,11 @@ class ResultStore(Protocol):
         page_count: int = 1,
         pages: builtins.list[dict[str, Any]] | None = None,
         settings: Mapping[str, Any] | None = None,
+        reread: bool = False,
     ) -> ResultRecord | None: ...
+    def requeue(self, result_id: str) -> ResultRecord | None: ...
+    def delete(self, result_id: str) -> ResultRecord | None: ...
+    def readings(self, result_id: str) -> builtins.list[dict[str, Any]]: ...
     def fail(self, result_id: str, error: str, attempts: int, finished_at: float) -> ResultRecord | None: ...
     def get(self, result_id: str) -> ResultRecord | None: ...
     def by_md5(self, md5: str, scope: str | None = None) -> ResultRecord | None: ...
@@ -87,6 +92,16 @@ class ResultStore(Protocol):
     def correct(self, result_id: str, line_index: int, text: str, user: str, at: float) -> ResultRecord | None: ...
     def corrections(self, result_id: str) -> builtins.list[dict[str, Any]]: ...
     def close(self) -> None: ...
+
+
+# A done result's reading kept as its next earlier version (complete(reread=True)).
+_KEEP_READING = """
+INSERT INTO readings (result_id, version, replaced_at, finished_at, lines, text, timings, engine_version,
+                      model_version, settings, page_count, pages)
+SELECT id, (SELECT COALESCE(MAX(version), 0) + 1 FROM readings WHERE result_id = results.id), ?, finished_at,
+       lines, text, timings, engine_version, model_version, settings, page_count, pages
+FROM results WHERE id = ?
+"""
 
 
 class SqliteStore:
@@ -174,18 +189,28 @@ class SqliteStore:
         page_count: int = 1,
         pages: builtins.list[dict[str, Any]] | None = None,
         settings: Mapping[str, Any] | None = None,
+        reread: bool = False,
     ) -> ResultRecord | None:
         """Store the OCR result (queued/processing/failed -> done); a document's ``page_count`` and
         ``pages`` too, and the engine ``settings`` it was read with.
 
-        A done or duplicate row is left as it is; the row is returned either way.
+        A done or duplicate row is left as it is, unless ``reread``: a done row's reading then
+        becomes its newest earlier version (:meth:`readings`) and the new one takes its place. The
+        row is returned either way.
         """
         with self._write() as conn:
+            states = "('queued', 'processing', 'failed')"
+            if (
+                reread
+                and conn.execute("SELECT 1 FROM results WHERE id = ? AND status = 'done'", (result_id,)).fetchone()
+            ):
+                conn.execute(_KEEP_READING, (time.time(), result_id))
+                states = "('done')"
             conn.execute(
                 "UPDATE results SET status = 'done', error = NULL, width = ?, height = ?, "
                 "lines = ?, text = ?, timings = ?, engine_version = ?, model_version = ?, "
                 "finished_at = ?, page_count = ?, pages = ?, settings = ? "
-                "WHERE id = ? AND status IN ('queued', 'processing', 'failed')",
+                f"WHERE id = ? AND status IN {states}",
                 (
                     width, height, dumps(lines), text, dumps(dict(timings)), engine_version, model_version,
                     finished_at, page_count, dumps(pages or []), dumps(dict(settings or {})), result_id,
@@ -204,15 +229,54 @@ class SqliteStore:
             )
             return self._get(conn, result_id)
 
+    def requeue(self, result_id: str) -> ResultRecord | None:
+        """A failed result queued again (``POST /results/<id>/retry``): failed -> queued, its error
+        cleared; any other row is left as it is. The row, or None for an unknown id."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE results SET status = 'queued', error = NULL, finished_at = NULL "
+                "WHERE id = ? AND status = 'failed'",
+                (result_id,),
+            )
+            return self._get(conn, result_id)
+
+    def delete(self, result_id: str) -> ResultRecord | None:
+        """Remove the result, its corrections and its earlier readings; the row removed, or None."""
+        with self._write() as conn:
+            row = self._get(conn, result_id)
+            if row is None:
+                return None
+            conn.execute("DELETE FROM corrections WHERE result_id = ?", (result_id,))
+            conn.execute("DELETE FROM readings WHERE result_id = ?", (result_id,))
+            conn.execute("DELETE FROM results WHERE id = ?", (result_id,))
+        return row
+
+    def readings(self, result_id: str) -> builtins.list[dict[str, Any]]:
+        """The earlier readings of a result read again, newest first: version, when it was
+        replaced, and its lines, text, timings, versions, settings and pages."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM readings WHERE result_id = ? ORDER BY version DESC", (result_id,)
+            ).fetchall()
+        out = []
+        for row in rows:
+            item = dict(row)
+            del item["result_id"]
+            for name, empty in (("lines", "[]"), ("timings", "{}"), ("settings", "{}"), ("pages", "[]")):
+                item[name] = json.loads(item[name] or empty)
+            out.append(item)
+        return out
+
     def delete_older_than(self, cutoff: float) -> builtins.list[ResultRecord]:
         """Delete the results created before ``cutoff``; return them (oldest first)."""
         with self._write() as conn:
             rows = conn.execute(
                 "SELECT * FROM results WHERE created_at < ? ORDER BY created_at, seq", (cutoff,)
             ).fetchall()
-            conn.execute(
-                "DELETE FROM corrections WHERE result_id IN (SELECT id FROM results WHERE created_at < ?)", (cutoff,)
-            )
+            for table in ("corrections", "readings"):
+                conn.execute(
+                    f"DELETE FROM {table} WHERE result_id IN (SELECT id FROM results WHERE created_at < ?)", (cutoff,)
+                )
             conn.execute("DELETE FROM results WHERE created_at < ?", (cutoff,))
         if rows:
             log.info("result store %s: deleted %d results created before %s",

@@ -300,6 +300,8 @@ class Worker:
         result = page.to_dict()
         if job.id in self._read_with:
             result["settings"] = self._read_with[job.id]
+        if job.reread:
+            result["reread"] = True
         if self.outputs is not None:
             self.outputs.write(job, result)
         # the page's own fields (PageResult.to_dict) as they are: what it gains, the record carries

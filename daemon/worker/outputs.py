@@ -64,6 +64,16 @@ class OutputWriter:
             log.warning("%s: could not write output files: %s", job.path, exc)
 
 
+def remove_outputs(root: Path, result_id: str) -> int:
+    """Delete the output files written for ``result_id`` (every run's JSON and drawing); how many."""
+    removed = 0
+    for found in root.glob(f"*/*/{result_id}_*"):
+        if found.parent.name in ("json", "visualization") and found.is_file() and not found.is_symlink():
+            found.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def job_bytes(path: str, size: int, md5: str, max_bytes: int) -> bytes:
     """The ``size`` bytes at ``path`` when their MD5 is ``md5`` and the path is no link; else
     :class:`SourceChanged` (or the ``OSError`` of the open)."""

@@ -77,6 +77,7 @@ def test_from_row_decodes_json_columns() -> None:
         "lines": json.dumps(rec.lines),
         "timings": json.dumps(rec.timings),
         "pages": json.dumps(rec.pages),
+        "settings": json.dumps(rec.settings),
     }
     assert ResultRecord.from_row(row) == rec
     empty = {**row, "lines": "", "timings": None}

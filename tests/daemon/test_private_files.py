@@ -3,12 +3,12 @@ the umask (the usual 022 here); and what an older version left readable by other
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -16,8 +16,9 @@ import pytest
 
 from cli.folders import make_dirs
 from daemon.queue.redisconn import open_redis
+from daemon.queue.streams import Job
 from daemon.results.store import SqliteStore
-from daemon.worker.outputs import OutputWriter
+from daemon.worker.outputs import OutputWriter, remove_outputs
 
 
 def mode(path: Path) -> int:
@@ -82,8 +83,14 @@ def test_outputs_are_private_and_drawn_only_from_the_bytes_read(tmp_path: Path) 
     source = tmp_path / "share" / "page.png"
     source.parent.mkdir()
     source.write_bytes(png.tobytes())
-    job = SimpleNamespace(
-        id="r1", filename="page.png", path=str(source), channel="", size=len(png), md5=hashlib.md5(png).hexdigest()
+    job = Job(
+        id="r1",
+        filename="page.png",
+        path=str(source),
+        channel="",
+        size=len(png),
+        md5=hashlib.md5(png).hexdigest(),
+        created_at=0.0,
     )
     result = {"text": "x", "lines": [{"text": "x", "points": [[5, 5], [40, 5], [40, 20], [5, 20]]}]}
     writer = OutputWriter(tmp_path / "data" / "outputs", 1_000_000, 1_000_000, run="run1")
@@ -98,8 +105,9 @@ def test_outputs_are_private_and_drawn_only_from_the_bytes_read(tmp_path: Path) 
     secret.write_bytes(other.tobytes())
     swapped = tmp_path / "share" / "swapped.png"
     swapped.symlink_to(secret)  # swapped for a link after the worker read it
-    writer.write(SimpleNamespace(**{**vars(job), "id": "r2", "filename": "swapped.png", "path": str(swapped)}), result)
+    writer.write(dataclasses.replace(job, id="r2", filename="swapped.png", path=str(swapped)), result)
     assert (run / "json" / "r2_swapped.json").exists() and not (run / "visualization" / "r2_swapped.png").exists()
     source.write_bytes(other.tobytes())  # other content at the same path
-    writer.write(SimpleNamespace(**{**vars(job), "id": "r3"}), result)
+    writer.write(dataclasses.replace(job, id="r3"), result)
     assert not (run / "visualization" / "r3_page.png").exists()
+    assert remove_outputs(tmp_path / "data" / "outputs", "r1") == 2 and not any(p.exists() for p in written)

@@ -422,3 +422,23 @@ def test_a_member_makes_uses_and_revokes_an_api_key_in_the_dashboard(stack: Stac
     bob.css("[data-testid=key-revoke]").click()
     wait_until(lambda: "nightly script" not in bob.css("[data-testid=keys-list]").text, 30, "the key revoked")
     assert me(key) == 401
+
+
+def test_an_admin_reads_a_result_again_sees_the_old_version_and_deletes_it(stack: Stack) -> None:
+    """alice (admin) presses "Read again": the viewer lists the earlier reading; "Delete" takes the
+    result out of bob's feed too. bob (a member) has neither button."""
+    alice, bob = stack.browsers["alice"], stack.browsers["bob"]
+    stack.drop(screenshot(stack.staging / "agenda.png", "Agenda for Monday", seed=31), channel="finance")
+    shown = alice.wait_final("agenda.png", 120)
+    assert shown["status"] == "done", shown
+    bob.wait_final("agenda.png", 120)
+    bob.open_viewer(shown["id"])
+    assert bob.js("return document.getElementById('viewer-delete').hidden") is True
+    alice.open_viewer(shown["id"])
+    wait_until(lambda: not alice.js("return document.getElementById('viewer-reread').hidden"), 30, "read again")
+    alice.css("[data-testid=viewer-reread]").click()
+    wait_until(lambda: alice.js("return !document.getElementById('viewer-versions').hidden"), 120, "the old version")
+    assert alice.js("return document.getElementById('viewer-version').options.length") == 2
+    alice.js("window.confirm = () => true;")
+    alice.css("[data-testid=viewer-delete]").click()
+    wait_until(lambda: bob.feed_item(shown["id"]) is None, 60, "the result gone from bob's feed")

@@ -35,7 +35,7 @@ ID_OPERATIONS = [
     for path, item in json.loads(OPENAPI_DOCUMENT.read_text())["paths"].items()
     if "{result_id}" in path
     for method in item
-    if method in ("get", "post", "put", "patch", "delete")
+    if method in ("get", "post", "put", "patch")  # DELETE is for admins: tests/web/test_lifecycle_api.py
 ]
 
 
@@ -81,7 +81,10 @@ def test_other_teams_ids_answer_like_unknown_ids(
         assert rows[victim].id not in response.get_data(as_text=True)
         assert svc.store.get(rows[victim].id) == before  # a correction never lands
     own = rows["sales" if user == "carol" else "root"]
-    assert call(client, method, path, own.id, auth[user]).status_code == 200  # the control: own ids work
+    answer = call(client, method, path, own.id, auth[user])
+    assert answer.status_code in (200, 202, 409), (
+        answer.get_json()
+    )  # the control: own ids work (a retry of a done one: 409)
 
 
 def test_lists_counts_searches_and_exports_hold_only_the_own_team(client: FlaskClient, auth: dict, rows: dict) -> None:

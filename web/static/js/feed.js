@@ -132,6 +132,15 @@ export class Feed {
     for (const [id, node] of this.nodes) renderItem(node, this.items.get(id), this.i18n);
   }
 
+  /** Take a deleted result out of the feed. */
+  remove(id) {
+    const node = this.nodes.get(id);
+    if (node) node.remove();
+    this.items.delete(id);
+    this.nodes.delete(id);
+    this.empty.hidden = this.items.size > 0;
+  }
+
   clear() {
     this.items.clear();
     this.nodes.clear();

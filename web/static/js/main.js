@@ -26,6 +26,12 @@ new Uploader(session, i18n);
 i18n.apply(document);
 
 function applyItem(item) {
+  if (item.status === "deleted") {
+    feed.remove(item.id);
+    if (viewer.openId === item.id) viewer.close();
+    $("search-list").querySelector(`[data-id="${CSS.escape(item.id)}"]`)?.remove();
+    return;
+  }
   feed.upsert(item);
   viewer.update(item);
   const node = $("search-list").querySelector(`[data-id="${CSS.escape(item.id)}"]`);
@@ -171,6 +177,7 @@ async function start() {
     $("whoami").dataset.team = me.team;
     models.show(me.role === "admin" || me.role === "operator");
     keys.show();
+    viewer.setAdmin(me.role === "admin" || me.role === "operator");
   } catch (_err) {
     // shown as the name typed at sign-in
   }

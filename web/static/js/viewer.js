@@ -39,6 +39,19 @@ export class Viewer {
     document.getElementById("viewer-close").addEventListener("click", () => this.close());
     this.pdfButton = document.getElementById("viewer-pdf");
     this.pdfButton.addEventListener("click", () => this.downloadPdf());
+    this.isAdmin = false;
+    this.retryButton = document.getElementById("viewer-retry");
+    this.rereadButton = document.getElementById("viewer-reread");
+    this.deleteButton = document.getElementById("viewer-delete");
+    this.retryButton.addEventListener("click", () => this._act(`results/${encodeURIComponent(this.item.id)}/retry`));
+    this.rereadButton.addEventListener("click", () =>
+      this._act("reprocess", { method: "POST", body: JSON.stringify({ ids: [this.item.id] }) }));
+    this.deleteButton.addEventListener("click", () => this.remove());
+    this.versionsBox = document.getElementById("viewer-versions");
+    this.versionSelect = document.getElementById("viewer-version");
+    this.versionText = document.getElementById("viewer-version-text");
+    this.versions = [];
+    this.versionSelect.addEventListener("change", () => this._showVersion());
     this.image.addEventListener("load", () => {
       this.panel.dataset.image = "loaded";
       this._drawBoxes();
@@ -90,6 +103,7 @@ export class Viewer {
     }
     this._render();
     this.panel.dataset.state = "ready";
+    this._loadVersions(id);
     await this._loadImage(id);
     if (window.matchMedia("(max-width: 639px)").matches) this.panel.scrollIntoView({ behavior: "smooth" });
   }
@@ -108,8 +122,10 @@ export class Viewer {
       this.pending = item;
       return;
     }
+    const reread = item.status === "done" && item.finished_at !== this.item.finished_at;
     this.item = item;
     this._render();
+    if (reread) this._loadVersions(item.id); // a re-read's old reading is now a version
   }
 
   async _loadImage(id) {
@@ -127,6 +143,56 @@ export class Viewer {
       this.panel.dataset.image = "failed";
       this.error.textContent = this.i18n.t("imageFailed");
     }
+  }
+
+  /** Admins also get "Read again" and "Delete". */
+  setAdmin(isAdmin) {
+    this.isAdmin = isAdmin;
+    if (this.item) this._render();
+  }
+
+  async _act(path, options = { method: "POST" }) {
+    try {
+      await this.session.json(`/api/v1/${path}`, { headers: { "Content-Type": "application/json" }, ...options });
+      toast(this.i18n.t("queuedAgain"));
+    } catch (err) {
+      toast(this.i18n.t("actionFailed", { error: err.message }));
+    }
+  }
+
+  async remove() {
+    if (!this.item || !window.confirm(this.i18n.t("confirmDelete"))) return;
+    try {
+      await this.session.json(`/api/v1/results/${encodeURIComponent(this.item.id)}`, { method: "DELETE" });
+      this.close(); // the "deleted" event takes it out of every member's feed
+    } catch (err) {
+      toast(this.i18n.t("actionFailed", { error: err.message }));
+    }
+  }
+
+  async _loadVersions(id) {
+    this.versions = [];
+    this.versionsBox.hidden = true;
+    try {
+      this.versions = (await this.session.json(`/api/v1/results/${encodeURIComponent(id)}/versions`)).items;
+    } catch (_err) {
+      return;
+    }
+    if (this.openId !== id || !this.versions.length) return;
+    const when = (stamp) => new Date(stamp * 1000).toLocaleString(this.i18n.lang === "zh" ? "zh-CN" : "en");
+    this.versionSelect.replaceChildren(
+      el("option", { value: "" }, this.i18n.t("currentReading")),
+      ...this.versions.map((v) => el("option", { value: String(v.version) },
+        this.i18n.t("versionOf", { version: v.version, when: when(v.replaced_at) }))),
+    );
+    this.versionText.hidden = true;
+    this.versionsBox.hidden = false;
+  }
+
+  _showVersion() {
+    const chosen = this.versions.find((v) => String(v.version) === this.versionSelect.value);
+    this.versionText.hidden = !chosen;
+    this.versionText.textContent = chosen ? chosen.text : "";
   }
 
   /** Fetch the open result's searchable PDF (with the token) and save it under the file's name. */
@@ -173,6 +239,9 @@ export class Viewer {
     this.error.textContent = item.status === "failed" ? `${this.i18n.t("errorLabel")} ${item.error || "?"}` : "";
     this.pager.hidden = this.pageCount <= 1;
     this.pdfButton.hidden = !["done", "duplicate"].includes(item.status);
+    this.retryButton.hidden = item.status !== "failed";
+    this.rereadButton.hidden = !this.isAdmin || item.status !== "done";
+    this.deleteButton.hidden = !this.isAdmin;
     this.pdfButton.title = this.i18n.t("downloadPdfHint");
     this.panel.dataset.page = String(this.page);
     this.pageLabel.textContent = this.i18n.t("pageOf", { page: this.page, count: this.pageCount });
