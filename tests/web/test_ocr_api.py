@@ -23,13 +23,18 @@ from web.app import create_app
 from web.services import services
 
 OCR = "/api/v1/ocr"
+MAX_BODY = 3_000_000
 
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     tmp = tmp_path_factory.mktemp("ocr-api")
     base = make_settings(tmp)
-    settings = replace(base, teams=replace(base.teams, default_team="alpha", channels="finance=alpha, sales=beta"))
+    settings = replace(
+        base,
+        teams=replace(base.teams, default_team="alpha", channels="finance=alpha, sales=beta"),
+        web=replace(base.web, max_request_bytes=MAX_BODY),
+    )
     settings.shared_dir.mkdir(parents=True, exist_ok=True)
     with running(settings, workers=1) as handle:
         wait_until(lambda: handle.client.hlen(HEARTBEATS) > 0, 120, "the worker's first heartbeat")
@@ -122,6 +127,10 @@ def test_refusals(client: FlaskClient, key: dict[str, str], tmp_path: Path) -> N
     assert client.post(OCR, headers=key, data=b"", content_type="image/png").status_code == 400
     assert client.post(f"{OCR}?wait=500", headers=key, data=b"x", content_type="image/png").status_code == 400
     assert client.post(OCR, **multipart(b"x", "a.png")).status_code == 401
+    huge = client.post(OCR, headers=key, data=b"\x89PNG\r\n\x1a\n" + bytes(MAX_BODY), content_type="image/png")
+    assert huge.status_code == 413 and huge.is_json
+    expired = client.post(OCR, headers=bearer("tmk_000000000000_" + "A" * 43), **multipart(b"x", "a.png"))
+    assert expired.status_code == 401 and "unknown API key" in expired.get_json()["error"]
     carol = bearer(login(client, "carol")["access_token"])
     other = client.post(
         f"{OCR}?channel=finance", headers=carol, **multipart(image_bytes(tmp_path, "Not hers", 6), "a.png")
