@@ -22,7 +22,20 @@ from daemon.queue.redisconn import client_for
 from daemon.results.events import SOCKETIO_CHANNEL
 from daemon.results.store import STORE_NAME, SqliteStore
 from daemon.results.teams import TeamMap
-from web import api, auth, dashboard, health, http_errors, limits, models_api, sockets, uploads, users_api
+from daemon.webhooks.registry import WebhookRegistry
+from web import (
+    api,
+    auth,
+    dashboard,
+    health,
+    http_errors,
+    limits,
+    models_api,
+    sockets,
+    uploads,
+    users_api,
+    webhooks_api,
+)
 from web.accounts import AccountStore
 from web.headers import init_app as init_headers
 from web.offload import native_lock, offload_for
@@ -64,6 +77,7 @@ def create_app(
         teams=teams,
         intake=overrides.pop("intake", None)
         or Intake(client, settings.engine.max_file_bytes, teams=teams, hasher=lambda path: offload.run(file_md5, path)),
+        webhooks=overrides.pop("webhooks", None) or WebhookRegistry.for_data_dir(settings.data_dir),
         offload=offload,
     )
     training = overrides.pop("training", None)  # web.training.TrainingCommands (tests use tiny runs)
@@ -77,7 +91,7 @@ def create_app(
     http_errors.init_app(app)
     init_headers(app)  # nosniff everywhere; no-store on the API, exports, /healthz, /metrics
     limits.init_app(app, url, settings.web)
-    for module in (auth, api, uploads, health, dashboard, users_api):
+    for module in (auth, api, uploads, health, dashboard, users_api, webhooks_api):
         app.register_blueprint(module.blueprint)
     socketio = SocketIO(
         app,

@@ -20,6 +20,15 @@ from daemon.webhooks.errors import RefusedUrl
 MAX_URL_CHARS = 2000
 SCHEMES = {"http": 80, "https": 443}
 
+# The kinds of address refused, the most telling first (a loopback address is private too).
+_KINDS = (
+    ("loopback", "a loopback address"),
+    ("link_local", "a link-local address"),
+    ("multicast", "a multicast address"),
+    ("unspecified", "the unspecified address"),
+    ("reserved", "a reserved address"),
+    ("private", "a private address"),
+)
 Resolver = Callable[..., list[tuple[Any, ...]]]  # socket.getaddrinfo's shape
 
 
@@ -65,9 +74,9 @@ def forbidden(address: str) -> str | None:
     ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    for flag in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):  # most telling first
+    for flag, what in _KINDS:
         if getattr(ip, f"is_{flag}"):
-            return f"a {flag.replace('_', '-')} address"
+            return what
     if not ip.is_global:
         return "not a public address"
     return None
