@@ -8,6 +8,7 @@ import { ModelsPanel } from "./models.js";
 import { Session } from "./session.js";
 import { Uploader } from "./upload.js";
 import { Viewer } from "./viewer.js";
+import { WebhooksPanel } from "./webhooks.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,6 +17,7 @@ const session = new Session();
 const feed = new Feed($("feed"), $("feed-empty"), i18n);
 const viewer = new Viewer(session, i18n, (item) => applyItem(item));
 const models = new ModelsPanel(session, i18n);
+const webhooks = new WebhooksPanel(session, i18n);
 const search = { query: "", items: new Map() };
 let socket = null;
 let online = false;
@@ -168,6 +170,7 @@ async function start() {
     $("whoami").textContent = `${me.username} · ${me.team}`;
     $("whoami").dataset.team = me.team;
     models.show(me.role === "admin" || me.role === "operator");
+    webhooks.show(me.role === "admin" || me.role === "operator");
   } catch (_err) {
     // shown as the name typed at sign-in
   }
@@ -182,6 +185,7 @@ function stop(expired) {
   setOnline(false);
   viewer.close();
   models.hide();
+  webhooks.hide();
   feed.clear();
   $("search-results").hidden = true;
   $("app-view").hidden = true;
@@ -217,6 +221,6 @@ i18n.addEventListener("change", () => {
 });
 
 // for the console and the browser tests; the page itself never reads it
-window.teamocr = { session, feed, viewer, models, i18n, get socket() { return socket; } };
+window.teamocr = { session, feed, viewer, models, webhooks, i18n, get socket() { return socket; } };
 
 if (session.active) start();
