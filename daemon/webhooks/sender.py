@@ -34,6 +34,7 @@ class _PinnedConnection(http.client.HTTPConnection):
 
     def __init__(self, target: Target, timeout: float, tls: ssl.SSLContext | None) -> None:
         super().__init__(target.host, target.port, timeout=timeout)
+        self.default_port = 443 if tls is not None else 80  # a Host header without the usual port
         self._address = target.address
         self._tls = tls
 
@@ -42,10 +43,13 @@ class _PinnedConnection(http.client.HTTPConnection):
         self.sock = self._tls.wrap_socket(sock, server_hostname=self.host) if self._tls is not None else sock
 
 
-def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -> Answer:
+def post(
+    target: Target, body: bytes, headers: dict[str, str], timeout: float, tls: ssl.SSLContext | None = None
+) -> Answer:
     """POST ``body``; the answer, whatever its status (a redirect is an answer, not followed).
+    ``tls``: the certificates an https receiver is checked against (default: the system's).
     Raises ``OSError`` (refused, timed out, TLS) and ``http.client.HTTPException``."""
-    tls = ssl.create_default_context() if target.scheme == "https" else None
+    tls = (tls or ssl.create_default_context()) if target.scheme == "https" else None
     conn = _PinnedConnection(target, timeout, tls)
     try:
         conn.request("POST", target.target, body=body, headers=headers)

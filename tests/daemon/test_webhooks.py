@@ -205,7 +205,59 @@ def test_an_event_added_twice_is_delivered_once(
     sender.run_once(block_ms=1)
     outbox.result_changed(handle.client, item("r1"))  # later still
     sender.run_once(block_ms=1)
-    assert len(receiver.received) == 1
+    (got,) = receiver.received
+    assert got.headers["Host"] == f"127.0.0.1:{receiver.port}" and got.headers["User-Agent"] == signing.USER_AGENT
+
+
+def test_https_goes_to_the_checked_address_with_the_urls_host_name(tmp_path: Path) -> None:
+    """TLS to the pinned address: the certificate is checked against the URL's host (SNI), and the
+    Host header names it without the usual port."""
+    import ssl
+    import subprocess
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from daemon.webhooks.sender import post
+    from daemon.webhooks.targets import Target
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=hooks.test",
+         "-addext", "subjectAltName=DNS:hooks.test", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    hosts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            hosts.append(self.headers["Host"])
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        trust = ssl.create_default_context(cafile=str(cert))
+        target = Target(f"https://hooks.test:{port}/in", "https", "hooks.test", port, "/in", "127.0.0.1")
+        assert post(target, b"{}", {"Content-Type": "application/json"}, 5.0, trust).status == 204
+        assert hosts == [f"hooks.test:{port}"]
+        wrong = Target(f"https://other.test:{port}/in", "https", "other.test", port, "/in", "127.0.0.1")
+        with pytest.raises(ssl.SSLCertVerificationError):
+            post(wrong, b"{}", {}, 5.0, trust)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
 
 
 def test_errors_answers_and_giving_up_are_logged(
