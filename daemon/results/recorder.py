@@ -21,7 +21,7 @@ from typing import Any, cast
 import redis
 
 from daemon.intake.safeopen import RefusedFile, not_regular, open_folder_in_share
-from daemon.queue.redisconn import lost_groups, recreate_groups
+from daemon.queue.redisconn import wait_out
 from daemon.queue.streams import RECORDER_GROUP, RECORDS, md5_key, parse_entries, take
 from daemon.records import (
     FINAL_STATUSES,
@@ -132,12 +132,7 @@ class Recorder:
                 delay = 0.5
             except (redis.RedisError, sqlite3.Error) as exc:  # sqlite3: e.g. locked past the busy timeout
                 outage = outage or isinstance(exc, redis.RedisError)
-                if lost_groups(exc) and recreate_groups(self.client, "recorder"):
-                    continue
-                what = "Redis" if isinstance(exc, redis.RedisError) else "store"
-                log.warning("recorder: %s error (%s); retrying in %.1fs", what, exc, delay)
-                stop.wait(delay)
-                delay = min(30.0, delay * 2)
+                delay = wait_out(exc, self.client, "recorder", "store", delay, stop, log)
 
     def _final_replayed(self, record: RecordMessage | None) -> dict[str, Any] | None:
         """The item of a final record that changed nothing (a replay after a crash, or a record

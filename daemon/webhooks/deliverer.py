@@ -25,7 +25,7 @@ from typing import cast
 
 import redis
 
-from daemon.queue.redisconn import lost_groups, recreate_groups
+from daemon.queue.redisconn import wait_out
 from daemon.queue.streams import parse_entries, take
 from daemon.webhooks import sender, signing
 from daemon.webhooks.errors import RefusedUrl
@@ -165,11 +165,6 @@ class Deliverer:
                         self.run_once()
                         delay = 0.5
                     except (redis.RedisError, sqlite3.Error) as exc:
-                        if lost_groups(exc) and recreate_groups(self.client, "webhook deliverer"):
-                            continue
-                        what = "Redis" if isinstance(exc, redis.RedisError) else "webhook registry"
-                        log.warning("webhook deliverer: %s error (%s); retrying in %.1fs", what, exc, delay)
-                        stop.wait(delay)
-                        delay = min(30.0, delay * 2)
+                        delay = wait_out(exc, self.client, "webhook deliverer", "webhook registry", delay, stop, log)
             finally:
                 self._pool = None
