@@ -99,6 +99,7 @@ def _cmd_watch(args: argparse.Namespace, settings: Settings, _factory: Any) -> i
 
 
 def _serve(args: argparse.Namespace, settings: Settings, **kwargs: Any) -> int:
+    from cli.users import first_team
     from daemon.service import install_signals, serve
 
     make_dirs(settings.shared_dir)
@@ -111,6 +112,7 @@ def _serve(args: argparse.Namespace, settings: Settings, **kwargs: Any) -> int:
         config_file=args.config,
         stop=stop,
         worker_command=worker_command("--follow-parent"),
+        first_team=first_team(settings),
         **kwargs,
     )
 

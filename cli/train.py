@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -256,6 +255,7 @@ def _guard(args: argparse.Namespace, workdir: Path, candidate: Any) -> Any:
 
 
 def _cmd_export(args: argparse.Namespace, settings: Settings, factory: Any) -> int:
+    from cli.users import first_team
     from daemon.offline.corrections import export_corrections
     from daemon.results.store import STORE_NAME
     from daemon.results.teams import TeamMap, is_default_team
@@ -263,7 +263,7 @@ def _cmd_export(args: argparse.Namespace, settings: Settings, factory: Any) -> i
     scope = None
     if args.team:
         teams = TeamMap.from_spec(settings.teams.channels)
-        is_default = is_default_team(args.team, settings.teams.default_team, _first_team(settings))
+        is_default = is_default_team(args.team, settings.teams.default_team, first_team(settings))
         scope = teams.scope_for(args.team, is_default)
     summary = export_corrections(
         settings.data_dir / STORE_NAME,
@@ -279,22 +279,3 @@ def _cmd_export(args: argparse.Namespace, settings: Settings, factory: Any) -> i
         f"image(s) in {summary.folder} (skipped: {skipped})"
     )
     return 0
-
-
-def _first_team(settings: Settings) -> Callable[[], str | None]:
-    """The accounts' first team, as the web asks it (None while no account exists)."""
-
-    def first() -> str | None:
-        from web.accounts import AccountStore
-        from web.app import ACCOUNTS_NAME
-
-        path = settings.data_dir / ACCOUNTS_NAME
-        if not path.exists():
-            return None
-        accounts = AccountStore(path)
-        try:
-            return accounts.first_team()
-        finally:
-            accounts.close()
-
-    return first

@@ -75,6 +75,30 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     change_role.set_defaults(handler=_cmd_user_role)
 
 
+def first_team(settings: Settings) -> Callable[[], str | None]:
+    """The accounts' first team, as the web asks it (None while no account exists): the default
+    team when ``teams.default_team`` is empty. Once there is one it is kept (it never changes)."""
+    found: list[str] = []
+
+    def first() -> str | None:
+        from web.accounts import AccountStore
+        from web.app import ACCOUNTS_NAME
+
+        path = settings.data_dir / ACCOUNTS_NAME
+        if found or not path.exists():
+            return found[0] if found else None
+        accounts = AccountStore(path)
+        try:
+            team = accounts.first_team()
+        finally:
+            accounts.close()
+        if team is not None:
+            found.append(team)
+        return team
+
+    return first
+
+
 @contextmanager
 def _accounts(settings: Settings) -> Iterator[AccountStore]:
     from web.accounts import AccountStore

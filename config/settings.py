@@ -83,6 +83,10 @@ class DaemonSettings:
     retention_days: float = 0.0  # remove results older than this; 0 keeps them forever
     retention_delete_sources: bool = False  # with retention, also delete the source files
     latest_cache: int = 200  # results kept in the Redis cache for the dashboard
+    # Webhook deliveries: seconds to wait after each failed attempt (the count of delays + 1 is the
+    # number of attempts); a POST gets webhook_timeout seconds to connect and to answer.
+    webhook_retry_delays: str = "5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800"
+    webhook_timeout: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,9 @@ class WebSettings:
     metrics_max_age: float = 15.0  # seconds /metrics reuses the store's counts before counting again
     annotated_cache_bytes: int = 64 << 20  # memory for drawn /annotated images (LRU); 0 = none kept
     async_mode: str = "gevent"  # how `teamocr run`/`teamocr web` serve: gevent, or threading (werkzeug)
+    # Webhook URLs may name private, loopback and link-local addresses (checked when registered and
+    # at each delivery, by the web and the daemon's deliverer alike): for a receiver on the LAN.
+    webhooks_allow_private: bool = False
 
 
 # Engine settings a channel may set for itself ([channels.<name>] tables).

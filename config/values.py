@@ -31,7 +31,23 @@ def _positive(v: float) -> bool:
     return v > 0
 
 
-# (test, what the value must be) for numeric settings.
+def delay_list(text: str) -> tuple[float, ...]:
+    """ "5, 30, 120" -> (5.0, 30.0, 120.0): seconds, each finite and 0 or more; ValueError otherwise."""
+    delays = tuple(float(part) for part in text.split(",") if part.strip())
+    if any(not 0 <= d < float("inf") for d in delays):
+        raise ValueError(f"delays must be finite seconds, 0 or more, got {text!r}")
+    return delays
+
+
+def _delays(text: str) -> bool:
+    try:
+        delay_list(text)
+    except ValueError:
+        return False
+    return True
+
+
+# (test, what the value must be) for numeric settings (and a list of delays).
 RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "port": (_between(0, 65535), "between 0 and 65535"),
     "engine.threads": (lambda v: v >= 0, "0 (all cores) or more"),
@@ -51,6 +67,8 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "engine.max_image_pixels": (_positive, "greater than 0"),
     "engine.max_file_bytes": (_positive, "greater than 0"),
     "daemon.worker_nice": (_between(0, 19), "between 0 and 19"),
+    "daemon.webhook_timeout": (_positive, "greater than 0"),
+    "daemon.webhook_retry_delays": (_delays, "seconds separated by commas, e.g. 5, 30, 120"),
 }
 
 

@@ -1,7 +1,8 @@
 """Wiring of the daemon's parts for ``teamocr run``, ``teamocr watch`` and ``teamocr worker``.
 
-``run``    embedded (or configured) Redis + recorder + watcher + N worker processes, one command.
-``watch``  recorder + watcher (the host holding the shared folder and the store).
+``run``    embedded (or configured) Redis + recorder + webhook deliverer + watcher + N worker
+           processes, one command.
+``watch``  recorder + webhook deliverer + watcher (the host holding the shared folder and the store).
 ``worker`` one OCR worker (GPU hosts); it reaches Redis by ``redis_url``.
 Signals: the first SIGTERM/SIGINT stops gracefully (workers finish their batch), a second one
 stops at once.
@@ -9,6 +10,7 @@ stops at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from config.settings import Settings, settings_env
+from config.values import delay_list
 from daemon.intake.dedupe import Intake
 from daemon.intake.filters import channel_of
 from daemon.intake.watcher import FolderWatcher
@@ -31,6 +34,9 @@ from daemon.results.events import LatestCache, SocketIOEvents
 from daemon.results.recorder import Recorder
 from daemon.results.store import STORE_NAME, SqliteStore
 from daemon.results.teams import TeamMap
+from daemon.webhooks.deliverer import Deliverer
+from daemon.webhooks.queue import Outbox
+from daemon.webhooks.registry import WebhookRegistry
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +148,13 @@ def serve(
     ready: Callable[[RedisHandle], None] | None = None,
     children: Sequence[Child] = (),
     worker_command: Sequence[str] = (),
+    first_team: Callable[[], str | None] = lambda: None,
 ) -> int:
-    """Run the recorder and (optionally) the watcher here, plus ``workers`` worker processes (each
-    started as ``worker_command``, the command line's ``teamocr worker``) and ``children`` (kept
-    alive the same way). Returns 2 when a child exits with one of its fatal codes."""
+    """Run the recorder, the webhook deliverer and (optionally) the watcher here, plus ``workers``
+    worker processes (each started as ``worker_command``, the command line's ``teamocr worker``)
+    and ``children`` (kept alive the same way). ``first_team`` names the team created first (the
+    accounts'), the default team while ``teams.default_team`` is empty. Returns 2 when a child
+    exits with one of its fatal codes."""
     if workers > 0 and not worker_command:
         raise ValueError("serve: workers need a worker_command to start them with")
     stop = stop or threading.Event()
@@ -163,8 +172,22 @@ def serve(
         retention_days=d.retention_days,
         delete_sources=d.retention_delete_sources,
         shared_dir=settings.shared_dir,
+        webhooks=Outbox(),
     )
-    threads = [threading.Thread(target=recorder.run, args=(stop,), name="recorder", daemon=True)]
+    registry = WebhookRegistry.for_data_dir(settings.data_dir)
+    deliverer = Deliverer(
+        handle.client,
+        registry,
+        functools.partial(
+            TeamMap.from_spec(settings.teams.channels, settings.teams.default_team).team_of, first_team=first_team
+        ),
+        allow_private=settings.web.webhooks_allow_private,
+        retry_delays=delay_list(d.webhook_retry_delays),
+        timeout=d.webhook_timeout,
+        name=f"webhooks-{socket.gethostname()}",
+    )
+    loops = {"recorder": recorder.run, "webhooks": deliverer.run}
+    threads = [threading.Thread(target=run, args=(stop,), name=name, daemon=True) for name, run in loops.items()]
     watcher = None
     if watch:
         intake = Intake(
@@ -214,10 +237,11 @@ def serve(
                 log.error("%s; stopping", exc)
                 code = 2
                 break
-            if not threads[0].is_alive() and not stop.is_set():
-                log.error("the recorder stopped unexpectedly; starting it again")
-                threads[0] = threading.Thread(target=recorder.run, args=(stop,), name="recorder", daemon=True)
-                threads[0].start()
+            for i, (name, run) in enumerate(loops.items()):
+                if not threads[i].is_alive() and not stop.is_set():
+                    log.error("the %s thread stopped unexpectedly; starting it again", name)
+                    threads[i] = threading.Thread(target=run, args=(stop,), name=name, daemon=True)
+                    threads[i].start()
             stop.wait(1.0)
     finally:
         if watcher is not None:
@@ -228,6 +252,7 @@ def serve(
         for thread in threads:
             thread.join(10)
         store.close()
+        registry.close()
         handle.close()
     return code
 

@@ -29,6 +29,7 @@ from daemon.records import ResultRecord, Status, parse_status
 from daemon.results.events import EVENT, LatestCache
 from daemon.results.public import public_item
 from daemon.results.store import MAX_LIMIT
+from daemon.webhooks.queue import Outbox
 from engine import pdf_of_result
 from engine.errors import ImageError
 from web import drawing, exports, images
@@ -395,8 +396,13 @@ def _correct(rec: ResultRecord, index: int) -> Any:
 
 
 def announce(item: dict[str, Any]) -> None:
-    """Tell the result's team (live clients) and refresh the dashboard's cache; the edit is stored anyway."""
+    """Tell the result's team (live clients and its webhooks) and refresh the dashboard's cache;
+    the edit is stored anyway."""
     svc = services()
+    try:
+        Outbox().corrected(svc.redis, item)
+    except redis.RedisError as exc:
+        log.warning("correction of %s stored but not queued for webhooks: %s", item["id"], exc)
     try:
         LatestCache(svc.redis, svc.settings.daemon.latest_cache).put(item)
         svc.socketio.emit(EVENT, item, to=svc.teams.room_of(item["channel"]), namespace="/")

@@ -22,6 +22,7 @@ from daemon.queue.redisconn import client_for
 from daemon.results.events import SOCKETIO_CHANNEL
 from daemon.results.store import STORE_NAME, SqliteStore
 from daemon.results.teams import TeamMap
+from daemon.webhooks.registry import WebhookRegistry
 from web import (
     api,
     auth,
@@ -36,6 +37,7 @@ from web import (
     sockets,
     uploads,
     users_api,
+    webhooks_api,
 )
 from web.accounts import AccountStore
 from web.api_keys import ApiKeyStore
@@ -86,6 +88,7 @@ def create_app(
             channel_engine=settings.channel_engine,
         ),
         api_keys=overrides.pop("api_keys", None) or ApiKeyStore(settings.data_dir / ACCOUNTS_NAME),
+        webhooks=overrides.pop("webhooks", None) or WebhookRegistry.for_data_dir(settings.data_dir),
         offload=offload,
     )
     training = overrides.pop("training", None)  # web.training.TrainingCommands (tests use tiny runs)
@@ -99,7 +102,15 @@ def create_app(
     http_errors.init_app(app)
     init_headers(app)  # nosniff everywhere; no-store on the API, exports, /healthz, /metrics
     limits.init_app(app, url, settings.web)
-    for module in (auth, api, uploads, health, dashboard, users_api, keys_api, ocr_api, lifecycle_api):
+    keys_api,
+    lifecycle_api,
+    limits,
+    models_api,
+    ocr_api,
+    sockets,
+    uploads,
+    users_api,
+    webhooks_api,
         app.register_blueprint(module.blueprint)
     socketio = SocketIO(
         app,

@@ -12,6 +12,7 @@ from config.settings import Settings
 from daemon.intake.dedupe import Intake
 from daemon.results.store import ResultStore
 from daemon.results.teams import TeamMap
+from daemon.webhooks.registry import WebhookRegistry
 from web.accounts import AccountStore
 from web.api_keys import ApiKeyStore
 from web.offload import Offload
@@ -33,6 +34,7 @@ class Services:
     teams: TeamMap
     intake: Intake
     api_keys: ApiKeyStore
+    webhooks: WebhookRegistry
     offload: Offload = field(default_factory=Offload)  # where long calls run (web.offload)
     # The store the offloaded reads use (search, export pages, counts): with gevent a store of its
     # own, its own connection and lock, so the loop never waits on a lock a pool thread holds (gevent

@@ -126,3 +126,18 @@ def recreate_groups(client: redis.Redis, who: str) -> bool:
         log.warning("%s: cannot create the consumer groups (%s)", who, exc)
         return False
     return True
+
+
+def wait_out(
+    exc: Exception, client: redis.Redis, who: str, other: str, delay: float, stop: Any, logger: logging.Logger
+) -> float:
+    """What a loop does after ``exc`` (a Redis error, or one of ``other``, its own store) broke a
+    pass: make the consumer groups again when Redis came back without them (at once), else warn on
+    the loop's ``logger`` and wait ``delay`` seconds (or until ``stop``). Returns the next delay
+    (doubling, 30 s at most)."""
+    if lost_groups(exc) and recreate_groups(client, who):
+        return delay
+    what = "Redis" if isinstance(exc, redis.RedisError) else other
+    logger.warning("%s: %s error (%s); retrying in %.1fs", who, what, exc, delay)
+    stop.wait(delay)
+    return min(30.0, delay * 2)

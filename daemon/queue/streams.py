@@ -1,8 +1,10 @@
-"""The two Redis Streams between the daemon's processes, with JSON messages.
+"""The Redis Streams between the daemon's processes, with JSON messages.
 
 ``teamocr:jobs``    intake -> workers (consumer group ``workers``): files to OCR.
 ``teamocr:records`` intake and workers -> recorder (consumer group ``recorder``): every change of a
                     result (queued, duplicate, processing, done, failed), applied to the store in order.
+``teamocr:webhooks:events`` recorder and web -> webhook deliverer (group ``webhooks``): results done,
+                    failed or corrected (``daemon.webhooks.queue``).
 A record is always added before the job it announces, so the recorder sees "queued" before "done".
 """
 
@@ -31,6 +33,8 @@ WORKERS_GROUP = "workers"
 RECORDER_GROUP = "recorder"
 HEARTBEATS = f"{PREFIX}:workers"  # hash: worker name -> last beat (epoch seconds)
 SEEN = f"{PREFIX}:seen"  # hash: source path -> md5 of the content last recorded for it
+WEBHOOK_EVENTS = f"{PREFIX}:webhooks:events"
+WEBHOOKS_GROUP = "webhooks"
 
 
 def md5_key(md5: str, scope: str = "") -> str:
@@ -77,8 +81,13 @@ class Job(DroppedFile):
 
 
 def ensure_groups(client: redis.Redis) -> None:
-    """Create both streams and their consumer groups if missing."""
-    for stream, group in ((JOBS, WORKERS_GROUP), (PRIORITY_JOBS, WORKERS_GROUP), (RECORDS, RECORDER_GROUP)):
+    """Create the streams and their consumer groups if missing."""
+    for stream, group in (
+        (JOBS, WORKERS_GROUP),
+        (PRIORITY_JOBS, WORKERS_GROUP),
+        (RECORDS, RECORDER_GROUP),
+        (WEBHOOK_EVENTS, WEBHOOKS_GROUP),
+    ):
         try:
             client.xgroup_create(stream, group, id="0", mkstream=True)
         except redis.ResponseError as exc:

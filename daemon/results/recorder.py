@@ -2,7 +2,8 @@
 
 It reads the records stream in order, applies each record to the store (every store method is
 idempotent, so a record seen twice after a crash changes nothing), announces the stored item
-once, and acknowledges the record only after that. It also applies the retention policy.
+once, and acknowledges the record only after that, in the transaction that also queues the
+webhook event of a result done or failed. It also applies the retention policy.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, cast
 import redis
 
 from daemon.intake.safeopen import RefusedFile, not_regular, open_folder_in_share
-from daemon.queue.redisconn import lost_groups, recreate_groups
+from daemon.queue.redisconn import wait_out
 from daemon.queue.streams import RECORDER_GROUP, RECORDS, md5_key, parse_entries, take
 from daemon.records import (
     FINAL_STATUSES,
@@ -39,6 +40,7 @@ from daemon.records import (
 from daemon.results.events import EventSink, LatestCache
 from daemon.results.public import public_item
 from daemon.results.store import ResultStore
+from daemon.webhooks.queue import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +64,11 @@ class Recorder:
         clock: Callable[[], float] = time.time,
         *,
         shared_dir: Path | None = None,
+        webhooks: Outbox | None = None,
     ) -> None:
         """``shared_dir``: the shared folder; with ``delete_sources`` retention removes only regular
         files inside it, reached with no link on the way. None: only the file itself is checked
-        (never a link)."""
+        (never a link). ``webhooks``: where results done or failed are queued for webhooks."""
         self.client = client
         self.store = store
         self.events = events
@@ -75,6 +78,7 @@ class Recorder:
         self.retention_days = retention_days
         self.delete_sources = delete_sources
         self.shared_dir = shared_dir
+        self.webhooks = webhooks
         self.clock = clock
         self._next_retention = 0.0
         self._unannounced: dict[str, dict[str, Any]] = {}  # entry id -> item stored, not yet announced
@@ -88,9 +92,11 @@ class Recorder:
             # A record stored but not announced (Redis went away in between) is announced when it
             # comes back: applying it again would change nothing, and so announce nothing.
             item = self._unannounced.pop(entry_id, None)
+            record: RecordMessage | None = None
             if item is None:
                 try:
-                    item = self.apply(decode_message(fields["record"]))
+                    record = decode_message(fields["record"])
+                    item = self.apply(record)
                 except (KeyError, ValueError, TypeError) as exc:
                     log.error("record %s is malformed (%s); dropped", entry_id, exc)
                     item = None
@@ -103,6 +109,8 @@ class Recorder:
                     raise
             # Stored in SQLite now: the record leaves Redis (the stream would otherwise grow for good).
             pipe = self.client.pipeline(transaction=True)
+            if self.webhooks is not None:  # with the acknowledgement: acknowledged means queued
+                self.webhooks.result_changed(pipe, item if item is not None else self._final_replayed(record))
             pipe.xack(RECORDS, RECORDER_GROUP, entry_id)
             pipe.xdel(RECORDS, entry_id)
             pipe.execute()
@@ -124,12 +132,16 @@ class Recorder:
                 delay = 0.5
             except (redis.RedisError, sqlite3.Error) as exc:  # sqlite3: e.g. locked past the busy timeout
                 outage = outage or isinstance(exc, redis.RedisError)
-                if lost_groups(exc) and recreate_groups(self.client, "recorder"):
-                    continue
-                what = "Redis" if isinstance(exc, redis.RedisError) else "store"
-                log.warning("recorder: %s error (%s); retrying in %.1fs", what, exc, delay)
-                stop.wait(delay)
-                delay = min(30.0, delay * 2)
+                delay = wait_out(exc, self.client, "recorder", "store", delay, stop, log)
+
+    def _final_replayed(self, record: RecordMessage | None) -> dict[str, Any] | None:
+        """The item of a final record that changed nothing (a replay after a crash, or a record
+        that came late): its result's webhook event may not have been queued yet. The queue makes
+        an event it has seen nothing new, so adding it again is safe."""
+        if record is None or record["type"] not in ("done", "failed"):
+            return None
+        row = self.store.get(record["id"])
+        return self._public(row) if row is not None and row.status in (Status.DONE, Status.FAILED) else None
 
     def apply(self, record: RecordMessage) -> dict[str, Any] | None:
         """Store one message; returns the (public) item to announce, or None when nothing changed."""

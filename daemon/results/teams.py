@@ -94,6 +94,12 @@ class TeamMap:
             return ChannelScope(excluded=frozenset(self.channels) - own)
         return ChannelScope(only=own)
 
+    def team_of(self, channel: str, first_team: Callable[[], str | None]) -> str | None:
+        """The team whose members see results of ``channel`` (the one :meth:`scope_for` lets
+        read it): its mapped team, else the default team (``default_team``, else the team created
+        first, ``first_team()``, asked only then); None while there is no team at all."""
+        return self.channels.get(channel) or self.default_team or first_team()
+
     def upload_channel(self, team: str, is_default: bool) -> str | None:
         """Where a member's uploads go when they name no channel: the default team's are the
         (unmapped) channel "uploads", another team's its first mapped channel; None for a team

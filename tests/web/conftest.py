@@ -50,6 +50,7 @@ def app_socketio(settings: Settings, redis_handle: RedisHandle) -> Iterator[tupl
     svc = services(app)
     svc.store.close()
     svc.accounts.close()
+    svc.webhooks.close()
 
 
 @pytest.fixture

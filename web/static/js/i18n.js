@@ -1,6 +1,7 @@
 // The dashboard's words in English and Chinese. The first choice follows navigator.language
 // (zh* -> Chinese); the toggle button switches, and the choice is kept in localStorage.
-// Labels are set with textContent only. The one table for every script of the page (models.js too).
+// Labels are set with textContent only. The one table for every script of the page (models.js and
+// webhooks.js too).
 
 const STORAGE_KEY = "teamocr.lang";
 
@@ -101,6 +102,27 @@ const WORDS = {
     "models.state.done": "Done: version {v} registered (not switched to).",
     "models.state.failed": "Failed: {error}",
     "models.step": "epoch {epoch}, step {step}/{steps}, loss {loss}",
+    // the admins' Webhooks panel (webhooks.js)
+    "webhooks.title": "Webhooks",
+    "webhooks.refresh": "Refresh",
+    "webhooks.hint": "Each result done, failed or corrected in your team is POSTed to these URLs, signed.",
+    "webhooks.url": "https://chat.example.com/hooks/...",
+    "webhooks.add": "Add webhook",
+    "webhooks.remove": "Remove",
+    "webhooks.log": "Delivery log",
+    "webhooks.none": "No webhooks yet.",
+    "webhooks.noDeliveries": "No deliveries yet.",
+    "webhooks.secret": "Secret of {id} (shown only now; receivers check X-Teamocr-Signature with it): {secret}",
+    "webhooks.added": "Webhook added.",
+    "webhooks.removed": "Webhook removed.",
+    "webhooks.failed": "Refused: {error}",
+    "webhooks.last": "last: {state}",
+    "webhooks.never": "nothing sent yet",
+    "webhooks.delivery": "{time} · {event} · {state} · {attempts} attempt(s){code}{error}",
+    "webhooks.state.queued": "queued",
+    "webhooks.state.retrying": "retrying",
+    "webhooks.state.delivered": "delivered",
+    "webhooks.state.failed": "failed",
   },
   zh: {
     toggle: "English",
@@ -197,6 +219,26 @@ const WORDS = {
     "models.state.done": "完成：已登记版本 {v}（未自动切换）。",
     "models.state.failed": "失败：{error}",
     "models.step": "第 {epoch} 轮，第 {step}/{steps} 步，损失 {loss}",
+    "webhooks.title": "Webhook",
+    "webhooks.refresh": "刷新",
+    "webhooks.hint": "本团队每个完成、失败或被更正的结果都会签名后 POST 到这些网址。",
+    "webhooks.url": "https://chat.example.com/hooks/...",
+    "webhooks.add": "添加 Webhook",
+    "webhooks.remove": "删除",
+    "webhooks.log": "投递记录",
+    "webhooks.none": "还没有 Webhook。",
+    "webhooks.noDeliveries": "还没有投递。",
+    "webhooks.secret": "{id} 的密钥（仅此一次显示；接收方用它校验 X-Teamocr-Signature）：{secret}",
+    "webhooks.added": "已添加 Webhook。",
+    "webhooks.removed": "已删除 Webhook。",
+    "webhooks.failed": "被拒绝：{error}",
+    "webhooks.last": "最近：{state}",
+    "webhooks.never": "尚未发送",
+    "webhooks.delivery": "{time} · {event} · {state} · 尝试 {attempts} 次{code}{error}",
+    "webhooks.state.queued": "排队中",
+    "webhooks.state.retrying": "重试中",
+    "webhooks.state.delivered": "已送达",
+    "webhooks.state.failed": "失败",
   },
 };
 

@@ -9,6 +9,7 @@ import { ModelsPanel } from "./models.js";
 import { Session } from "./session.js";
 import { Uploader } from "./upload.js";
 import { Viewer } from "./viewer.js";
+import { WebhooksPanel } from "./webhooks.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -18,6 +19,7 @@ const feed = new Feed($("feed"), $("feed-empty"), i18n);
 const viewer = new Viewer(session, i18n, (item) => applyItem(item));
 const models = new ModelsPanel(session, i18n);
 const keys = new KeysPanel(session, i18n);
+const webhooks = new WebhooksPanel(session, i18n);
 const search = { query: "", items: new Map() };
 let socket = null;
 let online = false;
@@ -178,6 +180,7 @@ async function start() {
     models.show(me.role === "admin" || me.role === "operator");
     keys.show();
     viewer.setAdmin(me.role === "admin" || me.role === "operator");
+    webhooks.show(me.role === "admin" || me.role === "operator");
   } catch (_err) {
     // shown as the name typed at sign-in
   }
@@ -193,6 +196,7 @@ function stop(expired) {
   viewer.close();
   models.hide();
   keys.hide();
+  webhooks.hide();
   feed.clear();
   $("search-results").hidden = true;
   $("app-view").hidden = true;
@@ -229,5 +233,6 @@ i18n.addEventListener("change", () => {
 
 // for the console and the browser tests; the page itself never reads it
 window.teamocr = { session, feed, viewer, models, keys, i18n, get socket() { return socket; } };
+window.teamocr = { session, feed, viewer, models, webhooks, i18n, get socket() { return socket; } };
 
 if (session.active) start();
