@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from cli.folders import make_dirs
@@ -38,36 +40,42 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     revoke.set_defaults(handler=_cmd_key_revoke)
 
 
-def _stores(settings: Settings) -> Any:
+@contextmanager
+def _stores(settings: Settings) -> Iterator[Any]:
+    """The accounts and their keys (the same file in the data folder), closed after use."""
     from web.accounts import AccountStore
     from web.api_keys import ApiKeyStore
     from web.app import ACCOUNTS_NAME
 
     make_dirs(settings.data_dir, mode=FOLDER_MODE)
     path = settings.data_dir / ACCOUNTS_NAME
-    return AccountStore(path), ApiKeyStore(path)
+    accounts, keys = AccountStore(path), ApiKeyStore(path)
+    try:
+        yield accounts, keys
+    finally:
+        keys.close()
+        accounts.close()
+
+
+def _refused(exc: Exception) -> int:
+    print(f"teamocr: {exc}", file=sys.stderr)
+    return 2
 
 
 def _cmd_key_add(args: argparse.Namespace, settings: Settings, _factory: Any) -> int:
     from web.api_keys import ApiKeyError
 
-    accounts, keys = _stores(settings)
-    try:
+    with _stores(settings) as (accounts, keys):
         user = accounts.get(args.user)
         if user is None:
-            print(f"teamocr: no user {args.user!r}", file=sys.stderr)
-            return 2
+            return _refused(ValueError(f"no user {args.user!r}"))
         try:
             made, secret = keys.create(user.username, args.name, args.expires_days)
         except ApiKeyError as exc:
-            print(f"teamocr: {exc}", file=sys.stderr)
-            return 2
-        print(secret)
-        print(f"key {made.id} for {user.username} (team {user.team}); it is shown only now", file=sys.stderr)
-        return 0
-    finally:
-        keys.close()
-        accounts.close()
+            return _refused(exc)
+    print(secret)
+    print(f"key {made.id} for {user.username} (team {user.team}); it is shown only now", file=sys.stderr)
+    return 0
 
 
 def _when(stamp: float | None) -> str:
@@ -75,29 +83,20 @@ def _when(stamp: float | None) -> str:
 
 
 def _cmd_key_list(args: argparse.Namespace, settings: Settings, _factory: Any) -> int:
-    accounts, keys = _stores(settings)
-    try:
+    with _stores(settings) as (_, keys):
         for key in keys.list(username=args.user):
-            print(
-                f"{key.id}\t{key.username}\t{key.name}\texpires {_when(key.expires_at)}\tused {_when(key.last_used_at)}"
-            )
-        return 0
-    finally:
-        keys.close()
-        accounts.close()
+            when = f"expires {_when(key.expires_at)}\tused {_when(key.last_used_at)}"
+            print(f"{key.id}\t{key.username}\t{key.name}\t{when}")
+    return 0
 
 
 def _cmd_key_revoke(args: argparse.Namespace, settings: Settings, _factory: Any) -> int:
     from web.api_keys import ApiKeyError
 
-    accounts, keys = _stores(settings)
-    try:
-        revoked = keys.revoke(args.id)
-    except ApiKeyError as exc:
-        print(f"teamocr: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        keys.close()
-        accounts.close()
+    with _stores(settings) as (_, keys):
+        try:
+            revoked = keys.revoke(args.id)
+        except ApiKeyError as exc:
+            return _refused(exc)
     print(f"revoked key {revoked.id} of {revoked.username} ({revoked.name})")
     return 0

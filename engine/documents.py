@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from config.settings import EngineSettings
 from engine.errors import ImageError
 from engine.types import TextLine
 
@@ -251,6 +252,18 @@ def _tiff_page(path: str, index: int, name: str, max_image_pixels: int) -> Docum
         why = f"page {number} has {image.shape[1]}x{image.shape[0]} pixels, over the limit of {max_image_pixels}"
         return DocumentPage(number, error=ImageError(name, why))
     return DocumentPage(number, image.shape[1], image.shape[0], image=image)
+
+
+def page_as_read(data: bytes, name: str, number: int, settings: EngineSettings) -> np.ndarray:
+    """Page ``number`` rendered as the engine with ``settings`` renders it for OCR (:func:`render_page`)."""
+    return render_page(
+        data,
+        name,
+        number,
+        dpi=settings.pdf_dpi,
+        max_pixels=settings.det_max_pixels,
+        max_image_pixels=settings.max_image_pixels,
+    )
 
 
 def render_page(

@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 
 from config.settings import EngineSettings
-from engine.documents import document_kind, render_page
+from engine.documents import document_kind, page_as_read
 from engine.errors import ImageError
 from engine.searchable_pdf import PageText, PdfPage, image_pdf, overlay_pdf
 from engine.types import TextLine
@@ -82,14 +82,7 @@ def _turned(pdf: bytes, turns: dict[int, int]) -> bytes:
 def _tiff_page(data: bytes, name: str, number: int, page: ReadPage | None, engine: EngineSettings) -> PdfPage | None:
     """Page ``number`` of a TIFF with its text; a page that failed and cannot be decoded now is left out (None)."""
     try:
-        image = render_page(
-            data,
-            name,
-            number,
-            dpi=engine.pdf_dpi,
-            max_pixels=engine.det_max_pixels,
-            max_image_pixels=engine.max_image_pixels,
-        )
+        image = page_as_read(data, name, number, engine)
     except ImageError:
         if page is None:
             return None

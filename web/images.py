@@ -23,7 +23,7 @@ import numpy as np
 from config.settings import EngineSettings
 from daemon.intake.filters import channel_of
 from daemon.intake.safeopen import RefusedFile, open_in_share
-from engine.documents import render_page
+from engine.documents import page_as_read
 from engine.imageheader import sniff_format
 from engine.preprocess import load_image
 
@@ -113,14 +113,7 @@ def annotated_png(
 
 def page_image(data: bytes, page: int, engine: EngineSettings, name: str) -> np.ndarray:
     """Page ``page`` of the document in ``data``, rendered as the engine renders it for OCR."""
-    return render_page(
-        data,
-        name,
-        page,
-        dpi=engine.pdf_dpi,
-        max_pixels=engine.det_max_pixels,
-        max_image_pixels=engine.max_image_pixels,
-    )
+    return page_as_read(data, name, page, engine)
 
 
 def page_png(data: bytes, page: int, engine: EngineSettings, name: str) -> bytes:

@@ -20,10 +20,10 @@ from web.services import Services
 BOX = [[200, 40], [560, 40], [560, 90], [200, 90]]  # on page 2 (the scan), in its rendered pixels
 
 
-def stored_document(svc: Services) -> ResultRecord:
-    """report.pdf in finance (team alpha), stored as a worker reads it: two pages, lines on each."""
-    data = mixed_pdf()
-    path = svc.settings.shared_dir / "finance" / "report.pdf"
+def stored_file(svc: Services, name: str, data: bytes, **reading: Any) -> ResultRecord:
+    """``name`` in finance (team alpha) holding ``data``, stored as intake does; done with
+    ``reading`` (as the recorder stores a worker's result) unless it is empty."""
+    path = svc.settings.shared_dir / "finance" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     rec = svc.store.add_queued(
@@ -31,24 +31,33 @@ def stored_document(svc: Services) -> ResultRecord:
             id=uuid.uuid4().hex,
             md5=hashlib.md5(data).hexdigest(),
             path=str(path),
-            filename="report.pdf",
+            filename=name,
             channel="finance",
             size=len(data),
             created_at=1.0,
         )
     )
+    if not reading:
+        return rec
+    done = svc.store.complete(
+        rec.id, timings={"total": 1.0}, engine_version="e", model_version="m", finished_at=2.0, **reading
+    )
+    assert done is not None
+    return done
+
+
+def stored_document(svc: Services) -> ResultRecord:
+    """report.pdf in finance (team alpha), stored as a worker reads it: two pages, lines on each."""
     lines = [
         {"text": "Quarterly report 2026", "points": [[200, 250], [700, 250], [700, 290], [200, 290]],
          "confidence": 1.0, "source": "pdf", "page": 1},
         {"text": "Quarterly report 2026", "points": BOX, "confidence": 0.98, "source": "ocr", "page": 2},
     ]  # fmt: skip
     pages = [{"page": 1, "width": 1653, "height": 2339, "rotation": 0}, {"page": 2, "width": 1200, "height": 667}]
-    done = svc.store.complete(
-        rec.id, width=1653, height=2339, lines=lines, text="Quarterly report 2026\n\f\nQuarterly report 2026",
-        timings={"total": 1.0}, engine_version="e", model_version="m", finished_at=2.0, page_count=2, pages=pages,
+    return stored_file(
+        svc, "report.pdf", mixed_pdf(), width=1653, height=2339, lines=lines,
+        text="Quarterly report 2026\n\f\nQuarterly report 2026", page_count=2, pages=pages,
     )  # fmt: skip
-    assert done is not None
-    return done
 
 
 def png_of(response: Any) -> np.ndarray:

@@ -4,8 +4,6 @@ comes back as it came; refusals."""
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,37 +15,12 @@ from flask.testing import FlaskClient
 from daemon.records import ResultRecord
 from engine.searchable_pdf import extracted_text
 from tests.engine.docmakers import saved, text_page
-from tests.web.test_documents_api import stored_document
+from tests.web.test_documents_api import stored_document, stored_file
 from web.services import Services
 
 
 def squeezed(text: str) -> str:
     return "".join(text.split())
-
-
-def stored_file(svc: Services, name: str, data: bytes, **reading: Any) -> ResultRecord:
-    """``name`` in finance (team alpha) holding ``data``; done with ``reading`` unless it is empty."""
-    path = svc.settings.shared_dir / "finance" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    rec = svc.store.add_queued(
-        ResultRecord(
-            id=uuid.uuid4().hex,
-            md5=hashlib.md5(data).hexdigest(),
-            path=str(path),
-            filename=name,
-            channel="finance",
-            size=len(data),
-            created_at=1.0,
-        )
-    )
-    if not reading:
-        return rec
-    done = svc.store.complete(
-        rec.id, timings={"total": 1.0}, engine_version="e", model_version="m", finished_at=2.0, **reading
-    )
-    assert done is not None
-    return done
 
 
 def pdf_of(client: FlaskClient, headers: dict[str, str], rec: ResultRecord) -> bytes:
