@@ -134,6 +134,7 @@ def test_ocr_documents_one_row_per_page(tmp_path: Path) -> None:
     (folder / "b-pages.tif").write_bytes(docmakers.tiff_pages(tmp_path, ["golden_en.png", "golden_zh.png"]))
     (folder / "c-broken.png").write_bytes(docmakers.mixed_pdf()[:300])  # a PDF by its content
     (folder / "d-turned.pdf").write_bytes(docmakers.scanned_pdf(["golden_zh.png"], {0: cv2.ROTATE_90_CLOCKWISE}))
+    (folder / "e-locked.pdf").write_bytes(docmakers.encrypted_pdf())
     done = teamocr("ocr", "docs", "--jsonl", "rows.jsonl", "--pdf", "out/all.pdf", cwd=tmp_path)
     assert done.returncode == 1, done.stderr  # the broken one failed
     rows = read_rows(tmp_path / "rows.jsonl")
@@ -145,7 +146,9 @@ def test_ocr_documents_one_row_per_page(tmp_path: Path) -> None:
         (f"{tiff}#page=2", 2, 2),
         (broken, None, None),
         (os.path.join("docs", "d-turned.pdf#page=1"), 1, 1),
+        (os.path.join("docs", "e-locked.pdf"), None, None),
     ]
+    assert "encrypted (password-protected) PDF" in rows[6]["error"]
     assert [line["source"] for line in rows[0]["lines"]] == ["pdf", "pdf"]
     assert "Quarterly report 2026" in rows[0]["text"]
     for row, name in zip(rows[1:4], ["golden_en.png", "golden_en.png", "golden_zh.png"]):
