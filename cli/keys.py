@@ -70,7 +70,7 @@ def _cmd_key_add(args: argparse.Namespace, settings: Settings, _factory: Any) ->
         if user is None:
             return _refused(ValueError(f"no user {args.user!r}"))
         try:
-            made, secret = keys.create(user.username, args.name, args.expires_days)
+            made, secret = keys.create(user.username, args.name, args.expires_days, user.stamp)
         except ApiKeyError as exc:
             return _refused(exc)
     print(secret)

@@ -109,7 +109,8 @@ class WebSettings:
     refresh_ttl: int = 1_209_600  # seconds a refresh token lives (14 days)
     session_max_age: int = 2_592_000  # seconds a login lasts at most, however often it refreshes (30 days)
     login_limit: str = "10 per minute"  # per (username, client address) and per client address; also refresh
-    api_limit: str = "600 per minute"  # per user
+    api_limit: str = "600 per minute"  # per user (a login), and per API key
+    keys_limit: str = "2400 per minute"  # all API keys of one user together
     refused_limit: str = "120 per minute"  # requests with a missing or bad token, per client address
     max_request_bytes: int = 100_000_000  # larger bodies get 413
     max_zip_files: int = 500
@@ -338,13 +339,13 @@ def _build(raw: Mapping[str, Any]) -> Settings:
 
 def _channels(flat: Mapping[str, Any]) -> tuple[ChannelSettings, ...]:
     """ChannelSettings from ``channels.<name>.<key>`` values, by name, keys in CHANNEL_KEYS order."""
-    tables: dict[str, dict[str, Any]] = {}
-    for key, value in flat.items():
+    tables: dict[str, tuple[str, dict[str, Any]]] = {}  # name, case folded -> (first spelling, keys)
+    for key, value in flat.items():  # in source order: a later source (the environment) wins
         name, _, field = key[len(CHANNELS) + 1 :].rpartition(".")
-        tables.setdefault(name, {})[field] = value
+        tables.setdefault(name.casefold(), (name, {}))[1][field] = value
     return tuple(
         ChannelSettings(name, tuple((k, table[k]) for k in CHANNEL_KEYS if k in table))
-        for name, table in sorted(tables.items())
+        for _, (name, table) in sorted(tables.items())
     )
 
 

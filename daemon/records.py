@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
+from daemon.names import disk_path
+
 
 class Status(StrEnum):
     """Where a result stands. ``done``, ``failed`` and ``duplicate`` are final."""
@@ -48,6 +50,14 @@ class DroppedFile:
     channel: str
     size: int
     created_at: float
+    # The path's bytes in hex when they are not UTF-8 (``path`` is then the name decoded by
+    # ``daemon.names``, what is shown and stored): the file itself is at :attr:`disk_path`.
+    raw_path: str = ""
+
+    @property
+    def disk_path(self) -> str:
+        """The path of the file on disk (``path`` itself, unless the name is not UTF-8)."""
+        return disk_path(self.path, self.raw_path)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,7 +114,7 @@ class ResultRecord(DroppedFile):
     def to_public(self) -> dict[str, Any]:
         """What clients may see: :meth:`to_item` without the server-side ``path`` and ``scope``."""
         item = self.to_item()
-        del item["path"], item["scope"]
+        del item["path"], item["scope"], item["raw_path"]
         return item
 
     @classmethod
@@ -159,6 +169,7 @@ class FileMessage(TypedDict):
     scope: str
     md5: str
     size: int
+    raw_path: NotRequired[str]  # the path's bytes in hex when they are not UTF-8
 
 
 class QueuedMessage(FileMessage):
@@ -191,6 +202,7 @@ class FailedMessage(TypedDict):
     scope: NotRequired[str]
     md5: NotRequired[str]
     size: NotRequired[int]
+    raw_path: NotRequired[str]
 
 
 class ProcessingMessage(TypedDict):

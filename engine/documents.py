@@ -30,6 +30,7 @@ import numpy as np
 
 from config.settings import EngineSettings
 from engine.errors import ImageError
+from engine.pdfium_lock import PDFIUM
 from engine.types import TextLine
 
 PDF_MAGIC = b"%PDF-"
@@ -274,22 +275,8 @@ def render_page(
     or it cannot be rendered."""
     kind = document_kind(data)
     if kind == "pdf":
-        pdf = _open_pdf(data, name)
-        try:
-            if not 1 <= number <= len(pdf):
-                raise ImageError(name, f"has no page {number} (it has {len(pdf)})")
-            page = pdf[number - 1]
-            try:
-                width_pt, height_pt = page.get_size()
-                if not (width_pt > 0 and height_pt > 0):
-                    raise ImageError(name, f"page {number} has no size")
-                native = _scan_resolution(page, width_pt * height_pt)
-                bitmap = page.render(scale=_page_scale(width_pt, height_pt, dpi, native, max_pixels))
-                return np.ascontiguousarray(bitmap.to_numpy()[:, :, :3])
-            finally:
-                page.close()
-        finally:
-            pdf.close()
+        with PDFIUM:
+            return _render_pdf_page(data, name, number, dpi, max_pixels)
     if kind == "tiff":
         with tempfile.TemporaryDirectory(prefix="teamocr-tiff-") as folder:
             path = os.path.join(folder, "pages.tif")
@@ -299,3 +286,22 @@ def render_page(
             raise rendered.error or ImageError(name, f"has no page {number}")
         return rendered.image
     raise ImageError(name, "is not a document (PDF or multi-page TIFF)")
+
+
+def _render_pdf_page(data: bytes, name: str, number: int, dpi: float, max_pixels: int) -> np.ndarray:
+    pdf = _open_pdf(data, name)
+    try:
+        if not 1 <= number <= len(pdf):
+            raise ImageError(name, f"has no page {number} (it has {len(pdf)})")
+        page = pdf[number - 1]
+        try:
+            width_pt, height_pt = page.get_size()
+            if not (width_pt > 0 and height_pt > 0):
+                raise ImageError(name, f"page {number} has no size")
+            native = _scan_resolution(page, width_pt * height_pt)
+            bitmap = page.render(scale=_page_scale(width_pt, height_pt, dpi, native, max_pixels))
+            return np.ascontiguousarray(bitmap.to_numpy()[:, :, :3])
+        finally:
+            page.close()
+    finally:
+        pdf.close()

@@ -24,6 +24,7 @@ import cv2
 from config.settings import EngineSettings
 from engine.documents import document_kind, page_as_read
 from engine.errors import ImageError
+from engine.pdfium_lock import PDFIUM
 from engine.searchable_pdf import PageText, PdfPage, image_pdf, overlay_pdf
 from engine.types import TextLine
 
@@ -44,6 +45,13 @@ def searchable_pdf(data: bytes, name: str, pages: Sequence[ReadPage | None], eng
     failed, which keeps its picture and has no text). ImageError names ``name`` and the cause when
     the file cannot be turned into pages."""
     kind = document_kind(data[:1024])
+    with PDFIUM:
+        return _searchable(data, name, kind, pages, engine)
+
+
+def _searchable(
+    data: bytes, name: str, kind: str | None, pages: Sequence[ReadPage | None], engine: EngineSettings
+) -> bytes:
     try:
         if kind == "pdf":
             texts = {k: PageText(page.lines, page.width, page.height) for k, page in enumerate(pages) if page}

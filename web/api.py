@@ -214,7 +214,7 @@ def source_bytes(rec: ResultRecord) -> bytes:
     svc = services()
     read = functools.partial(
         images.verified_source,
-        rec.path,
+        rec.disk_path,
         shared_dir=svc.settings.shared_dir,
         channel=rec.channel,
         size=rec.size,
@@ -306,6 +306,8 @@ def _reading_of(rec: ResultRecord) -> ResultRecord:
     reading: ResultRecord | None = rec
     if rec.status == Status.DUPLICATE and rec.duplicate_of:
         reading = services().store.get(rec.duplicate_of)
+        if reading is not None and not g.principal.scope.allows(reading.channel):
+            reading = None  # never another team's (dedup is per team: a safeguard)
     if reading is None or reading.status != Status.DONE:
         abort(409, description=f"the file has no reading yet (it is {rec.status}), so it has no PDF")
     return reading

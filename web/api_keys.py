@@ -5,7 +5,9 @@ base64) is checked against its SHA-256 (a key is random, not a password: no slow
 in constant time. The key itself is shown once, when it is made; the store keeps its name, owner,
 creation, optional expiry, last use (written at most once a minute) and revocation. A key acts as
 its owner, as the owner's account is now (a disabled or removed account's keys are refused), on
-what a member may call; account and model administration refuse keys (web.auth).
+what a member may call; account and model administration refuse keys (web.auth). A key carries
+the account's stamp of when it was made: a password, role or state change, or the account removed
+and made again, ends every key it had.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +41,12 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at REAL NOT NULL,
     expires_at REAL NOT NULL DEFAULT 0,
     last_used_at REAL NOT NULL DEFAULT 0,
-    revoked_at REAL NOT NULL DEFAULT 0
+    revoked_at REAL NOT NULL DEFAULT 0,
+    owner_stamp TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS api_keys_by_user ON api_keys (username);
 """
-_COLUMNS = "id, username, name, created_at, expires_at, last_used_at, revoked_at"
+_COLUMNS = "id, username, name, created_at, expires_at, last_used_at, revoked_at, owner_stamp"
 
 
 class ApiKeyError(ValueError):
@@ -61,6 +64,7 @@ class ApiKey:
     expires_at: float  # 0: never
     last_used_at: float  # 0: never used
     revoked_at: float  # 0: not revoked
+    owner_stamp: str = field(default="", repr=False, compare=False)  # the owner's account stamp when made
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,8 +88,8 @@ def _digest(secret: str) -> str:
 
 
 def _key(row: tuple[Any, ...]) -> ApiKey:
-    key_id, username, name, created, expires, used, revoked = row
-    return ApiKey(key_id, username, name, float(created), float(expires), float(used), float(revoked))
+    key_id, username, name, created, expires, used, revoked, stamp = row
+    return ApiKey(key_id, username, name, float(created), float(expires), float(used), float(revoked), stamp)
 
 
 class ApiKeyStore:
@@ -99,8 +103,12 @@ class ApiKeyStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(_SCHEMA)
 
-    def create(self, username: str, name: str, expires_in_days: float | None = None) -> tuple[ApiKey, str]:
-        """A new key for ``username`` named ``name``: (its listing, the key itself, shown once)."""
+    def create(
+        self, username: str, name: str, expires_in_days: float | None = None, owner_stamp: str = ""
+    ) -> tuple[ApiKey, str]:
+        """A new key for ``username`` named ``name``: (its listing, the key itself, shown once).
+        ``owner_stamp`` is the account's stamp (web.accounts): the key works only while the
+        account keeps it (no password, role or state change, not removed and made again)."""
         name = name.strip()
         if not name or len(name) > NAME_MAX or any(ord(c) < 32 for c in name):
             raise ApiKeyError(f"a key's name must be 1-{NAME_MAX} printable characters")
@@ -116,11 +124,11 @@ class ApiKeyStore:
             if live >= MAX_KEYS_PER_USER:
                 raise ApiKeyError(f"{username} has {live} keys, the most one user may have; revoke one first")
             self._conn.execute(
-                "INSERT INTO api_keys (id, username, name, secret_sha256, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (key_id, username, name, _digest(secret), now, expires),
+                "INSERT INTO api_keys (id, username, name, secret_sha256, created_at, expires_at, owner_stamp)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key_id, username, name, _digest(secret), now, expires, owner_stamp),
             )
-        return ApiKey(key_id, username, name, now, expires, 0.0, 0.0), f"{PREFIX}{key_id}_{secret}"
+        return ApiKey(key_id, username, name, now, expires, 0.0, 0.0, owner_stamp), f"{PREFIX}{key_id}_{secret}"
 
     def authenticate(self, token: str) -> ApiKey:
         """The key ``token`` is, when it is live; ApiKeyError (saying why) otherwise."""

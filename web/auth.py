@@ -7,6 +7,7 @@ team may read) is put on ``flask.g.principal``.
 from __future__ import annotations
 
 import functools
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -20,6 +21,7 @@ from web.api_keys import ApiKeyError, looks_like_key
 from web.bodies import json_body, json_value
 from web.limits import (
     api_limit,
+    keys_limit,
     limiter,
     login_address_key,
     login_limit,
@@ -71,6 +73,8 @@ def principal_for_key(token: str) -> Principal:
     user = svc.accounts.get(key.username)
     if user is None or user.disabled:
         raise TokenError("the API key's user no longer exists or is disabled")
+    if not hmac.compare_digest(key.owner_stamp.encode(), user.stamp.encode()):
+        raise TokenError("API key revoked: its account changed since it was made")
     return _principal(user, {"sub": user.username, "api_key": key.id})
 
 
@@ -122,8 +126,21 @@ def refused(reason: str) -> Any:
 def limited(view: F) -> F:
     from web.limits import user_key
 
-    # One budget per user over the whole API (a plain limit would be per user *and endpoint*).
-    return cast(F, limiter.shared_limit(api_limit, scope="api", key_func=user_key)(view))
+    # One budget per user over the whole API (a plain limit would be per user *and endpoint*); a
+    # key has a budget of its own, and all of a user's keys share web.keys_limit (50 keys are not
+    # 50 budgets).
+    per_key = limiter.shared_limit(api_limit, scope="api", key_func=user_key)(view)
+    owner = limiter.shared_limit(keys_limit, scope="api-keys", key_func=owner_key, exempt_when=_not_a_key)
+    return cast(F, owner(per_key))
+
+
+def owner_key() -> str:
+    return f"user:{g.principal.user.username}"
+
+
+def _not_a_key() -> bool:
+    principal = getattr(g, "principal", None)
+    return principal is None or principal.key_id is None
 
 
 def require_login(view: F) -> F:

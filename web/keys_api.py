@@ -59,7 +59,7 @@ def create_key() -> Any:
     if days is not None and (isinstance(days, bool) or not isinstance(days, int | float)):
         abort(400, description="expires_in_days must be a number of days")
     try:
-        key, secret = services().api_keys.create(_caller().username, name, days)
+        key, secret = services().api_keys.create(_caller().username, name, days, _caller().stamp)
     except ApiKeyError as exc:
         abort(400, description=str(exc))
     return jsonify({**key.to_dict(), "key": secret}), 201

@@ -24,18 +24,23 @@ from typing import Any
 import redis
 from flask import Blueprint, abort, g, jsonify
 
-from daemon.queue.streams import JOBS, SEEN, Job, add_record, md5_key
+from daemon.queue.streams import JOBS, SEEN, Job, add_record, md5_key, rereading_key
 from daemon.records import RequeuedMessage, ResultRecord, Status
 from daemon.results.recorder import delete_source
+from daemon.results.store import MAX_LIMIT, ResultStore
+from daemon.results.teams import ChannelScope
 from daemon.worker.outputs import remove_outputs
 from web.api import visible_record
 from web.auth import require_admin, require_auth
 from web.bodies import json_body
+from web.budgets import BudgetExceeded, check_waiting
 from web.services import services
+from web.uploads import budget_refusal
 
 blueprint = Blueprint("lifecycle", __name__, url_prefix="/api/v1")
 
 MAX_REPROCESS = 10_000  # results one reprocess call may queue
+REREAD_MARK_SECONDS = 86400  # a result being read again is not queued again for this long (or until read)
 DELETED = "deleted"  # the status of the event that tells the team a result is gone
 
 
@@ -46,6 +51,7 @@ def job_of(rec: ResultRecord, reread: bool = False) -> Job:
         id=rec.id,
         md5=rec.md5,
         path=rec.path,
+        raw_path=rec.raw_path,
         filename=rec.filename,
         channel=rec.channel,
         size=rec.size,
@@ -57,19 +63,27 @@ def job_of(rec: ResultRecord, reread: bool = False) -> Job:
 
 
 def _queue(recs: list[ResultRecord], by: str) -> list[str]:
-    """Queue each of ``recs`` again: a failed one retried, a done one read again."""
+    """Queue each of ``recs`` again: a failed one retried, a done one read again (once at a time:
+    one already being read again is left out). The ids queued."""
     svc = services()
-    pipe = svc.redis.pipeline(transaction=True)
-    for rec in recs:
-        if rec.status == Status.FAILED:
-            add_record(pipe, RequeuedMessage(type="requeued", id=rec.id, by=by))
-            pipe.set(md5_key(rec.md5, rec.scope), rec.id, nx=True)  # it answers for its content again
-        pipe.xadd(JOBS, {"job": job_of(rec, reread=rec.status == Status.DONE).to_json()})
     try:
+        fresh = [rec for rec in recs if rec.status != Status.DONE or _mark_rereading(svc.redis, rec.id)]
+        pipe = svc.redis.pipeline(transaction=True)
+        for rec in fresh:
+            if rec.status == Status.FAILED:
+                add_record(pipe, RequeuedMessage(type="requeued", id=rec.id, by=by))
+                pipe.set(md5_key(rec.md5, rec.scope), rec.id, nx=True)  # it answers for its content again
+            pipe.xadd(JOBS, {"job": job_of(rec, reread=rec.status == Status.DONE).to_json()})
         pipe.execute()
     except redis.RedisError:
         abort(503, description="the queue is unavailable; try again")
-    return [rec.id for rec in recs]
+    return [rec.id for rec in fresh]
+
+
+def _mark_rereading(client: redis.Redis, result_id: str) -> bool:
+    """Note that ``result_id`` is being read again; False when it already is (the recorder clears
+    the mark when the new reading is stored; it lapses after a day)."""
+    return bool(client.set(rereading_key(result_id), "1", nx=True, ex=REREAD_MARK_SECONDS))
 
 
 @blueprint.post("/results/<result_id>/retry")
@@ -80,6 +94,9 @@ def retry(result_id: str) -> Any:
         abort(409, description=f"only a failed result is retried (this one is {rec.status})")
     if not rec.md5:
         abort(409, description=f"it failed before it was read ({rec.error}); drop the file again")
+    primary = services().store.by_md5(rec.md5, rec.scope)
+    if primary is not None and primary.id != rec.id:
+        abort(409, description=f"its content was dropped again and read since, as result {primary.id}")
     _queue([rec], g.principal.user.username)
     return jsonify(id=rec.id, status="queued"), 202
 
@@ -88,21 +105,29 @@ def retry(result_id: str) -> Any:
 @require_admin
 def reprocess() -> Any:
     body = json_body()
-    recs = _chosen(body)
+    svc = services()
+    principal = g.principal
+    recs = svc.offload.run(_chosen, body, principal.scope, svc.reads)
     readable = [rec for rec in recs if rec.md5 and rec.status in (Status.DONE, Status.FAILED)]
-    ids = _queue(readable, g.principal.user.username)
+    settings = svc.settings.web
+    if settings.team_queued_jobs > 0:
+        waiting = svc.offload.run(svc.reads.waiting, principal.scope)
+        try:
+            check_waiting(len(readable), 0, waiting, principal.user.username, principal.user.team, settings)
+        except BudgetExceeded as exc:
+            return budget_refusal(exc)
+    ids = _queue(readable, principal.user.username)
     return jsonify(queued=len(ids), ids=ids, skipped=len(recs) - len(ids)), 202
 
 
-def _chosen(body: dict[str, Any]) -> list[ResultRecord]:
-    """The team's results ``body`` names: ids, or a channel and time range, or all."""
-    scope = g.principal.scope
-    store = services().store
+def _chosen(body: dict[str, Any], scope: ChannelScope, store: ResultStore) -> list[ResultRecord]:
+    """The team's results ``body`` names: ids, or a channel and time range, or all (at most
+    :data:`MAX_REPROCESS`, newest first). Runs off the event loop."""
     if "ids" in body:
         ids = body["ids"]
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > MAX_REPROCESS:
             abort(400, description=f"ids must be a list of at most {MAX_REPROCESS} result ids")
-        found = [store.get(i) for i in ids]
+        found = [store.get(i) for i in dict.fromkeys(ids)]
         return [rec for rec in found if rec is not None and scope.allows(rec.channel)]
     filters: dict[str, Any] = {}
     if "channel" in body:
@@ -116,7 +141,13 @@ def _chosen(body: dict[str, Any]) -> list[ResultRecord]:
             filters[name] = float(body[name])
     if not filters and body.get("all") is not True:
         abort(400, description='name the results: "ids", or "channel"/"since"/"until", or "all": true')
-    return store.list(limit=MAX_REPROCESS, scope=scope, **filters)
+    chosen: list[ResultRecord] = []
+    while len(chosen) < MAX_REPROCESS:
+        page = store.list(limit=MAX_LIMIT, offset=len(chosen), scope=scope, **filters)
+        chosen.extend(page)
+        if len(page) < MAX_LIMIT:
+            break
+    return chosen[:MAX_REPROCESS]
 
 
 @blueprint.get("/results/<result_id>/versions")
@@ -134,13 +165,13 @@ def delete(result_id: str) -> Any:
     gone = svc.store.delete(rec.id)
     if gone is None:
         abort(404, description="result not found")
-    outputs = remove_outputs(svc.settings.data_dir / "outputs", rec.id)
+    outputs = svc.offload.run(remove_outputs, svc.settings.data_dir / "outputs", rec.id)
     source = False
     try:
         if rec.md5 and svc.redis.get(md5_key(rec.md5, rec.scope)) == rec.id:
             svc.redis.delete(md5_key(rec.md5, rec.scope))
         if svc.settings.daemon.retention_delete_sources and rec.status != Status.DUPLICATE:
-            source = delete_source(svc.settings.shared_dir, rec.path)
+            source = delete_source(svc.settings.shared_dir, rec.disk_path, rec.md5)
             if source:
                 svc.redis.hdel(SEEN, rec.path)
         _announce(rec)

@@ -68,6 +68,7 @@ def init_app(app: Flask, redis_url: str, settings: WebSettings) -> None:
     app.config["RATELIMIT_KEY_PREFIX"] = "teamocr-limits"
     app.config["TEAMOCR_LOGIN_LIMIT"] = settings.login_limit
     app.config["TEAMOCR_API_LIMIT"] = settings.api_limit
+    app.config["TEAMOCR_KEYS_LIMIT"] = settings.keys_limit
     app.config["TEAMOCR_REFUSED_LIMIT"] = settings.refused_limit
     limiter.init_app(app)
 
@@ -82,6 +83,12 @@ def api_limit() -> str:
     from flask import current_app
 
     return str(current_app.config["TEAMOCR_API_LIMIT"])
+
+
+def keys_limit() -> str:
+    from flask import current_app
+
+    return str(current_app.config["TEAMOCR_KEYS_LIMIT"])
 
 
 def refused_limit() -> str:

@@ -15,12 +15,17 @@ services this project grew from document, so their clients work unchanged:
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import io
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, abort, g, jsonify, request
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import HTTPException
 
 from daemon.records import ResultRecord, Status
 from engine.documents import document_kind
@@ -35,7 +40,10 @@ blueprint = Blueprint("ocr", __name__)
 
 WAIT_DEFAULT = 30.0
 WAIT_MAX = 120.0
-POLL_SECONDS = 0.05  # how often a waiting call looks at its result
+POLL_SECONDS = 0.05  # how soon a waiting call first looks at its result again
+MAX_POLL_SECONDS = 0.5  # ... and at most how far apart its looks grow
+MAX_WAITS = 4  # calls of one user that wait at once; more answer 202 at once
+WAITS = "teamocr.ocr_waits"
 ZIP_MAGIC = b"PK\x03\x04"
 READABLE = frozenset({"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"})  # engine.imageheader's names the engine decodes
 
@@ -95,7 +103,11 @@ def ocr_alias() -> Any:
     lang = request.form.get("lang", "")
     if len(lang) > 16:
         return jsonify(success=False, error="lang is too long"), 400
-    outcome = read_now(request.files["image"], "", WAIT_DEFAULT, started)
+    try:
+        storage = sent_file("image")  # one image or PDF, as the one-call endpoint takes
+    except HTTPException as exc:
+        return jsonify(success=False, error=exc.description), exc.code
+    outcome = read_now(storage, "", WAIT_DEFAULT, started)
     if isinstance(outcome, Response):
         body = outcome.get_json(silent=True) or {}
         return jsonify(success=False, error=body.get("error", "refused")), outcome.status_code
@@ -159,14 +171,23 @@ def read_now(storage: FileStorage, channel: str, wait: float, started: float) ->
     item = batch.items[0]
     if item["status"] == "failed":
         return Outcome(item["id"], None, item.get("error") or "failed", _since(started))
+    with _waiting(principal.user.username) as allowed:
+        return _wait_for(item, started + (wait if allowed else 0.0), started, principal)
+
+
+def _wait_for(item: dict[str, Any], deadline: float, started: float, principal: Principal) -> Outcome:
+    """Look at the result (or, for a duplicate, its first result) until it is done or failed, or
+    ``deadline`` passes; the looks grow apart from 50 ms to half a second."""
     store = services().store
     target = item.get("duplicate_of") or item["id"]
-    deadline = started + wait
+    pause = POLL_SECONDS
     while True:
         record = store.get(target)
+        if record is not None and not principal.scope.allows(record.channel):
+            record = None  # never another team's (dedup is per team: a safeguard)
         if record is not None and record.status == Status.DUPLICATE and record.duplicate_of:
             target = record.duplicate_of  # its first result holds the reading
-            continue
+            record = store.get(target)
         if record is not None and record.status == Status.DONE:
             return Outcome(item["id"], record, None, _since(started))
         if record is not None and record.status == Status.FAILED:
@@ -174,7 +195,31 @@ def read_now(storage: FileStorage, channel: str, wait: float, started: float) ->
         if time.monotonic() >= deadline:
             state = str(record.status) if record is not None else "queued"
             return Outcome(item["id"], None, None, _since(started), state)
-        time.sleep(POLL_SECONDS)
+        time.sleep(pause)
+        pause = min(MAX_POLL_SECONDS, pause * 2)
+
+
+@contextlib.contextmanager
+def _waiting(user: str) -> Iterator[bool]:
+    """Count one waiting call of ``user``; yields False past :data:`MAX_WAITS` (the call then
+    answers 202 at once: the file is queued all the same)."""
+    waits = current_app.extensions.setdefault(WAITS, _Waits())
+    with waits.lock:
+        waits.open[user] += 1
+        allowed = waits.open[user] <= MAX_WAITS
+    try:
+        yield allowed
+    finally:
+        with waits.lock:
+            waits.open[user] -= 1
+
+
+class _Waits:
+    """Calls waiting for their reading, per user (one per web process)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open: collections.Counter[str] = collections.Counter()
 
 
 def _since(started: float) -> float:

@@ -126,7 +126,7 @@ class Intake:
                 0,
                 "the channel folder's name is not valid UTF-8; rename the folder to have its files read",
             )
-        file = FileFields(rid, str(shown), shown.name, channel, created_at, uploader, scope)
+        file = FileFields(rid, str(shown), shown.name, channel, created_at, uploader, scope, path_bytes(str(path)))
         try:
             fd = self._open(path, channel)
             try:
@@ -153,7 +153,7 @@ class Intake:
             id=rid,
             md5=md5,
             path=str(shown),
-            raw_path=path_bytes(str(path)),
+            raw_path=file.raw_path,
             filename=shown.name,
             channel=channel,
             size=size,
@@ -209,9 +209,10 @@ class FileFields:
     created_at: float
     uploader: str | None
     scope: str
+    raw_path: str = ""  # the path's bytes in hex when they are not UTF-8 (daemon.names)
 
     def fields(self, md5: str, size: int) -> FileMessage:
-        return FileMessage(
+        message = FileMessage(
             id=self.id,
             path=self.path,
             filename=self.filename,
@@ -222,6 +223,9 @@ class FileFields:
             md5=md5,
             size=size,
         )
+        if self.raw_path:
+            message["raw_path"] = self.raw_path
+        return message
 
 
 IntakeMessage = QueuedMessage | DuplicateMessage | FailedMessage

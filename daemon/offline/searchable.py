@@ -49,7 +49,11 @@ class RunPdf:
             joined = pdfium.PdfDocument.new()
             try:
                 for part in parts:
-                    joined.import_pages(pdfium.PdfDocument(part))
+                    source = pdfium.PdfDocument(part)
+                    try:
+                        joined.import_pages(source)
+                    finally:
+                        source.close()
                 buffer = io.BytesIO()
                 joined.save(buffer)
                 data = buffer.getvalue()

@@ -18,7 +18,6 @@ from typing import Any
 import redis
 from redis.typing import EncodableT, FieldT
 
-from daemon.names import disk_path
 from daemon.records import DroppedFile, RecordMessage
 
 log = logging.getLogger(__name__)
@@ -35,6 +34,11 @@ HEARTBEATS = f"{PREFIX}:workers"  # hash: worker name -> last beat (epoch second
 SEEN = f"{PREFIX}:seen"  # hash: source path -> md5 of the content last recorded for it
 WEBHOOK_EVENTS = f"{PREFIX}:webhooks:events"
 WEBHOOKS_GROUP = "webhooks"
+
+
+def rereading_key(result_id: str) -> str:
+    """Set while a done result is being read again (POST /reprocess): it is not queued twice."""
+    return f"{PREFIX}:rereading:{result_id}"
 
 
 def md5_key(md5: str, scope: str = "") -> str:
@@ -58,18 +62,10 @@ class Job(DroppedFile):
     # that very file or fails it (a swap, even for the same bytes, is another file). None: not
     # known (a job queued before this field).
     identity: list[int] | None = None
-    # The path's bytes in hex when they are not UTF-8 (``path`` is then the name decoded by
-    # ``daemon.names``, what is shown and stored): the worker opens ``disk_path``.
-    raw_path: str = ""
     # The engine settings of the job's channel (config [channels.<name>]), given by intake: the
     # worker reads the file with them. None or {}: the engine's own.
     engine: dict[str, Any] | None = None
     reread: bool = False  # a done result read again (POST /reprocess): its reading is replaced
-
-    @property
-    def disk_path(self) -> str:
-        """The path of the file on disk (``path`` itself, unless the name is not UTF-8)."""
-        return disk_path(self.path, self.raw_path)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -120,11 +116,23 @@ def parse_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
 
 
 def take_lanes(
-    client: redis.Redis, group: str, consumer: str, count: int, claim_idle_ms: int, block_ms: int
+    client: redis.Redis,
+    group: str,
+    consumer: str,
+    count: int,
+    claim_idle_ms: int,
+    block_ms: int,
+    folder_first: bool = False,
 ) -> list[tuple[str, str, dict[str, str]]]:
     """(stream, entry id, fields) of up to ``count`` jobs for ``consumer``, from the lanes in
     :data:`LANES` order: jobs a silent consumer left (a dead process), else new priority jobs,
-    else whatever comes first to any lane within ``block_ms``."""
+    else whatever comes first to any lane within ``block_ms``. ``folder_first``: new folder jobs
+    before priority ones (a worker does so now and then, so that a stream of one-call jobs never
+    starves the shared folder)."""
+    if folder_first:
+        waiting = parse_entries(client.xreadgroup(group, consumer, {JOBS: ">"}, count=count))
+        if waiting:
+            return [(JOBS, eid, fields) for eid, fields in waiting]
     for stream in LANES:
         claimed = client.xautoclaim(stream, group, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=count)
         entries = parse_entries([(stream, claimed[1])]) if claimed and len(claimed) > 1 else []

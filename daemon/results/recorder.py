@@ -20,9 +20,10 @@ from typing import Any, cast
 
 import redis
 
+from daemon.intake.dedupe import file_md5
 from daemon.intake.safeopen import RefusedFile, not_regular, open_folder_in_share
 from daemon.queue.redisconn import wait_out
-from daemon.queue.streams import RECORDER_GROUP, RECORDS, md5_key, parse_entries, take
+from daemon.queue.streams import RECORDER_GROUP, RECORDS, md5_key, parse_entries, rereading_key, take
 from daemon.records import (
     FINAL_STATUSES,
     MESSAGE_TYPES,
@@ -167,6 +168,8 @@ class Recorder:
                 if before is not None and before.status == Status.DONE and not done.get("reread"):
                     return None
                 row = self._complete(done)
+                if done.get("reread"):
+                    self.client.delete(rereading_key(rid))
             case "failed":
                 row = self._fail(cast(FailedMessage, record))
         if row is None:
@@ -247,19 +250,17 @@ class Recorder:
             if row.md5 and self.client.get(md5_key(row.md5, row.scope)) == row.id:
                 self.client.delete(md5_key(row.md5, row.scope))
             if self.delete_sources:
-                self._delete_source(row.path)
+                delete_source(self.shared_dir, row.disk_path, row.md5)
         if removed:
             log.info("retention removed %d results older than %.1f days", len(removed), self.retention_days)
         return len(removed)
 
-    def _delete_source(self, path: str) -> None:
-        delete_source(self.shared_dir, path)
 
-
-def delete_source(shared_dir: Path | None, path: str) -> bool:
+def delete_source(shared_dir: Path | None, path: str, md5: str = "") -> bool:
     """Remove the regular file at ``path``, never a link nor anything a link leads to: its folder
     is reached from the share's root with no link followed, and the name is removed from that
-    very folder only when it is a regular file there. Whether it was removed (why not is logged)."""
+    very folder only when it is a regular file there (holding the bytes of ``md5`` when given).
+    Whether it was removed (why not is logged)."""
     folder = Path(path).parent
     try:
         fd = open_folder_in_share(shared_dir if shared_dir is not None else folder, folder)
@@ -275,10 +276,22 @@ def delete_source(shared_dir: Path | None, path: str) -> bool:
         if not stat.S_ISREG(mode):
             log.warning("%s: the source was not deleted: it %s", path, not_regular(mode))
             return False
+        if md5 and _md5_at(fd, name) != md5:
+            log.warning("%s: the source was not deleted: it holds other bytes than the result's", path)
+            return False
         os.unlink(name, dir_fd=fd)
         return True
     except OSError as exc:
         log.warning("%s: the source could not be deleted: %s", path, exc)
         return False
+    finally:
+        os.close(fd)
+
+
+def _md5_at(folder_fd: int, name: str) -> str:
+    """MD5 of the regular file ``name`` in the folder ``folder_fd`` (opened without following a link)."""
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=folder_fd)
+    try:
+        return file_md5(fd)
     finally:
         os.close(fd)

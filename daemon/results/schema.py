@@ -157,10 +157,16 @@ ALTER TABLE results ADD COLUMN page_count INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE results ADD COLUMN pages TEXT NOT NULL DEFAULT '[]';
 """
 
-# v6: the engine settings a result was read with (those a channel may set: [channels]), and the
-# earlier readings of a result read again (POST /reprocess), newest version highest.
+# v6: the engine settings a result was read with (those a channel may set: [channels]), the path's
+# bytes when they are not UTF-8 (``path`` holds the decoded name), and the earlier readings of a
+# result read again (POST /reprocess), newest version highest. A failed result no longer holds its
+# content's primary place: the same bytes dropped again are read as a new primary.
 _V6 = """
 ALTER TABLE results ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE results ADD COLUMN raw_path TEXT NOT NULL DEFAULT '';
+DROP INDEX results_primary_scope_md5;
+CREATE UNIQUE INDEX results_primary_scope_md5 ON results(scope, md5)
+    WHERE status NOT IN ('duplicate', 'failed') AND md5 != '';
 CREATE TABLE readings (
     result_id TEXT NOT NULL,
     version INTEGER NOT NULL,
@@ -181,7 +187,7 @@ CREATE TABLE readings (
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 # The partial unique index's condition; queries repeat it so that SQLite can use the index.
-PRIMARY_MD5 = "status != 'duplicate' AND md5 != ''"
+PRIMARY_MD5 = "status NOT IN ('duplicate', 'failed') AND md5 != ''"
 
 
 class StoreError(DaemonError):

@@ -200,23 +200,37 @@ class SqliteStore:
         """
         with self._write() as conn:
             states = "('queued', 'processing', 'failed')"
-            if (
-                reread
-                and conn.execute("SELECT 1 FROM results WHERE id = ? AND status = 'done'", (result_id,)).fetchone()
-            ):
+            current = self._get(conn, result_id)
+            if reread and current is not None and current.status == Status.DONE:
+                if current.finished_at == finished_at:
+                    return current  # this very reading, applied again (a replayed record)
                 conn.execute(_KEEP_READING, (time.time(), result_id))
                 states = "('done')"
-            conn.execute(
-                "UPDATE results SET status = 'done', error = NULL, width = ?, height = ?, "
-                "lines = ?, text = ?, timings = ?, engine_version = ?, model_version = ?, "
-                "finished_at = ?, page_count = ?, pages = ?, settings = ? "
-                f"WHERE id = ? AND status IN {states}",
-                (
-                    width, height, dumps(lines), text, dumps(dict(timings)), engine_version, model_version,
-                    finished_at, page_count, dumps(pages or []), dumps(dict(settings or {})), result_id,
-                ),
-            )  # fmt: skip
+            try:
+                conn.execute(
+                    "UPDATE results SET status = 'done', error = NULL, width = ?, height = ?, "
+                    "lines = ?, text = ?, timings = ?, engine_version = ?, model_version = ?, "
+                    "finished_at = ?, page_count = ?, pages = ?, settings = ? "
+                    f"WHERE id = ? AND status IN {states}",
+                    (
+                        width, height, dumps(lines), text, dumps(dict(timings)), engine_version, model_version,
+                        finished_at, page_count, dumps(pages or []), dumps(dict(settings or {})), result_id,
+                    ),
+                )  # fmt: skip
+            except sqlite3.IntegrityError:
+                # A failed result read at last while its content was dropped again and read as a
+                # new primary: it becomes a duplicate of that one.
+                self._yield_to_primary(conn, current)
             return self._get(conn, result_id)
+
+    def _yield_to_primary(self, conn: sqlite3.Connection, row: ResultRecord | None) -> None:
+        primary = self._by_md5(conn, row.md5, row.scope) if row is not None else None
+        if row is None or primary is None:
+            raise StoreError(self.path, "a unique index refused a result that has no primary to point at")
+        log.info("result %s is now a duplicate of %s, read since with the same content", row.id, primary.id)
+        conn.execute(
+            "UPDATE results SET status = 'duplicate', duplicate_of = ?, error = NULL WHERE id = ?", (primary.id, row.id)
+        )
 
     def fail(self, result_id: str, error: str, attempts: int, finished_at: float) -> ResultRecord | None:
         """Record a failure (queued/processing/failed -> failed); done and duplicate rows stay."""
@@ -233,11 +247,14 @@ class SqliteStore:
         """A failed result queued again (``POST /results/<id>/retry``): failed -> queued, its error
         cleared; any other row is left as it is. The row, or None for an unknown id."""
         with self._write() as conn:
-            conn.execute(
-                "UPDATE results SET status = 'queued', error = NULL, finished_at = NULL "
-                "WHERE id = ? AND status = 'failed'",
-                (result_id,),
-            )
+            try:
+                conn.execute(
+                    "UPDATE results SET status = 'queued', error = NULL, finished_at = NULL "
+                    "WHERE id = ? AND status = 'failed'",
+                    (result_id,),
+                )
+            except sqlite3.IntegrityError:  # its content was dropped again and read since: stays failed
+                log.warning("result %s not queued again: its content has another primary now", result_id)
             return self._get(conn, result_id)
 
     def delete(self, result_id: str) -> ResultRecord | None:

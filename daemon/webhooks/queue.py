@@ -82,11 +82,13 @@ class Outbox:
 
     def result_changed(self, pipe: redis.Redis | Pipeline, item: dict[str, Any] | None) -> bool:
         """Add the event of a stored change when it is one webhooks get (the result is now done or
-        failed); its id is the result's and the event's, so adding it again makes nothing new."""
+        failed); its id is the result's, the event's and the outcome's time, so adding the same
+        outcome again makes nothing new while a retry's or a re-read's new outcome is an event."""
         kind = EVENT_OF_STATUS.get(str((item or {}).get("status")))
         if item is None or kind is None:
             return False
-        self._add(pipe, {"type": cast(EventType, kind), "id": f"{kind}:{item['id']}", "at": self.clock(), "item": item})
+        event_id = f"{kind}:{item['id']}:{item.get('finished_at') or ''}"
+        self._add(pipe, {"type": cast(EventType, kind), "id": event_id, "at": self.clock(), "item": item})
         return True
 
     def corrected(self, pipe: redis.Redis | Pipeline, item: dict[str, Any]) -> None:

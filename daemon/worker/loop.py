@@ -28,7 +28,17 @@ import redis
 from config.settings import DaemonSettings
 from daemon.ports import DocumentReader, Engine, TunableEngine
 from daemon.queue.redisconn import lost_groups, recreate_groups
-from daemon.queue.streams import DELAYED, HEARTBEATS, JOBS, LANES, WORKERS_GROUP, Job, add_record, take_lanes
+from daemon.queue.streams import (
+    DELAYED,
+    HEARTBEATS,
+    JOBS,
+    LANES,
+    PRIORITY_JOBS,
+    WORKERS_GROUP,
+    Job,
+    add_record,
+    take_lanes,
+)
 from daemon.records import DoneMessage, FailedMessage, ProcessingMessage, RetryMessage
 from daemon.worker.documents import DocumentJob, forget
 from daemon.worker.outputs import OutputWriter
@@ -51,6 +61,7 @@ return #due
 
 
 SHARE_RETRY_MAX = 30.0  # seconds between looks at a share that is away, at most
+PRIORITY_STREAK = 4  # after this many priority batches in a row, waiting folder jobs go first once
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,7 @@ class Worker:
         self._release = client.register_script(_RELEASE)
         self._in_hand: dict[str, tuple[str, str]] = {}  # job id -> (stream, entry), for the batch in hand
         self._read_with: dict[str, dict[str, Any]] = {}  # job id -> the settings it was read with
+        self._priority_streak = 0  # batches in a row taken from the priority lane alone
 
     def run_once(self, block_ms: int = 1000) -> int:
         """Take up to ``batch_size`` jobs and finish each; returns how many were handled."""
@@ -103,7 +115,10 @@ class Worker:
             self.settings.batch_size,
             int(self.settings.claim_idle_seconds * 1000),
             block_ms,
+            folder_first=self._priority_streak >= PRIORITY_STREAK,
         )
+        urgent = bool(entries) and all(stream == PRIORITY_JOBS for stream, _, _ in entries)
+        self._priority_streak = self._priority_streak + 1 if urgent else 0
         jobs = [
             (stream, entry_id, job)
             for stream, entry_id, fields in entries
@@ -240,18 +255,17 @@ class Worker:
                     continue
                 log.info("%s: a document of %d page(s)", jobs[k].path, document.page_count)
                 reader = DocumentJob(self.client, engine, self.name, self.settings.batch_size)
-                outcomes[k] = reader.read(jobs[k], document, lambda: self._keep(jobs))
+                outcomes[k] = reader.read(jobs[k], document, self._keep)
             except Exception as exc:  # noqa: BLE001 - classified per job in _record
                 outcomes[k] = exc
         return images
 
-    def _keep(self, jobs: list[Job]) -> None:
-        """Claim the jobs in hand again, so that a long document is not taken over from a worker
-        still reading it (``claim_idle_seconds`` counts from here)."""
+    def _keep(self) -> None:
+        """Claim every job in hand again (those of other settings and those already read too), so
+        that none is taken over from a worker still reading a long document (``claim_idle_seconds``
+        counts from here)."""
         for stream in LANES:
-            entries: list[Any] = [
-                self._in_hand[job.id][1] for job in jobs if self._in_hand.get(job.id, ("",))[0] == stream
-            ]
+            entries: list[Any] = [entry for lane, entry in self._in_hand.values() if lane == stream]
             if entries:
                 self.client.xclaim(stream, WORKERS_GROUP, self.name, 0, entries, justid=True)
         self.client.hset(HEARTBEATS, self.name, self.clock())

@@ -185,6 +185,8 @@ def test_channel_tables_and_env_set_a_channels_engine(in_tmp: Path) -> None:
     assert settings.channel_engine("Receipts") == settings.channel_engine("RECEIPTS")
     assert settings.channel_engine("shots") == {"det_thresh": 0.2}
     assert settings.channel_engine("finance") == {}
+    merged = load_settings(user, env={"TEAMOCR_CHANNELS__RECEIPTS__DET_BOX_THRESH": "0.4"})
+    assert merged.channel_engine("Receipts") == {"det_box_thresh": 0.4, "model_set": "tiny"}  # the env wins
     child = load_settings(env=settings_env(settings))
     assert {c.name.lower(): c.overrides() for c in child.channels} == {
         c.name.lower(): c.overrides() for c in settings.channels

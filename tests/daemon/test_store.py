@@ -446,3 +446,30 @@ def test_writers_in_two_processes(db: Path) -> None:
         assert store.counts() == {"queued": 100, "processing": 0, "done": 100, "duplicate": 0, "failed": 0}
         assert len(store.search("process 1")) == 50
     fts_in_sync(db)
+
+
+def test_a_failed_primary_gives_its_content_up_and_a_late_reading_of_it_turns_duplicate(store: SqliteStore) -> None:
+    """A failed result holds no primary place: the same content stored again is a new primary and
+    is read; the failed one, read at last (a late done) becomes its duplicate, and a retry of it
+    leaves it failed (its content has another primary)."""
+    store.add_queued(rec("a", md5="same"))
+    store.fail("a", "share briefly unreadable", 3, 1500.0)
+    again = store.add_queued(rec("b", md5="same", created_at=1001.0))
+    assert again.status is Status.QUEUED and store.by_md5("same") == again
+    done = finish(store, "b", "Invoice 8 paid")
+    assert done is not None and done.status is Status.DONE
+    requeued = store.requeue("a")
+    assert requeued is not None and requeued.status is Status.FAILED
+    late = finish(store, "a", "Invoice 8 paid", finished_at=2100.0)
+    assert late is not None and (late.status, late.duplicate_of) == (Status.DUPLICATE, "b")
+
+
+def test_a_reread_keeps_the_old_reading_once(store: SqliteStore) -> None:
+    store.add_queued(rec("a"))
+    finish(store, "a", "first reading")
+    again = finish(store, "a", "second reading", finished_at=3000.0, reread=True)
+    assert again is not None and again.text == "second reading"
+    replay = finish(store, "a", "second reading", finished_at=3000.0, reread=True)  # the same record again
+    assert replay is not None and replay.text == "second reading"
+    assert [(r["version"], r["text"]) for r in store.readings("a")] == [(1, "first reading")]
+    assert finish(store, "a", "not a reread", finished_at=4000.0).text == "second reading"  # type: ignore[union-attr]

@@ -352,7 +352,7 @@ def test_the_recorder_queues_done_and_failed_with_the_acknowledgement(handle: Re
         pass
     events = [json.loads(f["event"]) for _, f in handle.client.xrange(WEBHOOK_EVENTS)]
     assert [(e["type"], e["id"], e["item"]["status"]) for e in events] == [
-        ("result.done", "result.done:r1", "done")
+        ("result.done", "result.done:r1:2.0", "done")
     ] * 2
     assert handle.client.xlen(RECORDS) == 0
     assert handle.client.xpending(RECORDS, RECORDER_GROUP)["pending"] == 0

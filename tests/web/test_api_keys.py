@@ -24,7 +24,7 @@ KEYS = "/api/v1/keys"
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return replace(settings, web=replace(settings.web, api_limit="8 per minute"))
+    return replace(settings, web=replace(settings.web, api_limit="8 per minute", keys_limit="12 per minute"))
 
 
 def make_key(client: FlaskClient, headers: dict[str, str], name: str = "ci", **extra: Any) -> dict[str, Any]:
@@ -84,17 +84,29 @@ def test_an_admin_sees_and_revokes_their_teams_keys_only(client: FlaskClient, au
     assert client.delete(f"{KEYS}/{bobs['id']}", headers=auth["alice"]).status_code == 200
 
 
-def test_a_disabled_members_keys_stop_working(client: FlaskClient, auth: dict, svc: Services) -> None:
+def test_keys_end_with_a_changed_disabled_or_remade_account(client: FlaskClient, auth: dict, svc: Services) -> None:
     key = bearer(make_key(client, auth["bob"])["key"])
     svc.accounts.set_disabled("bob", True)
     assert client.get("/api/v1/results", headers=key).status_code == 401
+    svc.accounts.set_disabled("bob", False)
+    assert client.get("/api/v1/results", headers=key).status_code == 401  # its account changed meanwhile
+    carols = bearer(make_key(client, auth["carol"])["key"])
+    svc.accounts.set_password("carol", "another long password")
+    assert client.get("/api/v1/results", headers=carols).status_code == 401
+    alices = bearer(make_key(client, auth["alice"])["key"])
+    svc.accounts.remove("alice")
+    svc.accounts.add_user("alice", "a brand new password", "beta")  # someone else, another team
+    refused = client.get("/api/v1/results", headers=alices)
+    assert refused.status_code == 401 and "account changed" in refused.get_json()["error"]
 
 
-def test_each_key_has_a_rate_budget_of_its_own(client: FlaskClient, auth: dict) -> None:
+def test_each_key_has_a_rate_budget_of_its_own_within_the_users_keys_budget(client: FlaskClient, auth: dict) -> None:
     first, second = (bearer(make_key(client, auth["bob"], name)["key"]) for name in ("one", "two"))
     answers = [client.get("/api/v1/auth/me", headers=first).status_code for _ in range(9)]
     assert answers[:8] == [200] * 8 and answers[8] == 429
-    assert client.get("/api/v1/auth/me", headers=second).status_code == 200  # the other key is not spent
+    others = [client.get("/api/v1/auth/me", headers=second).status_code for _ in range(5)]
+    assert others[0] == 200 and 429 in others  # not spent by the first key, but within bob's 12 for all keys
+    assert client.get("/api/v1/auth/me", headers=auth["bob"]).status_code == 200  # his login has its own
 
 
 def test_teamocr_key_add_prints_the_key_alone(settings: Settings, users: dict, client: FlaskClient) -> None:
