@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -62,6 +63,7 @@ return #due
 
 SHARE_RETRY_MAX = 30.0  # seconds between looks at a share that is away, at most
 PRIORITY_STREAK = 4  # after this many priority batches in a row, waiting folder jobs go first once
+URGENT_QUIET_SECONDS = 60.0  # after a one-call job, folder jobs are taken one at a time this long
 
 
 @dataclass(frozen=True)
@@ -103,22 +105,26 @@ class Worker:
         self._in_hand: dict[str, tuple[str, str]] = {}  # job id -> (stream, entry), for the batch in hand
         self._read_with: dict[str, dict[str, Any]] = {}  # job id -> the settings it was read with
         self._priority_streak = 0  # batches in a row taken from the priority lane alone
+        self._last_urgent = -math.inf  # when a one-call (priority) job was last taken
 
     def run_once(self, block_ms: int = 1000) -> int:
-        """Take up to ``batch_size`` jobs and finish each; returns how many were handled."""
+        """Take up to ``batch_size`` jobs (one at a time while one-call jobs come: see
+        :meth:`_batch`) and finish each; returns how many were handled."""
         self.client.hset(HEARTBEATS, self.name, self.clock())
         self._release(keys=[DELAYED, JOBS], args=[self.clock()])
         entries = take_lanes(
             self.client,
             WORKERS_GROUP,
             self.name,
-            self.settings.batch_size,
+            self._batch(),
             int(self.settings.claim_idle_seconds * 1000),
             block_ms,
             folder_first=self._priority_streak >= PRIORITY_STREAK,
         )
         urgent = bool(entries) and all(stream == PRIORITY_JOBS for stream, _, _ in entries)
         self._priority_streak = self._priority_streak + 1 if urgent else 0
+        if any(stream == PRIORITY_JOBS for stream, _, _ in entries):
+            self._last_urgent = self.clock()
         jobs = [
             (stream, entry_id, job)
             for stream, entry_id, fields in entries
@@ -136,6 +142,14 @@ class Worker:
             for (stream, entry_id, job), outcome in zip(jobs, outcomes):
                 self._finish(stream, entry_id, job, self._record(job, outcome))
         return len(entries)
+
+    def _batch(self) -> int:
+        """How many jobs to take: ``batch_size`` (images read together are 1.2x faster), but one
+        while one-call jobs have come in the last :data:`URGENT_QUIET_SECONDS`, so that the next
+        one waits for at most one folder file in hand, not a whole batch."""
+        if self.clock() - self._last_urgent < URGENT_QUIET_SECONDS:
+            return 1
+        return self.settings.batch_size
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; the batch in hand is finished first. Survives Redis outages."""

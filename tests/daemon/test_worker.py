@@ -460,7 +460,7 @@ def test_a_long_document_is_not_taken_over_from_the_worker_still_reading_it(
 
 def test_a_priority_job_goes_ahead_of_a_folder_burst(client: redis.Redis, engine: OcrEngine, tmp_path: Path) -> None:
     """Five folder jobs queued, then one-call OCR's job in the priority lane: the worker's first batch
-    is that job; the folder's jobs follow, none lost."""
+    is that job; the folder's jobs follow, none lost, one at a time while one-call jobs come."""
     from daemon.queue.streams import PRIORITY_JOBS
 
     share = tmp_path / "share"
@@ -471,6 +471,11 @@ def test_a_priority_job_goes_ahead_of_a_folder_burst(client: redis.Redis, engine
     assert worker.run_once(BLOCK_MS) == 1
     done = [r["id"] for r in records(client) if r["type"] == "done"]
     assert done == [queued["id"]]
+    # one-call jobs are coming: folder files are now taken one at a time (the next call waits for
+    # at most one in hand), until the lane has been quiet for a minute
+    assert [worker.run_once(BLOCK_MS) for _ in range(2)] == [1, 1]
+    worker.clock = lambda: time.time() + 120
+    assert worker.run_once(BLOCK_MS) == 2
     while worker.run_once(BLOCK_MS):
         pass
     assert {r["id"] for r in records(client) if r["type"] == "done"} == {queued["id"], *burst}
