@@ -41,7 +41,7 @@ blueprint = Blueprint("ocr", __name__)
 WAIT_DEFAULT = 30.0
 WAIT_MAX = 120.0
 POLL_SECONDS = 0.05  # how soon a waiting call first looks at its result again
-MAX_POLL_SECONDS = 0.5  # ... and at most how far apart its looks grow
+MAX_POLL_SECONDS = 0.1  # ... and at most how far apart its looks grow (a look is one primary-key read)
 MAX_WAITS = 4  # calls of one user that wait at once; more answer 202 at once
 WAITS = "teamocr.ocr_waits"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -177,7 +177,7 @@ def read_now(storage: FileStorage, channel: str, wait: float, started: float) ->
 
 def _wait_for(item: dict[str, Any], deadline: float, started: float, principal: Principal) -> Outcome:
     """Look at the result (or, for a duplicate, its first result) until it is done or failed, or
-    ``deadline`` passes; the looks grow apart from 50 ms to half a second."""
+    ``deadline`` passes; the looks grow apart from 50 ms to 100 ms."""
     store = services().store
     target = item.get("duplicate_of") or item["id"]
     pause = POLL_SECONDS

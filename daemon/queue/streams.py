@@ -123,12 +123,18 @@ def take_lanes(
     claim_idle_ms: int,
     block_ms: int,
     folder_first: bool = False,
+    linger_ms: int = 0,
 ) -> list[tuple[str, str, dict[str, str]]]:
     """(stream, entry id, fields) of up to ``count`` jobs for ``consumer``, from the lanes in
     :data:`LANES` order: jobs a silent consumer left (a dead process), else new priority jobs,
     else whatever comes first to any lane within ``block_ms``. ``folder_first``: new folder jobs
     before priority ones (a worker does so now and then, so that a stream of one-call jobs never
-    starves the shared folder)."""
+    starves the shared folder). ``linger_ms``: first wait that long for a priority job alone (a
+    program calling again right after its answer finds the worker free, not reading a folder file)."""
+    if linger_ms > 0 and not folder_first:
+        lingered = parse_entries(client.xreadgroup(group, consumer, {PRIORITY_JOBS: ">"}, count=count, block=linger_ms))
+        if lingered:
+            return [(PRIORITY_JOBS, eid, fields) for eid, fields in lingered]
     if folder_first:
         waiting = parse_entries(client.xreadgroup(group, consumer, {JOBS: ">"}, count=count))
         if waiting:

@@ -64,6 +64,7 @@ return #due
 SHARE_RETRY_MAX = 30.0  # seconds between looks at a share that is away, at most
 PRIORITY_STREAK = 4  # after this many priority batches in a row, waiting folder jobs go first once
 URGENT_QUIET_SECONDS = 60.0  # after a one-call job, folder jobs are taken one at a time this long
+URGENT_LINGER_SECONDS = 1.0  # ... and for this long after one the worker waits for the next before a folder file
 
 
 @dataclass(frozen=True)
@@ -120,11 +121,13 @@ class Worker:
             int(self.settings.claim_idle_seconds * 1000),
             block_ms,
             folder_first=self._priority_streak >= PRIORITY_STREAK,
+            linger_ms=int(URGENT_LINGER_SECONDS * 1000)
+            if self.clock() - self._last_urgent < URGENT_LINGER_SECONDS
+            else 0,
         )
         urgent = bool(entries) and all(stream == PRIORITY_JOBS for stream, _, _ in entries)
         self._priority_streak = self._priority_streak + 1 if urgent else 0
-        if any(stream == PRIORITY_JOBS for stream, _, _ in entries):
-            self._last_urgent = self.clock()
+        had_urgent = any(stream == PRIORITY_JOBS for stream, _, _ in entries)
         jobs = [
             (stream, entry_id, job)
             for stream, entry_id, fields in entries
@@ -141,6 +144,8 @@ class Worker:
             outcomes = self._read_by_settings([job for _, _, job in jobs])
             for (stream, entry_id, job), outcome in zip(jobs, outcomes):
                 self._finish(stream, entry_id, job, self._record(job, outcome))
+        if had_urgent:
+            self._last_urgent = self.clock()  # when the last one-call job was answered
         return len(entries)
 
     def _batch(self) -> int:
@@ -150,6 +155,11 @@ class Worker:
         if self.clock() - self._last_urgent < URGENT_QUIET_SECONDS:
             return 1
         return self.settings.batch_size
+
+    def _linger_ms(self) -> int:
+        """How long to wait for a next one-call job before taking a folder file: a while just
+        after one was answered (a program calling again finds the worker free), else not at all."""
+        return int(URGENT_LINGER_SECONDS * 1000) if self.clock() - self._last_urgent < URGENT_LINGER_SECONDS else 0
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; the batch in hand is finished first. Survives Redis outages."""
