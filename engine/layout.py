@@ -1,12 +1,57 @@
-"""Reading order: rows from top to bottom, left to right within a row."""
+"""Reading order: lines grouped into blocks (columns, panes, paragraphs, lists, tables, headings),
+the blocks ordered as people read them; and lines the detector broke in pieces merged back.
+
+Everything here is geometry on the boxes of the upright page (no image, no model):
+
+- :func:`broken_groups` finds pieces of one visual line (same row, same height, a gap narrower than
+  a word space allows for a column or a cell): the pipeline merges each group into one line.
+- :func:`page_blocks` cuts the page recursively (an XY-cut): at a whitespace gutter that runs the
+  whole height of a region into columns, read left to right, and at the whitespace between rows
+  into bands, read top to bottom. Where both are possible, a region whose bands are rows with text
+  on both sides of the gutter is a table or form and is read row by row; otherwise it is columns
+  (two prose columns whose lines happen to share baselines stay columns). The rows that come out
+  are joined into paragraphs by line spacing, height and alignment, and each block is named: a
+  ``heading`` (one or two rows of large text), a ``list`` (rows led by bullets or numbers), a
+  ``table`` (rows of aligned cells) or a ``paragraph``.
+- A page of vertical text (mostly tall boxes: Chinese columns read top to bottom, right to left)
+  is laid out turned a quarter, so its columns are ordered right to left as rows.
+
+:func:`group_rows` and :func:`reading_order` are the old order (rows across the whole page, left
+to right in a row), kept for whoever wants it (``PageResult.row_text``).
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
+
+# thresholds in units of the page's median line height
+GUTTER = 1.0  # the narrowest whitespace between columns
+BROKEN_GAP = 0.5  # the widest gap between two pieces of one broken line
+PARAGRAPH_GAP = 0.8  # the widest gap between two rows of one paragraph
+ALIGN = 0.3  # rows whose vertical centres differ by less than this are one row
+HEADING = 1.3  # a heading's rows are at least this much taller than the page's
+KINDS = ("paragraph", "table", "list", "heading")
+_BULLET = re.compile(r"^\s*([\u2022\u00b7\u25cf\u25cb\u25aa\u25a0\u2023\u2043\u2013\u2014*+\-]|\(?\d{1,3}[.)\u3001]|[a-zA-Z][.)])(\s|$)")
+
+
+@dataclass(frozen=True)
+class Block:
+    """Lines read together: ``lines`` (indices into the page's lines, in reading order), the
+    visual ``rows`` they form (a row's lines left to right), the ``kind`` of block and its ``bbox``
+    (x0, y0, x1, y1) in the frame the boxes were given in."""
+
+    kind: str
+    lines: tuple[int, ...]
+    rows: tuple[tuple[int, ...], ...]
+    bbox: tuple[float, float, float, float]
 
 
 def group_rows(quads: list[np.ndarray]) -> list[list[int]]:
-    """Indices of ``quads`` grouped into rows, top to bottom, each row left to right.
+    """Indices of ``quads`` grouped into rows, top to bottom, each row left to right (the old order).
 
     A box joins a row when its vertical centre lies within the span of the row's first box.
     """
@@ -29,5 +74,236 @@ def group_rows(quads: list[np.ndarray]) -> list[list[int]]:
 
 
 def reading_order(quads: list[np.ndarray]) -> list[int]:
-    """Indices of ``quads`` in reading order: rows top to bottom, left to right in a row."""
+    """Indices of ``quads`` in the old row order: rows top to bottom, left to right in a row."""
     return [i for row in group_rows(quads) for i in row]
+
+
+def boxes_of(quads: Sequence[np.ndarray]) -> np.ndarray:
+    """``(n, 4)`` axis-aligned boxes x0, y0, x1, y1 of 4-point ``quads``."""
+    if not quads:
+        return np.zeros((0, 4))
+    pts = np.stack([np.asarray(q, dtype=np.float64).reshape(-1, 2) for q in quads])
+    return np.concatenate([pts.min(axis=1), pts.max(axis=1)], axis=1)
+
+
+def is_vertical(boxes: np.ndarray, texts: Sequence[str]) -> bool:
+    """Whether a page's text runs in vertical columns: most boxes of two or more characters are
+    at least 1.5 times as tall as wide (the recogniser reads those turned)."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    wordy = np.array([len(t.strip()) >= 2 for t in texts], dtype=bool)
+    tall = wordy & (h >= 1.5 * w)
+    return int(tall.sum()) >= 2 and tall.sum() > 0.5 * wordy.sum()
+
+
+def _turned(boxes: np.ndarray) -> np.ndarray:
+    """Boxes of a vertical page in a frame where its columns are rows: the rightmost column on
+    top, each column's top at its left."""
+    return np.stack([boxes[:, 1], -boxes[:, 2], boxes[:, 3], -boxes[:, 0]], axis=1)
+
+
+def broken_groups(boxes: np.ndarray, texts: Sequence[str]) -> list[list[int]]:
+    """Groups (left to right; vertical pages top to bottom) of boxes that are pieces of one visual
+    line: on one row, of similar height, the gap between neighbours at most ``BROKEN_GAP`` line
+    heights. Every index is in exactly one group; groups are in no particular order."""
+    n = len(boxes)
+    if n == 0:
+        return []
+    frame = _turned(boxes) if is_vertical(boxes, texts) else boxes
+    x0, y0, x1, y1 = frame.T
+    h = y1 - y0
+    flat = (x1 - x0) >= h * 0.8  # pieces of a line are lines themselves, not single tall glyphs
+    lo, hi = np.minimum.outer(h, h), np.maximum.outer(h, h)
+    overlap = np.minimum.outer(y1, y1) - np.maximum.outer(y0, y0)
+    gap = x0[None, :] - x1[:, None]  # [i, j]: from i's right edge to j's left edge
+    near = (
+        (overlap >= 0.6 * lo)
+        & (hi <= 1.35 * lo)
+        & (gap >= -0.3 * lo)
+        & (gap <= BROKEN_GAP * lo)
+        & (x0[:, None] < x0[None, :])
+        & flat[:, None]
+        & flat[None, :]
+    )
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(*np.nonzero(near)):
+        # only each box's nearest right neighbour, so that a row of cells stays cells
+        if gap[i, j] == gap[i][near[i]].min():
+            parent[find(int(j))] = find(int(i))
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(find(i), []).append(i)
+    return [sorted(g, key=lambda k: float(x0[k])) for g in groups.values()]
+
+
+def join_texts(texts: Sequence[str]) -> str:
+    """Pieces of one line joined: no space between two CJK characters, one space elsewhere."""
+    out = texts[0].strip()
+    for text in texts[1:]:
+        text = text.strip()
+        if out and text and _cjk(out[-1]) and _cjk(text[0]):
+            out += text
+        else:
+            out = f"{out} {text}" if out else text
+    return out
+
+
+def _cjk(char: str) -> bool:
+    code = ord(char)
+    return 0x2E80 <= code <= 0x9FFF or 0xF900 <= code <= 0xFAFF or 0xFF00 <= code <= 0xFFEF or 0x3000 <= code <= 0x303F
+
+
+def page_blocks(quads: Sequence[np.ndarray], texts: Sequence[str] | None = None) -> list[Block]:
+    """The blocks of a page in reading order; ``quads`` are its lines' 4-point boxes on the upright
+    page (``texts`` their texts, for vertical pages and for naming lists). Every index of ``quads``
+    is in exactly one block."""
+    texts = list(texts) if texts is not None else [""] * len(quads)
+    boxes = boxes_of(quads)
+    if len(boxes) == 0:
+        return []
+    frame = _turned(boxes) if is_vertical(boxes, texts) else boxes
+    heights = frame[:, 3] - frame[:, 1]
+    unit = float(np.median(heights)) or 1.0
+    cutter = _Cutter(frame, unit)
+    raw = cutter.cut(np.arange(len(frame)))
+    blocks = _paragraphs(raw, frame, unit)
+    out = []
+    for rows in blocks:
+        flat = tuple(i for row in rows for i in row)
+        sel = boxes[list(flat)]
+        bbox = (float(sel[:, 0].min()), float(sel[:, 1].min()), float(sel[:, 2].max()), float(sel[:, 3].max()))
+        out.append(Block(_kind(rows, frame, texts, unit), flat, tuple(tuple(r) for r in rows), bbox))
+    return out
+
+
+def blocks_text(texts: Sequence[str], blocks: Sequence[Block]) -> str:
+    """A page's text from its blocks: a row's lines joined by a space, rows on lines of their own,
+    a blank line between blocks."""
+    return "\n\n".join("\n".join(" ".join(texts[i] for i in row) for row in block.rows) for block in blocks)
+
+
+Rows = list[list[int]]
+
+
+class _Cutter:
+    """The recursive XY-cut over one page's boxes (x0, y0, x1, y1), in line-height ``unit``s."""
+
+    def __init__(self, boxes: np.ndarray, unit: float) -> None:
+        self.boxes = boxes
+        self.unit = unit
+
+    def cut(self, idx: np.ndarray) -> list[Rows]:
+        """Blocks (each its rows) of the boxes ``idx``, in reading order."""
+        if len(idx) == 1:
+            return [[[int(idx[0])]]]
+        b = self.boxes[idx]
+        columns = _split(b[:, 0], b[:, 2], GUTTER * self.unit)
+        bands = _split(b[:, 1], b[:, 3], 0.0)
+        if len(columns) > 1 and (len(bands) <= 1 or not self._rows(idx, bands, columns)):
+            if len(bands) <= 1 and self._one_row(idx):
+                return [[sorted(idx.tolist(), key=lambda i: float(self.boxes[i, 0]))]]
+            return [block for part in columns for block in self.cut(idx[part])]
+        if len(bands) > 1:
+            return [block for part in bands for block in self.cut(idx[part])]
+        return [[sorted(row, key=lambda i: float(self.boxes[i, 0])) for row in _rows_of(self.boxes, idx)]]
+
+    def _one_row(self, idx: np.ndarray) -> bool:
+        b = self.boxes[idx]
+        return bool(b[:, 3].min() - b[:, 1].max() >= -ALIGN * self.unit) or len(_rows_of(self.boxes, idx)) == 1
+
+    def _rows(self, idx: np.ndarray, bands: list[np.ndarray], columns: list[np.ndarray]) -> bool:
+        """Whether the region is read row by row (a table, a form, cells beside their labels) rather
+        than column by column: most of its lines lie in bands of one row that have text on both
+        sides of the widest gutter, unless both sides are prose columns."""
+        b = self.boxes[idx]
+        widest = max(range(len(columns) - 1), key=lambda k: b[columns[k + 1], 0].min() - b[columns[k], 2].max())
+        edge = (b[columns[widest], 2].max() + b[columns[widest + 1], 0].min()) / 2
+        in_rows = 0
+        for band in bands:
+            bb = b[band]
+            single = len(_rows_of(self.boxes, idx[band])) == 1
+            both = bool((bb[:, 2] < edge).any() and (bb[:, 0] > edge).any())
+            if single and both:
+                in_rows += len(band)
+        if in_rows < 0.6 * len(idx):
+            return False
+        left = b[:, 2] < edge
+        return not (_prose(b[left], self.unit) and _prose(b[~left], self.unit))
+
+
+def _prose(b: np.ndarray, unit: float) -> bool:
+    """Whether boxes look like a column of running text: three or more lines, a column at least
+    ten line heights wide, most lines filling most of it."""
+    if len(b) < 3:
+        return False
+    width = b[:, 2].max() - b[:, 0].min()
+    if width < 10 * unit:
+        return False
+    return bool(np.mean((b[:, 2] - b[:, 0]) >= 0.7 * width) >= 0.6)
+
+
+def _split(lo: np.ndarray, hi: np.ndarray, min_gap: float) -> list[np.ndarray]:
+    """Positions of intervals ``lo..hi`` grouped between gaps wider than ``min_gap`` in their
+    projection, in order along the axis."""
+    order = np.argsort(lo, kind="stable")
+    parts: list[list[int]] = [[int(order[0])]]
+    reach = hi[order[0]]
+    for k in order[1:]:
+        if lo[k] - reach > min_gap:
+            parts.append([int(k)])
+        else:
+            parts[-1].append(int(k))
+        reach = max(reach, hi[k])
+    return [np.array(p) for p in parts]
+
+
+def _rows_of(boxes: np.ndarray, idx: np.ndarray) -> list[list[int]]:
+    """Rows of overlapping boxes ``idx`` (no clean gap between them), top to bottom."""
+    corners = [np.array([[boxes[i, 0], boxes[i, 1]], [boxes[i, 2], boxes[i, 3]]]) for i in idx.tolist()]
+    return [[int(idx[j]) for j in row] for row in group_rows(corners)]
+
+
+def _paragraphs(blocks: list[Rows], boxes: np.ndarray, unit: float) -> list[Rows]:
+    """Consecutive blocks joined where they read as one: rows close together (``PARAGRAPH_GAP``),
+    of similar height, the next starting near the left edge of the last (an indent allowed) and
+    with the same number of cells."""
+    out: list[Rows] = []
+    for rows in blocks:
+        if out and _continues(out[-1], rows, boxes, unit):
+            out[-1] = out[-1] + rows
+        else:
+            out.append(list(rows))
+    return out
+
+
+def _continues(prev: Rows, rows: Rows, boxes: np.ndarray, unit: float) -> bool:
+    a, b = boxes[prev[-1]], boxes[rows[0]]
+    ha, hb = float(np.median(a[:, 3] - a[:, 1])), float(np.median(b[:, 3] - b[:, 1]))
+    small = min(ha, hb)
+    gap = b[:, 1].min() - a[:, 3].max()
+    if gap < -ALIGN * small or gap > PARAGRAPH_GAP * small or max(ha, hb) > 1.25 * small:
+        return False
+    if len(prev[-1]) != len(rows[0]):
+        return False
+    if len(rows[0]) > 1:  # rows of cells: a table's rows start their cells at the same places
+        return bool(np.all(np.abs(np.sort(a[:, 0]) - np.sort(b[:, 0])) <= 2 * small))
+    ax0, ax1, bx0, bx1 = a[:, 0].min(), a[:, 2].max(), b[:, 0].min(), b[:, 2].max()
+    return bool(-1.0 * small <= bx0 - ax0 <= 4 * small and min(ax1, bx1) > max(ax0, bx0))
+
+
+def _kind(rows: Rows, boxes: np.ndarray, texts: Sequence[str], unit: float) -> str:
+    flat = [i for row in rows for i in row]
+    heights = boxes[flat, 3] - boxes[flat, 1]
+    if len(rows) <= 2 and float(np.median(heights)) >= HEADING * unit:
+        return "heading"
+    if len(rows) >= 2 and sum(len(row) > 1 for row in rows) >= 2 / 3 * len(rows):
+        return "table"
+    if sum(bool(_BULLET.match(texts[row[0]])) for row in rows) >= max(1, len(rows) / 2):
+        return "list"
+    return "paragraph"
