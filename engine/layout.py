@@ -33,6 +33,7 @@ GUTTER = 1.0  # the narrowest whitespace between columns
 BROKEN_GAP = 0.5  # the widest gap between two pieces of one broken line
 PARAGRAPH_GAP = 0.8  # the widest gap between two rows of one paragraph
 ALIGN = 0.3  # rows whose vertical centres differ by less than this are one row
+SECTION = 3.0  # gaps between rows this wide (or as wide as the gutter) may end a section
 HEADING = 1.3  # a heading's rows are at least this much taller than the page's
 KINDS = ("paragraph", "table", "list", "heading")
 _BULLET = re.compile(r"^\s*([\u2022\u00b7\u25cf\u25cb\u25aa\u25a0\u2023\u2043\u2013\u2014*+\-]|\(?\d{1,3}[.)\u3001]|[a-zA-Z][.)])(\s|$)")
@@ -199,19 +200,45 @@ class _Cutter:
         self.unit = unit
 
     def cut(self, idx: np.ndarray) -> list[Rows]:
-        """Blocks (each its rows) of the boxes ``idx``, in reading order."""
+        """Blocks (each its rows) of the boxes ``idx``, in reading order.
+
+        A gutter between columns and the gaps between rows both split a region; sections that are
+        further apart than the widest gutter is wide are split first (a row of cards over a chart
+        over a table), then a region is read row by row where its rows run across the gutter
+        (:meth:`_rows`), column by column where they do not."""
         if len(idx) == 1:
             return [[[int(idx[0])]]]
         b = self.boxes[idx]
-        columns = _split(b[:, 0], b[:, 2], GUTTER * self.unit)
-        bands = _split(b[:, 1], b[:, 3], 0.0)
-        if len(columns) > 1 and (len(bands) <= 1 or not self._rows(idx, bands, columns)):
+        columns, gutters = _split(b[:, 0], b[:, 2], GUTTER * self.unit)
+        bands, spaces = _split(b[:, 1], b[:, 3], 0.0)
+        if len(columns) > 1:
+            sections = self._sections(idx, bands, spaces, max(gutters))
+            if len(sections) > 1:
+                return [block for part in sections for block in self.cut(idx[part])]
+            if len(bands) > 1 and self._rows(idx, bands, columns):
+                return [block for part in bands for block in self.cut(idx[part])]
             if len(bands) <= 1 and self._one_row(idx):
                 return [[sorted(idx.tolist(), key=lambda i: float(self.boxes[i, 0]))]]
-            return [block for part in columns for block in self.cut(idx[part])]
+            # only at the widest gutter: what lies on either side is cut again on its own
+            return [block for part in _join(columns, gutters, max(gutters)) for block in self.cut(idx[part])]
         if len(bands) > 1:
             return [block for part in bands for block in self.cut(idx[part])]
         return [[sorted(row, key=lambda i: float(self.boxes[i, 0])) for row in _rows_of(self.boxes, idx)]]
+
+    def _sections(self, idx: np.ndarray, bands: list[np.ndarray], spaces: list[float], gutter: float) -> list[np.ndarray]:
+        """The region split at the gaps between rows that are as wide as its widest gutter or
+        ``SECTION`` line heights, where the text below does not merely go on in one column of the
+        text above (nor the text above in one column of the text below): a column that runs on
+        past a shorter sidebar is not a new section."""
+        b = self.boxes[idx]
+        wide = min(gutter, SECTION * self.unit)
+        out = [bands[0]]
+        for part, gap in zip(bands[1:], spaces):
+            if gap >= wide and not (_within(b[part], b[out[-1]], self.unit) or _within(b[out[-1]], b[part], self.unit)):
+                out.append(part)
+            else:
+                out[-1] = np.concatenate([out[-1], part])
+        return out
 
     def _one_row(self, idx: np.ndarray) -> bool:
         b = self.boxes[idx]
@@ -248,19 +275,46 @@ def _prose(b: np.ndarray, unit: float) -> bool:
     return bool(np.mean((b[:, 2] - b[:, 0]) >= 0.7 * width) >= 0.6)
 
 
-def _split(lo: np.ndarray, hi: np.ndarray, min_gap: float) -> list[np.ndarray]:
+def _split(lo: np.ndarray, hi: np.ndarray, min_gap: float) -> tuple[list[np.ndarray], list[float]]:
     """Positions of intervals ``lo..hi`` grouped between gaps wider than ``min_gap`` in their
-    projection, in order along the axis."""
+    projection, in order along the axis, and the widths of those gaps."""
     order = np.argsort(lo, kind="stable")
     parts: list[list[int]] = [[int(order[0])]]
+    gaps: list[float] = []
     reach = hi[order[0]]
     for k in order[1:]:
         if lo[k] - reach > min_gap:
             parts.append([int(k)])
+            gaps.append(float(lo[k] - reach))
         else:
             parts[-1].append(int(k))
         reach = max(reach, hi[k])
-    return [np.array(p) for p in parts]
+    return [np.array(p) for p in parts], gaps
+
+
+def _within(inner: np.ndarray, outer: np.ndarray, unit: float) -> bool:
+    """Whether boxes ``inner`` lie in the x-span of one column of boxes ``outer``, which has columns."""
+    columns, _ = _split(outer[:, 0], outer[:, 2], GUTTER * unit)
+    if len(columns) < 2:
+        return False
+    lo, hi = inner[:, 0].min(), inner[:, 2].max()
+    for k, col in enumerate(columns):
+        left = outer[columns[k - 1], 2].max() if k else -np.inf
+        right = outer[columns[k + 1], 0].min() if k + 1 < len(columns) else np.inf
+        if lo > left and hi < right and lo < outer[col, 2].max() and hi > outer[col, 0].min():
+            return True
+    return False
+
+
+def _join(parts: list[np.ndarray], gaps: list[float], min_gap: float) -> list[np.ndarray]:
+    """``parts`` rejoined across the gaps narrower than ``min_gap``."""
+    out = [parts[0]]
+    for part, gap in zip(parts[1:], gaps):
+        if gap >= min_gap:
+            out.append(part)
+        else:
+            out[-1] = np.concatenate([out[-1], part])
+    return out
 
 
 def _rows_of(boxes: np.ndarray, idx: np.ndarray) -> list[list[int]]:
