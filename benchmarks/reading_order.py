@@ -213,12 +213,15 @@ def ordered_texts(page: Any, method: str) -> list[str]:
 
 
 def run_set(name: str, args: argparse.Namespace, score: ModuleType) -> dict[str, Any]:
+    from engine.layout import group_rows
+
     folder, labels = labelled_set(name, args.out)
     labels = labels[: args.limit] if args.limit else labels
     cache = args.cache or args.out
     raw = read_teamocr(folder, labels, args.threads, cache / f"{name}-teamocr.jsonl")
     figures: dict[str, Any] = {"set": name, "images": len(labels)}
     scores = {k: OrderScore(score) for k in ("rows", "blocks", "rapidocr", "perfect rows", "perfect blocks")}
+    by_kind: dict[str, dict[str, OrderScore]] = {}
     layout_ms = []
     laid_out = []
     per_page = []
@@ -228,9 +231,12 @@ def run_set(name: str, args: argparse.Namespace, score: ModuleType) -> dict[str,
         laid_out.append([{"text": ln.text, "points": [list(p) for p in ln.points]} for ln in page.lines])
         boxes = [ln.points for ln in page.lines]
         rows_texts = ordered_texts(page, "rows")
-        rows_boxes = [page.lines[i].points for row in __import__("engine.layout").layout.group_rows(page._upright()) for i in row]
+        rows_boxes = [page.lines[i].points for row in group_rows(page._upright()) for i in row]
         r = scores["rows"].add(label, rows_texts, rows_boxes)
         b = scores["blocks"].add(label, [ln.text for ln in page.lines], boxes)
+        kind = by_kind.setdefault(label.get("kind", "?"), {"rows": OrderScore(score), "blocks": OrderScore(score)})
+        kind["rows"].add(label, rows_texts, rows_boxes)
+        kind["blocks"].add(label, [ln.text for ln in page.lines], boxes)
         truth = perfect(label)
         pr = scores["perfect rows"].add(label, ordered_texts(truth, "rows"))
         pb = scores["perfect blocks"].add(label, ordered_texts(truth, "blocks"))
@@ -245,6 +251,9 @@ def run_set(name: str, args: argparse.Namespace, score: ModuleType) -> dict[str,
     for key, value in scores.items():
         if value.chars:
             figures[f"order {key}"] = round(value.accuracy, 4)
+    figures["order by kind (rows -> blocks)"] = {
+        k: f"{v['rows'].accuracy:.3f} -> {v['blocks'].accuracy:.3f}" for k, v in sorted(by_kind.items())
+    }
     figures["layout ms/page"] = round(float(np.mean(layout_ms)), 2)
     figures["layout ms/page p95"] = round(float(np.percentile(layout_ms, 95)), 2)
     (args.out / f"{name}-pages.json").write_text(json.dumps(per_page, indent=1, ensure_ascii=False), "utf-8")

@@ -265,14 +265,16 @@ class _Cutter:
 
 
 def _prose(b: np.ndarray, unit: float) -> bool:
-    """Whether boxes look like a column of running text: three or more lines, a column at least
-    ten line heights wide, most lines filling most of it."""
+    """Whether boxes look like columns of running text: each of their columns three or more
+    lines, at least ten line heights wide, most lines filling most of it."""
     if len(b) < 3:
         return False
-    width = b[:, 2].max() - b[:, 0].min()
-    if width < 10 * unit:
-        return False
-    return bool(np.mean((b[:, 2] - b[:, 0]) >= 0.7 * width) >= 0.6)
+    for part in _split(b[:, 0], b[:, 2], GUTTER * unit)[0]:
+        col = b[part]
+        width = col[:, 2].max() - col[:, 0].min()
+        if len(col) < 3 or width < 10 * unit or np.mean((col[:, 2] - col[:, 0]) >= 0.7 * width) < 0.6:
+            return False
+    return True
 
 
 def _split(lo: np.ndarray, hi: np.ndarray, min_gap: float) -> tuple[list[np.ndarray], list[float]]:
