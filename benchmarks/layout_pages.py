@@ -69,9 +69,13 @@ def sentence(rng: random.Random, chars: int) -> str:
 
 def prose(canvas: Canvas, rng: random.Random, x: float, y: float, width: float, lines: int, size: int) -> float:
     """A paragraph of ``lines`` lines filling ``width`` (the last one shorter); returns its bottom."""
-    per_line = int(width / (size * 0.55))
+    font = ImageFont.truetype(LATIN, size)
     for k in range(lines):
-        canvas.text(x, y, sentence(rng, per_line if k < lines - 1 else per_line // 2), size)
+        words: list[str] = []
+        limit = width if k < lines - 1 else width / 2
+        while canvas.draw.textlength(" ".join([*words, word := rng.choice(WORDS)]), font=font) <= limit:
+            words.append(word)
+        canvas.text(x, y, " ".join(words), size)
         y += size * 1.5
     return y
 

@@ -222,7 +222,10 @@ class _Cutter:
             # only at the widest gutter: what lies on either side is cut again on its own
             return [block for part in _join(columns, gutters, max(gutters)) for block in self.cut(idx[part])]
         if len(bands) > 1:
-            return [block for part in bands for block in self.cut(idx[part])]
+            # at the widest gaps first: a title over two columns is cut off before the columns
+            # are looked for under it
+            widest = _join(bands, spaces, max(spaces) - ALIGN * self.unit)
+            return [block for part in widest for block in self.cut(idx[part])]
         return [[sorted(row, key=lambda i: float(self.boxes[i, 0])) for row in _rows_of(self.boxes, idx)]]
 
     def _sections(self, idx: np.ndarray, bands: list[np.ndarray], spaces: list[float], gutter: float) -> list[np.ndarray]:
@@ -266,7 +269,9 @@ class _Cutter:
 
 def _prose(b: np.ndarray, unit: float) -> bool:
     """Whether boxes look like columns of running text: each of their columns three or more
-    lines, at least ten line heights wide, most lines filling most of it."""
+    lines, at least ten line heights wide, most lines filling most of it (headings, which may
+    span the columns, left out)."""
+    b = b[(b[:, 3] - b[:, 1]) < HEADING * unit]
     if len(b) < 3:
         return False
     for part in _split(b[:, 0], b[:, 2], GUTTER * unit)[0]:
