@@ -25,12 +25,18 @@ from PIL import Image, ImageDraw, ImageFont
 
 LATIN = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 CJK = "/usr/share/ghostscript/10.00.0/Resource/CIDFSubst/DroidSansFallback.ttf"
-WORDS = (
-    "the share holds scans and screenshots that the service reads as they arrive while the team "
-    "searches corrected text exports results and trains its own models on what it fixed every page "
-    "keeps its lines boxes and confidences with the time each stage took"
-).split()
-HANZI = "共享文件夹中的图片会被自动识别团队成员可以搜索修改导出结果并用更正后的文本训练自己的模型每一页都保留行框和置信度"
+WORDS = tuple(
+    " ".join(
+        (
+            "the share holds scans and screenshots that the service reads as they arrive while the team",
+            "searches corrected text exports results and trains its own models on what it fixed every page",
+            "keeps its lines boxes and confidences with the time each stage took",
+        )
+    ).split()
+)
+HANZI = (
+    "共享文件夹中的图片会被自动识别团队成员可以搜索修改导出结果并用更正后的文本训练自己的模型每一页都保留行框和置信度"
+)
 Line = dict[str, Any]
 
 
@@ -182,7 +188,9 @@ def write_set(out: Path, variants: int = 3) -> None:
             canvas = make(random.Random(f"{name}-{v}"), arg)
             image = f"images/{name}_{v}.png"
             canvas.image.save(out / image)
-            rows.append({"image": image, "kind": name, "lang": "zh" if name.endswith("zh") else "en", "lines": canvas.lines})
+            rows.append(
+                {"image": image, "kind": name, "lang": "zh" if name.endswith("zh") else "en", "lines": canvas.lines}
+            )
     (out / "labels.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
 
 

@@ -90,7 +90,10 @@ def read_teamocr(folder: Path, rows: list[dict[str, Any]], threads: int, cache: 
                 "width": width,
                 "height": height,
                 "rotation": rotation,
-                "lines": [{"text": ln.text, "points": [list(p) for p in ln.points], "confidence": ln.confidence} for ln in lines],
+                "lines": [
+                    {"text": ln.text, "points": [list(p) for p in ln.points], "confidence": ln.confidence}
+                    for ln in lines
+                ],
             }
         )
         return real(lines, width, height, rotation)
@@ -129,9 +132,11 @@ def read_rapidocr(folder: Path, rows: list[dict[str, Any]], threads: int, cache:
     for row in rows:
         result = ocr(str(folder / row["image"]))
         boxes, txts = getattr(result, "boxes", None), getattr(result, "txts", None)
-        lines = [] if boxes is None or txts is None else [
-            {"text": t, "points": [[float(x), float(y)] for x, y in b]} for b, t in zip(boxes, txts)
-        ]
+        lines = (
+            []
+            if boxes is None or txts is None
+            else [{"text": t, "points": [[float(x), float(y)] for x, y in b]} for b, t in zip(boxes, txts)]
+        )
         pages.append({"image": row["image"], "lines": lines})
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pages), "utf-8")
@@ -240,7 +245,15 @@ def run_set(name: str, args: argparse.Namespace, score: ModuleType) -> dict[str,
         truth = perfect(label)
         pr = scores["perfect rows"].add(label, ordered_texts(truth, "rows"))
         pb = scores["perfect blocks"].add(label, ordered_texts(truth, "blocks"))
-        per_page.append({"image": label["image"], "rows": round(r, 4), "blocks": round(b, 4), "perfect rows": round(pr, 4), "perfect blocks": round(pb, 4)})
+        per_page.append(
+            {
+                "image": label["image"],
+                "rows": round(r, 4),
+                "blocks": round(b, 4),
+                "perfect rows": round(pr, 4),
+                "perfect blocks": round(pb, 4),
+            }
+        )
     figures["line accuracy teamocr"] = round(line_accuracy(score, labels, laid_out), 4)
     figures["line accuracy teamocr before merge"] = round(line_accuracy(score, labels, [p["lines"] for p in raw]), 4)
     if not args.no_rapidocr:
@@ -277,15 +290,35 @@ def main(argv: list[str] | None = None) -> int:
         table.append(figures)
         print(json.dumps(figures, ensure_ascii=False), flush=True)
     (args.out / "figures.json").write_text(json.dumps(table, indent=1), "utf-8")
-    print("\n| set | images | rows (today) | blocks (new) | RapidOCR 3.10 | perfect boxes: rows | perfect boxes: blocks | line acc. before / after | RapidOCR line acc. | layout ms/page (p95) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    heads = (
+        "set",
+        "images",
+        "rows (today)",
+        "blocks (new)",
+        "RapidOCR 3.10",
+        "perfect boxes: rows",
+        "perfect boxes: blocks",
+        "line acc. before / after",
+        "RapidOCR line acc.",
+        "layout ms/page (p95)",
+    )
+    print("\n| " + " | ".join(heads) + " |")
+    print("|" + "---|" * len(heads))
+    nan = float("nan")
     for f in table:
-        print(
-            f"| {f['set']} | {f['images']} | {f['order rows']:.4f} | {f['order blocks']:.4f} | "
-            f"{f.get('order rapidocr', float('nan')):.4f} | {f['order perfect rows']:.4f} | {f['order perfect blocks']:.4f} | "
-            f"{f['line accuracy teamocr before merge']:.4f} / {f['line accuracy teamocr']:.4f} | "
-            f"{f.get('line accuracy rapidocr', float('nan')):.4f} | {f['layout ms/page']:.1f} ({f['layout ms/page p95']:.1f}) |"
+        cells = (
+            f["set"],
+            str(f["images"]),
+            f"{f['order rows']:.4f}",
+            f"{f['order blocks']:.4f}",
+            f"{f.get('order rapidocr', nan):.4f}",
+            f"{f['order perfect rows']:.4f}",
+            f"{f['order perfect blocks']:.4f}",
+            f"{f['line accuracy teamocr before merge']:.4f} / {f['line accuracy teamocr']:.4f}",
+            f"{f.get('line accuracy rapidocr', nan):.4f}",
+            f"{f['layout ms/page']:.1f} ({f['layout ms/page p95']:.1f})",
         )
+        print("| " + " | ".join(cells) + " |")
     return 0
 
 

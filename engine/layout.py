@@ -28,6 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+INSET = 0.2  # the detector's boxes reach this share of their height past the ink on every side
+# (DB unclip; measured on the bench's screens): their cores are laid out, so that gutters and
+# gaps between rows are seen as wide as they are
 # thresholds in units of the page's median line height
 GUTTER = 1.0  # the narrowest whitespace between columns
 BROKEN_GAP = 0.5  # the widest gap between two pieces of one broken line
@@ -36,7 +39,9 @@ ALIGN = 0.3  # rows whose vertical centres differ by less than this are one row
 SECTION = 3.0  # gaps between rows this wide (or as wide as the gutter) may end a section
 HEADING = 1.3  # a heading's rows are at least this much taller than the page's
 KINDS = ("paragraph", "table", "list", "heading")
-_BULLET = re.compile(r"^\s*([\u2022\u00b7\u25cf\u25cb\u25aa\u25a0\u2023\u2043\u2013\u2014*+\-]|\(?\d{1,3}[.)\u3001]|[a-zA-Z][.)])(\s|$)")
+_BULLET = re.compile(
+    r"^\s*([\u2022\u00b7\u25cf\u25cb\u25aa\u25a0\u2023\u2043\u2013\u2014*+\-]|\(?\d{1,3}[.)\u3001]|[a-zA-Z][.)])(\s|$)"
+)
 
 
 @dataclass(frozen=True)
@@ -160,15 +165,27 @@ def _cjk(char: str) -> bool:
     return 0x2E80 <= code <= 0x9FFF or 0xF900 <= code <= 0xFAFF or 0xFF00 <= code <= 0xFFEF or 0x3000 <= code <= 0x303F
 
 
-def page_blocks(quads: Sequence[np.ndarray], texts: Sequence[str] | None = None) -> list[Block]:
+def cores(boxes: np.ndarray, detected: Sequence[bool]) -> np.ndarray:
+    """``boxes`` with the detector's margin taken off those ``detected`` (``INSET`` of the smaller
+    side on every side; a PDF text layer's boxes are kept as they are)."""
+    share = np.where(np.asarray(detected, dtype=bool), INSET, 0.0)
+    d = share * np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    return boxes + np.stack([d, d, -d, -d], axis=1)
+
+
+def page_blocks(
+    quads: Sequence[np.ndarray], texts: Sequence[str] | None = None, detected: Sequence[bool] | None = None
+) -> list[Block]:
     """The blocks of a page in reading order; ``quads`` are its lines' 4-point boxes on the upright
-    page (``texts`` their texts, for vertical pages and for naming lists). Every index of ``quads``
-    is in exactly one block."""
+    page (``texts`` their texts, for vertical pages and for naming lists; ``detected``: which boxes
+    came from the detector and carry its margin, see :func:`cores`). Every index of ``quads`` is in
+    exactly one block."""
     texts = list(texts) if texts is not None else [""] * len(quads)
-    boxes = boxes_of(quads)
-    if len(boxes) == 0:
+    if not quads:
         return []
-    frame = _turned(boxes) if is_vertical(boxes, texts) else boxes
+    boxes = boxes_of(quads)
+    layout = cores(boxes, detected) if detected is not None else boxes
+    frame = _turned(layout) if is_vertical(layout, texts) else layout
     heights = frame[:, 3] - frame[:, 1]
     unit = float(np.median(heights)) or 1.0
     cutter = _Cutter(frame, unit)
@@ -228,7 +245,9 @@ class _Cutter:
             return [block for part in widest for block in self.cut(idx[part])]
         return [[sorted(row, key=lambda i: float(self.boxes[i, 0])) for row in _rows_of(self.boxes, idx)]]
 
-    def _sections(self, idx: np.ndarray, bands: list[np.ndarray], spaces: list[float], gutter: float) -> list[np.ndarray]:
+    def _sections(
+        self, idx: np.ndarray, bands: list[np.ndarray], spaces: list[float], gutter: float
+    ) -> list[np.ndarray]:
         """The region split at the gaps between rows that are as wide as its widest gutter or
         ``SECTION`` line heights, where the text below does not merely go on in one column of the
         text above (nor the text above in one column of the text below): a column that runs on
@@ -345,7 +364,7 @@ def _paragraphs(blocks: list[Rows], boxes: np.ndarray, unit: float) -> list[Rows
 
 def _continues(prev: Rows, rows: Rows, boxes: np.ndarray, unit: float) -> bool:
     a, b = boxes[prev[-1]], boxes[rows[0]]
-    ha, hb = float(np.median(a[:, 3] - a[:, 1])), float(np.median(b[:, 3] - b[:, 1]))
+    ha, hb = float((a[:, 3] - a[:, 1]).max()), float((b[:, 3] - b[:, 1]).max())
     small = min(ha, hb)
     gap = b[:, 1].min() - a[:, 3].max()
     if gap < -ALIGN * small or gap > PARAGRAPH_GAP * small or max(ha, hb) > 1.25 * small:

@@ -12,11 +12,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from engine.layout import Block, boxes_of, broken_groups, join_texts, page_blocks
+from engine.layout import Block, boxes_of, broken_groups, cores, join_texts, page_blocks
 from engine.orientation import to_source, to_upright
 from engine.types import TextLine
-
-INSET = 0.2  # of a detected box's height, on each side
 
 
 def boxes_quad(boxes: np.ndarray) -> np.ndarray:
@@ -24,13 +22,6 @@ def boxes_quad(boxes: np.ndarray) -> np.ndarray:
     x0, y0 = boxes[:, :2].min(axis=0)
     x1, y1 = boxes[:, 2:].max(axis=0)
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
-
-
-def _inset(quad: np.ndarray, share: float) -> np.ndarray:
-    """``quad``'s axis-aligned box shrunk by ``share`` of its smaller side on every side."""
-    box = boxes_of([quad])[0]
-    d = share * min(box[2] - box[0], box[3] - box[1])
-    return boxes_quad(np.array([[box[0] + d, box[1] + d, box[2] - d, box[3] - d]]))
 
 
 def arrange(
@@ -43,10 +34,7 @@ def arrange(
     if not lines:
         return (), ()
     upright = [to_upright(np.asarray(line.points, dtype=np.float64), rotation, width, height) for line in lines]
-    # the detector's boxes reach about a fifth of their height past the ink on every side
-    # (DB unclip; measured on the bench's screens): lay out their cores, so gutters and gaps
-    # between rows are seen as wide as they are
-    core = [_inset(quad, INSET if line.source == "ocr" else 0.0) for quad, line in zip(upright, lines)]
+    core = [boxes_quad(box[None]) for box in cores(boxes_of(upright), [line.source == "ocr" for line in lines])]
     merged: list[TextLine] = []
     quads: list[np.ndarray] = []
     for group in broken_groups(boxes_of(core), [line.text for line in lines]):

@@ -50,7 +50,11 @@ class PageResult:
         """The page's blocks in reading order (``blocks``, or found from the upright lines)."""
         if self.blocks is not None:
             return self.blocks
-        return tuple(page_blocks(self._upright(), [line.text for line in self.lines]))
+        return tuple(
+            page_blocks(
+                self._upright(), [line.text for line in self.lines], [line.source == "ocr" for line in self.lines]
+            )
+        )
 
     @property
     def text(self) -> str:
