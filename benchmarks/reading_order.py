@@ -20,7 +20,8 @@ leaves them out). Printed per set:
 - "perfect boxes": the label boxes and texts ordered by each method (rows, blocks), which
   separates ordering from recognition;
 - line accuracy (score.py, order-tolerant) of each system's lines;
-- the layout's cost: milliseconds per page of ``engine.reading.arrange`` (merge + blocks).
+- the layout's cost: milliseconds per page of ``engine.reading.arrange`` (merge + blocks), beside
+  the engine's whole time per page (its ``total`` timing, when the pages were read in this run).
 
 teamocr's readings are cached (``--cache DIR``, JSONL of lines with points and confidences before
 the layout): a second run with the same cache lays the pages out anew without reading them again.
@@ -106,7 +107,7 @@ def read_teamocr(folder: Path, rows: list[dict[str, Any]], threads: int, cache: 
             captured.clear()
             page = engine.ocr(folder / row["image"])
             raw = next(c for c in captured if c["rotation"] == page.rotation)  # the reading the engine kept
-            pages.append({"image": row["image"], **raw})
+            pages.append({"image": row["image"], **raw, "engine_seconds": page.timings["total"]})
     finally:
         pipeline.arrange = real  # type: ignore[assignment]
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -267,6 +268,9 @@ def run_set(name: str, args: argparse.Namespace, score: ModuleType) -> dict[str,
     figures["order by kind (rows -> blocks)"] = {
         k: f"{v['rows'].accuracy:.3f} -> {v['blocks'].accuracy:.3f}" for k, v in sorted(by_kind.items())
     }
+    engine_ms = [1000 * p["engine_seconds"] for p in raw if "engine_seconds" in p]
+    if engine_ms:
+        figures["engine ms/page (all stages)"] = round(float(np.mean(engine_ms)), 1)
     figures["layout ms/page"] = round(float(np.mean(layout_ms)), 2)
     figures["layout ms/page p95"] = round(float(np.percentile(layout_ms, 95)), 2)
     (args.out / f"{name}-pages.json").write_text(json.dumps(per_page, indent=1, ensure_ascii=False), "utf-8")
