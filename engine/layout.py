@@ -34,7 +34,7 @@ INSET = 0.2  # the detector's boxes reach this share of their height past the in
 # thresholds in units of the page's median line height
 GUTTER = 1.0  # the narrowest whitespace between columns
 BROKEN_GAP = 0.5  # the widest gap between two pieces of one broken line
-PARAGRAPH_GAP = 0.8  # the widest gap between two rows of one paragraph
+PARAGRAPH_GAP = 1.5  # the widest gap between two rows of one paragraph (between cores, see INSET)
 ALIGN = 0.3  # rows whose vertical centres differ by less than this are one row
 SECTION = 3.0  # gaps between rows this wide (or as wide as the gutter) may end a section
 HEADING = 1.3  # a heading's rows are at least this much taller than the page's
@@ -350,8 +350,8 @@ def _rows_of(boxes: np.ndarray, idx: np.ndarray) -> list[list[int]]:
 
 
 def _paragraphs(blocks: list[Rows], boxes: np.ndarray, unit: float) -> list[Rows]:
-    """Consecutive blocks joined where they read as one: rows close together (``PARAGRAPH_GAP``),
-    of similar height, the next starting near the left edge of the last (an indent allowed) and
+    """Consecutive blocks joined where they read as one: rows close together (``PARAGRAPH_GAP``,
+    and no further apart than the paragraph's own rows), of similar height, the next starting near the left edge of the last (an indent allowed) and
     with the same number of cells."""
     out: list[Rows] = []
     for rows in blocks:
@@ -367,7 +367,11 @@ def _continues(prev: Rows, rows: Rows, boxes: np.ndarray, unit: float) -> bool:
     ha, hb = float((a[:, 3] - a[:, 1]).max()), float((b[:, 3] - b[:, 1]).max())
     small = min(ha, hb)
     gap = b[:, 1].min() - a[:, 3].max()
-    if gap < -ALIGN * small or gap > PARAGRAPH_GAP * small or max(ha, hb) > 1.25 * small:
+    limit = PARAGRAPH_GAP * small
+    if len(prev) >= 2:  # a paragraph keeps its line spacing: a wider gap starts the next one
+        before = boxes[prev[-2]]
+        limit = min(limit, 1.3 * (a[:, 1].min() - before[:, 3].max()) + ALIGN * small)
+    if gap < -ALIGN * small or gap > limit or max(ha, hb) > 1.25 * small:
         return False
     if len(prev[-1]) != len(rows[0]):
         return False
