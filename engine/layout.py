@@ -351,8 +351,8 @@ def _rows_of(boxes: np.ndarray, idx: np.ndarray) -> list[list[int]]:
 
 def _paragraphs(blocks: list[Rows], boxes: np.ndarray, unit: float) -> list[Rows]:
     """Consecutive blocks joined where they read as one: rows close together (``PARAGRAPH_GAP``,
-    and no further apart than the paragraph's own rows), of similar height, the next starting near the left edge of the last (an indent allowed) and
-    with the same number of cells."""
+    and no further apart than the paragraph's own rows), of similar height, the next starting
+    near the left edge of the last (an indent allowed) and with the same number of cells."""
     out: list[Rows] = []
     for rows in blocks:
         if out and _continues(out[-1], rows, boxes, unit):
