@@ -203,7 +203,8 @@ def perfect(label: dict[str, Any]) -> Any:
     lines = [ln for ln in label["lines"] if not ln.get("ignore") and ln.get("text") != "###"]
     order = np.random.default_rng(0).permutation(len(lines))
     return PageResult(
-        tuple(TextLine(lines[i]["text"], tuple(map(tuple, lines[i]["points"])), 1.0) for i in order),  # type: ignore[arg-type]
+        # exact boxes ("pdf": no detector margin to take off)
+        tuple(TextLine(lines[i]["text"], tuple(map(tuple, lines[i]["points"])), 1.0, "pdf") for i in order),  # type: ignore[arg-type]
         int(label.get("width", 0)),
         int(label.get("height", 0)),
     )
