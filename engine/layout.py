@@ -5,11 +5,14 @@ Everything here is geometry on the boxes of the upright page (no image, no model
 
 - :func:`broken_groups` finds pieces of one visual line (same row, same height, a gap narrower than
   a word space allows for a column or a cell): the pipeline merges each group into one line.
-- :func:`page_blocks` cuts the page recursively (an XY-cut): at a whitespace gutter that runs the
-  whole height of a region into columns, read left to right, and at the whitespace between rows
-  into bands, read top to bottom. Where both are possible, a region whose bands are rows with text
-  on both sides of the gutter is a table or form and is read row by row; otherwise it is columns
-  (two prose columns whose lines happen to share baselines stay columns). The rows that come out
+- :func:`page_blocks` cuts the page recursively (an XY-cut): at gaps between rows wider than the
+  region's widest gutter into sections (cards over a chart over a table), at the widest
+  whitespace gutter that runs the whole height of a region into columns, read left to right, and
+  at the whitespace between rows into bands, read top to bottom (the widest gaps first, so that a
+  title over two columns is cut off before the columns are looked for). Where both are possible,
+  a region whose bands are rows with text on both sides of the gutter is a table or form and is
+  read row by row; otherwise it is columns (two prose columns whose lines happen to share
+  baselines stay columns). The rows that come out
   are joined into paragraphs by line spacing, height and alignment, and each block is named: a
   ``heading`` (one or two rows of large text), a ``list`` (rows led by bullets or numbers), a
   ``table`` (rows of aligned cells) or a ``paragraph``.
@@ -263,6 +266,7 @@ class _Cutter:
         return out
 
     def _one_row(self, idx: np.ndarray) -> bool:
+        """Whether the boxes ``idx`` (no gap between rows) form one row: cells side by side."""
         b = self.boxes[idx]
         return bool(b[:, 3].min() - b[:, 1].max() >= -ALIGN * self.unit) or len(_rows_of(self.boxes, idx)) == 1
 

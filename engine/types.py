@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from engine.layout import Block, blocks_text, group_rows, page_blocks
-from engine.orientation import to_upright
+from engine.orientation import to_source, to_upright
 
 Point = tuple[float, float]
 Quad = tuple[Point, Point, Point, Point]
@@ -50,11 +50,17 @@ class PageResult:
         """The page's blocks in reading order (``blocks``, or found from the upright lines)."""
         if self.blocks is not None:
             return self.blocks
-        return tuple(
-            page_blocks(
-                self._upright(), [line.text for line in self.lines], [line.source == "ocr" for line in self.lines]
-            )
+        found = page_blocks(
+            self._upright(), [line.text for line in self.lines], [line.source == "ocr" for line in self.lines]
         )
+        return tuple(replace(block, bbox=self._to_image(block.bbox)) for block in found)
+
+    def _to_image(self, bbox: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        """A box on the upright page in the image's pixels."""
+        x0, y0, x1, y1 = bbox
+        corners = to_source(np.array([[x0, y0], [x1, y1]]), self.rotation, self.width, self.height)
+        lo, hi = corners.min(axis=0), corners.max(axis=0)
+        return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
 
     @property
     def text(self) -> str:
