@@ -224,6 +224,7 @@ class DoneMessage(TypedDict):
     model_version: str | None
     page_count: NotRequired[int]  # a document's (engine.types.DocumentResult.to_dict)
     pages: NotRequired[list[dict[str, Any]]]
+    blocks: NotRequired[list[dict[str, Any]]]  # engine.layout's blocks; on the stream, not yet in the store
 
 
 RecordMessage = QueuedMessage | DuplicateMessage | FailedMessage | ProcessingMessage | RetryMessage | DoneMessage
