@@ -244,6 +244,7 @@ class DoneMessage(TypedDict):
     pages: NotRequired[list[dict[str, Any]]]
     settings: NotRequired[dict[str, Any]]  # the engine settings it was read with (its channel's)
     reread: NotRequired[bool]  # a done result read again (POST /reprocess): its reading is replaced
+    blocks: NotRequired[list[dict[str, Any]]]  # engine.layout's blocks; on the stream, not yet in the store
 
 
 class RequeuedMessage(TypedDict):

@@ -34,9 +34,9 @@ from engine.detection.predictor import DetResize, TextDetectorPredictor
 from engine.documents import Document, open_document
 from engine.enhance import apply as enhance
 from engine.enhance import parse_steps
-from engine.layout import reading_order
 from engine.orientation import OrientationClassifier, candidate_turns, to_source, upright
 from engine.preprocess import load_image, read_source
+from engine.reading import arrange
 from engine.recognition.crop import crop_quad
 from engine.recognition.predictor import RecParams, TextRecognizerPredictor
 from engine.types import PageResult, TextLine
@@ -173,12 +173,15 @@ class OcrEngine:
 
     def _layer_page(self, lines: tuple[TextLine, ...], width: int, height: int, seconds: float) -> PageResult:
         """A page read from its PDF text layer: its lines in reading order, no OCR."""
-        order = reading_order([np.asarray(line.points) for line in lines])
+        start = time.perf_counter()
+        ordered, blocks = arrange(lines, width, height)
+        layout = time.perf_counter() - start
         return PageResult(
-            lines=tuple(lines[i] for i in order),
+            lines=ordered,
+            blocks=blocks,
             width=width,
             height=height,
-            timings={"decode": seconds, "total": seconds},
+            timings={"decode": seconds, "layout": layout, "total": seconds + layout},
             engine_version=self.engine_version,
             model_version=self.model_version,
         )
@@ -339,22 +342,21 @@ class OcrEngine:
         turn: int = 0,
     ) -> PageResult:
         """The page of ``source`` (the image as it came); ``boxes`` were found on it turned ``turn``
-        degrees clockwise, and are put in reading order there, then mapped back into its pixels."""
+        degrees clockwise, and are mapped back into its pixels, then put in reading order on the
+        upright page (``engine.reading``; timing ``layout``)."""
         h, w = source.shape[:2]
-        kept = [
-            (np.asarray(quad, dtype=np.float64), text, conf)
-            for (quad, _), (text, conf) in zip(boxes, texts)
-            if text.strip() and conf >= self.settings.rec_min_confidence
-        ]
-        order = reading_order([quad for quad, _, _ in kept])
         lines = []
-        for i in order:
-            quad, text, conf = kept[i]
-            pts = tuple((float(x), float(y)) for x, y in to_source(quad, turn, w, h))
-            lines.append(TextLine(text, pts, conf))  # type: ignore[arg-type]
+        for (quad, _), (text, conf) in zip(boxes, texts):
+            if text.strip() and conf >= self.settings.rec_min_confidence:
+                pts = tuple((float(x), float(y)) for x, y in to_source(np.asarray(quad, np.float64), turn, w, h))
+                lines.append(TextLine(text, pts, conf))  # type: ignore[arg-type]
+        start = time.perf_counter()
+        ordered, blocks = arrange(lines, w, h, turn)
+        timings["layout"] = time.perf_counter() - start
         timings["total"] = sum(timings.values())
         return PageResult(
-            lines=tuple(lines),
+            lines=ordered,
+            blocks=blocks,
             width=w,
             height=h,
             timings=timings,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from engine.layout import group_rows
-from engine.orientation import to_upright
+from engine.layout import Block, blocks_text, group_rows, page_blocks
+from engine.orientation import to_source, to_upright
 
 Point = tuple[float, float]
 Quad = tuple[Point, Point, Point, Point]
@@ -40,7 +40,8 @@ class TextLine:
 
 @dataclass(frozen=True)
 class PageResult:
-    """The engine's answer for one image; ``lines`` are in reading order."""
+    """The engine's answer for one image; ``lines`` are in reading order, block by block
+    (``blocks``; None: found from the lines when asked, as for pages made by hand)."""
 
     lines: tuple[TextLine, ...]
     width: int
@@ -49,21 +50,45 @@ class PageResult:
     engine_version: str = ""
     model_version: str = ""
     rotation: int = 0  # clockwise degrees the image was turned to read it upright (engine.orientation)
+    blocks: tuple[Block, ...] | None = None  # engine.layout: indices into ``lines``, bbox in image pixels
+
+    def page_blocks(self) -> tuple[Block, ...]:
+        """The page's blocks in reading order (``blocks``, or found from the upright lines)."""
+        if self.blocks is not None:
+            return self.blocks
+        found = page_blocks(
+            self._upright(), [line.text for line in self.lines], [line.source == "ocr" for line in self.lines]
+        )
+        return tuple(replace(block, bbox=self._to_image(block.bbox)) for block in found)
+
+    def _to_image(self, bbox: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        """A box on the upright page in the image's pixels."""
+        x0, y0, x1, y1 = bbox
+        corners = to_source(np.array([[x0, y0], [x1, y1]]), self.rotation, self.width, self.height)
+        lo, hi = corners.min(axis=0), corners.max(axis=0)
+        return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
 
     @property
     def text(self) -> str:
-        """Full text: one output line per row (rows of the upright page), boxes of the same row
-        joined by a space."""
+        """Full text, block by block in reading order: a blank line between blocks, one output
+        line per row of a block, lines of the same row joined by a space."""
+        return blocks_text([line.text for line in self.lines], self.page_blocks())
 
-        rows = group_rows(
-            [to_upright(np.asarray(line.points), self.rotation, self.width, self.height) for line in self.lines]
-        )
+    @property
+    def row_text(self) -> str:
+        """The text in the old row order: one output line per row across the whole upright page,
+        boxes of the same row joined by a space (columns interleaved)."""
+        rows = group_rows(self._upright())
         return "\n".join(" ".join(self.lines[i].text for i in row) for row in rows)
+
+    def _upright(self) -> list[np.ndarray]:
+        return [to_upright(np.asarray(line.points), self.rotation, self.width, self.height) for line in self.lines]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "lines": [line.to_dict() for line in self.lines],
             "text": self.text,
+            "blocks": [block_dict(block) for block in self.page_blocks()],
             "width": self.width,
             "height": self.height,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
@@ -86,6 +111,19 @@ class PageResult:
         )
 
 
+def block_dict(block: Block, offset: int = 0, page: int | None = None) -> dict[str, Any]:
+    """A block as JSON: its kind, its lines (indices into the result's ``lines``, ``offset`` added:
+    a document's lines are numbered across its pages) and its bbox [x0, y0, x1, y1] in pixels."""
+    out: dict[str, Any] = {
+        "kind": block.kind,
+        "lines": [offset + i for i in block.lines],
+        "bbox": [round(v, 1) for v in block.bbox],
+    }
+    if page is not None:
+        out["page"] = page
+    return out
+
+
 PAGE_BREAK = "\n\f\n"  # between pages in a document's text: a form feed on a line of its own
 
 
@@ -101,7 +139,8 @@ class DocumentResult:
 
     def to_dict(self) -> dict[str, Any]:
         """One result for the whole document: every line with its ``page`` (1-based), the pages'
-        texts joined by :data:`PAGE_BREAK`, the first page's size, the stages' times summed, and
+        texts joined by :data:`PAGE_BREAK`, every page's ``blocks`` (with their ``page``; their
+        ``lines`` index the document's lines), the first page's size, the stages' times summed, and
         ``pages``: each page's number, size and turn, or its error."""
         read = [page for page in self.pages if page is not None]
         first = read[0] if read else PageResult(lines=(), width=0, height=0)
@@ -111,14 +150,17 @@ class DocumentResult:
                 timings[stage] = round(timings.get(stage, 0.0) + seconds, 4)
         pages: list[dict[str, Any]] = []
         lines: list[dict[str, Any]] = []
+        blocks: list[dict[str, Any]] = []
         for number, page in enumerate(self.pages, 1):
             if page is None:
                 pages.append({"page": number, "error": self.errors.get(number, "not read")})
                 continue
             pages.append({"page": number, "width": page.width, "height": page.height, "rotation": page.rotation})
+            blocks.extend(block_dict(block, len(lines), number) for block in page.page_blocks())
             lines.extend({**line.to_dict(), "page": number} for line in page.lines)
         return {
             "lines": lines,
+            "blocks": blocks,
             "text": PAGE_BREAK.join(page.text if page is not None else "" for page in self.pages),
             "width": first.width,
             "height": first.height,

@@ -1,9 +1,10 @@
 """A result's text rebuilt from its lines (after a correction), as the engine builds it.
 
-Rows are formed as the engine forms them (``engine.layout.group_rows``) in the frame where the
-lines run left to right: a page read turned (``engine.orientation``) keeps its boxes in the pixels
-of the image as it came, so the boxes are first turned by the direction most of them run in. A
-document's pages are rebuilt one by one and joined by ``engine.types.PAGE_BREAK``.
+Blocks are found as the engine finds them (``engine.layout.page_blocks``: columns, paragraphs,
+tables, a blank line between blocks) in the frame where the lines run left to right: a page read
+turned (``engine.orientation``) keeps its boxes in the pixels of the image as it came, so the
+boxes are first turned by the direction most of them run in. A document's pages are rebuilt one
+by one and joined by ``engine.types.PAGE_BREAK``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from engine.layout import group_rows
+from engine.layout import blocks_text, page_blocks
 from engine.types import PAGE_BREAK
 
 
 def full_text(lines: list[dict[str, Any]], pages: list[dict[str, Any]]) -> str:
-    """The text of ``lines``: rows of each page, the pages (``pages``: a document's) joined."""
+    """The text of ``lines``: blocks of each page, the pages (``pages``: a document's) joined."""
     if not pages:
         return page_text(lines)
     return PAGE_BREAK.join(
@@ -27,9 +28,10 @@ def full_text(lines: list[dict[str, Any]], pages: list[dict[str, Any]]) -> str:
 
 
 def page_text(lines: list[dict[str, Any]]) -> str:
-    """One page's text: its lines in rows, a row's lines joined by a space."""
+    """One page's text: its lines in blocks, a row's lines joined by a space."""
     quads = level([np.asarray(line["points"], dtype=np.float64) for line in lines])
-    return "\n".join(" ".join(lines[i]["text"] for i in row) for row in group_rows(quads))
+    texts = [line["text"] for line in lines]
+    return blocks_text(texts, page_blocks(quads, texts, [line.get("source", "ocr") == "ocr" for line in lines]))
 
 
 def level(quads: list[np.ndarray]) -> list[np.ndarray]:

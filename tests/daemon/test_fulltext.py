@@ -9,7 +9,8 @@ from daemon.results.fulltext import full_text
 from engine.orientation import to_source
 from engine.types import PAGE_BREAK
 
-# Two rows of two words on an upright 600 x 200 page, each box's first edge running left to right.
+# Two rows of two words on an upright 600 x 200 page, each box's first edge running left to right;
+# the rows lie further apart than a line is tall, so they are two blocks (a blank line between).
 UPRIGHT = [
     ("Invoice", [[10, 10], [110, 10], [110, 40], [10, 40]]),
     ("1043", [[130, 10], [200, 10], [200, 40], [130, 40]]),
@@ -31,10 +32,10 @@ def lines_turned(degrees: int) -> list[dict]:
 
 def test_rows_of_a_page_read_turned_stay_rows() -> None:
     for degrees in (0, 90, 180, 270):
-        assert full_text(lines_turned(degrees), []) == "Invoice 1043\nTotal 12.50", degrees
+        assert full_text(lines_turned(degrees), []) == "Invoice 1043\n\nTotal 12.50", degrees
 
 
 def test_a_documents_pages_stay_apart_and_an_empty_page_keeps_its_place() -> None:
     lines = [{**line, "page": 1} for line in lines_turned(0)] + [{**lines_turned(180)[0], "page": 3}]
     pages = [{"page": 1}, {"page": 2, "error": "cannot be rendered"}, {"page": 3}]
-    assert full_text(lines, pages).split(PAGE_BREAK) == ["Invoice 1043\nTotal 12.50", "", "Invoice"]
+    assert full_text(lines, pages).split(PAGE_BREAK) == ["Invoice 1043\n\nTotal 12.50", "", "Invoice"]
