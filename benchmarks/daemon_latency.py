@@ -44,6 +44,7 @@ from typing import Any
 import cv2
 import numpy as np
 import redis
+from service_process import wait_for
 
 from cli.service import worker_command
 from config.settings import Settings, apply_overrides, load_settings
@@ -153,17 +154,6 @@ def stage(share: Path, drop: Drop) -> Path:
 
 
 # -- the service and its events -----------------------------------------------------------
-
-
-def wait_for(pred: Any, deadline: float, what: str, every: float = 0.05) -> Any:
-    """Poll ``pred`` until truthy; TimeoutError at ``deadline`` (time.monotonic())."""
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(every)
 
 
 class Subscriber:

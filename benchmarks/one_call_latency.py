@@ -22,21 +22,18 @@ hand) and queued, to explain a slow call.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import logging
 import math
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,13 +41,13 @@ from typing import Any
 import cv2
 import numpy as np
 import requests
+from service_process import TEAMOCR, free_port, running_service, service_env, tail, teamocr, wait_for
 
 from config.settings import Settings, load_settings
 
 log = logging.getLogger("benchmarks.one_call_latency")
 
 REPO = Path(__file__).resolve().parent.parent
-TEAMOCR = REPO / ".venv" / "bin" / "teamocr"
 DEFAULT_IMAGES = REPO.parent / "shared" / "bench" / "data" / "screens" / "images"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 ENGINE_THREADS = 2
@@ -58,7 +55,6 @@ USER, TEAM = "bench", "bench"
 CALL_WAIT = 120  # ?wait= of each call: the most the API allows
 START_TIMEOUT = 300.0  # the service's start, the workers' heartbeats and the warm-up call
 INTAKE_TIMEOUT = 120.0  # the burst's files to reach the store
-STOP_TIMEOUT = 120.0
 POLL = 0.1
 CLAIM_FACTOR = 1.5  # "about the time of one image": at most this many times the image's own reading
 
@@ -191,39 +187,6 @@ class Variants:
 # -- the service --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def service_env(root: Path, port: int) -> dict[str, str]:
-    """The caller's environment with this run's folders, port, embedded Redis and engine threads."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "TEAMOCR_SHARED_DIR": str(root / "share"),
-            "TEAMOCR_DATA_DIR": str(root / "data"),
-            "TEAMOCR_REDIS_URL": "",  # embedded
-            "TEAMOCR_HOST": "127.0.0.1",
-            "TEAMOCR_PORT": str(port),
-            "TEAMOCR_ENGINE__THREADS": str(ENGINE_THREADS),
-            "TEAMOCR_LOG_LEVEL": "INFO",
-        }
-    )
-    return env
-
-
-def teamocr(env: dict[str, str], *args: str, stdin: str = "") -> str:
-    """Run ``teamocr ARGS``; its stdout, or RuntimeError with its stderr."""
-    done = subprocess.run(
-        [str(TEAMOCR), *args], input=stdin, env=env, cwd=REPO, capture_output=True, text=True, timeout=120
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"teamocr {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
-    return done.stdout
-
-
 def make_key(env: dict[str, str]) -> str:
     """A user of team ``bench`` (random password) and an API key acting as them."""
     teamocr(env, "user", "add", USER, "--team", TEAM, stdin=secrets.token_urlsafe(18) + "\n")
@@ -231,45 +194,6 @@ def make_key(env: dict[str, str]) -> str:
     if not key or "\n" in key:
         raise RuntimeError(f"teamocr key add printed {key!r}, not one key")
     return key
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
-    except OSError as exc:
-        return f"(no log: {exc})"
-
-
-def wait_for(pred: Callable[[], Any], deadline: float, what: str, every: float = POLL) -> Any:
-    """Poll ``pred`` until truthy; TimeoutError at ``deadline`` (time.monotonic())."""
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(every)
-
-
-@contextlib.contextmanager
-def running_service(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``teamocr run`` until the block ends, then SIGTERM and a wait (SIGKILL past STOP_TIMEOUT)."""
-    with log_path.open("wb") as sink:
-        proc = subprocess.Popen([str(TEAMOCR), "run"], env=env, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    log.warning(
-                        "teamocr run (pid %d) still running %.0f s after SIGTERM: killed", proc.pid, STOP_TIMEOUT
-                    )
-                    proc.kill()
-                    proc.wait()
-            log.info("teamocr run exited %s", proc.returncode)
 
 
 class Api:
@@ -552,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         variants = Variants(images)
         warmup, idle_uploads = variants.make("warmup", 1), variants.make("idle", args.calls)
         busy_uploads, burst = variants.make("busy", args.calls), variants.make("burst", args.burst)
-        env = service_env(root, free_port())
+        env = service_env(root, free_port(), ENGINE_THREADS)
         settings = load_settings(env=env)
         (root / "share").mkdir(parents=True, exist_ok=True)
         key = make_key(env)
