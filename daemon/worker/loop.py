@@ -106,7 +106,7 @@ class Worker:
         self._in_hand: dict[str, tuple[str, str]] = {}  # job id -> (stream, entry), for the batch in hand
         self._read_with: dict[str, dict[str, Any]] = {}  # job id -> the settings it was read with
         self._priority_streak = 0  # batches in a row taken from the priority lane alone
-        self._last_urgent = -math.inf  # when a one-call (priority) job was last taken
+        self._last_urgent = -math.inf  # when a one-call (priority) job was last answered
 
     def run_once(self, block_ms: int = 1000) -> int:
         """Take up to ``batch_size`` jobs (one at a time while one-call jobs come: see
@@ -121,9 +121,7 @@ class Worker:
             int(self.settings.claim_idle_seconds * 1000),
             block_ms,
             folder_first=self._priority_streak >= PRIORITY_STREAK,
-            linger_ms=int(URGENT_LINGER_SECONDS * 1000)
-            if self.clock() - self._last_urgent < URGENT_LINGER_SECONDS
-            else 0,
+            linger_ms=self._linger_ms(),
         )
         urgent = bool(entries) and all(stream == PRIORITY_JOBS for stream, _, _ in entries)
         self._priority_streak = self._priority_streak + 1 if urgent else 0
