@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, NotRequired, TypedDict, cast
@@ -91,6 +91,8 @@ class ResultRecord(DroppedFile):
     page_count: int = 1  # pages of a document (a PDF, a multi-page TIFF); 1 for an image
     pages: list[dict[str, Any]] = field(default_factory=list)  # a document's pages: number, size, turn or error
     settings: dict[str, Any] = field(default_factory=dict)  # the engine settings it was read with
+    blocks: list[dict[str, Any]] = field(default_factory=list)  # engine.types.block_dict: the reading order
+    tables: list[dict[str, Any]] = field(default_factory=list)  # engine.types: each table's grid and cells
 
     def __post_init__(self) -> None:
         # Accept "done" as well as Status.DONE, and reject anything else early.
@@ -109,6 +111,8 @@ class ResultRecord(DroppedFile):
         item["timings"] = dict(self.timings)
         item["pages"] = [dict(page) for page in self.pages]
         item["settings"] = dict(self.settings)
+        item["blocks"] = [dict(block) for block in self.blocks]
+        item["tables"] = [dict(table) for table in self.tables]
         return item
 
     def to_public(self) -> dict[str, Any]:
@@ -128,16 +132,23 @@ class ResultRecord(DroppedFile):
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> ResultRecord:
-        """Build a record from a stored row, where ``lines`` and ``timings`` are JSON text."""
+        """Build a record from a stored row, where the fields of :data:`JSON_FIELDS` are JSON text."""
         item = {name: row[name] for name in FIELD_NAMES}
-        item["lines"] = _json_or(row["lines"], [])
-        item["timings"] = _json_or(row["timings"], {})
-        item["pages"] = _json_or(row["pages"], [])
-        item["settings"] = _json_or(row["settings"], {})
+        for name, empty in JSON_FIELDS.items():
+            item[name] = _json_or(row[name], empty())
         return cls.from_item(item)
 
 
 FIELD_ORDER = tuple(f.name for f in dataclasses.fields(ResultRecord))
+# The fields stored as JSON text, and the empty value of each.
+JSON_FIELDS: dict[str, Callable[[], Any]] = {
+    "lines": list,
+    "timings": dict,
+    "pages": list,
+    "settings": dict,
+    "blocks": list,
+    "tables": list,
+}
 FIELD_NAMES = frozenset(FIELD_ORDER)
 
 
@@ -244,7 +255,8 @@ class DoneMessage(TypedDict):
     pages: NotRequired[list[dict[str, Any]]]
     settings: NotRequired[dict[str, Any]]  # the engine settings it was read with (its channel's)
     reread: NotRequired[bool]  # a done result read again (POST /reprocess): its reading is replaced
-    blocks: NotRequired[list[dict[str, Any]]]  # engine.layout's blocks; on the stream, not yet in the store
+    blocks: NotRequired[list[dict[str, Any]]]  # engine.types.block_dict: the page's (a document's) blocks
+    tables: NotRequired[list[dict[str, Any]]]  # engine.types: the tables found, their cells' lines
 
 
 class RequeuedMessage(TypedDict):

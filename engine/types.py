@@ -113,10 +113,12 @@ class PageResult:
 
 def block_dict(block: Block, offset: int = 0, page: int | None = None) -> dict[str, Any]:
     """A block as JSON: its kind, its lines (indices into the result's ``lines``, ``offset`` added:
-    a document's lines are numbered across its pages) and its bbox [x0, y0, x1, y1] in pixels."""
+    a document's lines are numbered across its pages), its visual rows (the same indices, a row's
+    lines left to right) and its bbox [x0, y0, x1, y1] in pixels."""
     out: dict[str, Any] = {
         "kind": block.kind,
         "lines": [offset + i for i in block.lines],
+        "rows": [[offset + i for i in row] for row in block.rows],
         "bbox": [round(v, 1) for v in block.bbox],
     }
     if page is not None:

@@ -152,7 +152,7 @@ def list_results() -> Any:
 @require_auth
 def result_detail(result_id: str) -> Any:
     rec = visible_record(result_id)
-    return jsonify({**public(rec), "corrections": services().store.corrections(rec.id)})
+    return jsonify({**exports.laid_out(public(rec)), "corrections": services().store.corrections(rec.id)})
 
 
 @blueprint.get("/search")
@@ -288,7 +288,7 @@ def result_pdf(result_id: str) -> Any:
     the recognised text invisible on top, so that any PDF viewer selects, copies and searches it.
     A born-digital PDF comes back as it came. 409 while the file has no reading."""
     rec = visible_record(result_id)
-    reading = _reading_of(rec)
+    reading = reading_of(rec)
     data = source_bytes(rec)
     pages = pdf_of_result.read_pages(reading.lines, reading.pages, (reading.width or 0, reading.height or 0))
     svc = services()
@@ -300,16 +300,16 @@ def result_pdf(result_id: str) -> Any:
     return send_file(io.BytesIO(pdf), mimetype="application/pdf", download_name=f"{stem}.pdf")
 
 
-def _reading_of(rec: ResultRecord) -> ResultRecord:
+def reading_of(rec: ResultRecord, what: str = "PDF") -> ResultRecord:
     """The record whose lines are ``rec``'s reading: itself once done, a duplicate's first result;
-    409 while there is none (queued, processing, failed)."""
+    409 while there is none (queued, processing, failed), saying it has no ``what`` yet."""
     reading: ResultRecord | None = rec
     if rec.status == Status.DUPLICATE and rec.duplicate_of:
         reading = services().store.get(rec.duplicate_of)
         if reading is not None and not g.principal.scope.allows(reading.channel):
             reading = None  # never another team's (dedup is per team: a safeguard)
     if reading is None or reading.status != Status.DONE:
-        abort(409, description=f"the file has no reading yet (it is {rec.status}), so it has no PDF")
+        abort(409, description=f"the file has no reading yet (it is {rec.status}), so it has no {what}")
     return reading
 
 

@@ -30,6 +30,7 @@ from web import (
     health,
     http_errors,
     keys_api,
+    layout_api,
     lifecycle_api,
     limits,
     models_api,
@@ -102,7 +103,19 @@ def create_app(
     http_errors.init_app(app)
     init_headers(app)  # nosniff everywhere; no-store on the API, exports, /healthz, /metrics
     limits.init_app(app, url, settings.web)
-    for module in (auth, api, uploads, health, dashboard, users_api, keys_api, ocr_api, lifecycle_api, webhooks_api):
+    for module in (
+        auth,
+        api,
+        uploads,
+        health,
+        dashboard,
+        users_api,
+        keys_api,
+        ocr_api,
+        lifecycle_api,
+        webhooks_api,
+        layout_api,
+    ):
         app.register_blueprint(module.blueprint)
     socketio = SocketIO(
         app,

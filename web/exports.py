@@ -1,4 +1,5 @@
-"""Results as files a person downloads: CSV (for Excel), JSON (the public items) or plain text.
+"""Results as files a person downloads: CSV (for Excel), JSON (the public items), plain text or
+Markdown.
 
 :func:`export_bytes` reads the pages and renders them in one call, which the web runs off its
 event loop (it touches the store, never the request).
@@ -14,11 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from daemon.results.fulltext import layout_blocks
+from engine.markdown import to_markdown
+from engine.table_files import safe_cell
 from engine.types import PAGE_BREAK
 
 CSV_COLUMNS = ("id", "filename", "channel", "status", "page", "created_at", "finished_at", "text")
-# A cell starting with one of these is a formula to Excel (OCR text and file names come from users).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,6 @@ def iso_time(epoch: float | None) -> str:
     if epoch is None:
         return ""
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def safe_cell(value: str) -> str:
-    """A text cell that Excel shows as text: a leading formula character gets a ``'`` before it."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def to_csv(items: list[dict[str, Any]]) -> bytes:
@@ -86,6 +83,19 @@ def to_txt(items: list[dict[str, Any]]) -> bytes:
     return "\n".join(blocks).encode("utf-8")
 
 
+def laid_out(item: dict[str, Any]) -> dict[str, Any]:
+    """``item`` with its ``blocks`` (found from its lines when it was stored without them)."""
+    if not item.get("blocks") and item.get("lines"):
+        item = {**item, "blocks": layout_blocks(item["lines"], item.get("pages") or [])}
+    return item
+
+
+def to_md(items: list[dict[str, Any]]) -> bytes:
+    """Each result as Markdown under its file name (:mod:`engine.markdown`): headings, paragraphs,
+    lists and tables in reading order."""
+    return "\n".join(to_markdown(laid_out(item)) for item in items).encode("utf-8")
+
+
 def export_bytes(
     fmt: ExportFormat, page: Callable[[int, int], list[dict[str, Any]]], limit: int, offset: int, page_size: int
 ) -> tuple[bytes, int]:
@@ -107,4 +117,5 @@ FORMATS: dict[str, ExportFormat] = {
     "csv": ExportFormat("text/csv; charset=utf-8", "csv", to_csv),
     "json": ExportFormat("application/json", "json", to_json),
     "txt": ExportFormat("text/plain; charset=utf-8", "txt", to_txt),
+    "md": ExportFormat("text/markdown; charset=utf-8", "md", to_md),
 }

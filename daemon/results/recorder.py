@@ -223,6 +223,8 @@ class Recorder:
             pages=record.get("pages", []),
             settings=record.get("settings", {}),
             reread=bool(record.get("reread")),
+            blocks=record.get("blocks", []),
+            tables=record.get("tables", []),
         )
 
     def _fail(self, record: FailedMessage) -> ResultRecord | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from daemon.errors import DaemonError
 from daemon.private import FILE_MODE, private_dir, private_file, tighten_mode
-from daemon.records import FIELD_NAMES, ResultRecord, Status, parse_status
+from daemon.records import FIELD_NAMES, JSON_FIELDS, ResultRecord, Status, parse_status
 from daemon.results.teams import ChannelScope
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,16 @@ CREATE TABLE readings (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# v7: the layout of a reading: its blocks in reading order and its tables (engine.types), on the
+# result and on each earlier reading. Rows read before keep [] (the viewer lays them out from lines).
+_V7 = """
+ALTER TABLE results ADD COLUMN blocks TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE results ADD COLUMN tables TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE readings ADD COLUMN blocks TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE readings ADD COLUMN tables TEXT NOT NULL DEFAULT '[]';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 # The partial unique index's condition; queries repeat it so that SQLite can use the index.
 PRIMARY_MD5 = "status NOT IN ('duplicate', 'failed') AND md5 != ''"
@@ -316,10 +325,8 @@ NEWEST_FIRST = "ORDER BY r.created_at DESC, r.seq DESC"
 def insert_params(rec: ResultRecord) -> dict[str, Any]:
     """Named parameters of :data:`INSERT_SQL` for ``rec`` (lines and timings as JSON text)."""
     params = rec.to_item()
-    params["lines"] = dumps(rec.lines)
-    params["timings"] = dumps(rec.timings)
-    params["pages"] = dumps(rec.pages)
-    params["settings"] = dumps(rec.settings)
+    for name in JSON_FIELDS:
+        params[name] = dumps(getattr(rec, name))
     return params
 
 

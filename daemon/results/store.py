@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from daemon.records import ResultRecord, Status
+from daemon.records import JSON_FIELDS, ResultRecord, Status
 from daemon.results.fulltext import full_text
 from daemon.results.schema import (
     INSERT_SQL,
@@ -64,6 +64,8 @@ class ResultStore(Protocol):
         pages: builtins.list[dict[str, Any]] | None = None,
         settings: Mapping[str, Any] | None = None,
         reread: bool = False,
+        blocks: builtins.list[dict[str, Any]] | None = None,
+        tables: builtins.list[dict[str, Any]] | None = None,
     ) -> ResultRecord | None: ...
     def requeue(self, result_id: str) -> ResultRecord | None: ...
     def delete(self, result_id: str) -> ResultRecord | None: ...
@@ -97,9 +99,9 @@ class ResultStore(Protocol):
 # A done result's reading kept as its next earlier version (complete(reread=True)).
 _KEEP_READING = """
 INSERT INTO readings (result_id, version, replaced_at, finished_at, lines, text, timings, engine_version,
-                      model_version, settings, page_count, pages)
+                      model_version, settings, page_count, pages, blocks, tables)
 SELECT id, (SELECT COALESCE(MAX(version), 0) + 1 FROM readings WHERE result_id = results.id), ?, finished_at,
-       lines, text, timings, engine_version, model_version, settings, page_count, pages
+       lines, text, timings, engine_version, model_version, settings, page_count, pages, blocks, tables
 FROM results WHERE id = ?
 """
 
@@ -190,9 +192,12 @@ class SqliteStore:
         pages: builtins.list[dict[str, Any]] | None = None,
         settings: Mapping[str, Any] | None = None,
         reread: bool = False,
+        blocks: builtins.list[dict[str, Any]] | None = None,
+        tables: builtins.list[dict[str, Any]] | None = None,
     ) -> ResultRecord | None:
         """Store the OCR result (queued/processing/failed -> done); a document's ``page_count`` and
-        ``pages`` too, and the engine ``settings`` it was read with.
+        ``pages`` too, the engine ``settings`` it was read with, and its layout (``blocks`` in
+        reading order, ``tables``).
 
         A done or duplicate row is left as it is, unless ``reread``: a done row's reading then
         becomes its newest earlier version (:meth:`readings`) and the new one takes its place. The
@@ -210,11 +215,12 @@ class SqliteStore:
                 conn.execute(
                     "UPDATE results SET status = 'done', error = NULL, width = ?, height = ?, "
                     "lines = ?, text = ?, timings = ?, engine_version = ?, model_version = ?, "
-                    "finished_at = ?, page_count = ?, pages = ?, settings = ? "
+                    "finished_at = ?, page_count = ?, pages = ?, settings = ?, blocks = ?, tables = ? "
                     f"WHERE id = ? AND status IN {states}",
                     (
                         width, height, dumps(lines), text, dumps(dict(timings)), engine_version, model_version,
-                        finished_at, page_count, dumps(pages or []), dumps(dict(settings or {})), result_id,
+                        finished_at, page_count, dumps(pages or []), dumps(dict(settings or {})),
+                        dumps(blocks or []), dumps(tables or []), result_id,
                     ),
                 )  # fmt: skip
             except sqlite3.IntegrityError:
@@ -270,7 +276,7 @@ class SqliteStore:
 
     def readings(self, result_id: str) -> builtins.list[dict[str, Any]]:
         """The earlier readings of a result read again, newest first: version, when it was
-        replaced, and its lines, text, timings, versions, settings and pages."""
+        replaced, and its lines, text, timings, versions, settings, pages, blocks and tables."""
         with self._read() as conn:
             rows = conn.execute(
                 "SELECT * FROM readings WHERE result_id = ? ORDER BY version DESC", (result_id,)
@@ -279,8 +285,8 @@ class SqliteStore:
         for row in rows:
             item = dict(row)
             del item["result_id"]
-            for name, empty in (("lines", "[]"), ("timings", "{}"), ("settings", "{}"), ("pages", "[]")):
-                item[name] = json.loads(item[name] or empty)
+            for name in ("lines", "timings", "settings", "pages", "blocks", "tables"):
+                item[name] = json.loads(item[name]) if item[name] else JSON_FIELDS[name]()
             out.append(item)
         return out
 

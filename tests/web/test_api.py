@@ -38,9 +38,11 @@ def add_result(
     created_at: float = T0,
     uploader: str | None = None,
     path: Path | None = None,
+    tables: list[dict[str, Any]] | None = None,
 ) -> ResultRecord:
-    """Store a result the way the recorder would: queued, then done or failed. A file already at its
-    path gives the result its MD5 and size (the web serves only those bytes); else they are made up."""
+    """Store a result the way the recorder would: queued, then done or failed (with ``tables``, if
+    any). A file already at its path gives the result its MD5 and size (the web serves only those
+    bytes); else they are made up."""
     file = path or svc.settings.shared_dir / channel / filename
     md5, size = uuid.uuid4().hex, 1234
     if file.is_file():
@@ -69,6 +71,7 @@ def add_result(
             timings={"decode": 0.01, "detect": 0.1, "recognize": 0.2, "total": 0.31},
             engine_version="1",
             model_version="small",
+            tables=tables,
             finished_at=created_at + 1,
         )
     elif status == "failed":

@@ -48,12 +48,23 @@ def rows(svc: Services) -> dict[str, Any]:
         ("sales", "sales.png", "beta sales invoice"),
     ):
         write_image(svc.settings.shared_dir / channel / name, text=text)  # each its own content (MD5)
-        made[channel or "root"] = add_result(svc, channel, name, text=text)
+        table = {
+            "rows": 1,
+            "cols": 1,
+            "cells": [{"row": 0, "col": 0, "rowspan": 1, "colspan": 1, "text": text, "lines": [0]}],
+        }
+        made[channel or "root"] = add_result(svc, channel, name, text=text, tables=[table])
     return made
 
 
 def call(client: FlaskClient, method: str, path: str, result_id: str, headers: dict[str, str]) -> Any:
-    url = path.replace("{result_id}", result_id).replace("{index}", "0").replace("{page}", "1").replace("{line}", "0")
+    url = (
+        path.replace("{result_id}", result_id)
+        .replace("{index}", "0")
+        .replace("{page}", "1")
+        .replace("{line}", "0")
+        .replace("{table}", "1")
+    )
     if method == "POST":
         return client.post(url, json={"text": "overwritten by another team"}, headers=headers)
     return client.get(url, headers=headers)

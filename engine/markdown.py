@@ -1,0 +1,126 @@
+"""A result as Markdown: its blocks in reading order, headings as headings, lists as lists, tables as
+Markdown tables, paragraphs as paragraphs; a document's pages apart by a rule.
+
+It takes the JSON shape of the engine's results (``lines``, ``blocks`` with their ``lines`` and
+``rows``, ``tables`` with their ``cells``, a document's ``pages``), stored or fresh, so a corrected
+line reads as corrected. A table is written where the first of its lines falls in the reading order
+(a merged cell's text in its top-left position; a cell's rows joined by ``<br>``); the lines of a
+table are not written again as text. Text that Markdown would take for markup at the start of a line
+(``#``, ``>``, ``-``, ``1.``) is escaped, and ``|`` inside a table cell.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from engine.layout import join_texts
+from engine.table_files import grid
+
+_MARKUP_START = re.compile(r"^(\s*)([#>+\-=])")
+_NUMBER_START = re.compile(r"^(\s*\d+)([.)])")
+_BULLET = re.compile(r"^\s*[•·●○▪■◦\-*+]\s*")
+_NUMBERED = re.compile(r"^\s*\d+[.)]\s")
+
+
+def to_markdown(item: dict[str, Any]) -> str:
+    """The Markdown of one result (its ``filename``, when it has one, as the title)."""
+    lines: list[dict[str, Any]] = list(item.get("lines") or [])
+    blocks: list[dict[str, Any]] = list(item.get("blocks") or [])
+    tables: list[dict[str, Any]] = list(item.get("tables") or [])
+    page_count = len(item.get("pages") or []) or 1
+    parts: list[str] = []
+    if item.get("filename"):
+        parts.append(f"# {escape(str(item['filename']))}")
+    pages = []
+    for number in range(1, page_count + 1):
+        on_page = [b for b in blocks if b.get("page", 1) == number] if page_count > 1 else blocks
+        page_tables = [t for t in tables if t.get("page", 1) == number] if page_count > 1 else tables
+        page_lines = [i for i, ln in enumerate(lines) if ln.get("page", 1) == number] if page_count > 1 else None
+        pages.append(page_markdown(lines, on_page, page_tables, page_lines))
+    body = "\n\n---\n\n".join(page for page in pages)
+    if body.strip():
+        parts.append(body)
+    return "\n\n".join(parts).rstrip() + "\n"
+
+
+def page_markdown(
+    lines: Sequence[dict[str, Any]],
+    blocks: Sequence[dict[str, Any]],
+    tables: Sequence[dict[str, Any]],
+    page_lines: Sequence[int] | None = None,
+) -> str:
+    """One page: ``blocks`` in order (lines as their own block each when there are none: a result
+    stored before blocks were; ``page_lines`` are the page's line indices then, all when None)."""
+    if not blocks:
+        order = list(page_lines) if page_lines is not None else list(range(len(lines)))
+        blocks = [{"kind": "paragraph", "lines": [i]} for i in order]
+    table_of = {
+        i: n for n, table in enumerate(tables) for cell in table.get("cells", []) for i in cell.get("lines", [])
+    }
+    written: set[int] = set()
+    out: list[str] = []
+    for block in blocks:
+        rows = _rows(block)
+        for n in (table_of[i] for row in rows for i in row if i in table_of):
+            if n not in written:
+                written.add(n)
+                out.append(table_markdown(tables[n], lines))
+        rows = [[i for i in row if i not in table_of and 0 <= i < len(lines)] for row in rows]
+        texts = [join_texts([lines[i]["text"] for i in row]) for row in rows if row]
+        texts = [text for text in texts if text.strip()]
+        if texts:
+            out.append(block_markdown(str(block.get("kind", "paragraph")), texts))
+    out.extend(table_markdown(table, lines) for n, table in enumerate(tables) if n not in written)
+    return "\n\n".join(out)
+
+
+def _rows(block: dict[str, Any]) -> list[list[int]]:
+    """A block's rows (each its line indices left to right); each line its own row when the block
+    has no ``rows``."""
+    rows = block.get("rows")
+    if rows:
+        return [[int(i) for i in row] for row in rows]
+    return [[int(i)] for i in block.get("lines", [])]
+
+
+def block_markdown(kind: str, texts: Sequence[str]) -> str:
+    """One block's rows as Markdown: a heading, list items, table rows kept as lines, or a paragraph
+    (its rows on lines of their own: Markdown joins them, and an address keeps its lines)."""
+    if kind == "heading":
+        return "## " + join_texts([escape(text) for text in texts])
+    if kind == "list":
+        return "\n".join(_item(text) for text in texts)
+    return "  \n".join(escape(text) for text in texts) if kind == "table" else "\n".join(map(escape, texts))
+
+
+def _item(text: str) -> str:
+    if _NUMBERED.match(text):
+        number, rest = text.strip().split(maxsplit=1)
+        return f"{number} {escape(rest)}"
+    return "- " + escape(_BULLET.sub("", text, count=1))
+
+
+def table_markdown(table: dict[str, Any], lines: Sequence[dict[str, Any]]) -> str:
+    """A table as a Markdown (GFM) table; its first row is the header row."""
+    rows = grid(table, lines)
+    if not rows or not rows[0]:
+        return ""
+    cells = [[_cell(text) for text in row] for row in rows]
+    head, *rest = cells
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
+    out.extend("| " + " | ".join(row) + " |" for row in rest)
+    return "\n".join(out)
+
+
+def _cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>").strip()
+
+
+def escape(text: str) -> str:
+    """``text`` that Markdown shows as it is: markup at its start escaped, and backslashes, backquotes,
+    asterisks, underscores and brackets anywhere."""
+    text = re.sub(r"([\\`*_\[\]<])", r"\\\1", text)
+    text = _NUMBER_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text, count=1)
+    return _MARKUP_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text, count=1)

@@ -1,0 +1,140 @@
+"""A result's tables as files: one table as CSV, all of them as an Excel workbook.
+
+Both take the JSON shape of the engine's results (``engine.types``: a table's ``rows``, ``cols``
+and ``cells``, each cell's ``row``, ``col``, ``rowspan``, ``colspan``, ``text`` and ``lines``) and
+the result's ``lines``, so that a stored result whose lines were corrected since gives the
+corrected text: a cell's text is made again from its lines (their rows on lines of their own).
+
+CSV is UTF-8 with a BOM (Excel reads it as UTF-8); a merged cell's text is in its first (top-left)
+position, the others it covers are empty. The workbook has one sheet per table ("Table 1",
+"Table 2", or "p3 t1" for a document's page 3), merged cells merged, text kept as text (a cell
+that starts with ``=`` is not made a formula) except plain numbers, which become numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from engine.layout import join_texts
+
+# A cell starting with one of these is a formula to a spreadsheet (OCR text comes from users).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What Excel stores as a number without changing it: no leading zeros (an id, a postcode), no
+# thousands separators, at most 15 significant digits.
+_NUMBER = re.compile(r"-?(0|[1-9]\d{0,14})(\.\d{1,15})?")
+# Characters an .xlsx cannot hold (XML 1.0 forbids them).
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def safe_cell(value: str) -> str:
+    """A text cell that a spreadsheet shows as text: a leading formula character gets a ``'``."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def cell_text(cell: dict[str, Any], lines: Sequence[dict[str, Any]]) -> str:
+    """The text of ``cell``: its lines' current texts (a row's pieces joined as one line, rows on
+    lines of their own), or the cell's own ``text`` when it names no line of ``lines``."""
+    picked = [lines[i] for i in cell.get("lines", []) if isinstance(i, int) and 0 <= i < len(lines)]
+    if not picked:
+        return str(cell.get("text", ""))
+    rows: list[list[tuple[float, str]]] = []
+    last_y: float | None = None
+    for line in sorted(picked, key=lambda ln: _centre(ln)[1]):
+        x, y = _centre(line)
+        height = _height(line)
+        if last_y is None or abs(y - last_y) > height / 2:
+            rows.append([])
+            last_y = y
+        rows[-1].append((x, str(line.get("text", ""))))
+    return "\n".join(join_texts([text for _, text in sorted(row)]) for row in rows)
+
+
+def _centre(line: dict[str, Any]) -> tuple[float, float]:
+    points = line.get("points") or [[0, 0]]
+    return (sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points))
+
+
+def _height(line: dict[str, Any]) -> float:
+    ys = [p[1] for p in line.get("points") or [[0, 0]]]
+    return max(1.0, max(ys) - min(ys))
+
+
+def grid(table: dict[str, Any], lines: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """The table as ``rows`` lists of ``cols`` texts: each cell's text at its top-left position,
+    the positions a merged cell covers empty. Cells outside the grid are left out."""
+    rows, cols = int(table.get("rows", 0)), int(table.get("cols", 0))
+    out = [[""] * cols for _ in range(rows)]
+    for cell in table.get("cells", []):
+        row, col = int(cell.get("row", -1)), int(cell.get("col", -1))
+        if 0 <= row < rows and 0 <= col < cols:
+            out[row][col] = cell_text(cell, lines)
+    return out
+
+
+def table_csv(table: dict[str, Any], lines: Sequence[dict[str, Any]]) -> bytes:
+    """One table as CSV (UTF-8 with a BOM), formula-like cells made text."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    for row in grid(table, lines):
+        writer.writerow([safe_cell(text) for text in row])
+    return out.getvalue().encode("utf-8-sig")
+
+
+def sheet_names(tables: Sequence[dict[str, Any]]) -> list[str]:
+    """A sheet name per table: "Table N", or "pP tK" (page P's K-th) when tables carry pages."""
+    names: list[str] = []
+    per_page: dict[int, int] = {}
+    for number, table in enumerate(tables, 1):
+        page = table.get("page")
+        if isinstance(page, int):
+            per_page[page] = per_page.get(page, 0) + 1
+            names.append(f"p{page} t{per_page[page]}")
+        else:
+            names.append(f"Table {number}")
+    return names
+
+
+def tables_xlsx(tables: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]]) -> bytes:
+    """All ``tables`` as one .xlsx workbook, a sheet each (one empty sheet when there are none)."""
+    from openpyxl import Workbook  # imported when a workbook is asked for: ~0.2 s, not at start-up
+    from openpyxl.utils import get_column_letter
+
+    book = Workbook()
+    first = book.active
+    if not tables:
+        first.title = "No tables"
+    for number, (table, name) in enumerate(zip(tables, sheet_names(tables), strict=True)):
+        sheet = first if number == 0 else book.create_sheet()
+        sheet.title = name
+        texts = grid(table, lines)
+        for r, row in enumerate(texts, 1):
+            for c, text in enumerate(row, 1):
+                if text:
+                    _put(sheet.cell(row=r, column=c), text)
+        for cell in table.get("cells", []):
+            rowspan, colspan = int(cell.get("rowspan", 1)), int(cell.get("colspan", 1))
+            if rowspan > 1 or colspan > 1:
+                top, left = int(cell["row"]) + 1, int(cell["col"]) + 1
+                sheet.merge_cells(
+                    start_row=top, start_column=left, end_row=top + rowspan - 1, end_column=left + colspan - 1
+                )
+        for c in range(1, int(table.get("cols", 0)) + 1):
+            width = max((len(part) for row in texts for part in row[c - 1].split("\n")), default=0)
+            sheet.column_dimensions[get_column_letter(c)].width = min(60, max(8, width + 2))
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _put(cell: Any, text: str) -> None:
+    """Write ``text`` into an openpyxl cell: a plain number as a number, anything else as text."""
+    text = _NOT_XML.sub("", text)
+    if _NUMBER.fullmatch(text):
+        cell.value = float(text) if "." in text else int(text)
+        return
+    cell.value = text
+    cell.data_type = "s"  # openpyxl would take "=..." for a formula
