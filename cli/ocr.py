@@ -35,6 +35,12 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="OUT.pdf",
         help="also write a searchable PDF: every input's pages, in order, with the text invisible on top",
     )
+    ocr.add_argument(
+        "--tables",
+        type=Path,
+        metavar="DIR",
+        help="also write the tables found: a CSV per table and an .xlsx per input with all of its tables",
+    )
     ocr.set_defaults(handler=_cmd_ocr)
 
 
@@ -42,11 +48,19 @@ def _cmd_ocr(args: argparse.Namespace, settings: Settings, factory: EngineFactor
     from cli.main import LOG_FORMAT
     from daemon.offline.batch import expand_paths, run_ocr
     from daemon.offline.searchable import RunPdf
+    from daemon.offline.tables_out import TableFiles
 
     paths = expand_paths(args.paths)
     if not paths:
         log.warning("no images found in %s", ", ".join(map(str, args.paths)))
     pdf = RunPdf(paths, settings.engine) if args.pdf is not None and paths else None
+    tables = TableFiles(args.tables) if args.tables is not None else None
+    takers = [taker.add for taker in (pdf, tables) if taker is not None]
+
+    def also(row: dict[str, Any]) -> None:
+        for take in takers:
+            take(row)
+
     with _output(args.jsonl) as out:
         failed = run_ocr(
             paths,
@@ -56,9 +70,11 @@ def _cmd_ocr(args: argparse.Namespace, settings: Settings, factory: EngineFactor
             engine_factory=factory,
             progress=sys.stderr,
             log_format=LOG_FORMAT,
-            also=pdf.add if pdf is not None else None,
+            also=also if takers else None,
         )
     log.info("%d images, %d failed", len(paths), failed)
+    if tables is not None:
+        log.info("tables: %d written to %s", tables.finish(), args.tables)
     if pdf is not None:
         written, left_out = pdf.write(args.pdf)
         log.info("searchable PDF %s: %d input(s), %d left out", args.pdf, written, left_out)

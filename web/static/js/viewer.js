@@ -3,8 +3,11 @@
 // lines: click one to copy it, or edit it (POST .../lines/<index>; others see the edit live).
 // A document (a PDF, a multi-page TIFF) is shown a page at a time (.../pages/<k>/image), its
 // boxes and lines those of that page; the buttons or the arrow and Page keys turn the pages.
+// Lines are shown in their blocks (layout.js): hovering a block outlines it on the image, its
+// button copies its text; tables are shown as tables with CSV and Excel downloads.
 
 import { clear, copyText, el, svg, toast } from "./dom.js";
+import { blockText, blocksOn, tableElement, tablesOn } from "./layout.js";
 
 export class Viewer {
   constructor(session, i18n, onItem) {
@@ -22,6 +25,7 @@ export class Viewer {
     this.image = document.getElementById("viewer-image");
     this.boxes = document.getElementById("viewer-boxes");
     this.lines = document.getElementById("viewer-lines");
+    this.tables = document.getElementById("viewer-tables");
     this.page = 1;
     this.pager = document.getElementById("viewer-pager");
     this.pageLabel = document.getElementById("viewer-page");
@@ -39,6 +43,8 @@ export class Viewer {
     document.getElementById("viewer-close").addEventListener("click", () => this.close());
     this.pdfButton = document.getElementById("viewer-pdf");
     this.pdfButton.addEventListener("click", () => this.downloadPdf());
+    this.copyAllButton = document.getElementById("viewer-copy-all");
+    this.copyAllButton.addEventListener("click", () => this.item && this._copy(this.item.text || ""));
     this.isAdmin = false;
     this.retryButton = document.getElementById("viewer-retry");
     this.rereadButton = document.getElementById("viewer-reread");
@@ -197,26 +203,33 @@ export class Viewer {
 
   /** Fetch the open result's searchable PDF (with the token) and save it under the file's name. */
   async downloadPdf() {
-    const item = this.item;
-    if (!item) return;
+    if (!this.item) return;
+    const stem = String(this.item.filename || this.item.id).replace(/\.[^.]*$/, "");
     this.panel.dataset.pdf = "loading";
+    const saved = await this._download("pdf", `${stem}.pdf`, "pdfFailed");
+    this.panel.dataset.pdf = saved ? "saved" : "failed";
+  }
+
+  /** Fetch ``path`` (under the open result, with the token) and save it as ``name``; a toast with
+   * ``failKey``'s words when it cannot. Whether it was saved. */
+  async _download(path, name, failKey = "downloadFailed") {
+    const item = this.item;
     try {
-      const response = await this.session.fetch(`/api/v1/results/${encodeURIComponent(item.id)}/pdf`);
+      const response = await this.session.fetch(`/api/v1/results/${encodeURIComponent(item.id)}/${path}`);
       if (!response.ok) {
         const body = await response.json().catch(() => ({}));
         throw new Error(body.error || `HTTP ${response.status}`);
       }
       const url = URL.createObjectURL(await response.blob());
-      const stem = String(item.filename || item.id).replace(/\.[^.]*$/, "");
-      const link = el("a", { href: url, download: `${stem}.pdf`, hidden: "" });
+      const link = el("a", { href: url, download: name, hidden: "" });
       document.body.append(link);
       link.click();
       link.remove();
       setTimeout(() => URL.revokeObjectURL(url), 60000);
-      this.panel.dataset.pdf = "saved";
+      return true;
     } catch (err) {
-      this.panel.dataset.pdf = "failed";
-      toast(this.i18n.t("pdfFailed", { error: err.message }));
+      toast(this.i18n.t(failKey, { error: err.message }));
+      return false;
     }
   }
 
@@ -239,34 +252,89 @@ export class Viewer {
     this.error.textContent = item.status === "failed" ? `${this.i18n.t("errorLabel")} ${item.error || "?"}` : "";
     this.pager.hidden = this.pageCount <= 1;
     this.pdfButton.hidden = !["done", "duplicate"].includes(item.status);
+    this.copyAllButton.hidden = !(item.text || "").trim();
     this.retryButton.hidden = item.status !== "failed";
     this.rereadButton.hidden = !this.isAdmin || item.status !== "done";
     this.deleteButton.hidden = !this.isAdmin;
     this.pdfButton.title = this.i18n.t("downloadPdfHint");
     this.panel.dataset.page = String(this.page);
     this.pageLabel.textContent = this.i18n.t("pageOf", { page: this.page, count: this.pageCount });
+    this._renderTables();
     this._renderLines();
     this._drawBoxes();
   }
 
+  /** Each table of the page as a table, with its CSV and the result's workbook to download. */
+  _renderTables() {
+    clear(this.tables);
+    const stem = String(this.item.filename || this.item.id).replace(/\.[^.]*$/, "");
+    for (const { table, number } of tablesOn(this.item, this.page, this.pageCount)) {
+      const box = el("div", { class: "table-box", "data-testid": "viewer-table-box", "data-table": number });
+      const csv = el("button", { type: "button", class: "small", "data-testid": "table-csv" }, this.i18n.t("downloadCsv"));
+      csv.addEventListener("click", () => this._download(`tables/${number}.csv`, `${stem}-table-${number}.csv`));
+      const xlsx = el("button", { type: "button", class: "small", "data-testid": "table-xlsx" },
+        this.i18n.t("downloadExcel"));
+      xlsx.addEventListener("click", () => this._download("tables.xlsx", `${stem}-tables.xlsx`));
+      const head = el("div", { class: "table-head" });
+      head.append(el("strong", {}, this.i18n.t("tableN", { n: number })), csv, xlsx);
+      const scroll = el("div", { class: "table-scroll" });
+      scroll.append(tableElement(this.item, table));
+      box.append(head, scroll);
+      this.tables.append(box);
+    }
+  }
+
+  /** The page's lines, in their blocks when the result has blocks. */
   _renderLines() {
     clear(this.lines);
     const lines = this.item.lines || [];
     if (!lines.some((line) => this._onPage(line))) this.lines.append(el("li", { class: "muted" }, this.i18n.t("noLines")));
+    const blocks = blocksOn(this.item, this.page, this.pageCount);
+    const placed = new Set();
+    for (const { block, number } of blocks) {
+      const group = el("li", { class: "block", "data-testid": "viewer-block", "data-kind": block.kind, "data-block": number });
+      const copy = el("button", { type: "button", class: "small", "data-testid": "block-copy",
+        title: this.i18n.t("copyBlockHint") }, this.i18n.t("copyBlock"));
+      copy.addEventListener("click", () => this._copy(blockText(this.item, block)));
+      const head = el("div", { class: "block-head" });
+      head.append(el("span", { class: "block-kind muted" }, this.i18n.t(`kind.${block.kind}`)), copy);
+      const inner = el("ol", { class: "block-lines" });
+      for (const index of block.lines || []) {
+        if (!lines[index] || placed.has(index)) continue;
+        placed.add(index);
+        inner.append(this._lineRow(lines[index], index));
+      }
+      group.addEventListener("mouseenter", () => this._highlightBlock(number, true));
+      group.addEventListener("mouseleave", () => this._highlightBlock(number, false));
+      group.append(head, inner);
+      this.lines.append(group);
+    }
     lines.forEach((line, index) => {
-      if (!this._onPage(line)) return; // another page's (indexes stay the result's, as edits use them)
-      const row = el("li", { class: "line", "data-testid": "viewer-line", "data-index": index });
-      const text = el("span", { class: "line-text", "data-testid": "line-text", role: "button", tabindex: 0,
-        title: this.i18n.t("linesHint") }, line.text);
-      text.addEventListener("click", () => this._copy(line.text));
-      text.addEventListener("keydown", (event) => event.key === "Enter" && this._copy(line.text));
-      row.addEventListener("mouseenter", () => this._highlight(index, true));
-      row.addEventListener("mouseleave", () => this._highlight(index, false));
-      const edit = el("button", { type: "button", class: "small", "data-testid": "line-edit" }, this.i18n.t("edit"));
-      edit.addEventListener("click", () => this._edit(row, index, line.text));
-      row.append(text, edit);
-      this.lines.append(row);
+      if (!this._onPage(line) || placed.has(index)) return; // another page's (indexes stay the result's, as edits use them)
+      this.lines.append(this._lineRow(line, index));
     });
+  }
+
+  /** One line: click its text to copy it, or edit it. */
+  _lineRow(line, index) {
+    const row = el("li", { class: "line", "data-testid": "viewer-line", "data-index": index });
+    const text = el("span", { class: "line-text", "data-testid": "line-text", role: "button", tabindex: 0,
+      title: this.i18n.t("linesHint") }, line.text);
+    text.addEventListener("click", () => this._copy(line.text));
+    text.addEventListener("keydown", (event) => event.key === "Enter" && this._copy(line.text));
+    row.addEventListener("mouseenter", () => this._highlight(index, true));
+    row.addEventListener("mouseleave", () => this._highlight(index, false));
+    const edit = el("button", { type: "button", class: "small", "data-testid": "line-edit" }, this.i18n.t("edit"));
+    edit.addEventListener("click", () => this._edit(row, index, line.text));
+    row.append(text, edit);
+    return row;
+  }
+
+  _highlightBlock(number, on) {
+    const box = this.boxes.querySelector(`[data-block="${number}"]`);
+    if (box) box.classList.toggle("active", on);
+    const group = this.lines.querySelector(`[data-block="${number}"]`);
+    if (group) group.classList.toggle("active", on);
   }
 
   async _copy(text) {
@@ -338,6 +406,12 @@ export class Viewer {
       box.addEventListener("click", () => this._select(index));
       this.boxes.append(box);
     });
+    for (const { block, number } of blocksOn(this.item, this.page, this.pageCount)) {
+      const [x0, y0, x1, y1] = (block.bbox || []).map(Number);
+      if (![x0, y0, x1, y1].every(Number.isFinite)) continue;
+      this.boxes.append(svg("rect", { x: x0, y: y0, width: x1 - x0, height: y1 - y0, class: "block-box",
+        "data-block": number, "data-testid": "viewer-block-box" }));
+    }
   }
 
   _highlight(index, on) {
