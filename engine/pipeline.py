@@ -178,7 +178,7 @@ class OcrEngine:
         start = time.perf_counter()
         ordered, blocks = arrange(lines, width, height)
         timings = {"decode": seconds, "layout": time.perf_counter() - start}
-        tables = self._tables(ordered, blocks, width, height, 0, None, timings)
+        tables, blocks = self._tables(ordered, blocks, width, height, 0, None, timings)
         timings["total"] = sum(timings.values())
         return PageResult(
             lines=ordered,
@@ -358,7 +358,7 @@ class OcrEngine:
         start = time.perf_counter()
         ordered, blocks = arrange(lines, w, h, turn)
         timings["layout"] = time.perf_counter() - start
-        tables = self._tables(ordered, blocks, w, h, turn, source, timings)
+        tables, blocks = self._tables(ordered, blocks, w, h, turn, source, timings)
         timings["total"] = sum(timings.values())
         return PageResult(
             lines=ordered,
@@ -381,10 +381,11 @@ class OcrEngine:
         turn: int,
         image: np.ndarray | None,
         timings: dict[str, float],
-    ) -> tuple[Table, ...]:
-        """The page's tables (``engine.tables``; timing ``tables``), unless ``engine.tables`` is off."""
+    ) -> tuple[tuple[Table, ...], tuple[Block, ...]]:
+        """The page's tables and its blocks with each table one block (``engine.tables``; timing
+        ``tables``); no tables and the blocks as they are when ``engine.tables`` is off."""
         if not self.settings.tables:
-            return ()
+            return (), blocks
         start = time.perf_counter()
         found = page_tables(lines, blocks, width, height, turn, image)
         timings["tables"] = time.perf_counter() - start

@@ -30,10 +30,14 @@ from engine.table_lines import Grid, find_grids
 if TYPE_CHECKING:  # engine.types holds Table: only its annotations are wanted here
     from engine.types import TextLine
 
+MIN_ROWS = 3  # an unruled table has at least this many rows (two aligned rows are a toolbar as often)
+ROW_GAP = 3.0  # rows of one unruled table are at most this many line heights apart
+HEADER_GAP = 3.0  # a header row is at most this many line heights above the table's rows
 MIN_GUTTER = 0.8  # the narrowest gutter between unruled columns, in line heights
 SPANNING = 0.2  # gutters may be crossed by lines of at most this share of a block's rows
 NUMERIC = 0.6  # share of a two-column block's right cells that must be numbers
 MIN_FILLED = 3  # a table has text in at least this many cells
+MERGED = 0.5  # at most this share of a ruled grid's positions lie in merged cells (else: a frame)
 _NUMBER = re.compile(r"^[\s$€£¥￥%+\-−–.,:/()#xX\d]*\d[\s$€£¥￥%+\-−–.,:/()#xX\dA-Za-z]{0,4}$")
 
 
@@ -70,21 +74,52 @@ def page_tables(
     height: int,
     rotation: int = 0,
     image: np.ndarray | None = None,
-) -> tuple[Table, ...]:
-    """The tables of a read page: ``lines`` and ``blocks`` are the page's in reading order
+) -> tuple[tuple[Table, ...], tuple[Block, ...]]:
+    """The tables of a read page and its blocks with each table's lines one ``table`` block
+    (:func:`table_blocks`): ``lines`` and ``blocks`` are the page's in reading order
     (``engine.reading.arrange``), boxes in the pixels of the ``width`` x ``height`` image that was
     turned ``rotation`` degrees clockwise to read it; ``image`` is that BGR image as it came (None:
     no ruled tables are looked for, as on a PDF text-layer page). Cells index ``lines``; bboxes
     are in the image's pixels."""
     if not lines:
-        return ()
+        return (), tuple(blocks)
     quads = [to_upright(np.asarray(line.points, dtype=np.float64), rotation, width, height) for line in lines]
     boxes = cores(boxes_of(quads), [line.source == "ocr" for line in lines])
     grids: list[Grid] = []
     if image is not None:
         grids = find_grids(cv2.cvtColor(upright(image, rotation), cv2.COLOR_BGR2GRAY))
     found = find_tables(boxes, [line.text for line in lines], blocks, grids)
-    return tuple(replace(t, bbox=_to_image(t.bbox, rotation, width, height)) for t in found)
+    tables = tuple(replace(t, bbox=_to_image(t.bbox, rotation, width, height)) for t in found)
+    return tables, table_blocks(blocks, tables)
+
+
+def table_blocks(blocks: Sequence[Block], tables: Sequence[Table]) -> tuple[Block, ...]:
+    """``blocks`` with the consecutive blocks that hold exactly a table's lines made one block of
+    kind ``table`` (the layout may cut a table's header or ruled rows apart). The blocks' lines,
+    and so the reading order, stay as they were; a table whose lines are not such a run of
+    blocks leaves the blocks alone."""
+    out = list(blocks)
+    for table in tables:
+        want = {i for cell in table.cells for i in cell.lines}
+        start = next((k for k, block in enumerate(out) if want & set(block.lines)), None)
+        if start is None:
+            continue
+        end, have = start, set(out[start].lines)
+        while have < want and end + 1 < len(out):
+            end += 1
+            have |= set(out[end].lines)
+        if have != want:
+            continue
+        run = out[start : end + 1]
+        bbox = (
+            min(b.bbox[0] for b in run),
+            min(b.bbox[1] for b in run),
+            max(b.bbox[2] for b in run),
+            max(b.bbox[3] for b in run),
+        )
+        lines = tuple(i for b in run for i in b.lines)
+        out[start : end + 1] = [Block("table", lines, tuple(r for b in run for r in b.rows), bbox)]
+    return tuple(out)
 
 
 def _to_image(
@@ -116,13 +151,39 @@ def find_tables(
         if table is not None:
             tables.append((min(i for c in table.cells for i in c.lines), table))
             taken[[i for c in table.cells for i in c.lines]] = True
-    for block in blocks:
-        if block.kind != "table" or taken[list(block.lines)].any():
-            continue
-        table = unruled_table(block, boxes, texts, unit)
-        if table is not None:
-            tables.append((min(block.lines), table))
+    for run in _row_runs([b for b in blocks if not taken[list(b.lines)].any()], boxes, unit):
+        whole = Block(
+            "table", tuple(i for b in run for i in b.lines), tuple(r for b in run for r in b.rows), run[0].bbox
+        )
+        found = [unruled_table(whole, boxes, texts, unit)]
+        if found[0] is None:  # rows that do not share their gutters: the layout's tables alone
+            found = [unruled_table(b, boxes, texts, unit, run[k - 1] if k else None) for k, b in enumerate(run)]
+        for table in found:
+            if table is not None and not taken[[i for c in table.cells for i in c.lines]].any():
+                tables.append((min(i for c in table.cells for i in c.lines), table))
+                taken[[i for c in table.cells for i in c.lines]] = True
     return [t for _, t in sorted(tables, key=lambda pair: pair[0])]
+
+
+def _row_runs(blocks: Sequence[Block], boxes: np.ndarray, unit: float) -> list[list[Block]]:
+    """Runs of consecutive blocks that may be one table's rows: ``table`` blocks and single rows
+    of two or more lines (the layout cuts a table's rows apart where they are far apart, and its
+    header off at a wider gap), each at most ``ROW_GAP`` line heights below the one before; runs
+    that hold no ``table`` block and fewer than two rows are left out."""
+    runs: list[list[Block]] = []
+    bottom = -np.inf
+    for block in blocks:
+        rowlike = block.kind == "table" or (block.kind != "heading" and len(block.rows) == 1 and len(block.rows[0]) > 1)
+        if not rowlike:
+            bottom = -np.inf
+            continue
+        b = boxes[list(block.lines)]
+        if runs and b[:, 1].min() - bottom <= ROW_GAP * unit and b[:, 1].min() > bottom - unit:
+            runs[-1].append(block)
+        else:
+            runs.append([block])
+        bottom = float(b[:, 3].max())
+    return [run for run in runs if sum(len(b.rows) for b in run) >= MIN_ROWS]
 
 
 def ruled_table(grid: Grid, boxes: np.ndarray, texts: Sequence[str], taken: np.ndarray) -> Table | None:
@@ -162,18 +223,28 @@ def ruled_table(grid: Grid, boxes: np.ndarray, texts: Sequence[str], taken: np.n
         lines = members.get(min(group), [])
         cells.append(_cell(min(rs), min(cs), max(rs) - min(rs) + 1, max(cs) - min(cs) + 1, lines, boxes, texts))
     filled = [c for c in cells if c.lines]
-    if len(filled) < MIN_FILLED or len({c.row for c in filled}) < 2 or len({c.col for c in filled}) < 2:
+    merged = sum(c.rowspan * c.colspan for c in cells if c.rowspan * c.colspan > 1)
+    if (
+        merged > MERGED * rows * cols
+        or len(filled) < MIN_FILLED
+        or len({c.row for c in filled}) < 2
+        or len({c.col for c in filled}) < 2
+    ):
         return None
     bbox = (grid.xs[0], grid.ys[0], grid.xs[-1], grid.ys[-1])
     return Table(rows, cols, tuple(sorted(cells, key=lambda c: (c.row, c.col))), bbox, ruled=True)
 
 
-def unruled_table(block: Block, boxes: np.ndarray, texts: Sequence[str], unit: float) -> Table | None:
+def unruled_table(
+    block: Block, boxes: np.ndarray, texts: Sequence[str], unit: float, before: Block | None = None
+) -> Table | None:
     """The table of a ``table`` block: columns between the whitespace gutters its rows share,
-    one table row per row of the block; None where it has fewer than two rows or columns, or is
-    a two-column form (see the module's docstring)."""
+    one table row per row of the block; the block ``before`` it is its header where that is a
+    row or two of cells just above it, each in one of its columns (the layout cuts a header off
+    at the wider gap under it). None where it has fewer than two rows or columns, or is a
+    two-column form (see the module's docstring)."""
     rows = [list(row) for row in block.rows]
-    if len(rows) < 2:
+    if len(rows) < MIN_ROWS:
         return None
     b = boxes[list(block.lines)]
     lo, hi = float(b[:, 0].min()), float(b[:, 2].max())
@@ -190,6 +261,11 @@ def unruled_table(block: Block, boxes: np.ndarray, texts: Sequence[str], unit: f
         return None
     bounds = [lo, *[(a + b) / 2 for a, b in gutters], hi]
     cols = len(bounds) - 1
+    if before is not None and _header(before, boxes, bounds, unit, float(b[:, 1].min())):
+        rows = [list(row) for row in before.rows] + rows
+        lo, hi = min(lo, float(boxes[list(before.lines), 0].min())), max(hi, float(boxes[list(before.lines), 2].max()))
+        bounds[0], bounds[-1] = lo, hi
+        b = boxes[[i for row in rows for i in row]]
     placed: list[tuple[int, int, int, list[int]]] = []  # row, col, colspan, lines
     for r, row in enumerate(rows):
         for i in row:
@@ -220,6 +296,19 @@ def unruled_table(block: Block, boxes: np.ndarray, texts: Sequence[str], unit: f
                 c += 1
     bbox = (lo, float(b[:, 1].min()), hi, float(b[:, 3].max()))
     return Table(len(rows), cols, tuple(cells), bbox, ruled=False)
+
+
+def _header(block: Block, boxes: np.ndarray, bounds: list[float], unit: float, top: float) -> bool:
+    """Whether ``block`` is a header over a table whose columns lie between ``bounds`` and whose
+    first row starts at ``top``: one or two rows of two or more cells, at most ``HEADER_GAP``
+    line heights above, every line inside one column."""
+    b = boxes[list(block.lines)]
+    if len(block.rows) > 2 or any(len(row) < 2 for row in block.rows) or top - b[:, 3].max() > HEADER_GAP * unit:
+        return False
+    if b[:, 0].min() < bounds[0] - unit or b[:, 2].max() > bounds[-1] + unit:
+        return False
+    inner = np.asarray(bounds[1:-1])
+    return not bool(((b[:, 0:1] < inner[None, :]) & (b[:, 2:3] > inner[None, :])).any())
 
 
 def _runs(free: np.ndarray, edges: np.ndarray, min_width: float) -> list[tuple[float, float]]:
