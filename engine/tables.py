@@ -7,8 +7,9 @@ Two kinds are found, both on the upright page:
   centre of its box;
 - unruled tables: a block of rows the layout named ``table`` (:mod:`engine.layout`) whose lines
   share whitespace gutters (the columns); a line that runs across a gutter spans those columns.
-  A block of two columns is a table only where most of its right column is numbers (a receipt's
-  items and prices), so that a form of labels and values stays a form.
+  A table needs two columns filled in most rows; where there are only two, most of the right
+  one must be numbers (a receipt's items and prices), so that a form of labels and values, or
+  code beside its line numbers, is no table.
 
 A table has at least two rows and two columns. Everything here is geometry (no model).
 """
@@ -36,6 +37,7 @@ HEADER_GAP = 3.0  # a header row is at most this many line heights above the tab
 MIN_GUTTER = 0.8  # the narrowest gutter between unruled columns, in line heights
 SPANNING = 0.2  # gutters may be crossed by lines of at most this share of a block's rows
 NUMERIC = 0.6  # share of a two-column block's right cells that must be numbers
+DENSE = 0.5  # a column with text in at least this share of the rows is one of the table's own
 MIN_FILLED = 3  # a table has text in at least this many cells
 MERGED = 0.5  # at most this share of a ruled grid's positions lie in merged cells (else: a frame)
 _NUMBER = re.compile(r"^[\s$€£¥￥%+\-−–.,:/()#xX\d]*\d[\s$€£¥￥%+\-−–.,:/()#xX\dA-Za-z]{0,4}$")
@@ -278,7 +280,8 @@ def unruled_table(
                 placed[-1] = (r, prev[1], max(prev[1] + prev[2] - 1, last) - prev[1] + 1, prev[3] + [i])
             else:
                 placed.append((r, first, last - first + 1, [i]))
-    if cols == 2 and not _numeric_right(placed, texts):
+    dense = [c for c in range(cols) if sum(p[1] == c for p in placed) >= DENSE * len(rows)]
+    if len(dense) < 2 or (len(dense) == 2 and not _numeric(placed, texts, dense[1])):
         return None
     if len(placed) < MIN_FILLED or sum(1 for r in range(len(rows)) if sum(p[0] == r for p in placed) > 1) < 2:
         return None
@@ -327,8 +330,9 @@ def _runs(free: np.ndarray, edges: np.ndarray, min_width: float) -> list[tuple[f
     return out
 
 
-def _numeric_right(placed: list[tuple[int, int, int, list[int]]], texts: Sequence[str]) -> bool:
-    right = [p for p in placed if p[1] == 1 and p[2] == 1]
+def _numeric(placed: list[tuple[int, int, int, list[int]]], texts: Sequence[str], col: int) -> bool:
+    """Whether ``NUMERIC`` of the cells of column ``col`` are numbers (and there are two)."""
+    right = [p for p in placed if p[1] == col and p[2] == 1]
     numbers = sum(all(_NUMBER.match(texts[i].strip()) for i in p[3]) for p in right)
     return len(right) >= 2 and numbers >= NUMERIC * len(right)
 
