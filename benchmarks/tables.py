@@ -170,11 +170,12 @@ def run_rendered(args: argparse.Namespace, score: Any) -> dict[str, Any]:
     rng = random.Random(15)
     groups: dict[str, dict[str, list[float]]] = {}
     ms: list[float] = []
+    pages: list[dict[str, Any]] = []  # per page, written to --out
     extra = 0
     for k in range(args.count):
         ruled, zh = k % 2 == 0, (k // 2) % 2 == 1 and zh_font is not None
         image, truth = draw_page(rng, ruled, zh, zh_font if zh and zh_font else LATIN)
-        cv2.imwrite(str(args.out / f"table_{k:03d}.png"), image)
+        cv2.imwrite(str(args.out / f"table_{k:03d}.png"), image)  # to look at
         page = engine(image)
         ms.append(1000 * page.timings.get("tables", 0.0))
         best = max(page.tables, key=lambda t: iou(t.bbox, truth["bbox"]), default=None)
@@ -189,6 +190,17 @@ def run_rendered(args: argparse.Namespace, score: Any) -> dict[str, Any]:
         )
         texts = [accuracy(score, t, got.get(pos, (1, 1, ""))[2]) for pos, (_, _, t) in truth["cells"].items() if t]
         name = f"{'ruled' if ruled else 'unruled'} {'zh' if zh else 'en'}"
+        pages.append(
+            {
+                "image": f"table_{k:03d}.png",
+                "kind": name,
+                "found": found,
+                "exact": exact,
+                "truth": [truth["rows"], truth["cols"]],
+                "got": [best.rows, best.cols] if found and best else None,
+                "cell text": round(float(np.mean(texts)), 4) if texts else None,
+            }
+        )
         g = groups.setdefault(name, {"found": [], "exact": [], "cells": []})
         g["found"].append(float(found))
         g["exact"].append(float(exact))
@@ -202,6 +214,7 @@ def run_rendered(args: argparse.Namespace, score: Any) -> dict[str, Any]:
     out["all"] = {key: round(float(np.mean(v)), 4) for key, v in every.items()}
     out["extra tables per page"] = round(extra / max(1, args.count), 3)
     out["tables ms/page"] = round(float(np.mean(ms)), 2)
+    (args.out / "rendered-pages.json").write_text(json.dumps(pages, indent=1), "utf-8")
     return out
 
 

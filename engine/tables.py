@@ -153,11 +153,14 @@ def find_tables(
         if table is not None:
             tables.append((min(i for c in table.cells for i in c.lines), table))
             taken[[i for c in table.cells for i in c.lines]] = True
-    for run in _row_runs([b for b in blocks if not taken[list(b.lines)].any()], boxes, unit):
+    free = [b for b in blocks if not taken[list(b.lines)].any()]
+    for ks in _row_runs(free, boxes, unit):
+        run = [free[k] for k in ks]
+        after = free[ks[-1] + 1] if ks[-1] + 1 < len(free) else None
         whole = Block(
             "table", tuple(i for b in run for i in b.lines), tuple(r for b in run for r in b.rows), run[0].bbox
         )
-        found = [unruled_table(whole, boxes, texts, unit)]
+        found = [unruled_table(whole, boxes, texts, unit, after=after)]
         if found[0] is None:  # rows that do not share their gutters: the layout's tables alone
             found = [unruled_table(b, boxes, texts, unit, run[k - 1] if k else None) for k, b in enumerate(run)]
         for table in found:
@@ -167,25 +170,25 @@ def find_tables(
     return [t for _, t in sorted(tables, key=lambda pair: pair[0])]
 
 
-def _row_runs(blocks: Sequence[Block], boxes: np.ndarray, unit: float) -> list[list[Block]]:
+def _row_runs(blocks: Sequence[Block], boxes: np.ndarray, unit: float) -> list[list[int]]:
     """Runs of consecutive blocks that may be one table's rows: ``table`` blocks and single rows
     of two or more lines (the layout cuts a table's rows apart where they are far apart, and its
-    header off at a wider gap), each at most ``ROW_GAP`` line heights below the one before; runs
-    that hold no ``table`` block and fewer than two rows are left out."""
-    runs: list[list[Block]] = []
+    header off at a wider gap), each at most ``ROW_GAP`` line heights below the one before, as
+    indices into ``blocks``; runs of fewer than ``MIN_ROWS`` rows are left out."""
+    runs: list[list[int]] = []
     bottom = -np.inf
-    for block in blocks:
+    for k, block in enumerate(blocks):
         rowlike = block.kind == "table" or (block.kind != "heading" and len(block.rows) == 1 and len(block.rows[0]) > 1)
         if not rowlike:
             bottom = -np.inf
             continue
         b = boxes[list(block.lines)]
         if runs and b[:, 1].min() - bottom <= ROW_GAP * unit and b[:, 1].min() > bottom - unit:
-            runs[-1].append(block)
+            runs[-1].append(k)
         else:
-            runs.append([block])
+            runs.append([k])
         bottom = float(b[:, 3].max())
-    return [run for run in runs if sum(len(b.rows) for b in run) >= MIN_ROWS]
+    return [run for run in runs if sum(len(blocks[k].rows) for k in run) >= MIN_ROWS]
 
 
 def ruled_table(grid: Grid, boxes: np.ndarray, texts: Sequence[str], taken: np.ndarray) -> Table | None:
@@ -238,7 +241,12 @@ def ruled_table(grid: Grid, boxes: np.ndarray, texts: Sequence[str], taken: np.n
 
 
 def unruled_table(
-    block: Block, boxes: np.ndarray, texts: Sequence[str], unit: float, before: Block | None = None
+    block: Block,
+    boxes: np.ndarray,
+    texts: Sequence[str],
+    unit: float,
+    before: Block | None = None,
+    after: Block | None = None,
 ) -> Table | None:
     """The table of a ``table`` block: columns between the whitespace gutters its rows share,
     one table row per row of the block; the block ``before`` it is its header where that is a
@@ -267,6 +275,9 @@ def unruled_table(
         rows = [list(row) for row in before.rows] + rows
         lo, hi = min(lo, float(boxes[list(before.lines), 0].min())), max(hi, float(boxes[list(before.lines), 2].max()))
         bounds[0], bounds[-1] = lo, hi
+        b = boxes[[i for row in rows for i in row]]
+    if after is not None and _below(after, rows, boxes) <= 0 and _fits(after, boxes, bounds, unit, 0.0):
+        rows = rows + [list(row) for row in after.rows]  # a last row of one cell, cut off as a paragraph
         b = boxes[[i for row in rows for i in row]]
     placed: list[tuple[int, int, int, list[int]]] = []  # row, col, colspan, lines
     for r, row in enumerate(rows):
@@ -306,7 +317,26 @@ def _header(block: Block, boxes: np.ndarray, bounds: list[float], unit: float, t
     first row starts at ``top``: one or two rows of two or more cells, at most ``HEADER_GAP``
     line heights above, every line inside one column."""
     b = boxes[list(block.lines)]
-    if len(block.rows) > 2 or any(len(row) < 2 for row in block.rows) or top - b[:, 3].max() > HEADER_GAP * unit:
+    if any(len(row) < 2 for row in block.rows):
+        return False
+    return _fits(block, boxes, bounds, unit, top - float(b[:, 3].max()))
+
+
+def _below(after: Block, rows: list[list[int]], boxes: np.ndarray) -> float:
+    """How far ``after`` lies below the last of ``rows``, past the rows' own spacing (a note a
+    paragraph's gap under a table is no last row of it): its gap less 1.5 times their median
+    gap (at most 0 for a row of the table)."""
+    tops = [float(boxes[row, 1].min()) for row in rows]
+    bottoms = [float(boxes[row, 3].max()) for row in rows]
+    spacing = float(np.median([t - b for t, b in zip(tops[1:], bottoms[:-1])]))
+    return float(boxes[list(after.lines), 1].min()) - bottoms[-1] - 1.5 * max(spacing, 0.0)
+
+
+def _fits(block: Block, boxes: np.ndarray, bounds: list[float], unit: float, gap: float) -> bool:
+    """Whether ``block``, ``gap`` away from a table whose columns lie between ``bounds``, is a
+    row or two of it: at most ``HEADER_GAP`` line heights away, every line inside one column."""
+    b = boxes[list(block.lines)]
+    if len(block.rows) > 2 or gap > HEADER_GAP * unit or gap < -0.5 * unit:
         return False
     if b[:, 0].min() < bounds[0] - unit or b[:, 2].max() > bounds[-1] + unit:
         return False

@@ -171,3 +171,19 @@ def test_tables_go_through_a_page_and_a_documents_json() -> None:
     assert [t["page"] for t in doc["tables"]] == [1, 3]
     assert doc["tables"][1]["cells"][0]["lines"] == [4, 5]
     assert [doc["lines"][i]["text"] for i in doc["tables"][1]["cells"][2]["lines"]] == ["d"]
+
+
+def test_a_page_turned_a_quarter_keeps_its_table_in_the_images_pixels(ort_engine: OcrEngine) -> None:
+    texts = [
+        ["Name", "Pages", "Size", "Status"],
+        ["report.pdf", "12", "3 KB", "done"],
+        ["scan.png", "3", "4 KB", "queued"],
+    ]
+    turned = cv2.rotate(ruled_page(set(), texts), cv2.ROTATE_90_COUNTERCLOCKWISE)  # 360 x 900 -> 900 x 360
+    page = ort_engine(turned)
+    assert page.rotation == 90
+    (table,) = page.tables
+    assert (table.rows, table.cols) == (3, 4)
+    assert [c.text for c in table.cells if c.row == 0] == texts[0]
+    x0, y0, x1, y1 = table.bbox  # the upright table (50..850 x 60..270) in the turned image's pixels
+    assert abs(x0 - 60) <= 3 and abs(x1 - 270) <= 3 and abs(y0 - 50) <= 3 and abs(y1 - 850) <= 3
