@@ -1,4 +1,4 @@
-"""The OCR pipeline: decode -> orient -> detect -> crop -> recognise -> reading order, with timings.
+"""The OCR pipeline: decode -> orient -> detect -> crop -> recognise -> reading order -> tables, with timings.
 
 ``build_engine(settings)`` loads the models once; the returned ``OcrEngine`` never changes
 itself per call, so threads may share it.

@@ -5,13 +5,16 @@ Two kinds are found, both on the upright page:
 - ruled tables: the grids of rule lines :mod:`engine.table_lines` finds on the page image; a cell
   whose inner rule is missing spans its neighbours; each text line goes to the cell holding the
   centre of its box;
-- unruled tables: a block of rows the layout named ``table`` (:mod:`engine.layout`) whose lines
-  share whitespace gutters (the columns); a line that runs across a gutter spans those columns.
-  A table needs two columns filled in most rows; where there are only two, most of the right
-  one must be numbers (a receipt's items and prices), so that a form of labels and values, or
-  code beside its line numbers, is no table.
+- unruled tables: a run of blocks the layout read row by row (:mod:`engine.layout`: ``table``
+  blocks, and rows of several lines it cut apart where they lie far apart or under a header)
+  whose lines share whitespace gutters (the columns); a line that runs across a gutter spans
+  those columns. Such a table needs three rows and two columns filled in most rows; where there
+  are only two, most of the right one must be numbers (a receipt's items and prices), so that a
+  form of labels and values, or code beside its line numbers, is no table.
 
-A table has at least two rows and two columns. Everything here is geometry (no model).
+A table has at least two rows and two columns, text in three cells or more. The blocks that hold
+exactly a table's lines are made one ``table`` block (:func:`table_blocks`). Everything here is
+geometry on the boxes and the page image (no model).
 """
 
 from __future__ import annotations
