@@ -61,6 +61,7 @@ class EngineSettings:
     max_file_bytes: int = 200_000_000
     pdf_dpi: float = 200.0  # PDF pages are rendered for OCR at this resolution (less past det_max_pixels)
     max_pages: int = 500  # pages of one document read; a longer one is read up to here and says so
+    tables: bool = True  # find tables (ruled and aligned columns) and their cells on each page
 
 
 @dataclass(frozen=True)

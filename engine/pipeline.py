@@ -1,4 +1,4 @@
-"""The OCR pipeline: decode -> orient -> detect -> crop -> recognise -> reading order, with timings.
+"""The OCR pipeline: decode -> orient -> detect -> crop -> recognise -> reading order -> tables, with timings.
 
 ``build_engine(settings)`` loads the models once; the returned ``OcrEngine`` never changes
 itself per call, so threads may share it.
@@ -34,11 +34,13 @@ from engine.detection.predictor import DetResize, TextDetectorPredictor
 from engine.documents import Document, open_document
 from engine.enhance import apply as enhance
 from engine.enhance import parse_steps
+from engine.layout import Block
 from engine.orientation import OrientationClassifier, candidate_turns, to_source, upright
 from engine.preprocess import load_image, read_source
 from engine.reading import arrange
 from engine.recognition.crop import crop_quad
 from engine.recognition.predictor import RecParams, TextRecognizerPredictor
+from engine.tables import Table, page_tables
 from engine.types import PageResult, TextLine
 from engine.weights import ModelFiles, load_charset, model_files, orientation_model
 
@@ -175,13 +177,16 @@ class OcrEngine:
         """A page read from its PDF text layer: its lines in reading order, no OCR."""
         start = time.perf_counter()
         ordered, blocks = arrange(lines, width, height)
-        layout = time.perf_counter() - start
+        timings = {"decode": seconds, "layout": time.perf_counter() - start}
+        tables, blocks = self._tables(ordered, blocks, width, height, 0, None, timings)
+        timings["total"] = sum(timings.values())
         return PageResult(
             lines=ordered,
             blocks=blocks,
+            tables=tables,
             width=width,
             height=height,
-            timings={"decode": seconds, "layout": layout, "total": seconds + layout},
+            timings=timings,
             engine_version=self.engine_version,
             model_version=self.model_version,
         )
@@ -353,6 +358,7 @@ class OcrEngine:
         start = time.perf_counter()
         ordered, blocks = arrange(lines, w, h, turn)
         timings["layout"] = time.perf_counter() - start
+        tables, blocks = self._tables(ordered, blocks, w, h, turn, source, timings)
         timings["total"] = sum(timings.values())
         return PageResult(
             lines=ordered,
@@ -363,7 +369,27 @@ class OcrEngine:
             engine_version=self.engine_version,
             model_version=self.model_version,
             rotation=turn,
+            tables=tables,
         )
+
+    def _tables(
+        self,
+        lines: tuple[TextLine, ...],
+        blocks: tuple[Block, ...],
+        width: int,
+        height: int,
+        turn: int,
+        image: np.ndarray | None,
+        timings: dict[str, float],
+    ) -> tuple[tuple[Table, ...], tuple[Block, ...]]:
+        """The page's tables and its blocks with each table one block (``engine.tables``; timing
+        ``tables``); no tables and the blocks as they are when ``engine.tables`` is off."""
+        if not self.settings.tables:
+            return (), blocks
+        start = time.perf_counter()
+        found = page_tables(lines, blocks, width, height, turn, image)
+        timings["tables"] = time.perf_counter() - start
+        return found
 
 
 _PENDING: PageResult = PageResult(lines=(), width=0, height=0)  # a slot not filled yet

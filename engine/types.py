@@ -9,6 +9,7 @@ import numpy as np
 
 from engine.layout import Block, blocks_text, group_rows, page_blocks
 from engine.orientation import to_source, to_upright
+from engine.tables import Cell, Table
 
 Point = tuple[float, float]
 Quad = tuple[Point, Point, Point, Point]
@@ -51,6 +52,7 @@ class PageResult:
     model_version: str = ""
     rotation: int = 0  # clockwise degrees the image was turned to read it upright (engine.orientation)
     blocks: tuple[Block, ...] | None = None  # engine.layout: indices into ``lines``, bbox in image pixels
+    tables: tuple[Table, ...] = ()  # engine.tables: cells index ``lines``, bbox in image pixels
 
     def page_blocks(self) -> tuple[Block, ...]:
         """The page's blocks in reading order (``blocks``, or found from the upright lines)."""
@@ -89,6 +91,7 @@ class PageResult:
             "lines": [line.to_dict() for line in self.lines],
             "text": self.text,
             "blocks": [block_dict(block) for block in self.page_blocks()],
+            "tables": [table_dict(table) for table in self.tables],
             "width": self.width,
             "height": self.height,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
@@ -108,6 +111,7 @@ class PageResult:
             engine_version=str(data.get("engine_version", "")),
             model_version=str(data.get("model_version", "")),
             rotation=int(data.get("rotation", 0)),
+            tables=tuple(table_from_dict(table) for table in data.get("tables", ())),
         )
 
 
@@ -126,6 +130,49 @@ def block_dict(block: Block, offset: int = 0, page: int | None = None) -> dict[s
     return out
 
 
+def table_dict(table: Table, offset: int = 0, page: int | None = None) -> dict[str, Any]:
+    """A table as JSON: its grid size, bbox [x0, y0, x1, y1] in pixels, whether it is ruled, and
+    its cells, each with its grid position, spans, text and lines (indices into the result's
+    ``lines``, ``offset`` added, as :func:`block_dict` does)."""
+    out: dict[str, Any] = {
+        "rows": table.rows,
+        "cols": table.cols,
+        "bbox": [round(v, 1) for v in table.bbox],
+        "ruled": table.ruled,
+        "cells": [
+            {
+                "row": cell.row,
+                "col": cell.col,
+                "rowspan": cell.rowspan,
+                "colspan": cell.colspan,
+                "text": cell.text,
+                "lines": [offset + i for i in cell.lines],
+            }
+            for cell in table.cells
+        ],
+    }
+    if page is not None:
+        out["page"] = page
+    return out
+
+
+def table_from_dict(data: dict[str, Any]) -> Table:
+    """The table :func:`table_dict` wrote (with no offset)."""
+    x0, y0, x1, y1 = (float(v) for v in data["bbox"])
+    cells = tuple(
+        Cell(
+            row=int(c["row"]),
+            col=int(c["col"]),
+            rowspan=int(c["rowspan"]),
+            colspan=int(c["colspan"]),
+            lines=tuple(int(i) for i in c["lines"]),
+            text=str(c["text"]),
+        )
+        for c in data["cells"]
+    )
+    return Table(int(data["rows"]), int(data["cols"]), cells, (x0, y0, x1, y1), bool(data["ruled"]))
+
+
 PAGE_BREAK = "\n\f\n"  # between pages in a document's text: a form feed on a line of its own
 
 
@@ -141,8 +188,8 @@ class DocumentResult:
 
     def to_dict(self) -> dict[str, Any]:
         """One result for the whole document: every line with its ``page`` (1-based), the pages'
-        texts joined by :data:`PAGE_BREAK`, every page's ``blocks`` (with their ``page``; their
-        ``lines`` index the document's lines), the first page's size, the stages' times summed, and
+        texts joined by :data:`PAGE_BREAK`, every page's ``blocks`` and ``tables`` (with their
+        ``page``; their ``lines`` index the document's lines), the first page's size, the stages' times summed, and
         ``pages``: each page's number, size and turn, or its error."""
         read = [page for page in self.pages if page is not None]
         first = read[0] if read else PageResult(lines=(), width=0, height=0)
@@ -153,16 +200,19 @@ class DocumentResult:
         pages: list[dict[str, Any]] = []
         lines: list[dict[str, Any]] = []
         blocks: list[dict[str, Any]] = []
+        tables: list[dict[str, Any]] = []
         for number, page in enumerate(self.pages, 1):
             if page is None:
                 pages.append({"page": number, "error": self.errors.get(number, "not read")})
                 continue
             pages.append({"page": number, "width": page.width, "height": page.height, "rotation": page.rotation})
             blocks.extend(block_dict(block, len(lines), number) for block in page.page_blocks())
+            tables.extend(table_dict(table, len(lines), number) for table in page.tables)
             lines.extend({**line.to_dict(), "page": number} for line in page.lines)
         return {
             "lines": lines,
             "blocks": blocks,
+            "tables": tables,
             "text": PAGE_BREAK.join(page.text if page is not None else "" for page in self.pages),
             "width": first.width,
             "height": first.height,

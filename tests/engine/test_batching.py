@@ -69,7 +69,7 @@ def test_a_batch_keeps_boxes_sizes_and_timings(
         got = np.array([line.points for line in page.lines])
         want = np.array([line.points for line in one.lines])
         assert got.shape == want.shape and np.abs(got - want).max() < 2.0, name
-        assert set(page.timings) == {"decode", "detect", "recognize", "layout", "total"}
+        assert set(page.timings) == {"decode", "detect", "recognize", "layout", "tables", "total"}
         assert page.timings["total"] > 0
 
 
