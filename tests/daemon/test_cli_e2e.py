@@ -184,3 +184,55 @@ def test_ocr_reads_files_whose_names_are_not_utf8(tmp_path: Path) -> None:
         os.path.join("legacy", "发票.png"),
     ]
     assert all("Quarterly" in row["text"] for row in rows)
+
+
+def test_ocr_writes_the_tables_it_finds(tmp_path: Path) -> None:
+    """``--tables DIR``: a ruled 3 x 4 table with a merged cell, drawn as a PNG and as page 2 of a
+    scanned PDF, gives a CSV per table with the grid and an .xlsx per input whose merged cell is
+    merged; the text-only page gives none."""
+    import csv
+
+    import cv2
+    import openpyxl
+    import pypdfium2 as pdfium
+
+    from tests.engine import docmakers
+    from tests.engine.test_tables import ruled_page
+
+    texts = [
+        ["Name", "Pages", "Size", "Status"],
+        ["report.pdf", "12 pages merged", "", "done"],
+        ["scan.png", "3", "410 KB", "queued"],
+    ]
+    page = ruled_page({(1, 2)}, texts)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "sheet.png"), page)
+    pdf = pdfium.PdfDocument.new()
+    docmakers.image_page(pdf, docmakers.golden("golden_en.png"))
+    docmakers.image_page(pdf, page)
+    (folder / "report.pdf").write_bytes(docmakers.saved(pdf))
+    done = teamocr("ocr", "in", "--jsonl", "rows.jsonl", "--tables", "tables", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "tables"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "report-p2-table-1.csv",
+        "report.xlsx",
+        "sheet-table-1.csv",
+        "sheet.xlsx",
+    ]
+    expected = [
+        ["Name", "Pages", "Size", "Status"],
+        ["report.pdf", "12 pages merged", "", "done"],
+        ["scan.png", "3", "410 KB", "queued"],
+    ]
+    for name in ("sheet-table-1.csv", "report-p2-table-1.csv"):
+        rows = list(csv.reader((out / name).read_text(encoding="utf-8-sig").splitlines()))
+        assert rows == expected, name
+    book = openpyxl.load_workbook(out / "report.xlsx")
+    assert book.sheetnames == ["p2 t1"]
+    sheet = book["p2 t1"]
+    assert [str(r) for r in sheet.merged_cells.ranges] == ["B2:C2"] and sheet["B2"].value == "12 pages merged"
+    assert sheet["B3"].value == 3  # a plain number is a number
+    rows = read_rows(tmp_path / "rows.jsonl")
+    assert [len(r["tables"]) for r in rows] == [0, 1, 1]  # report.pdf's pages, then sheet.png

@@ -16,6 +16,7 @@ from typing import Any
 
 import jwt
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 
 from tests.daemon.servicekit import make_settings, running, store_of
 from tests.engine.ocrcheck import IMAGES
@@ -442,3 +443,65 @@ def test_an_admin_reads_a_result_again_sees_the_old_version_and_deletes_it(stack
     alice.js("window.confirm = () => true;")
     alice.css("[data-testid=viewer-delete]").click()
     wait_until(lambda: bob.feed_item(shown["id"]) is None, 60, "the result gone from bob's feed")
+
+
+def test_the_viewer_shows_blocks_and_a_table_with_its_downloads(stack: Stack, tmp_path: Path) -> None:
+    """A dropped page with a ruled table: the viewer shows its lines in a table block (hovering it
+    outlines the block on the image; its button copies the block), the table as a table with its
+    merged cell, and "CSV" saves the table's grid."""
+    import csv
+
+    import cv2
+
+    from tests.engine.test_tables import ruled_page
+
+    bob = stack.browsers["bob"]
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    bob.driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    texts = [
+        ["Name", "Pages", "Size", "Status"],
+        ["report.pdf", "12 pages merged", "", "done"],
+        ["scan.png", "3", "410 KB", "queued"],
+    ]
+    shot = stack.staging / "files table.png"
+    cv2.imwrite(str(shot), ruled_page({(1, 2)}, texts))
+    stack.drop(shot)
+    shown = bob.wait_final("files table.png", 120)
+    assert shown["status"] == "done", shown
+    bob.open_viewer(shown["id"])
+    wait_until(
+        lambda: bob.js("return document.querySelectorAll('[data-testid=viewer-cell]').length") == 11,
+        30,
+        "the table's cells",
+    )
+    cells = bob.js(
+        "return [...document.querySelectorAll('[data-testid=viewer-cell]')].map("
+        "c => [c.dataset.row, c.dataset.col, c.colSpan, c.textContent])"
+    )
+    assert ["1", "1", 2, "12 pages merged"] in cells and ["2", "2", 1, "410 KB"] in cells
+    assert bob.js("return [...document.querySelectorAll('[data-testid=viewer-block]')].map(b => b.dataset.kind)") == [
+        "table"
+    ]
+    wait_until(
+        lambda: bob.js("return document.querySelectorAll('[data-testid=viewer-block-box]').length") == 1,
+        30,
+        "the block's outline",
+    )
+    ActionChains(bob.driver).move_to_element(bob.css("[data-testid=viewer-block] .block-head")).perform()
+    wait_until(
+        lambda: bob.js("return document.querySelector('[data-testid=viewer-block-box]').classList.contains('active')"),
+        10,
+        "the outline shown",
+    )
+    bob.css("[data-testid=block-copy]").click()
+    wait_until(
+        lambda: bob.js("const t = document.getElementById('toast'); return !t.hidden && t.textContent"),
+        30,
+        "the copy notice",
+    )
+    assert bob.js("return document.getElementById('toast').textContent") == "Copied"
+    bob.css("[data-testid=table-csv]").click()
+    saved = downloads / "files table-table-1.csv"
+    wait_until(lambda: saved.is_file() and saved.stat().st_size > 0, 60, "the table's CSV downloaded")
+    assert list(csv.reader(saved.read_text(encoding="utf-8-sig").splitlines())) == texts
