@@ -27,8 +27,8 @@ if [[ "${1:-}" == "--dry-run" ]]; then
     shift
     python=${PYTHON:-.venv/bin/python}
     [[ -x "$python" ]] || fail "no Python at $python (set PYTHON to a venv with the project installed)"
-    PYTHONPATH=. exec "$python" benchmarks/gpu_speed.py --device cpu --dtypes fp32 --batches 1,4 \
-        --limit 4 --pages 2 --budget 300 "$@"
+    PYTHONPATH=. exec "$python" benchmarks/gpu_speed.py --device cpu --dtypes fp32 --batches 1,2 \
+        --limit 2 --pages 2 --budget 600 "$@"
 fi
 
 command -v nvidia-smi >/dev/null || fail "no nvidia-smi: this is not a CUDA machine (try --dry-run)"
