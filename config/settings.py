@@ -62,6 +62,7 @@ class EngineSettings:
     pdf_dpi: float = 200.0  # PDF pages are rendered for OCR at this resolution (less past det_max_pixels)
     max_pages: int = 500  # pages of one document read; a longer one is read up to here and says so
     tables: bool = True  # find tables (ruled and aligned columns) and their cells on each page
+    prefetch_pages: int = 2  # a document's pages rendered ahead while earlier ones are read; 0 = none
 
 
 @dataclass(frozen=True)

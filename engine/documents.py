@@ -96,23 +96,28 @@ def open_document(
 
 
 def _pdf(data: bytes, name: str, dpi: float, max_pixels: int, max_pages: int) -> Document:
-    pdf = _open_pdf(data, name)
-    try:
-        count = len(pdf)
-    finally:
-        pdf.close()
+    with PDFIUM:
+        pdf = _open_pdf(data, name)
+        try:
+            count = len(pdf)
+        finally:
+            pdf.close()
     if count == 0:
         raise ImageError(name, "is a PDF without pages")
     read = min(count, max_pages)
 
     def pages(skip: Collection[int]) -> Iterator[DocumentPage]:
-        doc = _open_pdf(data, name)
+        # the lock is held while PDFium works, never across a yield: the pages may be made in a
+        # read-ahead thread (engine.prefetch) while another thread renders or writes a PDF
+        with PDFIUM:
+            doc = _open_pdf(data, name)
         try:
             for k in range(read):
                 if k + 1 not in skip:
                     yield _pdf_page(doc, k, name, dpi, max_pixels)
         finally:
-            doc.close()
+            with PDFIUM:
+                doc.close()
 
     return Document("pdf", count, read, pages)
 
@@ -135,6 +140,11 @@ def _pdf_reason(message: str) -> str:
 
 
 def _pdf_page(pdf: Any, index: int, name: str, dpi: float, max_pixels: int) -> DocumentPage:
+    with PDFIUM:
+        return _pdf_page_unlocked(pdf, index, name, dpi, max_pixels)
+
+
+def _pdf_page_unlocked(pdf: Any, index: int, name: str, dpi: float, max_pixels: int) -> DocumentPage:
     import pypdfium2 as pdfium
 
     number = index + 1

@@ -31,11 +31,12 @@ from engine import __version__
 from engine.backends import OrtRunner, Runner, choose, resolve_threads
 from engine.detection.postprocess import DBParams
 from engine.detection.predictor import DetResize, TextDetectorPredictor
-from engine.documents import Document, open_document
+from engine.documents import Document, DocumentPage, open_document
 from engine.enhance import apply as enhance
 from engine.enhance import parse_steps
 from engine.layout import Block
 from engine.orientation import OrientationClassifier, candidate_turns, to_source, upright
+from engine.prefetch import prefetch
 from engine.preprocess import load_image, read_source
 from engine.reading import arrange
 from engine.recognition.crop import crop_quad
@@ -147,11 +148,14 @@ class OcrEngine:
     ) -> Iterator[tuple[int, Outcome]]:
         """(page number, its result or its error) for each page of ``document`` to read, in order,
         but the pages numbered in ``skip``. Pages needing OCR are read ``batch`` at a time
-        (``ocr_many``'s batching); text-layer pages are taken as they are; a bad page is its own error."""
+        (``ocr_many``'s batching: their lines recognised together); text-layer pages are taken as
+        they are; a bad page is its own error.
+
+        The pages are rendered ahead in a thread (``engine.prefetch_pages`` of them at most, waiting),
+        so that PDFium renders the next pages while the networks read these: at most ``batch`` +
+        ``prefetch_pages`` + 1 rendered pages are held at once."""
         pending: list[tuple[int, np.ndarray, float]] = []
-        start = time.perf_counter()
-        for page in document.pages(skip):
-            rendered = time.perf_counter() - start
+        for page, rendered in prefetch(_timed(document.pages(skip)), self.settings.prefetch_pages, "pages"):
             if page.error is not None:
                 yield from self._flush(pending)
                 pending = []
@@ -165,7 +169,7 @@ class OcrEngine:
                 if len(pending) >= batch:
                     yield from self._flush(pending)
                     pending = []
-            start = time.perf_counter()
+            del page  # not held while the next page is waited for
         yield from self._flush(pending)
 
     def _flush(self, pending: list[tuple[int, np.ndarray, float]]) -> Iterator[tuple[int, Outcome]]:
@@ -393,6 +397,23 @@ class OcrEngine:
 
 
 _PENDING: PageResult = PageResult(lines=(), width=0, height=0)  # a slot not filled yet
+
+
+def _timed(pages: Iterator[DocumentPage]) -> Iterator[tuple[DocumentPage, float]]:
+    """Each page with the seconds it took to render or decode (its ``decode`` timing); ``pages``
+    is closed with this (in the thread that ran it: a PDF closes its document there)."""
+    try:
+        while True:
+            start = time.perf_counter()
+            page = next(pages, None)
+            if page is None:
+                return
+            yield page, time.perf_counter() - start
+            del page  # not held while the next page is rendered
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()
 
 
 def _runners(settings: EngineSettings, files: ModelFiles) -> tuple[Runner, Runner, str]:

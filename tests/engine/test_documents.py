@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
 import cv2
 import pytest
 
-from engine.documents import document_kind, open_document
+from engine.documents import Document, document_kind, open_document
 from engine.errors import ImageError
 from engine.pipeline import OcrEngine
 from engine.types import PageResult
 from tests.engine import docmakers
 from tests.engine.ocrcheck import char_error_rate, normalise
+from tests.polling import wait_until
 
 MAX_CER = 0.02
 
@@ -136,3 +139,59 @@ def test_a_scan_is_rendered_at_its_own_resolution_when_that_is_higher(engine: Oc
     low = docmakers.scanned_pdf(["golden_en.png"], dpi=100)  # a coarse scan: pdf_dpi (200) still applies
     ((_, coarse),) = pages_of(engine, low)
     assert isinstance(coarse, PageResult) and (coarse.width, coarse.height) == (1800, 1000)
+
+
+def counting_pages(document: Document) -> tuple[Document, dict[str, int]]:
+    """``document`` whose rendered page images are counted while they live (``live``, ``most``)."""
+    counts = {"live": 0, "most": 0, "made": 0}
+    lock = threading.Lock()
+
+    def gone() -> None:
+        with lock:
+            counts["live"] -= 1
+
+    def pages(skip: Any) -> Any:
+        for page in document.pages(skip):
+            if page.image is not None:
+                with lock:
+                    counts["live"] += 1
+                    counts["made"] += 1
+                    counts["most"] = max(counts["most"], counts["live"])
+                weakref.finalize(page.image, gone)
+            yield page
+            del page  # this wrapper holds no page while the next is rendered
+
+    return Document(document.kind, document.page_count, document.read_count, pages), counts
+
+
+@pytest.mark.parametrize(("batch", "ahead"), [(1, 1), (2, 2), (4, 2)])
+def test_a_long_document_never_holds_more_than_its_batch_and_the_pages_ahead(
+    engine: OcrEngine, batch: int, ahead: int
+) -> None:
+    """Pages are rendered ahead in a thread (engine.prefetch_pages), but a bounded few: with 30
+    pages, at most ``batch`` (being read) + ``ahead`` (waiting) + 1 (being rendered) at once."""
+    engine.settings = dataclasses.replace(engine.settings, prefetch_pages=ahead)
+    opened = engine.open_document(docmakers.blank_pdf(30, 300, 200), "long.pdf")
+    assert opened is not None
+    document, counts = counting_pages(opened)
+    numbers = [number for number, page in engine.read_document(document, batch) if isinstance(page, PageResult)]
+    assert numbers == list(range(1, 31))
+    assert counts["made"] == 30
+    assert counts["most"] <= batch + ahead + 1, counts
+    assert counts["most"] > batch  # it did read ahead: the next pages were rendered while these were read
+
+
+def test_reading_ahead_reads_the_same_pages_and_leaves_no_thread(engine: OcrEngine) -> None:
+    data = docmakers.scanned_pdf(["golden_en.png", "golden_zh.png", "golden_en.png"])
+    before = set(threading.enumerate())
+    engine.settings = dataclasses.replace(engine.settings, prefetch_pages=0)
+    serial = [(number, page.text) for number, page in pages_of(engine, data) if isinstance(page, PageResult)]
+    engine.settings = dataclasses.replace(engine.settings, prefetch_pages=2)
+    ahead = [(number, page.text) for number, page in pages_of(engine, data) if isinstance(page, PageResult)]
+    assert ahead == serial and [number for number, _ in ahead] == [1, 2, 3]
+    opened = engine.open_document(data, "doc.pdf")
+    assert opened is not None
+    reading = engine.read_document(opened, 1)
+    next(reading)
+    reading.close()  # type: ignore[attr-defined] - a reader that stops early (a worker told to stop)
+    wait_until(lambda: not (set(threading.enumerate()) - before), 10.0, "the read-ahead thread to stop")
