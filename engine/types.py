@@ -9,7 +9,7 @@ import numpy as np
 
 from engine.layout import Block, blocks_text, group_rows, page_blocks
 from engine.orientation import to_source, to_upright
-from engine.tables import Cell, Table
+from engine.tables import Cell, Table, table_blocks
 
 Point = tuple[float, float]
 Quad = tuple[Point, Point, Point, Point]
@@ -102,8 +102,9 @@ class PageResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PageResult:
-        """The page :meth:`to_dict` wrote; its ``text`` is computed again from the lines."""
-        return cls(
+        """The page :meth:`to_dict` wrote; its blocks and ``text`` are found again from the lines
+        (and its tables' lines made one block each, as the pipeline makes them)."""
+        page = cls(
             lines=tuple(TextLine.from_dict(line) for line in data["lines"]),
             width=int(data["width"]),
             height=int(data["height"]),
@@ -113,6 +114,7 @@ class PageResult:
             rotation=int(data.get("rotation", 0)),
             tables=tuple(table_from_dict(table) for table in data.get("tables", ())),
         )
+        return replace(page, blocks=table_blocks(page.page_blocks(), page.tables)) if page.tables else page
 
 
 def block_dict(block: Block, offset: int = 0, page: int | None = None) -> dict[str, Any]:

@@ -77,6 +77,9 @@ def test_a_ruled_table_with_a_merged_cell_gives_its_grid(ort_engine: OcrEngine) 
     assert [b.kind for b in page.page_blocks()] == ["table"]
     assert page.text.splitlines()[1] == "report.pdf 12 pages merged done"
     assert page.timings["tables"] < 1.0
+    kept = PageResult.from_dict(page.to_dict())  # a document's page kept while the rest are read
+    data = kept.to_dict()
+    assert data["tables"] == page.to_dict()["tables"] and data["blocks"] == page.to_dict()["blocks"]
 
 
 def test_a_table_of_aligned_columns_without_rules_gives_its_grid(ort_engine: OcrEngine) -> None:
