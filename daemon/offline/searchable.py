@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from config.settings import EngineSettings
 from daemon.errors import DaemonError
 from daemon.names import shown_name
+from daemon.offline.files import write_whole
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,7 @@ class RunPdf:
                 data = buffer.getvalue()
             finally:
                 joined.close()
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            temporary = out.with_name(f".{out.name}.part")
-            temporary.write_bytes(data)
-            os.replace(temporary, out)
-        except OSError as exc:
-            raise DaemonError(f"cannot write {out}: {exc.strerror or exc}") from exc
+        write_whole(out, data)
         return len(parts), left_out
 
     def _by_input(self) -> list[tuple[str, list[dict[str, Any]]]]:

@@ -10,11 +10,10 @@ sheet each. Two inputs with the same stem (``a/scan.png``, ``b/scan.png``) get `
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
-from daemon.errors import DaemonError
+from daemon.offline.files import write_whole
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +70,4 @@ class TableFiles:
         return self.names[source]
 
     def _write(self, name: str, data: bytes) -> None:
-        out = self.folder / name
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            temporary = out.with_name(f".{name}.part")
-            temporary.write_bytes(data)
-            os.replace(temporary, out)
-        except OSError as exc:
-            raise DaemonError(f"cannot write {out}: {exc.strerror or exc}") from exc
+        write_whole(self.folder / name, data)

@@ -153,16 +153,21 @@ def test_edit_in_the_viewer_reaches_the_other_member_as_text(stack: Stack, live_
         assert not page.alert_open()
 
 
+def assert_copied(page: Any) -> None:
+    """The page shows the copy notice."""
+    wait_until(
+        lambda: page.js("const t = document.getElementById('toast'); return !t.hidden && t.textContent"),
+        60,
+        "the copy notice",
+    )
+    assert page.js("return document.getElementById('toast').textContent") == "Copied"
+
+
 def test_clicking_a_line_copies_it(stack: Stack, live_drop: LiveDrop) -> None:
     bob = stack.browsers["bob"]
     bob.open_viewer(live_drop.result_id)
     bob.css("[data-testid=viewer-line][data-index='1'] [data-testid=line-text]").click()
-    wait_until(
-        lambda: bob.js("const t = document.getElementById('toast'); return !t.hidden && t.textContent"),
-        60,
-        "the copy notice",
-    )
-    assert bob.js("return document.getElementById('toast').textContent") == "Copied"
+    assert_copied(bob)
 
 
 def test_html_in_a_file_name_shows_as_text(stack: Stack) -> None:
@@ -495,12 +500,7 @@ def test_the_viewer_shows_blocks_and_a_table_with_its_downloads(stack: Stack, tm
         "the outline shown",
     )
     bob.css("[data-testid=block-copy]").click()
-    wait_until(
-        lambda: bob.js("const t = document.getElementById('toast'); return !t.hidden && t.textContent"),
-        30,
-        "the copy notice",
-    )
-    assert bob.js("return document.getElementById('toast').textContent") == "Copied"
+    assert_copied(bob)
     bob.css("[data-testid=table-csv]").click()
     saved = downloads / "files table-table-1.csv"
     wait_until(lambda: saved.is_file() and saved.stat().st_size > 0, 60, "the table's CSV downloaded")
