@@ -18,7 +18,7 @@ from typing import Any
 from engine.layout import join_texts
 from engine.table_files import grid
 
-_MARKUP_START = re.compile(r"^(\s*)([#>+\-=])")
+_MARKUP_START = re.compile(r"^(\s*)([#>+\-=~])")
 _NUMBER_START = re.compile(r"^(\s*\d+)([.)])")
 _BULLET = re.compile(r"^\s*[•·●○▪■◦\-*+]\s*")
 _NUMBERED = re.compile(r"^\s*\d+[.)]\s")

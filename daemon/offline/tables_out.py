@@ -34,9 +34,9 @@ class TableFiles:
             return
         from engine.table_files import table_csv
 
-        source = str(row["image"]).split("#page=")[0]
-        stem = self._stem(source)
         page = row.get("page")
+        source = str(row["image"]).rsplit("#page=", 1)[0] if page is not None else str(row["image"])
+        stem = self._stem(source)
         offset = len(self.lines.setdefault(source, []))
         self.lines[source].extend(row.get("lines", []))
         for n, table in enumerate(tables, 1):
