@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from daemon.records import FINAL_STATUSES, ResultRecord, Status, parse_status
+from daemon.records import FINAL_STATUSES, JSON_FIELDS, ResultRecord, Status, parse_status
 
 LINE = {"text": "发票 Invoice", "points": [[0, 0], [40, 0], [40, 12], [0, 12]], "confidence": 0.97}
 
@@ -71,14 +71,8 @@ def test_from_item_rejects_missing_fields_and_bad_status() -> None:
 
 def test_from_row_decodes_json_columns() -> None:
     rec = done_record()
-    row = {
-        **rec.to_item(),
-        "seq": 7,
-        "lines": json.dumps(rec.lines),
-        "timings": json.dumps(rec.timings),
-        "pages": json.dumps(rec.pages),
-        "settings": json.dumps(rec.settings),
-    }
+    item = rec.to_item()
+    row = {**item, "seq": 7, **{name: json.dumps(item[name]) for name in JSON_FIELDS}}
     assert ResultRecord.from_row(row) == rec
     empty = {**row, "lines": "", "timings": None}
     assert ResultRecord.from_row(empty).lines == [] and ResultRecord.from_row(empty).timings == {}
