@@ -148,11 +148,20 @@ def list_results() -> Any:
     )
 
 
+def laid_out(item: dict[str, Any]) -> dict[str, Any]:
+    """:func:`web.exports.laid_out` off the event loop (finding the blocks of a result stored
+    without them takes seconds for a long document)."""
+    if item.get("blocks") or not item.get("lines"):
+        return item
+    found: dict[str, Any] = services().offload.run(exports.laid_out, item)
+    return found
+
+
 @blueprint.get("/results/<result_id>")
 @require_auth
 def result_detail(result_id: str) -> Any:
     rec = visible_record(result_id)
-    return jsonify({**exports.laid_out(public(rec)), "corrections": services().store.corrections(rec.id)})
+    return jsonify({**laid_out(public(rec)), "corrections": services().store.corrections(rec.id)})
 
 
 @blueprint.get("/search")
@@ -392,7 +401,7 @@ def _correct(rec: ResultRecord, index: int) -> Any:
         abort(404, description=str(exc))
     if updated is None:  # deleted (retention) since it was read
         abort(404, description=NOT_FOUND)
-    item = public(updated)
+    item = laid_out(public(updated))
     announce(item)
     return jsonify(item)
 

@@ -8,7 +8,8 @@ result as Markdown (or any export format, for this one result).
 
 A duplicate answers with its first result's reading; 409 while a file has no reading, 404 for an
 unknown id, another team's id, or a table that is not there. A result read before blocks were kept
-is laid out from its lines when asked (:func:`web.exports.laid_out`).
+is laid out from its lines when asked (:func:`web.api.laid_out`). Every file is made off the event
+loop (``services().offload``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from flask import Blueprint, Response, abort, jsonify, request, send_file
 from daemon.records import ResultRecord
 from engine import table_files
 from web import exports
-from web.api import public, reading_of, visible_record
+from web.api import laid_out, public, reading_of, visible_record
 from web.auth import require_auth
 from web.services import services
 
@@ -39,7 +40,7 @@ def reading_item(rec: ResultRecord, what: str) -> dict[str, Any]:
     if reading.id != rec.id:
         for name in ("lines", "text", "blocks", "tables", "pages", "page_count", "width", "height"):
             item[name] = getattr(reading, name)
-    return exports.laid_out(item)
+    return laid_out(item)
 
 
 def tables_now(item: dict[str, Any]) -> list[dict[str, Any]]:
@@ -55,7 +56,7 @@ def tables_now(item: dict[str, Any]) -> list[dict[str, Any]]:
 @require_auth
 def result_tables(result_id: str) -> Any:
     item = reading_item(visible_record(result_id), "tables")
-    return jsonify(id=item["id"], tables=tables_now(item))
+    return jsonify(id=item["id"], tables=services().offload.run(tables_now, item))
 
 
 @blueprint.get("/results/<result_id>/tables/<int:table>.csv")
@@ -65,7 +66,7 @@ def table_csv(result_id: str, table: int) -> Any:
     tables = item.get("tables") or []
     if not 1 <= table <= len(tables):
         abort(404, description=f"no table {table}: the result has {len(tables)} table(s)")
-    body = table_files.table_csv(tables[table - 1], item["lines"])
+    body: bytes = services().offload.run(table_files.table_csv, tables[table - 1], item["lines"])
     return _attachment(body, "text/csv; charset=utf-8", f"{Path(item['filename']).stem}-table-{table}.csv")
 
 
@@ -87,7 +88,7 @@ def result_export(result_id: str) -> Any:
         abort(400, description=f"format must be one of {', '.join(exports.FORMATS)}, got {name!r}")
     rec = visible_record(result_id)
     item = reading_item(rec, "text") if name == "md" else public(rec)
-    body = fmt.render([item])
+    body: bytes = services().offload.run(fmt.render, [item])
     return _attachment(body, fmt.mimetype, f"{Path(item['filename']).stem}.{fmt.extension}")
 
 

@@ -4,7 +4,9 @@ Each table becomes ``<stem>-table-<n>.csv`` (a document's: ``<stem>-p<page>-tabl
 counted per page), written as its row arrives (:meth:`TableFiles.add`); at the end
 (:meth:`TableFiles.finish`) each input that had tables gets ``<stem>.xlsx`` with all of them, a
 sheet each. Two inputs with the same stem (``a/scan.png``, ``b/scan.png``) get ``scan`` and
-``scan-2``. Files are written whole or not at all (a temporary name, then a rename).
+``scan-2``, and a name one input would write that another already wrote (``scan-p1.png``'s table
+and page 1 of ``scan.pdf``) gets ``-2``, ``-3``... before its extension: no file of a run
+overwrites another. Files are written whole or not at all (a temporary name, then a rename).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class TableFiles:
         self.names: dict[str, str] = {}  # input (the row's image without #page=) -> its file stem
         self.tables: dict[str, list[dict[str, Any]]] = {}  # input -> its tables, page-stamped, in order
         self.lines: dict[str, list[dict[str, Any]]] = {}  # input -> its lines, pages one after another
+        self.written: set[str] = set()  # the file names this run wrote
 
     def add(self, row: dict[str, Any]) -> None:
         """Write the CSV of each table of ``row`` (an image's, or one page of a document's)."""
@@ -70,4 +73,10 @@ class TableFiles:
         return self.names[source]
 
     def _write(self, name: str, data: bytes) -> None:
-        write_whole(self.folder / name, data)
+        base, dot, extension = name.rpartition(".")
+        free, k = name, 1
+        while free in self.written:
+            k += 1
+            free = f"{base}-{k}{dot}{extension}"
+        self.written.add(free)
+        write_whole(self.folder / free, data)

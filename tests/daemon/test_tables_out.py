@@ -43,3 +43,14 @@ def test_each_table_a_csv_and_each_input_a_workbook(tmp_path: Path) -> None:
     book = openpyxl.load_workbook(tmp_path / "out" / "doc.xlsx")
     assert book.sheetnames == ["p1 t1", "p3 t1"]
     assert [c.value for c in book["p3 t1"][1]] == ["p3a", "p3b"]  # its lines, not page 1's
+
+
+def test_a_name_two_inputs_would_share_is_written_once_each(tmp_path: Path) -> None:
+    files = TableFiles(tmp_path / "out")
+    files.add(row("scan-p1.png", ["image"]))  # scan-p1-table-1.csv
+    files.add(row("scan.pdf", ["page"], page=1))  # would be scan-p1-table-1.csv too
+    assert files.finish() == 2
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["scan-p1-table-1-2.csv", "scan-p1-table-1.csv", "scan-p1.xlsx", "scan.xlsx"]
+    texts = {(tmp_path / "out" / n).read_bytes().decode("utf-8-sig").strip() for n in names if n.endswith(".csv")}
+    assert texts == {"image", "page"}

@@ -181,3 +181,6 @@ def test_a_result_without_blocks_is_laid_out_from_its_lines(client: FlaskClient,
     text = client.get(f"/api/v1/results/{rec.id}/export", headers=auth["bob"]).get_data(as_text=True)
     assert all(word in text for word in ("left one", "right two"))
     assert client.get(f"/api/v1/results/{rec.id}/tables.xlsx", headers=auth["bob"]).status_code == 200
+    corrected = client.post(f"/api/v1/results/{rec.id}/lines/0", json={"text": "left 1"}, headers=auth["bob"])
+    assert corrected.status_code == 200
+    assert corrected.get_json()["blocks"] == detail["blocks"]  # the answer (and its socket event) laid out too
