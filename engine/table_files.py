@@ -19,7 +19,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from engine.layout import join_texts
+from engine.levelling import level
 
 # A cell starting with one of these is a formula to a spreadsheet (OCR text comes from users).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -37,30 +40,30 @@ def safe_cell(value: str) -> str:
 
 def cell_text(cell: dict[str, Any], lines: Sequence[dict[str, Any]]) -> str:
     """The text of ``cell``: its lines' current texts (a row's pieces joined as one line, rows on
-    lines of their own), or the cell's own ``text`` when it names no line of ``lines``."""
+    lines of their own), or the cell's own ``text`` when it names no line of ``lines``.
+
+    Rows are found in the frame where the lines run left to right (:func:`engine.levelling.level`):
+    a page read turned keeps its quads in the pixels of the image as it came."""
     picked = [lines[i] for i in cell.get("lines", []) if isinstance(i, int) and 0 <= i < len(lines)]
     if not picked:
         return str(cell.get("text", ""))
+    quads = level([_quad(line) for line in picked])
     rows: list[list[tuple[float, str]]] = []
     last_y: float | None = None
-    for line in sorted(picked, key=lambda ln: _centre(ln)[1]):
-        x, y = _centre(line)
-        height = _height(line)
+    for k in sorted(range(len(picked)), key=lambda k: float(quads[k][:, 1].mean())):
+        x, y = (float(v) for v in quads[k].mean(axis=0))
+        height = max(1.0, float(quads[k][:, 1].max() - quads[k][:, 1].min()))
         if last_y is None or abs(y - last_y) > height / 2:
             rows.append([])
             last_y = y
-        rows[-1].append((x, str(line.get("text", ""))))
+        rows[-1].append((x, str(picked[k].get("text", ""))))
     return "\n".join(join_texts([text for _, text in sorted(row)]) for row in rows)
 
 
-def _centre(line: dict[str, Any]) -> tuple[float, float]:
-    points = line.get("points") or [[0, 0]]
-    return (sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points))
-
-
-def _height(line: dict[str, Any]) -> float:
-    ys = [p[1] for p in line.get("points") or [[0, 0]]]
-    return max(1.0, max(ys) - min(ys))
+def _quad(line: dict[str, Any]) -> np.ndarray:
+    """A line's points as an ``(n, 2)`` array (two points at the origin when it has none)."""
+    points = np.asarray(line.get("points") or [[0, 0], [0, 0]], dtype=np.float64).reshape(-1, 2)
+    return points if len(points) >= 2 else np.vstack([points, points])
 
 
 def grid(table: dict[str, Any], lines: Sequence[dict[str, Any]]) -> list[list[str]]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import openpyxl
+import pytest
 
 from engine.markdown import escape, to_markdown
+from engine.orientation import to_source
 from engine.table_files import cell_text, table_csv, tables_xlsx
 
 
@@ -19,6 +22,17 @@ def test_a_cell_reads_its_lines_row_by_row_and_joins_cjk_without_spaces() -> Non
     assert cell_text({"lines": [0, 1, 2], "text": "old"}, lines) == "一二\nnext"
     assert cell_text({"lines": [], "text": "kept"}, lines) == "kept"
     assert cell_text({"lines": [9], "text": "out of range"}, lines) == "out of range"
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_a_cell_on_a_turned_page_reads_its_lines_in_the_upright_order(degrees: int) -> None:
+    # drawn upright, then put back in the pixels of the page as it came (turned): the stored frame
+    upright = [line("second row", 0, 30), line("first", 0, 0), line("row", 60, 2)]
+    lines = [
+        {**ln, "points": to_source(np.array(ln["points"], dtype=np.float64), degrees, 800, 600).tolist()}
+        for ln in upright
+    ]
+    assert cell_text({"lines": [0, 1, 2]}, lines) == "first row\nsecond row"
 
 
 def test_xlsx_drops_characters_xml_cannot_hold_and_names_sheets_by_page() -> None:
