@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from engine.layout import join_texts
-from engine.table_files import grid
+from engine.table_files import grid, table_names
 
 _MARKUP_START = re.compile(r"^(\s*)([#>+\-=~])")
 _NUMBER_START = re.compile(r"^(\s*\d+)([.)])")
@@ -33,12 +33,13 @@ def to_markdown(item: dict[str, Any]) -> str:
     parts: list[str] = []
     if item.get("filename"):
         parts.append(f"# {escape(str(item['filename']))}")
+    names = table_names(tables)
     pages = []
     for number in range(1, page_count + 1):
         on_page = [b for b in blocks if b.get("page", 1) == number] if page_count > 1 else blocks
-        page_tables = [t for t in tables if t.get("page", 1) == number] if page_count > 1 else tables
+        picked = [n for n, t in enumerate(tables) if page_count == 1 or t.get("page", 1) == number]
         page_lines = [i for i, ln in enumerate(lines) if ln.get("page", 1) == number] if page_count > 1 else None
-        pages.append(page_markdown(lines, on_page, page_tables, page_lines))
+        pages.append(page_markdown(lines, on_page, [tables[n] for n in picked], page_lines, [names[n] for n in picked]))
     body = "\n\n---\n\n".join(page for page in pages)
     if body.strip():
         parts.append(body)
@@ -50,9 +51,12 @@ def page_markdown(
     blocks: Sequence[dict[str, Any]],
     tables: Sequence[dict[str, Any]],
     page_lines: Sequence[int] | None = None,
+    names: Sequence[str] | None = None,
 ) -> str:
     """One page: ``blocks`` in order (lines as their own block each when there are none: a result
-    stored before blocks were; ``page_lines`` are the page's line indices then, all when None)."""
+    stored before blocks were; ``page_lines`` are the page's line indices then, all when None).
+    ``names`` name the ``tables`` in errors (:func:`engine.table_files.table_names` when None)."""
+    names = list(names) if names is not None else table_names(tables)
     if not blocks:
         order = list(page_lines) if page_lines is not None else list(range(len(lines)))
         blocks = [{"kind": "paragraph", "lines": [i]} for i in order]
@@ -66,14 +70,14 @@ def page_markdown(
         for n in (table_of[i] for row in rows for i in row if i in table_of):
             if n not in written:
                 written.add(n)
-                out.append(table_markdown(tables[n], lines))
+                out.append(table_markdown(tables[n], lines, names[n]))
         rows = [[i for i in row if i not in table_of and 0 <= i < len(lines)] for row in rows]
         texts = [join_texts([lines[i]["text"] for i in row]) for row in rows if row]
         texts = [text for text in texts if text.strip()]
         if texts:
             out.append(block_markdown(str(block.get("kind", "paragraph")), texts))
-    out.extend(table_markdown(table, lines) for n, table in enumerate(tables) if n not in written)
-    return "\n\n".join(out)
+    out.extend(table_markdown(table, lines, names[n]) for n, table in enumerate(tables) if n not in written)
+    return "\n\n".join(part for part in out if part)
 
 
 def _rows(block: dict[str, Any]) -> list[list[int]]:
@@ -102,9 +106,11 @@ def _item(text: str) -> str:
     return "- " + escape(_BULLET.sub("", text, count=1))
 
 
-def table_markdown(table: dict[str, Any], lines: Sequence[dict[str, Any]]) -> str:
-    """A table as a Markdown (GFM) table; its first row is the header row."""
-    rows = grid(table, lines)
+def table_markdown(table: dict[str, Any], lines: Sequence[dict[str, Any]], name: str = "table") -> str:
+    """A table as a Markdown (GFM) table; its first row is the header row. Its grid is bounded
+    (:func:`engine.table_files.grid`): TableError naming the table (``name``) for one that cannot be
+    laid out."""
+    rows = grid(table, lines, name)
     if not rows or not rows[0]:
         return ""
     cells = [[_cell(text) for text in row] for row in rows]

@@ -9,6 +9,9 @@ CSV is UTF-8 with a BOM (Excel reads it as UTF-8); a merged cell's text is in it
 position, the others it covers are empty. The workbook has one sheet per table ("Table 1",
 "Table 2", or "p3 t1" for a document's page 3), merged cells merged, text kept as text (a cell
 that starts with ``=`` is not made a formula) except plain numbers, which become numbers.
+
+A stored table's grid is checked and bounded first (``engine.table_shape``): one that cannot be
+laid out raises :class:`engine.errors.TableError` (a ``ValueError``) naming the table.
 """
 
 from __future__ import annotations
@@ -21,14 +24,18 @@ from typing import Any
 
 import numpy as np
 
+from engine.errors import TableError
 from engine.layout import join_texts
 from engine.levelling import level
+from engine.table_shape import Shape, shape_of
 
 # A cell starting with one of these is a formula to a spreadsheet (OCR text comes from users).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # What Excel stores as a number without changing it: no leading zeros (an id, a postcode), no
 # thousands separators, at most 15 significant digits.
 _NUMBER = re.compile(r"-?(0|[1-9]\d{0,14})(\.\d{1,15})?")
+# The columns an Excel sheet holds (XFD).
+SHEET_COLUMNS = 16_384
 # Characters an .xlsx cannot hold (XML 1.0 forbids them).
 _NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
@@ -66,23 +73,35 @@ def _quad(line: dict[str, Any]) -> np.ndarray:
     return points if len(points) >= 2 else np.vstack([points, points])
 
 
-def grid(table: dict[str, Any], lines: Sequence[dict[str, Any]]) -> list[list[str]]:
-    """The table as ``rows`` lists of ``cols`` texts: each cell's text at its top-left position,
-    the positions a merged cell covers empty. Cells outside the grid are left out."""
-    rows, cols = int(table.get("rows", 0)), int(table.get("cols", 0))
-    out = [[""] * cols for _ in range(rows)]
-    for cell in table.get("cells", []):
-        row, col = int(cell.get("row", -1)), int(cell.get("col", -1))
-        if 0 <= row < rows and 0 <= col < cols:
-            out[row][col] = cell_text(cell, lines)
+def grid(table: dict[str, Any], lines: Sequence[dict[str, Any]], name: str = "table") -> list[list[str]]:
+    """The table as rows of texts, its grid bounded (:func:`engine.table_shape.shape_of`): each
+    cell's text at its top-left position, the positions a merged cell covers empty, cells outside
+    the grid left out. TableError naming the table (``name``) for one that cannot be laid out."""
+    return _texts(shape_of(table, name), lines)
+
+
+def _texts(shape: Shape, lines: Sequence[dict[str, Any]]) -> list[list[str]]:
+    out = [[""] * shape.cols for _ in range(shape.rows)]
+    for placed in shape.cells:
+        out[placed.row][placed.col] = cell_text(placed.cell, lines)
     return out
 
 
-def table_csv(table: dict[str, Any], lines: Sequence[dict[str, Any]]) -> bytes:
-    """One table as CSV (UTF-8 with a BOM), formula-like cells made text."""
+def table_names(tables: Sequence[dict[str, Any]]) -> list[str]:
+    """A name per table for messages: "table N" (its 1-based number in the result, the CSV's),
+    with its page when it has one ("table 4 (page 2)")."""
+    return [
+        f"table {number} (page {table['page']})" if isinstance(table.get("page"), int) else f"table {number}"
+        for number, table in enumerate(tables, 1)
+    ]
+
+
+def table_csv(table: dict[str, Any], lines: Sequence[dict[str, Any]], name: str = "table") -> bytes:
+    """One table as CSV (UTF-8 with a BOM), formula-like cells made text; TableError naming the
+    table (``name``) for one that cannot be laid out."""
     out = io.StringIO()
     writer = csv.writer(out)
-    for row in grid(table, lines):
+    for row in grid(table, lines, name):
         writer.writerow([safe_cell(text) for text in row])
     return out.getvalue().encode("utf-8-sig")
 
@@ -102,7 +121,10 @@ def sheet_names(tables: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def tables_xlsx(tables: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]]) -> bytes:
-    """All ``tables`` as one .xlsx workbook, a sheet each (one empty sheet when there are none)."""
+    """All ``tables`` as one .xlsx workbook, a sheet each (one empty sheet when there are none).
+
+    TableError naming the table for one that cannot be laid out, or that has more columns than a
+    sheet holds."""
     from openpyxl import Workbook  # imported when a workbook is asked for: ~0.2 s, not at start-up
     from openpyxl.utils import get_column_letter
 
@@ -110,22 +132,24 @@ def tables_xlsx(tables: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]
     first = book.active
     if not tables:
         first.title = "No tables"
-    for number, (table, name) in enumerate(zip(tables, sheet_names(tables), strict=True)):
+    sheets = sheet_names(tables)
+    for number, (table, name) in enumerate(zip(tables, table_names(tables), strict=True)):
+        shape = shape_of(table, name)
+        if shape.cols > SHEET_COLUMNS:
+            raise TableError(name, f"its {shape.cols:,} columns are more than a sheet holds ({SHEET_COLUMNS:,})")
         sheet = first if number == 0 else book.create_sheet()
-        sheet.title = name
-        texts = grid(table, lines)
+        sheet.title = sheets[number]
+        texts = _texts(shape, lines)
         for r, row in enumerate(texts, 1):
             for c, text in enumerate(row, 1):
                 if text:
                     _put(sheet.cell(row=r, column=c), text)
-        for cell in table.get("cells", []):
-            rowspan, colspan = int(cell.get("rowspan", 1)), int(cell.get("colspan", 1))
-            if rowspan > 1 or colspan > 1:
-                top, left = int(cell["row"]) + 1, int(cell["col"]) + 1
-                sheet.merge_cells(
-                    start_row=top, start_column=left, end_row=top + rowspan - 1, end_column=left + colspan - 1
-                )
-        for c in range(1, int(table.get("cols", 0)) + 1):
+        for placed in (p for p in shape.cells if p.rowspan > 1 or p.colspan > 1):
+            top, left = placed.row + 1, placed.col + 1
+            sheet.merge_cells(
+                start_row=top, start_column=left, end_row=top + placed.rowspan - 1, end_column=left + placed.colspan - 1
+            )
+        for c in range(1, shape.cols + 1):
             width = max((len(part) for row in texts for part in row[c - 1].split("\n")), default=0)
             sheet.column_dimensions[get_column_letter(c)].width = min(60, max(8, width + 2))
     out = io.BytesIO()

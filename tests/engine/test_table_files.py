@@ -8,9 +8,11 @@ import numpy as np
 import openpyxl
 import pytest
 
-from engine.markdown import escape, to_markdown
+from engine.errors import TableError
+from engine.markdown import escape, table_markdown, to_markdown
 from engine.orientation import to_source
-from engine.table_files import cell_text, table_csv, tables_xlsx
+from engine.table_files import cell_text, grid, table_csv, tables_xlsx
+from engine.table_shape import MAX_CELLS
 
 
 def line(text: str, x: float, y: float) -> dict:
@@ -55,6 +57,55 @@ def test_xlsx_drops_characters_xml_cannot_hold_and_names_sheets_by_page() -> Non
     assert book["p2 t1"]["A1"].value == "ab" and book["p2 t2"]["A1"].value == -1
     assert openpyxl.load_workbook(io.BytesIO(tables_xlsx([], []))).sheetnames == ["No tables"]
     assert table_csv(tables[1], []) == "\ufeff'-1\r\n".encode()
+
+
+def cell(row: object, col: object, text: str, rowspan: object = 1, colspan: object = 1) -> dict:
+    return {"row": row, "col": col, "rowspan": rowspan, "colspan": colspan, "text": text, "lines": []}
+
+
+def test_a_stored_grid_is_cut_to_where_its_cells_reach_and_cells_outside_it_are_left_out() -> None:
+    huge = {"rows": 10**12, "cols": 10**12, "cells": [cell(0, 0, "a"), cell(1, 1, "b", rowspan=2)]}
+    assert grid(huge, []) == [["a", ""], ["", "b"], ["", ""]]  # as far as b's span reaches
+    outside = {"rows": 2, "cols": 2, "cells": [cell(0, 0, "a", colspan=5), cell(2, 0, "no"), cell(0, -1, "no")]}
+    assert grid(outside, []) == [["a", ""]]  # one row: nothing reaches the second
+    assert table_markdown(huge, []) == "| a |  |\n| --- | --- |\n|  | b |\n|  |  |"
+    sheet = openpyxl.load_workbook(io.BytesIO(tables_xlsx([huge, outside], []))).worksheets[1]
+    assert [str(r) for r in sheet.merged_cells.ranges] == ["A1:B1"]  # colspan 5 cut at the grid's 2 columns
+    assert grid({"rows": 3, "cols": 3, "cells": []}, []) == []
+
+
+def test_a_grid_over_the_bound_is_refused_naming_the_table() -> None:
+    side = int(MAX_CELLS**0.5) + 1
+    absurd = {"rows": 10**9, "cols": 10**9, "page": 2, "cells": [cell(side - 1, side - 1, "far")]}
+    with pytest.raises(ValueError, match=r"table 2 \(page 2\): its grid of 1,001 x 1,001 positions is over"):
+        tables_xlsx([{"rows": 1, "cols": 1, "cells": [cell(0, 0, "x")]}, absurd], [])
+    with pytest.raises(TableError, match="^table 1 \\(page 2\\): its grid"):
+        to_markdown({"lines": [], "blocks": [], "tables": [absurd]})
+    with pytest.raises(ValueError, match="^t3: its grid"):
+        table_csv(absurd, [], "t3")
+    with pytest.raises(ValueError, match="^table: its grid of 1,000,000,000 x 1 positions"):
+        grid({"rows": 10**12, "cols": 1, "cells": [cell(0, 0, "tall", rowspan=10**9)]}, [])
+
+
+@pytest.mark.parametrize(
+    ("table", "cause"),
+    [
+        ({"rows": "3", "cols": 2, "cells": []}, "rows must be a whole number, got '3'"),
+        ({"rows": 3, "cols": 2.0, "cells": []}, "cols must be a whole number, got 2.0"),
+        ({"rows": -1, "cols": 2, "cells": []}, "rows and cols must be 0 or more"),
+        ({"rows": 3, "cols": 2, "cells": [cell(0, 0, "a"), cell("1", 0, "b")]}, "cell 2's row must be a whole number"),
+        ({"rows": 3, "cols": 2, "cells": [cell(0, True, "a")]}, "cell 1's col must be a whole number, got True"),
+        ({"rows": 3, "cols": 2, "cells": [cell(0, 0, "a", rowspan=None)]}, "cell 1's rowspan must be a whole"),
+        ({"rows": 3, "cols": 2, "cells": ["a"]}, "cell 1 must be an object, got str"),
+        ({"rows": 3, "cols": 2, "cells": {"row": 0}}, "its cells must be a list, got dict"),
+    ],
+)
+def test_a_position_that_is_not_a_whole_number_is_refused_naming_the_table(table: dict, cause: str) -> None:
+    with pytest.raises(ValueError, match="^table: ") as caught:
+        grid(table, [])
+    assert cause in str(caught.value)
+    with pytest.raises(ValueError, match="^table 1: "):
+        tables_xlsx([table], [])
 
 
 def test_markdown_escapes_what_it_would_take_for_markup() -> None:
