@@ -27,7 +27,7 @@ import numpy as np
 from engine.errors import TableError
 from engine.layout import join_texts
 from engine.levelling import level
-from engine.table_shape import Shape, shape_of
+from engine.table_shape import Shape, merges, shape_of
 
 # A cell starting with one of these is a formula to a spreadsheet (OCR text comes from users).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -123,8 +123,9 @@ def sheet_names(tables: Sequence[dict[str, Any]]) -> list[str]:
 def tables_xlsx(tables: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]]) -> bytes:
     """All ``tables`` as one .xlsx workbook, a sheet each (one empty sheet when there are none).
 
-    TableError naming the table for one that cannot be laid out, or that has more columns than a
-    sheet holds."""
+    A merge that would overlap an earlier one is left out (Excel refuses to open a workbook with
+    overlapping merges); TableError naming the table for one that cannot be laid out, or that has
+    more columns than a sheet holds."""
     from openpyxl import Workbook  # imported when a workbook is asked for: ~0.2 s, not at start-up
     from openpyxl.utils import get_column_letter
 
@@ -144,7 +145,7 @@ def tables_xlsx(tables: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]
             for c, text in enumerate(row, 1):
                 if text:
                     _put(sheet.cell(row=r, column=c), text)
-        for placed in (p for p in shape.cells if p.rowspan > 1 or p.colspan > 1):
+        for placed in merges(shape):
             top, left = placed.row + 1, placed.col + 1
             sheet.merge_cells(
                 start_row=top, start_column=left, end_row=top + placed.rowspan - 1, end_column=left + placed.colspan - 1

@@ -5,13 +5,15 @@ A result's tables come back from the store as JSON (``engine.types``' shape: a t
 outside, so the files made from them (``engine.table_files``, ``engine.markdown``) lay them out
 through :func:`shape_of`, which cuts the grid to where its cells reach, leaves out cells outside
 it, refuses positions that are not whole numbers and grids over :data:`MAX_CELLS` positions, and
-names the table in its errors.
+names the table in its errors. :func:`merges` picks the merged cells that do not overlap.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from engine.errors import TableError
 
@@ -80,3 +82,18 @@ def _whole(obj: dict[str, Any], key: str, default: int, name: str, whose: str = 
     if isinstance(value, bool) or not isinstance(value, int):
         raise TableError(name, f"{whose}{key} must be a whole number, got {value!r:.40}")
     return value
+
+
+def merges(shape: Shape) -> list[Placed]:
+    """The merged cells of ``shape`` (those spanning more than one position) that cover no position
+    an earlier one covers, in the table's order: a spreadsheet refuses overlapping merges."""
+    covered = np.zeros((shape.rows, shape.cols), dtype=bool)
+    out: list[Placed] = []
+    for placed in shape.cells:
+        if placed.rowspan == 1 and placed.colspan == 1:
+            continue
+        area = covered[placed.row : placed.row + placed.rowspan, placed.col : placed.col + placed.colspan]
+        if not area.any():
+            area[...] = True
+            out.append(placed)
+    return out

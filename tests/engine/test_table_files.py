@@ -108,6 +108,20 @@ def test_a_position_that_is_not_a_whole_number_is_refused_naming_the_table(table
         tables_xlsx([table], [])
 
 
+def test_a_merge_that_overlaps_an_earlier_one_is_left_out_of_the_workbook() -> None:
+    cells = [
+        cell(0, 0, "wide", colspan=2),
+        cell(0, 1, "tall", rowspan=2),  # its top-left is under "wide": left out
+        cell(1, 0, "below", colspan=2),  # overlaps only "tall", which is not merged
+        cell(2, 0, "a", rowspan=2, colspan=2),
+        cell(3, 1, "b", rowspan=1, colspan=2),  # (3, 1) is under "a"
+    ]
+    table = {"rows": 4, "cols": 3, "cells": cells}
+    sheet = openpyxl.load_workbook(io.BytesIO(tables_xlsx([table], []))).active
+    assert sorted(str(r) for r in sheet.merged_cells.ranges) == ["A1:B1", "A2:B2", "A3:B4"]
+    assert [sheet["A1"].value, sheet["A2"].value, sheet["A3"].value] == ["wide", "below", "a"]
+
+
 def test_markdown_escapes_what_it_would_take_for_markup() -> None:
     assert escape("# not a heading") == "\\# not a heading"
     assert escape("1. not a list") == "1\\. not a list"
