@@ -6,7 +6,8 @@ It takes the JSON shape of the engine's results (``lines``, ``blocks`` with thei
 line reads as corrected. A table is written where the first of its lines falls in the reading order
 (a merged cell's text in its top-left position; a cell's rows joined by ``<br>``); the lines of a
 table are not written again as text. Text that Markdown would take for markup at the start of a line
-(``#``, ``>``, ``-``, ``1.``) is escaped, and ``|`` inside a table cell.
+(``#``, ``>``, ``-``, ``1.``) is escaped, inline markup (``*``, ``_``, a backquote, brackets, ``<``)
+anywhere, table cells included, and ``|`` inside a table cell.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from engine.layout import join_texts
 from engine.table_files import grid, table_names
 
+_INLINE = re.compile(r"([\\`*_\[\]<])")
 _MARKUP_START = re.compile(r"^(\s*)([#>+\-=~])")
 _NUMBER_START = re.compile(r"^(\s*\d+)([.)])")
 _BULLET = re.compile(r"^\s*[•·●○▪■◦\-*+]\s*")
@@ -121,12 +123,20 @@ def table_markdown(table: dict[str, Any], lines: Sequence[dict[str, Any]], name:
 
 
 def _cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>").strip()
+    """A cell's text in a table row: the inline escape (a cell holds inline content only, so markup
+    at its start means nothing there), ``|`` escaped, its rows apart by ``<br>``."""
+    return "<br>".join(escape_inline(row).replace("|", "\\|") for row in text.split("\n")).strip()
+
+
+def escape_inline(text: str) -> str:
+    """``text`` with what Markdown takes for inline markup anywhere escaped: backslashes, backquotes,
+    asterisks, underscores, brackets and ``<`` (HTML)."""
+    return _INLINE.sub(r"\\\1", text)
 
 
 def escape(text: str) -> str:
     """``text`` that Markdown shows as it is: markup at its start escaped, and backslashes, backquotes,
-    asterisks, underscores and brackets anywhere."""
-    text = re.sub(r"([\\`*_\[\]<])", r"\\\1", text)
+    asterisks, underscores and brackets anywhere (:func:`escape_inline`)."""
+    text = escape_inline(text)
     text = _NUMBER_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text, count=1)
     return _MARKUP_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text, count=1)

@@ -134,6 +134,15 @@ def test_markdown_escapes_what_it_would_take_for_markup() -> None:
     assert to_markdown(item) == "- first\n2) second\n\na|b\n"
 
 
+def test_a_markdown_table_cell_escapes_inline_markup_and_keeps_its_rows() -> None:
+    texts = ["*bold* _it_", "[x](y) `c`", "<b>a|b</b>", "back\\slash", "# kept\nsecond row"]
+    table = {"rows": 2, "cols": 5, "cells": [cell(1, col, text) for col, text in enumerate(texts)]}
+    body = table_markdown(table, []).splitlines()[2]
+    assert body == (
+        "| \\*bold\\* \\_it\\_ | \\[x\\](y) \\`c\\` | \\<b>a\\|b\\</b> | back\\\\slash | # kept<br>second row |"
+    )
+
+
 def test_a_document_s_pages_are_apart_by_a_rule() -> None:
     item = {
         "pages": [{"page": 1}, {"page": 2}],
