@@ -8,7 +8,9 @@ corrected text: a cell's text is made again from its lines (their rows on lines 
 CSV is UTF-8 with a BOM (Excel reads it as UTF-8); a merged cell's text is in its first (top-left)
 position, the others it covers are empty. The workbook has one sheet per table ("Table 1",
 "Table 2", or "p3 t1" for a document's page 3), merged cells merged, text kept as text (a cell
-that starts with ``=`` is not made a formula) except plain numbers, which become numbers.
+that starts with ``=`` is not made a formula) except plain numbers, which become numbers shown as
+written: "1.50" is the number 1.5 with the number format "0.00". A value that a number would change
+stays text: over 15 significant digits (Excel rounds them), leading zeros ("007"), "-0".
 
 A stored table's grid is checked and bounded first (``engine.table_shape``): one that cannot be
 laid out raises :class:`engine.errors.TableError` (a ``ValueError``) naming the table.
@@ -31,9 +33,11 @@ from engine.table_shape import Shape, merges, shape_of
 
 # A cell starting with one of these is a formula to a spreadsheet (OCR text comes from users).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-# What Excel stores as a number without changing it: no leading zeros (an id, a postcode), no
-# thousands separators, at most 15 significant digits.
-_NUMBER = re.compile(r"-?(0|[1-9]\d{0,14})(\.\d{1,15})?")
+# A plain number: an optional minus, no leading zeros (an id, a postcode), no thousands separators,
+# no exponent; its decimals (group 1) decide the number format that shows it as written.
+_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.(\d+))?")
+# The significant digits Excel keeps: a number with more is stored rounded, so it stays text.
+EXCEL_DIGITS = 15
 # The columns an Excel sheet holds (XFD).
 SHEET_COLUMNS = 16_384
 # Characters an .xlsx cannot hold (XML 1.0 forbids them).
@@ -159,10 +163,30 @@ def tables_xlsx(tables: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]
 
 
 def _put(cell: Any, text: str) -> None:
-    """Write ``text`` into an openpyxl cell: a plain number as a number, anything else as text."""
+    """Write ``text`` into an openpyxl cell: a plain number as a number shown as written
+    (:func:`as_number`), anything else as text."""
     text = _NOT_XML.sub("", text)
-    if _NUMBER.fullmatch(text):
-        cell.value = float(text) if "." in text else int(text)
+    number = as_number(text)
+    if number is not None:
+        cell.value, cell.number_format = number
         return
     cell.value = text
     cell.data_type = "s"  # openpyxl would take "=..." for a formula
+
+
+def as_number(text: str) -> tuple[int | float, str] | None:
+    """The number ``text`` is and the number format that shows it as written ("1.50": 1.5 shown
+    with two decimals, "0.00"; "42": "0", never the scientific notation Excel's General format
+    gives 12 digits and more); None where a number would read differently: over
+    :data:`EXCEL_DIGITS` significant digits, leading zeros ("007"), a negative zero ("-0"), or
+    anything but plain digits with an optional minus and decimal point."""
+    match = _NUMBER.fullmatch(text)
+    if match is None:
+        return None
+    if len(text.lstrip("-").replace(".", "").lstrip("0")) > EXCEL_DIGITS:
+        return None
+    decimals = len(match.group(1) or "")
+    value: int | float = float(text) if decimals else int(text)
+    if value == 0 and text.startswith("-"):
+        return None
+    return value, ("0." + "0" * decimals) if decimals else "0"

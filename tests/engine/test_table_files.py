@@ -122,6 +122,32 @@ def test_a_merge_that_overlaps_an_earlier_one_is_left_out_of_the_workbook() -> N
     assert [sheet["A1"].value, sheet["A2"].value, sheet["A3"].value] == ["wide", "below", "a"]
 
 
+@pytest.mark.parametrize(
+    ("text", "value", "number_format"),
+    [
+        ("12", 12, "0"),
+        ("1.50", 1.5, "0.00"),  # a number, shown with the decimals it was written with
+        ("-12.30", -12.3, "0.00"),
+        ("0.000", 0.0, "0.000"),
+        ("123456789012345", 123456789012345, "0"),  # 15 digits: all shown, no 1.23E+14
+        ("0.000123456789012345", 0.000123456789012345, "0.000000000000000000"),  # leading zeros are not significant
+        ("1234567890123456", "1234567890123456", "General"),  # 16 significant digits: Excel would round it
+        ("1234567890.123456", "1234567890.123456", "General"),
+        ("-0", "-0", "General"),
+        ("-0.00", "-0.00", "General"),
+        ("007", "007", "General"),
+        (".5", ".5", "General"),
+        ("1e5", "1e5", "General"),
+        ("1,000", "1,000", "General"),
+    ],
+)
+def test_a_number_goes_into_the_workbook_only_as_it_reads(text: str, value: object, number_format: str) -> None:
+    table = {"rows": 1, "cols": 1, "cells": [cell(0, 0, text)]}
+    got = openpyxl.load_workbook(io.BytesIO(tables_xlsx([table], []))).active["A1"]
+    assert (got.value, got.number_format) == (value, number_format)
+    assert isinstance(got.value, str) == isinstance(value, str)  # text stays text, a number a number
+
+
 def test_markdown_escapes_what_it_would_take_for_markup() -> None:
     assert escape("# not a heading") == "\\# not a heading"
     assert escape("1. not a list") == "1\\. not a list"
