@@ -1,5 +1,6 @@
 """A result as Markdown: its blocks in reading order, headings as headings, lists as lists, tables as
-Markdown tables, paragraphs as paragraphs; a document's pages apart by a rule.
+Markdown tables, paragraphs as paragraphs; a document's pages apart by a rule (one between two pages
+that have text: an empty page is left out).
 
 It takes the JSON shape of the engine's results (``lines``, ``blocks`` with their ``lines`` and
 ``rows``, ``tables`` with their ``cells``, a document's ``pages``), stored or fresh, so a corrected
@@ -42,8 +43,10 @@ def to_markdown(item: dict[str, Any]) -> str:
         picked = [n for n, t in enumerate(tables) if page_count == 1 or t.get("page", 1) == number]
         page_lines = [i for i, ln in enumerate(lines) if ln.get("page", 1) == number] if page_count > 1 else None
         pages.append(page_markdown(lines, on_page, [tables[n] for n in picked], page_lines, [names[n] for n in picked]))
-    body = "\n\n---\n\n".join(page for page in pages)
-    if body.strip():
+    # a page with nothing to write (blank, or only a picture) is left out, so that a rule stands
+    # between two pages' texts, never next to another rule or at the start or end
+    body = "\n\n---\n\n".join(page for page in pages if page.strip())
+    if body:
         parts.append(body)
     return "\n\n".join(parts).rstrip() + "\n"
 

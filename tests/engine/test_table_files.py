@@ -176,3 +176,17 @@ def test_a_document_s_pages_are_apart_by_a_rule() -> None:
         "blocks": [{"kind": "paragraph", "lines": [0], "page": 1}, {"kind": "paragraph", "lines": [1], "page": 2}],
     }
     assert to_markdown(item) == "one\n\n---\n\ntwo\n"
+
+
+@pytest.mark.parametrize("empty", [[1], [2], [4], [2, 3], [1, 4]])
+def test_an_empty_page_leaves_one_rule_between_the_pages_that_have_text(empty: list[int]) -> None:
+    texts = {number: f"page {number}" for number in range(1, 5) if number not in empty}
+    lines = [{**line(text, 0, 0), "page": number} for number, text in texts.items()]
+    item = {
+        "filename": "doc.pdf",
+        "pages": [{"page": number} for number in range(1, 5)],
+        "lines": lines,
+        "blocks": [{"kind": "paragraph", "lines": [i], "page": ln["page"]} for i, ln in enumerate(lines)],
+        "tables": [{"rows": 1, "cols": 1, "page": 4, "cells": []}],  # no cells: writes nothing
+    }
+    assert to_markdown(item) == "# doc.pdf\n\n" + "\n\n---\n\n".join(texts.values()) + "\n"
