@@ -35,3 +35,19 @@ class ImageTooLargeError(ImageError):
 
 class ModelError(EngineError):
     """Model weights are missing, corrupt or cannot be run on the chosen backend."""
+
+
+class TableError(EngineError, ValueError):
+    """A stored table cannot be laid out as a grid: a position that is not a whole number, or a grid
+    too large to write. A ``ValueError`` too, since it is bad input.
+
+    ``table`` names the table (``"table 2 (page 3)"``) and ``reason`` says what is wrong with it.
+    """
+
+    def __init__(self, table: str, reason: str) -> None:
+        super().__init__(table, reason)
+        self.table = table
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.table}: {self.reason}"

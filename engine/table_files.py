@@ -8,7 +8,12 @@ corrected text: a cell's text is made again from its lines (their rows on lines 
 CSV is UTF-8 with a BOM (Excel reads it as UTF-8); a merged cell's text is in its first (top-left)
 position, the others it covers are empty. The workbook has one sheet per table ("Table 1",
 "Table 2", or "p3 t1" for a document's page 3), merged cells merged, text kept as text (a cell
-that starts with ``=`` is not made a formula) except plain numbers, which become numbers.
+that starts with ``=`` is not made a formula) except plain numbers, which become numbers shown as
+written: "1.50" is the number 1.5 with the number format "0.00". A value that a number would change
+stays text: over 15 significant digits (Excel rounds them), leading zeros ("007"), "-0".
+
+A stored table's grid is checked and bounded first (``engine.table_shape``): one that cannot be
+laid out raises :class:`engine.errors.TableError` (a ``ValueError``) naming the table.
 """
 
 from __future__ import annotations
@@ -19,13 +24,22 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+from engine.errors import TableError
 from engine.layout import join_texts
+from engine.levelling import level
+from engine.table_shape import Shape, merges, shape_of
 
 # A cell starting with one of these is a formula to a spreadsheet (OCR text comes from users).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-# What Excel stores as a number without changing it: no leading zeros (an id, a postcode), no
-# thousands separators, at most 15 significant digits.
-_NUMBER = re.compile(r"-?(0|[1-9]\d{0,14})(\.\d{1,15})?")
+# A plain number: an optional minus, no leading zeros (an id, a postcode), no thousands separators,
+# no exponent; its decimals (group 1) decide the number format that shows it as written.
+_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.(\d+))?")
+# The significant digits Excel keeps: a number with more is stored rounded, so it stays text.
+EXCEL_DIGITS = 15
+# The columns an Excel sheet holds (XFD).
+SHEET_COLUMNS = 16_384
 # Characters an .xlsx cannot hold (XML 1.0 forbids them).
 _NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
@@ -37,49 +51,61 @@ def safe_cell(value: str) -> str:
 
 def cell_text(cell: dict[str, Any], lines: Sequence[dict[str, Any]]) -> str:
     """The text of ``cell``: its lines' current texts (a row's pieces joined as one line, rows on
-    lines of their own), or the cell's own ``text`` when it names no line of ``lines``."""
+    lines of their own), or the cell's own ``text`` when it names no line of ``lines``.
+
+    Rows are found in the frame where the lines run left to right (:func:`engine.levelling.level`):
+    a page read turned keeps its quads in the pixels of the image as it came."""
     picked = [lines[i] for i in cell.get("lines", []) if isinstance(i, int) and 0 <= i < len(lines)]
     if not picked:
         return str(cell.get("text", ""))
+    quads = level([_quad(line) for line in picked])
     rows: list[list[tuple[float, str]]] = []
     last_y: float | None = None
-    for line in sorted(picked, key=lambda ln: _centre(ln)[1]):
-        x, y = _centre(line)
-        height = _height(line)
+    for k in sorted(range(len(picked)), key=lambda k: float(quads[k][:, 1].mean())):
+        x, y = (float(v) for v in quads[k].mean(axis=0))
+        height = max(1.0, float(quads[k][:, 1].max() - quads[k][:, 1].min()))
         if last_y is None or abs(y - last_y) > height / 2:
             rows.append([])
             last_y = y
-        rows[-1].append((x, str(line.get("text", ""))))
+        rows[-1].append((x, str(picked[k].get("text", ""))))
     return "\n".join(join_texts([text for _, text in sorted(row)]) for row in rows)
 
 
-def _centre(line: dict[str, Any]) -> tuple[float, float]:
-    points = line.get("points") or [[0, 0]]
-    return (sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points))
+def _quad(line: dict[str, Any]) -> np.ndarray:
+    """A line's points as an ``(n, 2)`` array (two points at the origin when it has none)."""
+    points = np.asarray(line.get("points") or [[0, 0], [0, 0]], dtype=np.float64).reshape(-1, 2)
+    return points if len(points) >= 2 else np.vstack([points, points])
 
 
-def _height(line: dict[str, Any]) -> float:
-    ys = [p[1] for p in line.get("points") or [[0, 0]]]
-    return max(1.0, max(ys) - min(ys))
+def grid(table: dict[str, Any], lines: Sequence[dict[str, Any]], name: str = "table") -> list[list[str]]:
+    """The table as rows of texts, its grid bounded (:func:`engine.table_shape.shape_of`): each
+    cell's text at its top-left position, the positions a merged cell covers empty, cells outside
+    the grid left out. TableError naming the table (``name``) for one that cannot be laid out."""
+    return _texts(shape_of(table, name), lines)
 
 
-def grid(table: dict[str, Any], lines: Sequence[dict[str, Any]]) -> list[list[str]]:
-    """The table as ``rows`` lists of ``cols`` texts: each cell's text at its top-left position,
-    the positions a merged cell covers empty. Cells outside the grid are left out."""
-    rows, cols = int(table.get("rows", 0)), int(table.get("cols", 0))
-    out = [[""] * cols for _ in range(rows)]
-    for cell in table.get("cells", []):
-        row, col = int(cell.get("row", -1)), int(cell.get("col", -1))
-        if 0 <= row < rows and 0 <= col < cols:
-            out[row][col] = cell_text(cell, lines)
+def _texts(shape: Shape, lines: Sequence[dict[str, Any]]) -> list[list[str]]:
+    out = [[""] * shape.cols for _ in range(shape.rows)]
+    for placed in shape.cells:
+        out[placed.row][placed.col] = cell_text(placed.cell, lines)
     return out
 
 
-def table_csv(table: dict[str, Any], lines: Sequence[dict[str, Any]]) -> bytes:
-    """One table as CSV (UTF-8 with a BOM), formula-like cells made text."""
+def table_names(tables: Sequence[dict[str, Any]]) -> list[str]:
+    """A name per table for messages: "table N" (its 1-based number in the result, the CSV's),
+    with its page when it has one ("table 4 (page 2)")."""
+    return [
+        f"table {number} (page {table['page']})" if isinstance(table.get("page"), int) else f"table {number}"
+        for number, table in enumerate(tables, 1)
+    ]
+
+
+def table_csv(table: dict[str, Any], lines: Sequence[dict[str, Any]], name: str = "table") -> bytes:
+    """One table as CSV (UTF-8 with a BOM), formula-like cells made text; TableError naming the
+    table (``name``) for one that cannot be laid out."""
     out = io.StringIO()
     writer = csv.writer(out)
-    for row in grid(table, lines):
+    for row in grid(table, lines, name):
         writer.writerow([safe_cell(text) for text in row])
     return out.getvalue().encode("utf-8-sig")
 
@@ -99,7 +125,11 @@ def sheet_names(tables: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def tables_xlsx(tables: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]]) -> bytes:
-    """All ``tables`` as one .xlsx workbook, a sheet each (one empty sheet when there are none)."""
+    """All ``tables`` as one .xlsx workbook, a sheet each (one empty sheet when there are none).
+
+    A merge that would overlap an earlier one is left out (Excel refuses to open a workbook with
+    overlapping merges); TableError naming the table for one that cannot be laid out, or that has
+    more columns than a sheet holds."""
     from openpyxl import Workbook  # imported when a workbook is asked for: ~0.2 s, not at start-up
     from openpyxl.utils import get_column_letter
 
@@ -107,22 +137,24 @@ def tables_xlsx(tables: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]
     first = book.active
     if not tables:
         first.title = "No tables"
-    for number, (table, name) in enumerate(zip(tables, sheet_names(tables), strict=True)):
+    sheets = sheet_names(tables)
+    for number, (table, name) in enumerate(zip(tables, table_names(tables), strict=True)):
+        shape = shape_of(table, name)
+        if shape.cols > SHEET_COLUMNS:
+            raise TableError(name, f"its {shape.cols:,} columns are more than a sheet holds ({SHEET_COLUMNS:,})")
         sheet = first if number == 0 else book.create_sheet()
-        sheet.title = name
-        texts = grid(table, lines)
+        sheet.title = sheets[number]
+        texts = _texts(shape, lines)
         for r, row in enumerate(texts, 1):
             for c, text in enumerate(row, 1):
                 if text:
                     _put(sheet.cell(row=r, column=c), text)
-        for cell in table.get("cells", []):
-            rowspan, colspan = int(cell.get("rowspan", 1)), int(cell.get("colspan", 1))
-            if rowspan > 1 or colspan > 1:
-                top, left = int(cell["row"]) + 1, int(cell["col"]) + 1
-                sheet.merge_cells(
-                    start_row=top, start_column=left, end_row=top + rowspan - 1, end_column=left + colspan - 1
-                )
-        for c in range(1, int(table.get("cols", 0)) + 1):
+        for placed in merges(shape):
+            top, left = placed.row + 1, placed.col + 1
+            sheet.merge_cells(
+                start_row=top, start_column=left, end_row=top + placed.rowspan - 1, end_column=left + placed.colspan - 1
+            )
+        for c in range(1, shape.cols + 1):
             width = max((len(part) for row in texts for part in row[c - 1].split("\n")), default=0)
             sheet.column_dimensions[get_column_letter(c)].width = min(60, max(8, width + 2))
     out = io.BytesIO()
@@ -131,10 +163,30 @@ def tables_xlsx(tables: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]
 
 
 def _put(cell: Any, text: str) -> None:
-    """Write ``text`` into an openpyxl cell: a plain number as a number, anything else as text."""
+    """Write ``text`` into an openpyxl cell: a plain number as a number shown as written
+    (:func:`as_number`), anything else as text."""
     text = _NOT_XML.sub("", text)
-    if _NUMBER.fullmatch(text):
-        cell.value = float(text) if "." in text else int(text)
+    number = as_number(text)
+    if number is not None:
+        cell.value, cell.number_format = number
         return
     cell.value = text
     cell.data_type = "s"  # openpyxl would take "=..." for a formula
+
+
+def as_number(text: str) -> tuple[int | float, str] | None:
+    """The number ``text`` is and the number format that shows it as written ("1.50": 1.5 shown
+    with two decimals, "0.00"; "42": "0", never the scientific notation Excel's General format
+    gives 12 digits and more); None where a number would read differently: over
+    :data:`EXCEL_DIGITS` significant digits, leading zeros ("007"), a negative zero ("-0"), or
+    anything but plain digits with an optional minus and decimal point."""
+    match = _NUMBER.fullmatch(text)
+    if match is None:
+        return None
+    if len(text.lstrip("-").replace(".", "").lstrip("0")) > EXCEL_DIGITS:
+        return None
+    decimals = len(match.group(1) or "")
+    value: int | float = float(text) if decimals else int(text)
+    if value == 0 and text.startswith("-"):
+        return None
+    return value, ("0." + "0" * decimals) if decimals else "0"

@@ -206,7 +206,10 @@ def export() -> Any:
         return [public_item(rec, shared_dir) for rec in store.list(limit=want, offset=at, **filters)]
 
     # up to MAX_EXPORT rows read and rendered off the event loop
-    body, count = svc.offload.run(exports.export_bytes, fmt, page, limit, offset, MAX_LIMIT)
+    try:
+        body, count = svc.offload.run(exports.export_bytes, fmt, page, limit, offset, MAX_LIMIT)
+    except ValueError as exc:  # a result whose stored layout cannot be written: the message names it
+        abort(422, description=f"cannot export as {name}: {exc}")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     response = Response(body, mimetype=fmt.mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="teamocr-results-{stamp}.{fmt.extension}"'

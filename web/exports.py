@@ -92,8 +92,15 @@ def laid_out(item: dict[str, Any]) -> dict[str, Any]:
 
 def to_md(items: list[dict[str, Any]]) -> bytes:
     """Each result as Markdown under its file name (:mod:`engine.markdown`): headings, paragraphs,
-    lists and tables in reading order."""
-    return "\n".join(to_markdown(laid_out(item)) for item in items).encode("utf-8")
+    lists and tables in reading order. ValueError naming the file for a result whose stored layout
+    cannot be written (a table that cannot be laid out: :class:`engine.errors.TableError`)."""
+    parts: list[str] = []
+    for item in items:
+        try:
+            parts.append(to_markdown(laid_out(item)))
+        except ValueError as exc:
+            raise ValueError(f"{item['filename']} ({item['id']}): {exc}") from exc
+    return "\n".join(parts).encode("utf-8")
 
 
 def export_bytes(

@@ -7,9 +7,10 @@ result as Markdown (or any export format, for this one result).
 ``GET /api/v1/results/<id>/export?format=md`` the result as Markdown (``txt``, ``json``, ``csv`` too)
 
 A duplicate answers with its first result's reading; 409 while a file has no reading, 404 for an
-unknown id, another team's id, or a table that is not there. A result read before blocks were kept
-is laid out from its lines when asked (:func:`web.api.laid_out`). Every file is made off the event
-loop (``services().offload``).
+unknown id, another team's id, or a table that is not there, 422 (naming the file and the table)
+for a stored table that cannot be laid out (:class:`engine.errors.TableError`). A result read
+before blocks were kept is laid out from its lines when asked (:func:`web.api.laid_out`). Every
+file is made off the event loop (``services().offload``).
 """
 
 from __future__ import annotations
@@ -46,10 +47,15 @@ def reading_item(rec: ResultRecord, what: str) -> dict[str, Any]:
 def tables_now(item: dict[str, Any]) -> list[dict[str, Any]]:
     """The item's tables, each cell's ``text`` made from its lines' current text (corrections)."""
     lines = item["lines"]
-    return [
-        {**table, "cells": [{**cell, "text": table_files.cell_text(cell, lines)} for cell in table.get("cells", [])]}
-        for table in item.get("tables") or []
-    ]
+
+    def now(cell: dict[str, Any]) -> dict[str, Any]:
+        return {**cell, "text": table_files.cell_text(cell, lines)}
+
+    tables = item.get("tables") or []
+    try:
+        return [{**table, "cells": [now(cell) for cell in table.get("cells", [])]} for table in tables]
+    except ValueError as exc:
+        abort(422, description=f"{item['filename']}: cannot read its tables: {exc}")
 
 
 @blueprint.get("/results/<result_id>/tables")
@@ -66,7 +72,11 @@ def table_csv(result_id: str, table: int) -> Any:
     tables = item.get("tables") or []
     if not 1 <= table <= len(tables):
         abort(404, description=f"no table {table}: the result has {len(tables)} table(s)")
-    body: bytes = services().offload.run(table_files.table_csv, tables[table - 1], item["lines"])
+    name = table_files.table_names(tables)[table - 1]
+    try:
+        body: bytes = services().offload.run(table_files.table_csv, tables[table - 1], item["lines"], name)
+    except ValueError as exc:  # a stored table that cannot be laid out: the message names it
+        abort(422, description=f"{item['filename']}: cannot make its CSV: {exc}")
     return _attachment(body, "text/csv; charset=utf-8", f"{Path(item['filename']).stem}-table-{table}.csv")
 
 
@@ -75,7 +85,10 @@ def table_csv(result_id: str, table: int) -> Any:
 def tables_xlsx(result_id: str) -> Any:
     item = reading_item(visible_record(result_id), "tables")
     svc = services()
-    body: bytes = svc.offload.run(table_files.tables_xlsx, item.get("tables") or [], item["lines"])
+    try:
+        body: bytes = svc.offload.run(table_files.tables_xlsx, item.get("tables") or [], item["lines"])
+    except ValueError as exc:  # a stored table that cannot be laid out: the message names it
+        abort(422, description=f"{item['filename']}: cannot make its workbook: {exc}")
     return _attachment(body, XLSX, f"{Path(item['filename']).stem}-tables.xlsx")
 
 
@@ -88,7 +101,10 @@ def result_export(result_id: str) -> Any:
         abort(400, description=f"format must be one of {', '.join(exports.FORMATS)}, got {name!r}")
     rec = visible_record(result_id)
     item = reading_item(rec, "text") if name == "md" else public(rec)
-    body: bytes = services().offload.run(fmt.render, [item])
+    try:
+        body: bytes = services().offload.run(fmt.render, [item])
+    except ValueError as exc:  # a stored table that cannot be laid out: the message names the file
+        abort(422, description=f"cannot export it as {name}: {exc}")
     return _attachment(body, fmt.mimetype, f"{Path(item['filename']).stem}.{fmt.extension}")
 
 

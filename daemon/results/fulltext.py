@@ -3,18 +3,18 @@
 Blocks are found as the engine finds them (``engine.layout.page_blocks``: columns, paragraphs,
 tables, a blank line between blocks) in the frame where the lines run left to right: a page read
 turned (``engine.orientation``) keeps its boxes in the pixels of the image as it came, so the
-boxes are first turned by the direction most of them run in. A document's pages are rebuilt one
-by one and joined by ``engine.types.PAGE_BREAK``.
+boxes are first turned by the direction most of them run in (``engine.levelling.level``). A
+document's pages are rebuilt one by one and joined by ``engine.types.PAGE_BREAK``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from engine.layout import blocks_text, page_blocks
+from engine.levelling import level
 from engine.types import PAGE_BREAK, block_dict
 
 
@@ -53,18 +53,3 @@ def layout_blocks(lines: list[dict[str, Any]], pages: list[dict[str, Any]]) -> l
             found["bbox"] = [round(float(v), 1) for v in (lo[0], lo[1], hi[0], hi[1])]
             out.append(found)
     return out
-
-
-def level(quads: list[np.ndarray]) -> list[np.ndarray]:
-    """``quads`` turned by a multiple of 90 degrees so that most run left to right (each quad's
-    first edge is the direction its text runs)."""
-    if not quads:
-        return quads
-    turns = [round(math.degrees(math.atan2(q[1][1] - q[0][1], q[1][0] - q[0][0])) / 90) % 4 for q in quads]
-    turn = max(set(turns), key=turns.count)
-    if turn == 0:
-        return quads
-    # (x, y) -> the frame where that direction is +x (image coordinates, y down)
-    maps = {1: lambda x, y: (y, -x), 2: lambda x, y: (-x, -y), 3: lambda x, y: (-y, x)}
-    turned = maps[turn]
-    return [np.stack(turned(q[:, 0], q[:, 1]), axis=1) for q in quads]

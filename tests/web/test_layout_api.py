@@ -184,3 +184,32 @@ def test_a_result_without_blocks_is_laid_out_from_its_lines(client: FlaskClient,
     corrected = client.post(f"/api/v1/results/{rec.id}/lines/0", json={"text": "left 1"}, headers=auth["bob"])
     assert corrected.status_code == 200
     assert corrected.get_json()["blocks"] == detail["blocks"]  # the answer (and its socket event) laid out too
+
+
+def test_a_stored_table_that_cannot_be_laid_out_is_a_422_naming_the_file_and_the_table(
+    client: FlaskClient, auth: dict, svc: Services
+) -> None:
+    rec = svc.store.add_queued(
+        ResultRecord(
+            id=uuid.uuid4().hex, md5=uuid.uuid4().hex, path=str(svc.settings.shared_dir / "bad.png"),
+            filename="bad.png", channel="", size=1, created_at=T0,
+        )
+    )  # fmt: skip
+    lines = [{"text": "cell", "points": box(10, 10), "confidence": 0.9}]
+    cells = [{"row": "0", "col": 0, "rowspan": 1, "colspan": 1, "text": "cell", "lines": [0]}]
+    svc.store.complete(
+        rec.id, width=600, height=100, lines=lines, text="cell", timings={}, engine_version="1",
+        model_version="small", finished_at=T0 + 1, tables=[{"rows": 1, "cols": 1, "cells": cells}],
+        blocks=[{"kind": "table", "lines": [0], "rows": [[0]], "bbox": [10, 10, 90, 30]}],
+    )  # fmt: skip
+    for url in (
+        f"/api/v1/results/{rec.id}/tables/1.csv",
+        f"/api/v1/results/{rec.id}/tables.xlsx",
+        f"/api/v1/results/{rec.id}/export?format=md",
+        "/api/v1/export?format=md",
+    ):
+        response = client.get(url, headers=auth["bob"])
+        assert response.status_code == 422, (url, response.get_data(as_text=True))
+        error = response.get_json()["error"]
+        assert "bad.png" in error and "table 1: cell 1's row must be a whole number, got '0'" in error, (url, error)
+    assert client.get(f"/api/v1/results/{rec.id}/tables", headers=auth["bob"]).status_code == 200

@@ -278,7 +278,7 @@ export class Viewer {
       const head = el("div", { class: "table-head" });
       head.append(el("strong", {}, this.i18n.t("tableN", { n: number })), csv, xlsx);
       const scroll = el("div", { class: "table-scroll" });
-      scroll.append(tableElement(this.item, table));
+      scroll.append(tableElement(this.item, table, this.i18n.t("tableTooLarge")));
       box.append(head, scroll);
       this.tables.append(box);
     }
