@@ -20,7 +20,7 @@ from typing import Any
 from engine.layout import join_texts
 from engine.table_files import grid, table_names
 
-_INLINE = re.compile(r"([\\`*_\[\]<])")
+_INLINE = re.compile(r"([\\`*_\[\]<~])")
 _MARKUP_START = re.compile(r"^(\s*)([#>+\-=~])")
 _NUMBER_START = re.compile(r"^(\s*\d+)([.)])")
 _BULLET = re.compile(r"^\s*[•·●○▪■◦\-*+]\s*")
@@ -133,7 +133,7 @@ def _cell(text: str) -> str:
 
 def escape_inline(text: str) -> str:
     """``text`` with what Markdown takes for inline markup anywhere escaped: backslashes, backquotes,
-    asterisks, underscores, brackets and ``<`` (HTML)."""
+    asterisks, underscores, brackets, ``<`` (HTML) and ``~`` (GFM strikethrough)."""
     return _INLINE.sub(r"\\\1", text)
 
 

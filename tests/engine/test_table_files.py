@@ -152,6 +152,7 @@ def test_markdown_escapes_what_it_would_take_for_markup() -> None:
     assert escape("# not a heading") == "\\# not a heading"
     assert escape("1. not a list") == "1\\. not a list"
     assert escape("a*b_c [x]") == "a\\*b\\_c \\[x\\]"
+    assert escape("~~not struck~~") == "\\~\\~not struck\\~\\~"
     item = {
         "lines": [line("• first", 0, 0), line("2) second", 0, 30), line("a|b", 0, 80)],
         "blocks": [{"kind": "list", "lines": [0, 1]}, {"kind": "paragraph", "lines": [2]}],
