@@ -129,6 +129,7 @@ class WebSettings:
     # Jobs waiting (queued or being read) at once, per uploading user and per team: over is 429.
     user_queued_jobs: int = 1_000  # a user's uploads not yet read
     team_queued_jobs: int = 5_000  # the team's files not yet read (its folders' and uploads')
+    user_renders_at_once: int = 2  # searchable PDFs, exports, workbooks one user has being made at once
     min_free_bytes: int = 1 << 30  # an upload that would leave less free in shared_dir is 507
     trusted_proxies: int = 0  # reverse proxies in front of the web whose X-Forwarded-* are believed
     metrics_token: str = ""  # a scraper's Bearer secret for /metrics (16+ characters); empty: a member's token only

@@ -35,6 +35,7 @@ from engine.errors import ImageError
 from web import drawing, exports, images
 from web.auth import require_auth
 from web.bodies import json_body
+from web.render_slots import heavy_render
 from web.services import services
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ def hit_pages(item: dict[str, Any], query: str) -> list[int]:
 
 @blueprint.get("/export")
 @require_auth
+@heavy_render
 def export() -> Any:
     name = request.args.get("format", "csv")
     fmt = exports.FORMATS.get(name)
@@ -295,6 +297,7 @@ def page_annotated(result_id: str, page: int) -> Any:
 
 @blueprint.get("/results/<result_id>/pdf")
 @require_auth
+@heavy_render
 def result_pdf(result_id: str) -> Any:
     """The searchable PDF of the result's file: its pages (a PDF's own, a TIFF's, or the image) with
     the recognised text invisible on top, so that any PDF viewer selects, copies and searches it.

@@ -44,6 +44,7 @@ from web.accounts import AccountStore
 from web.api_keys import ApiKeyStore
 from web.headers import init_app as init_headers
 from web.offload import native_lock, offload_for
+from web.render_slots import RenderSlots
 from web.services import EXTENSION, Services
 from web.tokens import TokenService, load_secret
 
@@ -91,6 +92,7 @@ def create_app(
         api_keys=overrides.pop("api_keys", None) or ApiKeyStore(settings.data_dir / ACCOUNTS_NAME),
         webhooks=overrides.pop("webhooks", None) or WebhookRegistry.for_data_dir(settings.data_dir),
         offload=offload,
+        renders=RenderSlots(settings.web.user_renders_at_once),
     )
     training = overrides.pop("training", None)  # web.training.TrainingCommands (tests use tiny runs)
     if overrides:

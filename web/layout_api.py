@@ -26,6 +26,7 @@ from engine import table_files
 from web import exports
 from web.api import laid_out, public, reading_of, visible_record
 from web.auth import require_auth
+from web.render_slots import heavy_render
 from web.services import services
 
 blueprint = Blueprint("layout", __name__, url_prefix="/api/v1")
@@ -67,6 +68,7 @@ def result_tables(result_id: str) -> Any:
 
 @blueprint.get("/results/<result_id>/tables/<int:table>.csv")
 @require_auth
+@heavy_render
 def table_csv(result_id: str, table: int) -> Any:
     item = reading_item(visible_record(result_id), "tables")
     tables = item.get("tables") or []
@@ -82,6 +84,7 @@ def table_csv(result_id: str, table: int) -> Any:
 
 @blueprint.get("/results/<result_id>/tables.xlsx")
 @require_auth
+@heavy_render
 def tables_xlsx(result_id: str) -> Any:
     item = reading_item(visible_record(result_id), "tables")
     svc = services()
@@ -94,6 +97,7 @@ def tables_xlsx(result_id: str) -> Any:
 
 @blueprint.get("/results/<result_id>/export")
 @require_auth
+@heavy_render
 def result_export(result_id: str) -> Any:
     name = request.args.get("format", "md")
     fmt = exports.FORMATS.get(name)

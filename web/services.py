@@ -16,6 +16,7 @@ from daemon.webhooks.registry import WebhookRegistry
 from web.accounts import AccountStore
 from web.api_keys import ApiKeyStore
 from web.offload import Offload
+from web.render_slots import RenderSlots
 from web.tokens import TokenService
 
 EXTENSION = "teamocr"
@@ -40,6 +41,7 @@ class Services:
     # own, its own connection and lock, so the loop never waits on a lock a pool thread holds (gevent
     # wakes such a waiter late: p99 went from 21 ms to 3 s under load). Else None: ``store`` itself.
     pool_store: ResultStore | None = None
+    renders: RenderSlots = field(default_factory=lambda: RenderSlots(0))  # web.render_slots: files made at once
     socketio: Any = None  # flask_socketio.SocketIO, set by create_app
 
     @property
