@@ -44,6 +44,7 @@ class EngineSettings:
     det_max_upscale: float = 2.0  # small images are enlarged at most this much for detection
     rec_batch_size: int = 4  # small batches of width-sorted lines measured fastest on CPU
     rec_min_width: int = 0  # pad narrower line crops to this width (0 = batch max only)
+    rec_blank_levels: int = 8  # a line crop spanning fewer grey levels in every channel is blank: no line (0 = off)
     enhance: str = ""  # comma-separated preprocessing steps: gray, clahe, denoise, binarise, dark
     half: bool = False  # fp16 on CUDA (torch backend)
     half_dtype: str = "fp16"  # the 16-bit type of `half`: "fp16" | "bf16"

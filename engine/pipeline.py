@@ -530,6 +530,8 @@ def engine_around(
         batch_size=det_batch_size,
     )
     recognizer = TextRecognizerPredictor(
-        rec_runner, charset, RecParams(batch_size=rec_batch_size, min_width=settings.rec_min_width)
+        rec_runner,
+        charset,
+        RecParams(batch_size=rec_batch_size, min_width=settings.rec_min_width, blank_levels=settings.rec_blank_levels),
     )
     return OcrEngine(detector, recognizer, settings, model_version, backend, orienter)
