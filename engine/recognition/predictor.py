@@ -56,14 +56,7 @@ class TextRecognizerPredictor:
         if not crops:
             return []
         todo = plan(crops, self.params.blank_levels)
-        if len(todo.run) < len(crops):
-            log.debug(
-                "%d of %d crops skipped: %d blank, %d repeats",
-                len(crops) - len(todo.run),
-                len(crops),
-                todo.blank,
-                todo.repeats,
-            )
+        log.debug("%d crops: %d blank, %d repeats not read", len(crops), todo.blank, todo.repeats)
         read = self._read([crops[i] for i in todo.run])
         by_crop = dict(zip(todo.run, read))
         return [("", 0.0) if s is None else by_crop[s] for s in todo.source]
