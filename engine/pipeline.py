@@ -526,6 +526,8 @@ def engine_around(
             max_upscale=settings.det_max_upscale,
             max_side=settings.det_max_side,
             max_pixels=settings.det_max_pixels,
+            text_height=settings.det_text_height,
+            probe=settings.det_probe_scale,
         ),
         batch_size=det_batch_size,
     )
