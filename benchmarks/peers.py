@@ -14,6 +14,7 @@ recogniser graph's metadata (``character``): both systems run the same networks.
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ def install(peer: Peer, packages: Path) -> Path:
         return target
     log.info("installing %s into %s (for the benchmark only)", peer.requirement, target)
     partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # left by an interrupted install
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(partial), peer.requirement],
         check=True,
