@@ -42,8 +42,11 @@ class EngineSettings:
     det_min_side: int = 736
     det_max_side: int = 4000  # a longer side is shrunk to this before detection
     det_max_upscale: float = 2.0  # small images are enlarged at most this much for detection
+    det_text_height: float = 0.0  # > 0: a probe pass picks each image's scale, its smaller lines this tall (0 = off)
+    det_probe_scale: float = 0.5  # the probe pass's share of the usual detection scale, and the least share chosen
     rec_batch_size: int = 4  # small batches of width-sorted lines measured fastest on CPU
     rec_min_width: int = 0  # pad narrower line crops to this width (0 = batch max only)
+    rec_blank_levels: int = 8  # a line crop spanning fewer grey levels in every channel is blank: no line (0 = off)
     enhance: str = ""  # comma-separated preprocessing steps: gray, clahe, denoise, binarise, dark
     half: bool = False  # fp16 on CUDA (torch backend)
     half_dtype: str = "fp16"  # the 16-bit type of `half`: "fp16" | "bf16"

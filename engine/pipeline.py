@@ -526,10 +526,14 @@ def engine_around(
             max_upscale=settings.det_max_upscale,
             max_side=settings.det_max_side,
             max_pixels=settings.det_max_pixels,
+            text_height=settings.det_text_height,
+            probe=settings.det_probe_scale,
         ),
         batch_size=det_batch_size,
     )
     recognizer = TextRecognizerPredictor(
-        rec_runner, charset, RecParams(batch_size=rec_batch_size, min_width=settings.rec_min_width)
+        rec_runner,
+        charset,
+        RecParams(batch_size=rec_batch_size, min_width=settings.rec_min_width, blank_levels=settings.rec_blank_levels),
     )
     return OcrEngine(detector, recognizer, settings, model_version, backend, orienter)

@@ -4,6 +4,9 @@
 ``batch_size``): screenshots come in a handful of window and screen sizes, so a worker holding
 several jobs often has some. A batch that fails is retried image by image, so one bad image fails
 alone.
+
+With ``DetResize.text_height`` set, each image's scale is chosen from a first pass at a low
+scale (:mod:`engine.detection.autoscale`): large text is detected on fewer pixels.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import cv2
 import numpy as np
 
 from engine.backends import Runner
+from engine.detection.autoscale import factor, line_height
 from engine.detection.postprocess import DBParams, boxes_from_probmap
 
 
@@ -28,6 +32,8 @@ class DetResize:
     max_side: int = 4000  # a very long side is shrunk to this
     max_pixels: int = 4_000_000  # one network pass covers at most this many pixels; more -> strips
     strip_overlap: int = 128  # strip overlap (network pixels), above the tallest line expected
+    text_height: float = 0.0  # > 0: shrink an image while its smaller lines stay this tall (a probe pass decides)
+    probe: float = 0.5  # the probe pass's share of the usual scale, and the least share chosen
 
     def scale_for(self, h: int, w: int) -> float:
         """The factor an h x w image is scaled by before detection."""
@@ -91,11 +97,32 @@ class TextDetectorPredictor:
 
     def detect_many(self, images: Sequence[np.ndarray]) -> list[Boxes | Exception]:
         """Boxes for each image, or the exception that image raised (the others still run)."""
-        out: list[Boxes | Exception] = [[] for _ in images]
+        if self.resize.text_height <= 0:
+            found = self._detect_at(images, dict.fromkeys(range(len(images)), 1.0))
+            return [found[i] for i in range(len(images))]
+        probe = self.resize.probe
+        found = self._detect_at(images, dict.fromkeys(range(len(images)), probe))
+        again: dict[int, float] = {}
+        for i, boxes in found.items():
+            if isinstance(boxes, Exception):  # the usual pass decides
+                again[i] = 1.0
+                continue
+            height = line_height(boxes)  # in the image's pixels
+            usual = self.scale_for(*images[i].shape[:2])
+            share = factor(None if height is None else height * usual, self.resize.text_height, probe)
+            if share > probe:
+                again[i] = share
+        found.update(self._detect_at(images, again))
+        return [found[i] for i in range(len(images))]
+
+    def _detect_at(self, images: Sequence[np.ndarray], shares: dict[int, float]) -> dict[int, Boxes | Exception]:
+        """Boxes of the images ``shares`` names, each detected at that share of its usual scale;
+        images whose network inputs have the same shape go in one batch."""
+        out: dict[int, Boxes | Exception] = {}
         resized: dict[int, np.ndarray] = {}
-        for i, image in enumerate(images):
+        for i, share in shares.items():
             try:
-                resized[i] = self._resized(image)
+                resized[i] = self._resized(images[i], share)
             except Exception as exc:  # noqa: BLE001 - one image's failure is its own
                 out[i] = exc
         groups: dict[tuple[int, int], list[int]] = {}
@@ -112,9 +139,9 @@ class TextDetectorPredictor:
                     out[i] = found if isinstance(found, Exception) else self._to_image(found, images[i], resized[i])
         return out
 
-    def _resized(self, image: np.ndarray) -> np.ndarray:
+    def _resized(self, image: np.ndarray, share: float = 1.0) -> np.ndarray:
         h, w = image.shape[:2]
-        scale = self.scale_for(h, w)
+        scale = self.scale_for(h, w) * share
         rh, rw = _round32(h * scale), _round32(w * scale)
         if (rh, rw) == (h, w):
             return image

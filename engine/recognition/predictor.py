@@ -1,7 +1,11 @@
-"""Recognition predictor: line crops in, (text, confidence) out, batched by width."""
+"""Recognition predictor: line crops in, (text, confidence) out, batched by width.
+
+Blank crops and exact repeats within a call skip the network (:mod:`engine.recognition.skip`).
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -10,6 +14,9 @@ import numpy as np
 
 from engine.backends import Runner
 from engine.recognition.ctc import ctc_greedy
+from engine.recognition.skip import plan
+
+log = logging.getLogger(__name__)
 
 HEIGHT = 48
 STRIDE = 8  # input columns per output time step
@@ -22,6 +29,7 @@ class RecParams:
     batch_size: int = 4
     min_width: int = 0  # narrower crops are padded to this (0: only to the batch's widest)
     max_width: int = 3200  # longer lines are squeezed to this
+    blank_levels: int = 8  # a crop spanning fewer grey levels in every channel is blank (0: none is)
 
 
 def prepare(crop: np.ndarray, max_width: int) -> np.ndarray:
@@ -44,6 +52,17 @@ class TextRecognizerPredictor:
         self.params = params
 
     def __call__(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        """One (text, confidence) per crop, in order; a blank crop reads ("", 0.0)."""
+        if not crops:
+            return []
+        todo = plan(crops, self.params.blank_levels)
+        log.debug("%d crops: %d blank, %d repeats not read", len(crops), todo.blank, todo.repeats)
+        read = self._read([crops[i] for i in todo.run])
+        by_crop = dict(zip(todo.run, read))
+        return [("", 0.0) if s is None else by_crop[s] for s in todo.source]
+
+    def _read(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        """The network's reading of every crop, in width-sorted batches."""
         if not crops:
             return []
         inputs = [prepare(c, self.params.max_width) for c in crops]
