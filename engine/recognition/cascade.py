@@ -30,10 +30,10 @@ SIGNALS: dict[str, Callable[[Reading], float]] = {
 @dataclass(frozen=True)
 class Gate:
     """Which signal of the first reading is compared, and below what it is read again
-    (0: never; above 1: always)."""
+    (0: never; above 1: always). From ``engine.rec_cascade_signal`` and ``rec_cascade_gate``."""
 
-    signal: str = "mean"
-    threshold: float = 0.9
+    signal: str
+    threshold: float
 
     def __post_init__(self) -> None:
         if self.signal not in SIGNALS:

@@ -72,7 +72,7 @@ def readers(engine: OcrEngine) -> tuple[TextRecognizerPredictor, TextRecognizerP
 def test_build_engine_reads_lines_with_tiny_first_and_each_set_keeps_its_charset(cascade_engine: OcrEngine) -> None:
     cascade = cascade_engine.recognizer
     assert isinstance(cascade, CascadeRecognizer)
-    assert cascade.gate == Gate("mean", 0.9)  # the defaults
+    assert cascade.gate == Gate("mean", 0.988)  # the defaults
     # the sets' dictionaries differ (tiny's is a subset of small's): each reader decodes with its own
     assert len(cascade.first.charset) < len(cascade.second.charset)
     assert set(cascade.first.charset) <= set(cascade.second.charset)
