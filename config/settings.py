@@ -47,6 +47,9 @@ class EngineSettings:
     rec_batch_size: int = 4  # small batches of width-sorted lines measured fastest on CPU
     rec_min_width: int = 0  # pad narrower line crops to this width (0 = batch max only)
     rec_blank_levels: int = 8  # a line crop spanning fewer grey levels in every channel is blank: no line (0 = off)
+    rec_cascade: str = "off"  # "tiny" (or true): lines read by tiny first, the unsure ones again by model_set | "off"
+    rec_cascade_signal: str = "mean"  # the cascade's gate signal: "mean" | "min_char" | "margin"
+    rec_cascade_gate: float = 0.988  # a line whose first reading's signal is below this is read again (README: Speed)
     enhance: str = ""  # comma-separated preprocessing steps: gray, clahe, denoise, binarise, dark
     half: bool = False  # fp16 on CUDA (torch backend)
     half_dtype: str = "fp16"  # the 16-bit type of `half`: "fp16" | "bf16"

@@ -19,8 +19,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "engine.backend": ("auto", "torch", "onnxruntime"),
     "engine.device": ("auto", "cpu", "cuda"),
     "engine.half_dtype": ("fp16", "bf16"),
+    "engine.rec_cascade": ("off", "tiny"),
+    "engine.rec_cascade_signal": ("mean", "min_char", "margin"),
     "web.async_mode": ("gevent", "threading"),
 }
+
+# String settings that also take a boolean: true means the named choice, false "off".
+SWITCHES: dict[str, str] = {"engine.rec_cascade": "tiny"}
 
 
 def _between(low: float, high: float) -> Callable[[float], bool]:
@@ -62,6 +67,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "engine.det_text_height": (lambda v: v >= 0, "0 (off) or more"),
     "engine.det_probe_scale": (lambda v: 0 < v <= 1, "greater than 0 and at most 1"),
     "engine.rec_blank_levels": (lambda v: v >= 0, "0 (off) or more"),
+    "engine.rec_cascade_gate": (lambda v: v >= 0, "0 (never read again) or more"),
     "engine.rec_batch_size": (_positive, "greater than 0"),
     "engine.det_batch_size": (_positive, "greater than 0"),
     "engine.gpu_det_batch_size": (_positive, "greater than 0"),
@@ -91,6 +97,8 @@ def parse(
     otherwise the value must already have the right type (TOML, command line).
     """
     label = label or key
+    if key in SWITCHES:
+        value = _switch(value, SWITCHES[key], from_text=from_text)
     value = _coerce(value, typ, source=source, label=label, from_text=from_text)
     if key in CHOICES:
         value = value.upper() if key == "log_level" else value.lower()
@@ -101,6 +109,15 @@ def parse(
         test, wanted = RANGES[key]
         if not test(value):
             raise ConfigError(source, f"must be {wanted}, got {value!r}", label)
+    return value
+
+
+def _switch(value: Any, on: str, *, from_text: bool) -> Any:
+    """A boolean (or, from text, its spelling) as a switch's choice: ``on`` or "off"."""
+    if from_text and isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        value = value.strip().lower() in _TRUE
+    if isinstance(value, bool):
+        return on if value else "off"
     return value
 
 

@@ -39,8 +39,9 @@ from engine.orientation import OrientationClassifier, candidate_turns, to_source
 from engine.prefetch import prefetch
 from engine.preprocess import load_image, read_source
 from engine.reading import arrange
+from engine.recognition.cascade import CascadeRecognizer, Gate
 from engine.recognition.crop import crop_quad
-from engine.recognition.predictor import RecParams, TextRecognizerPredictor
+from engine.recognition.predictor import Recognizer, RecParams, TextRecognizerPredictor
 from engine.tables import Table, page_tables
 from engine.types import PageResult, TextLine
 from engine.weights import ModelFiles, load_charset, model_files, orientation_model
@@ -57,7 +58,7 @@ class OcrEngine:
     def __init__(
         self,
         detector: TextDetectorPredictor,
-        recognizer: TextRecognizerPredictor,
+        recognizer: Recognizer,
         settings: EngineSettings,
         model_version: str,
         backend: str,
@@ -418,40 +419,73 @@ def _timed(pages: Iterator[DocumentPage]) -> Iterator[tuple[DocumentPage, float]
 
 def _runners(settings: EngineSettings, files: ModelFiles) -> tuple[Runner, Runner, str]:
     backend, device = choose(settings.backend, settings.device)
-    threads = resolve_threads(settings.threads)
+    if backend == "onnxruntime":
+        rec = _rec_runner(settings, files)
+        det = OrtRunner(files.det, resolve_threads(settings.threads), cuda=device == "cuda", spinning=settings.spin)
+        return det, rec, backend + ("-int8" if settings.int8 and device == "cpu" else "")
+    if settings.int8:
+        log.info("engine.int8 applies to ONNX Runtime on CPU only; the torch backend runs float")
+    from engine.weights import torch_modules
+
+    det_module, rec_module = torch_modules(files)
+    return _torch_runner(settings, det_module, device), _torch_runner(settings, rec_module, device), f"torch-{device}"
+
+
+def _rec_runner(settings: EngineSettings, files: ModelFiles) -> Runner:
+    """The recogniser of ``files`` on the backend and device ``settings`` choose (INT8 on the CPU
+    with ``engine.int8``, as the engine's own)."""
+    backend, device = choose(settings.backend, settings.device)
     if backend == "onnxruntime":
         rec_path = files.rec
         if settings.int8 and device == "cpu":  # MatMulInteger is a CPU (VNNI) win; GPUs run float
             from engine.quantize import default_cache_dir, int8_model
 
             rec_path = int8_model(files.rec, Path(settings.cache_dir) if settings.cache_dir else default_cache_dir())
-            backend += "-int8"
-        return (
-            OrtRunner(files.det, threads, cuda=device == "cuda", spinning=settings.spin),
-            OrtRunner(rec_path, threads, cuda=device == "cuda", spinning=settings.spin),
-            backend,
-        )
-    if settings.int8:
-        log.info("engine.int8 applies to ONNX Runtime on CPU only; the torch backend runs float")
+        return OrtRunner(rec_path, resolve_threads(settings.threads), cuda=device == "cuda", spinning=settings.spin)
+    from engine.weights import torch_recognizer
+
+    return _torch_runner(settings, torch_recognizer(files), device)
+
+
+def _torch_runner(settings: EngineSettings, module: Any, device: str) -> Runner:
     import torch  # only for the torch backend
 
     from engine.torch_runner import TorchRunner
-    from engine.weights import torch_modules
 
     if device == "cpu":
         # torch's intra-op pool is per process; the process's one engine owns it
-        torch.set_num_threads(threads)
-    det, rec = torch_modules(files)
+        torch.set_num_threads(resolve_threads(settings.threads))
     half = settings.half_dtype if settings.half and device == "cuda" else None
-    dev = torch.device(device)
-    return TorchRunner(det, dev, half), TorchRunner(rec, dev, half), f"torch-{device}"
+    return TorchRunner(module, torch.device(device), half)
 
 
 def build_engine(settings: EngineSettings, files: ModelFiles | None = None) -> OcrEngine:
-    """Load the configured model set (or the version ``files``) on the configured backend (once)."""
+    """Load the configured model set (or the version ``files``) on the configured backend (once),
+    and with ``engine.rec_cascade`` the cascade's first recogniser."""
     files = files or model_files(settings.model_set)
     det_runner, rec_runner, backend = _runners(settings, files)
-    return assemble_engine(settings, det_runner, rec_runner, files, backend, orienter=orientation_for(settings))
+    first = cascade_reader(settings, files)
+    return assemble_engine(
+        settings, det_runner, rec_runner, files, backend, orienter=orientation_for(settings), first_reader=first
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class FirstReader:
+    """A recognition cascade's first recogniser (:mod:`engine.recognition.cascade`) and its charset."""
+
+    runner: Runner
+    charset: list[str]
+    version: str
+
+
+def cascade_reader(settings: EngineSettings, files: ModelFiles) -> FirstReader | None:
+    """The first recogniser ``engine.rec_cascade`` asks for, or None: off, or the engine's own set
+    (a cascade of a set onto itself would read the unsure lines twice alike)."""
+    if settings.rec_cascade == "off" or settings.rec_cascade == files.name:
+        return None
+    first = model_files(settings.rec_cascade)
+    return FirstReader(_rec_runner(settings, first), load_charset(first.charset), first.version)
 
 
 ORIENTATION_MODES = ("auto", "off")
@@ -479,9 +513,10 @@ def assemble_engine(
     backend: str,
     *,
     orienter: OrientationClassifier | None = None,
+    first_reader: FirstReader | None = None,
 ) -> OcrEngine:
-    """The engine around two ready networks (``engine.export`` compares runners this way), and the
-    page orientation classifier when given.
+    """The engine around two ready networks (``engine.export`` compares runners this way), the
+    page orientation classifier and a cascade's first recogniser when given.
 
     Batch sizes follow the device: a GPU wants many images and lines per pass, a CPU few.
     """
@@ -496,8 +531,15 @@ def assemble_engine(
         det_batch_size=settings.gpu_det_batch_size if gpu else settings.det_batch_size,
         rec_batch_size=settings.gpu_rec_batch_size if gpu else settings.rec_batch_size,
         orienter=orienter,
+        first_reader=first_reader,
     )
-    log.info("engine ready: %s models on %s%s", files.version, backend, ", pages oriented" if orienter else "")
+    log.info(
+        "engine ready: %s models on %s%s%s",
+        files.version,
+        backend,
+        ", pages oriented" if orienter else "",
+        f", lines read by {first_reader.version} first" if first_reader else "",
+    )
     return engine
 
 
@@ -512,10 +554,12 @@ def engine_around(
     det_batch_size: int,
     rec_batch_size: int,
     orienter: OrientationClassifier | None = None,
+    first_reader: FirstReader | None = None,
 ) -> OcrEngine:
     """The detector and recogniser over two runners, thresholds and sizes from ``settings``, and
     the engine around them (:func:`assemble_engine`, and ``engine.training.runtime.make_ocr``
-    for modules being trained)."""
+    for modules being trained). With ``first_reader`` the recogniser is a cascade: that one reads
+    every line, ``rec_runner``'s those whose ``rec_cascade_signal`` is below ``rec_cascade_gate``."""
     detector = TextDetectorPredictor(
         det_runner,
         DBParams(
@@ -531,9 +575,12 @@ def engine_around(
         ),
         batch_size=det_batch_size,
     )
-    recognizer = TextRecognizerPredictor(
-        rec_runner,
-        charset,
-        RecParams(batch_size=rec_batch_size, min_width=settings.rec_min_width, blank_levels=settings.rec_blank_levels),
+    params = RecParams(
+        batch_size=rec_batch_size, min_width=settings.rec_min_width, blank_levels=settings.rec_blank_levels
     )
+    own = TextRecognizerPredictor(rec_runner, charset, params)
+    recognizer: Recognizer = own
+    if first_reader is not None:
+        first = TextRecognizerPredictor(first_reader.runner, first_reader.charset, params)
+        recognizer = CascadeRecognizer(first, own, Gate(settings.rec_cascade_signal, settings.rec_cascade_gate))
     return OcrEngine(detector, recognizer, settings, model_version, backend, orienter)

@@ -96,9 +96,12 @@ def load_charset(path: Path) -> list[str]:
 
 def torch_modules(files: ModelFiles) -> tuple[nn.Module, nn.Module]:
     """Our detector and recogniser (eval mode, CPU) with ``files``' weights."""
-    det = _torch_module("det", files, files.det, files.det_checkpoint, None)
-    rec = _torch_module("rec", files, files.rec, files.rec_checkpoint, len(load_charset(files.charset)))
-    return det, rec
+    return _torch_module("det", files, files.det, files.det_checkpoint, None), torch_recognizer(files)
+
+
+def torch_recognizer(files: ModelFiles) -> nn.Module:
+    """Our recogniser alone (eval mode, CPU) with ``files``' weights (a recognition cascade's first reader)."""
+    return _torch_module("rec", files, files.rec, files.rec_checkpoint, len(load_charset(files.charset)))
 
 
 def _torch_module(kind: str, files: ModelFiles, graph: Path, checkpoint: Path | None, classes: int | None) -> nn.Module:

@@ -1,25 +1,32 @@
 """Recognition predictor: line crops in, (text, confidence) out, batched by width.
 
 Blank crops and exact repeats within a call skip the network (:mod:`engine.recognition.skip`).
+:meth:`TextRecognizerPredictor.readings` gives each crop's :class:`~engine.recognition.ctc.Reading`
+(the signals a cascade gates on) instead of its (text, confidence).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import cv2
 import numpy as np
 
 from engine.backends import Runner
-from engine.recognition.ctc import ctc_greedy
+from engine.recognition.ctc import Reading, ctc_greedy, ctc_readings
 from engine.recognition.skip import plan
 
 log = logging.getLogger(__name__)
 
 HEIGHT = 48
 STRIDE = 8  # input columns per output time step
+
+T = TypeVar("T")
+Decoder = Callable[[np.ndarray, list[str], np.ndarray], list[T]]  # probabilities, charset, lengths
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,14 @@ def prepare(crop: np.ndarray, max_width: int) -> np.ndarray:
     return x.transpose(2, 0, 1)
 
 
+class Recognizer(Protocol):
+    """What the engine recognises line crops with (this predictor, or a cascade of two)."""
+
+    def __call__(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        """One (text, confidence) per crop, in order."""
+        ...
+
+
 class TextRecognizerPredictor:
     """Runs the recogniser on many crops, sorted by width so each batch pads little."""
 
@@ -53,21 +68,30 @@ class TextRecognizerPredictor:
 
     def __call__(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
         """One (text, confidence) per crop, in order; a blank crop reads ("", 0.0)."""
+        return self._plan(crops, ctc_greedy, ("", 0.0))
+
+    def readings(self, crops: list[np.ndarray]) -> list[Reading]:
+        """One :class:`Reading` per crop, in order (texts and confidences as :meth:`__call__`'s);
+        a blank crop reads empty, its signals 0."""
+        return self._plan(crops, ctc_readings, Reading("", 0.0, 0.0, 0.0))
+
+    def _plan(self, crops: list[np.ndarray], decode: Decoder[T], empty: T) -> list[T]:
+        """Blank crops read ``empty``, repeats their first copy's reading, the rest the network's."""
         if not crops:
             return []
         todo = plan(crops, self.params.blank_levels)
         log.debug("%d crops: %d blank, %d repeats not read", len(crops), todo.blank, todo.repeats)
-        read = self._read([crops[i] for i in todo.run])
+        read = self._read([crops[i] for i in todo.run], decode, empty)
         by_crop = dict(zip(todo.run, read))
-        return [("", 0.0) if s is None else by_crop[s] for s in todo.source]
+        return [empty if s is None else by_crop[s] for s in todo.source]
 
-    def _read(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+    def _read(self, crops: list[np.ndarray], decode: Decoder[T], empty: T) -> list[T]:
         """The network's reading of every crop, in width-sorted batches."""
         if not crops:
             return []
         inputs = [prepare(c, self.params.max_width) for c in crops]
         order = sorted(range(len(inputs)), key=lambda i: inputs[i].shape[2])
-        results: list[tuple[str, float]] = [("", 0.0)] * len(inputs)
+        results: list[T] = [empty] * len(inputs)
         size = max(1, self.params.batch_size)
         for start in range(0, len(order), size):
             idx = order[start : start + size]
@@ -79,6 +103,6 @@ class TextRecognizerPredictor:
             probs = self.runner(batch)
             # time steps past a crop's own width come from padding: never read them
             lengths = np.array([math.ceil(inputs[i].shape[2] / STRIDE) for i in idx])
-            for i, decoded in zip(idx, ctc_greedy(probs, self.charset, lengths)):
+            for i, decoded in zip(idx, decode(probs, self.charset, lengths)):
                 results[i] = decoded
         return results

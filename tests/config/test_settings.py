@@ -106,6 +106,9 @@ def test_unknown_env_var_names_it(in_tmp: Path, name: str) -> None:
         ("", {"TEAMOCR_PORT": "70000"}, "TEAMOCR_PORT"),
         ("", {"TEAMOCR_ENGINE__REC_BATCH_SIZE": "0"}, "TEAMOCR_ENGINE__REC_BATCH_SIZE"),
         ("", {"TEAMOCR_ENGINE__DET_THRESH": "high"}, "TEAMOCR_ENGINE__DET_THRESH"),
+        ('[engine]\nrec_cascade = "small"\n', {}, "engine.rec_cascade"),
+        ('[engine]\nrec_cascade_signal = "median"\n', {}, "engine.rec_cascade_signal"),
+        ("", {"TEAMOCR_ENGINE__REC_CASCADE_GATE": "-0.5"}, "TEAMOCR_ENGINE__REC_CASCADE_GATE"),
     ],
 )
 def test_bad_value_names_key(in_tmp: Path, toml: str, env: dict[str, str], named: str) -> None:
@@ -133,6 +136,22 @@ def test_type_error_says_expected_type_and_value() -> None:
 )
 def test_env_text_coercion(text: str, typ: type, value: object) -> None:
     assert parse("some.key", text, typ, source="environment", from_text=True) == value
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "value"),
+    [
+        ("rec_cascade = true\n", {}, "tiny"),
+        ("rec_cascade = false\n", {}, "off"),
+        ('rec_cascade = "tiny"\n', {}, "tiny"),
+        ("", {"TEAMOCR_ENGINE__REC_CASCADE": "yes"}, "tiny"),
+        ("", {"TEAMOCR_ENGINE__REC_CASCADE": "off"}, "off"),
+        ("", {"TEAMOCR_ENGINE__REC_CASCADE": "Tiny"}, "tiny"),
+    ],
+)
+def test_rec_cascade_takes_a_boolean_or_the_set_name(in_tmp: Path, toml: str, env: dict[str, str], value: str) -> None:
+    user = write(in_tmp / "team.toml", "[engine]\n" + toml)
+    assert load_settings(user, env=env).engine.rec_cascade == value
 
 
 def test_bool_rejects_other_text() -> None:
