@@ -19,22 +19,9 @@ from engine.recognition.crop import crop_quad
 from engine.recognition.ctc import ctc_greedy, ctc_readings
 from engine.recognition.predictor import TextRecognizerPredictor
 from tests.engine.conftest import THREADS
-from tests.engine.ocrcheck import normalise
+from tests.engine.ocrcheck import CountingRunner, normalise
 
 ROWS = ["Invoice 2024-0117", "Total due: 1,284.50 EUR", "Ship to Hamburg", "qty 12 x widget"]
-
-
-class CountingRunner:
-    """The real recogniser, counting the crops (batch rows) it is given."""
-
-    def __init__(self, runner: object) -> None:
-        self.runner = runner
-        self.name = getattr(runner, "name", "counting")
-        self.rows = 0
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        self.rows += batch.shape[0]
-        return self.runner(batch)  # type: ignore[operator]
 
 
 def page() -> np.ndarray:

@@ -12,20 +12,7 @@ import numpy as np
 from engine.pipeline import OcrEngine
 from engine.recognition.predictor import TextRecognizerPredictor
 from engine.recognition.skip import is_blank, plan
-from tests.engine.ocrcheck import normalise
-
-
-class CountingRunner:
-    """The real recogniser, counting the crops (batch rows) it is given."""
-
-    def __init__(self, runner: object) -> None:
-        self.runner = runner
-        self.name = getattr(runner, "name", "counting")
-        self.rows = 0
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        self.rows += batch.shape[0]
-        return self.runner(batch)  # type: ignore[operator]
+from tests.engine.ocrcheck import CountingRunner, normalise
 
 
 def line(text: str, ink: int = 0, paper: int = 255, width: int = 260) -> np.ndarray:
