@@ -9,18 +9,27 @@ environment; a worker process puts that folder first on ``sys.path``.
 ``rapidocr_ng`` is pointed at the model files RapidOCR 3.10 ships in its wheel (PP-OCRv6 small
 detector and recogniser) and at the dictionary RapidOCR 3.10 reads, which is stored in the
 recogniser graph's metadata (``character``): both systems run the same networks.
+
+:func:`peer_reader` builds a peer in a benchmark's worker process: image paths in, score.py's
+lines out.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("benchmarks.peers")
+
+Lines = list[dict[str, Any]]
+Reader = Callable[[Sequence[str]], list[Lines]]  # image paths -> score.py lines per image
 
 
 @dataclass(frozen=True)
@@ -88,3 +97,66 @@ def shared_models(packages: Path) -> SharedModels:
         partial.write_text(characters.rstrip("\n") + "\n", encoding="utf-8")
         partial.rename(charset)
     return SharedModels(det, rec, charset)
+
+
+def peer_reader(name: str, threads: int, packages: Path) -> Reader:
+    """The peer ``name`` ("rapidocr" or "rapidocr_ng") built with ``threads`` threads, from its
+    folder under ``packages``."""
+    if name not in PEERS:
+        raise ValueError(f"unknown peer {name!r} (expected one of: {', '.join(PEERS)})")
+    return rapidocr_ng_reader(threads, packages) if name == RAPIDOCR_NG.name else rapidocr_reader(threads, packages)
+
+
+def rapidocr_reader(threads: int, packages: Path) -> Reader:
+    """Build RapidOCR 3.10 (its defaults, ``threads`` intra-op threads); return paths -> scorer lines."""
+    sys.path.insert(0, str(RAPIDOCR.folder(packages)))
+    from rapidocr import RapidOCR
+
+    ocr = RapidOCR(
+        params={
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+    )
+
+    return lambda paths: [peer_lines(ocr(path)) for path in paths]
+
+
+def peer_lines(result: Any) -> Lines:
+    """A RapidOCR output (3.10 and 5 alike) as scorer lines."""
+    boxes, txts = getattr(result, "boxes", None), getattr(result, "txts", None)
+    if boxes is None or txts is None:
+        return []
+    return [{"text": t, "points": [[float(x), float(y)] for x, y in b]} for b, t in zip(boxes, txts)]
+
+
+def rapidocr_ng_reader(threads: int, packages: Path) -> Reader:
+    """Build ``rapidocr_ng`` on RapidOCR 3.10's PP-OCRv6 small files, no angle classifier, ``threads``
+    threads; return paths -> scorer lines."""
+    models = shared_models(packages)
+    # Read by the native library when its pool starts (default min(16, cores)).
+    os.environ["PPOCR_BENCH_THREADS"] = str(threads)
+    sys.path.insert(0, str(RAPIDOCR_NG.folder(packages)))
+    from rapidocr import RapidOCR, _native
+
+    defaults = _native.default_options
+
+    def capped() -> Any:
+        # The recogniser also runs crops side by side in an outer pool (12 by default, capped by the
+        # cores): held to the budget like the inner pool.
+        options = defaults()
+        for field in ("rec_parallelism", "batch_preprocess_parallelism", "image_batch_parallelism"):
+            setattr(options, field, max(1, min(getattr(options, field), threads)))
+        return options
+
+    _native.default_options = capped
+    ocr = RapidOCR(
+        params={
+            "Det.model_path": str(models.det),
+            "Rec.model_path": str(models.rec),
+            "Rec.rec_keys_path": str(models.charset),
+            "Global.use_cls": False,
+            "Global.log_level": "warning",
+        }
+    )
+    return lambda paths: [peer_lines(ocr(path)) for path in paths]

@@ -105,65 +105,6 @@ def teamocr_reader(threads: int, counters: list[Any], float32: bool = False) -> 
     return read
 
 
-def rapidocr_reader(threads: int, packages: Path) -> Reader:
-    """Build RapidOCR 3.10 (its defaults, ``threads`` intra-op threads); return paths -> scorer lines."""
-    from peers import RAPIDOCR
-
-    sys.path.insert(0, str(RAPIDOCR.folder(packages)))
-    from rapidocr import RapidOCR
-
-    ocr = RapidOCR(
-        params={
-            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-        }
-    )
-
-    return lambda paths: [peer_lines(ocr(path)) for path in paths]
-
-
-def peer_lines(result: Any) -> Lines:
-    """A RapidOCR output (3.10 and 5 alike) as scorer lines."""
-    boxes, txts = getattr(result, "boxes", None), getattr(result, "txts", None)
-    if boxes is None or txts is None:
-        return []
-    return [{"text": t, "points": [[float(x), float(y)] for x, y in b]} for b, t in zip(boxes, txts)]
-
-
-def rapidocr_ng_reader(threads: int, packages: Path) -> Reader:
-    """Build ``rapidocr_ng`` on RapidOCR 3.10's PP-OCRv6 small files, no angle classifier, ``threads``
-    threads; return paths -> scorer lines."""
-    from peers import RAPIDOCR_NG, shared_models
-
-    models = shared_models(packages)
-    # Read by the native library when its pool starts (default min(16, cores)).
-    os.environ["PPOCR_BENCH_THREADS"] = str(threads)
-    sys.path.insert(0, str(RAPIDOCR_NG.folder(packages)))
-    from rapidocr import RapidOCR, _native
-
-    defaults = _native.default_options
-
-    def capped() -> Any:
-        # The recogniser also runs crops side by side in an outer pool (12 by default, capped by the
-        # cores): held to the budget like the inner pool.
-        options = defaults()
-        for field in ("rec_parallelism", "batch_preprocess_parallelism", "image_batch_parallelism"):
-            setattr(options, field, max(1, min(getattr(options, field), threads)))
-        return options
-
-    _native.default_options = capped
-    ocr = RapidOCR(
-        params={
-            "Det.model_path": str(models.det),
-            "Rec.model_path": str(models.rec),
-            "Rec.rec_keys_path": str(models.charset),
-            "Global.use_cls": False,
-            "Global.log_level": "warning",
-        }
-    )
-    return lambda paths: [peer_lines(ocr(path)) for path in paths]
-
-
 def shard(labels: list[dict[str, Any]], batch: int, processes: int, index: int) -> list[list[dict[str, Any]]]:
     """The batches of process ``index``: batches of ``batch`` images dealt round-robin."""
     batches = [labels[i : i + batch] for i in range(0, len(labels), batch)]
@@ -183,10 +124,11 @@ def run_worker(args: argparse.Namespace) -> None:
     counters: list[Any] = []
     if name.startswith("teamocr"):
         read = teamocr_reader(threads, counters, float32=name == FLOAT)
-    elif name == "rapidocr_ng":
-        read = rapidocr_ng_reader(threads, args.packages)
     else:
-        read = rapidocr_reader(threads, args.packages)
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from peers import peer_reader
+
+        read = peer_reader(name, threads, args.packages)
     read([str(args.dataset / labels[0]["image"])])  # warm-up: lazy model loads, first-call allocations
     for counter in counters:
         counter.shapes.clear()
