@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
 import logging
@@ -49,14 +48,9 @@ FIELDS = ("text", "confidence", "min_char", "margin")  # a reading as stored: [t
 
 log = logging.getLogger("benchmarks.cascade_gate")
 
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-def scorer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_score", BENCH / "score.py")
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(BENCH / "score.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+import reading_order  # noqa: E402  (the shared scorer, loaded as tables.py loads it)
 
 
 def build(threads: int) -> Any:
@@ -152,7 +146,7 @@ def gated(signal: str, gate: float) -> Any:
 
 def analyse(dataset: Path, readings: dict[str, Any], gates: list[float], out: Path, args: Any) -> dict[str, Any]:
     """Accuracy, re-read share and estimated cost of tiny, small and every (signal, gate) on one set."""
-    score_module = scorer()
+    score_module = reading_order.load_score()
     lines = [line for image in readings["images"] for line in image["lines"]]
     columns = sum(line["columns"] for line in lines) or 1
     tiny_s, small_s = readings["seconds"]["tiny"], readings["seconds"]["small"]

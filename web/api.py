@@ -152,7 +152,7 @@ def list_results() -> Any:
 def laid_out(item: dict[str, Any]) -> dict[str, Any]:
     """:func:`web.exports.laid_out` off the event loop (finding the blocks of a result stored
     without them takes seconds for a long document)."""
-    if item.get("blocks") or not item.get("lines"):
+    if not exports.needs_layout(item):
         return item
     found: dict[str, Any] = services().offload.run(exports.laid_out, item)
     return found

@@ -83,9 +83,14 @@ def to_txt(items: list[dict[str, Any]]) -> bytes:
     return "\n".join(blocks).encode("utf-8")
 
 
+def needs_layout(item: dict[str, Any]) -> bool:
+    """True for an item stored without blocks (read before they were kept) that has lines."""
+    return not item.get("blocks") and bool(item.get("lines"))
+
+
 def laid_out(item: dict[str, Any]) -> dict[str, Any]:
     """``item`` with its ``blocks`` (found from its lines when it was stored without them)."""
-    if not item.get("blocks") and item.get("lines"):
+    if needs_layout(item):
         item = {**item, "blocks": layout_blocks(item["lines"], item.get("pages") or [])}
     return item
 

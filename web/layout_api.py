@@ -52,18 +52,18 @@ def tables_now(item: dict[str, Any]) -> list[dict[str, Any]]:
     def now(cell: dict[str, Any]) -> dict[str, Any]:
         return {**cell, "text": table_files.cell_text(cell, lines)}
 
-    tables = item.get("tables") or []
-    try:
-        return [{**table, "cells": [now(cell) for cell in table.get("cells", [])]} for table in tables]
-    except ValueError as exc:
-        abort(422, description=f"{item['filename']}: cannot read its tables: {exc}")
+    return [{**table, "cells": [now(cell) for cell in table.get("cells", [])]} for table in item.get("tables") or []]
 
 
 @blueprint.get("/results/<result_id>/tables")
 @require_auth
 def result_tables(result_id: str) -> Any:
     item = reading_item(visible_record(result_id), "tables")
-    return jsonify(id=item["id"], tables=services().offload.run(tables_now, item))
+    try:
+        tables = services().offload.run(tables_now, item)
+    except ValueError as exc:  # a stored table that cannot be read: the message names it
+        abort(422, description=f"{item['filename']}: cannot read its tables: {exc}")
+    return jsonify(id=item["id"], tables=tables)
 
 
 @blueprint.get("/results/<result_id>/tables/<int:table>.csv")
